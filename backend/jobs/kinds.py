@@ -1,0 +1,80 @@
+"""The job kinds: a plain dict from name to where its spec class and runner live.
+
+Specs and runners are imported lazily by dotted path, so listing jobs never imports torch.
+`resource` decides concurrency: `gpu` kinds run one at a time; `api` kinds may run side by side.
+`outputs` maps a JSONL file in the job folder to the store function that ingests its rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class JobSpec(BaseModel):
+    """Base of every job spec: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def title(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    spec: str
+    run: str
+    resource: str = "gpu"
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+KINDS: dict[str, Kind] = {
+    "demo-model": Kind(
+        spec="backend.train.demo_model:DemoModelSpec",
+        run="backend.train.demo_model:run_job",
+        resource="cpu",
+    ),
+    "sleep": Kind(
+        spec="backend.jobs.builtin:SleepSpec",
+        run="backend.jobs.builtin:run_sleep",
+        resource="api",
+    ),
+}
+
+LIMITS = {"gpu": 1, "cpu": 2, "api": 4}
+
+
+class SpecError(ValueError):
+    """A job spec failed validation; the message names each bad field."""
+
+
+def load(dotted: str) -> Any:
+    module, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def kind_info(kind: str) -> Kind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise SpecError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}") from None
+
+
+def validate_spec(kind: str, spec: dict[str, Any] | BaseModel) -> JobSpec:
+    """Validate a spec for `kind`, raising `SpecError` that lists every bad field."""
+    cls = load(kind_info(kind).spec)
+    if isinstance(spec, cls):
+        return spec
+    if isinstance(spec, BaseModel):
+        spec = spec.model_dump(mode="json")
+    try:
+        return cls.model_validate(spec)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(spec)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SpecError(f"invalid {kind} spec: {problems}") from None

@@ -1,0 +1,272 @@
+"""The job queue, on disk. Markers move between queue/pending and queue/running with atomic
+renames, so two workers can never claim the same job; each job's truth is its status.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from backend.jobs.kinds import LIMITS, SpecError, kind_info, validate_spec
+from backend.jobs.status import (
+    RESUMABLE,
+    TERMINAL,
+    JobState,
+    JobStatus,
+    JobStatusError,
+    now,
+    process_alive,
+    read_status,
+    write_status,
+)
+from backend.workspace import Workspace, atomic_write_text
+
+
+class JobError(RuntimeError):
+    """A job operation that cannot be done (unknown id, wrong state)."""
+
+
+def new_job_id(kind: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{kind}-{uuid.uuid4().hex[:6]}"
+
+
+def submit(ws: Workspace, kind: str, spec: dict[str, Any] | BaseModel, *,
+           group_id: str | None = None, job_id: str | None = None) -> str:
+    """Validate the spec, write the job folder, then queue it. Returns the job id.
+
+    The folder is written under a temporary name and renamed into place, so a half-written
+    job is never visible; a spec that fails validation writes nothing.
+    """
+    ws.ensure()
+    parsed = validate_spec(kind, spec)
+    job_id = job_id or new_job_id(kind)
+    final = ws.job_dir(job_id)
+    if final.exists():
+        raise JobError(f"job {job_id} already exists")
+    tmp = ws.jobs / f".{job_id}.tmp"
+    tmp.mkdir(parents=True)
+    (tmp / "spec.json").write_text(
+        json.dumps({"kind": kind, "spec": parsed.model_dump(mode="json")}, indent=1)
+    )
+    status = JobStatus(id=job_id, kind=kind, title=parsed.title(), created=now(),
+                       group_id=group_id)
+    write_status(tmp, status)
+    os.rename(tmp, final)
+    _enqueue(ws, job_id)
+    return job_id
+
+
+def _enqueue(ws: Workspace, job_id: str) -> None:
+    marker = ws.pending / f"{time.time_ns()}-{job_id}"
+    atomic_write_text(marker, job_id)
+
+
+def read_spec(job_dir: Path) -> tuple[str, dict[str, Any]]:
+    path = Path(job_dir) / "spec.json"
+    try:
+        data = json.loads(path.read_text())
+        return data["kind"], data["spec"]
+    except FileNotFoundError as exc:
+        raise JobStatusError(f"{path} is missing") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise JobStatusError(f"{path} is corrupt: {exc}") from exc
+
+
+def job_ids(ws: Workspace) -> list[str]:
+    if not ws.jobs.exists():
+        return []
+    return sorted(p.name for p in ws.jobs.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def list_jobs(ws: Workspace) -> list[JobStatus | JobStatusError]:
+    """Every job's status (oldest first), after marking dead running jobs as interrupted.
+
+    An unreadable status.json comes back as the JobStatusError that says why.
+    """
+    out: list[JobStatus | JobStatusError] = []
+    for job_id in job_ids(ws):
+        try:
+            out.append(reconcile_one(ws, read_status(ws.job_dir(job_id)), stale_after_s=None))
+        except JobStatusError as exc:
+            out.append(exc)
+    return out
+
+
+def get(ws: Workspace, job_id: str) -> JobStatus:
+    job_dir = ws.job_dir(job_id)
+    if not job_dir.is_dir():
+        raise JobError(f"no job {job_id!r} in {ws.jobs}")
+    return reconcile_one(ws, read_status(job_dir), stale_after_s=None)
+
+
+def reconcile_one(ws: Workspace, status: JobStatus, stale_after_s: float | None = 30.0
+                  ) -> JobStatus:
+    """A running job whose process is gone (or whose heartbeat is stale) becomes interrupted."""
+    if status.state != JobState.running:
+        return status
+    dead = status.pid is not None and not process_alive(status.pid, status.pid_start)
+    stale = (stale_after_s is not None and status.heartbeat is not None
+             and now() - status.heartbeat > stale_after_s)
+    if not (dead or stale):
+        return status
+    job_dir = ws.job_dir(status.id)
+    cancelled = (job_dir / "cancel").exists()
+    status.state = JobState.cancelled if cancelled else JobState.interrupted
+    status.error = status.error or (
+        "cancelled" if cancelled else
+        "the job's process stopped without finishing (killed, or the machine restarted); "
+        "resume it to continue from its last checkpoint"
+        if dead else f"no heartbeat for {now() - (status.heartbeat or 0):.0f}s"
+    )
+    status.finished = status.finished or now()
+    write_status(job_dir, status)
+    _drop_marker(ws.running, status.id)
+    return status
+
+
+def reconcile(ws: Workspace, stale_after_s: float = 30.0) -> None:
+    for job_id in job_ids(ws):
+        try:
+            reconcile_one(ws, read_status(ws.job_dir(job_id)), stale_after_s)
+        except JobStatusError:
+            continue
+
+
+def _drop_marker(folder: Path, job_id: str) -> None:
+    if not folder.exists():
+        return
+    for marker in folder.iterdir():
+        if marker.name == job_id or marker.name.endswith(f"-{job_id}"):
+            marker.unlink(missing_ok=True)
+
+
+def running_counts(ws: Workspace) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for marker in ws.running.iterdir() if ws.running.exists() else []:
+        try:
+            kind = read_status(ws.job_dir(marker.name)).kind
+        except JobStatusError:
+            continue
+        resource = kind_info(kind).resource
+        counts[resource] = counts.get(resource, 0) + 1
+    return counts
+
+
+def claim_next(ws: Workspace) -> str | None:
+    """Claim the oldest pending job whose resource has a free slot; None when nothing fits."""
+    counts = running_counts(ws)
+    for marker in sorted(ws.pending.iterdir()):
+        job_id = marker.name.split("-", 1)[1]
+        try:
+            status = read_status(ws.job_dir(job_id))
+            resource = kind_info(status.kind).resource
+        except (JobStatusError, SpecError):
+            marker.unlink(missing_ok=True)  # its folder is unusable; the Jobs page shows why
+            continue
+        if status.state != JobState.queued:
+            marker.unlink(missing_ok=True)
+            continue
+        if counts.get(resource, 0) >= LIMITS.get(resource, 1):
+            continue
+        try:
+            os.rename(marker, ws.running / job_id)
+        except FileNotFoundError:
+            continue  # another worker took it
+        return job_id
+    return None
+
+
+def release(ws: Workspace, job_id: str) -> None:
+    (ws.running / job_id).unlink(missing_ok=True)
+
+
+def release_finished(ws: Workspace, keep=()) -> None:
+    """Drop running markers of jobs that ended while no worker watched them."""
+    for marker in list(ws.running.iterdir()) if ws.running.exists() else []:
+        if marker.name in keep:
+            continue
+        try:
+            status = reconcile_one(ws, read_status(ws.job_dir(marker.name)), stale_after_s=None)
+        except JobStatusError:
+            marker.unlink(missing_ok=True)
+            continue
+        if status.state in TERMINAL or status.state == JobState.queued:
+            marker.unlink(missing_ok=True)
+
+
+def pending_count(ws: Workspace) -> int:
+    return sum(1 for _ in ws.pending.iterdir()) if ws.pending.exists() else 0
+
+
+def cancel(ws: Workspace, job_id: str, grace_s: float = 10.0) -> JobStatus:
+    """Cancel a job: a queued one never starts; a running one gets SIGTERM to its process
+    group, then SIGKILL after `grace_s` seconds."""
+    job_dir = ws.job_dir(job_id)
+    status = get(ws, job_id)
+    if status.state in TERMINAL:
+        raise JobError(f"job {job_id} is already {status.state}")
+    (job_dir / "cancel").write_text(str(now()))
+    if status.state == JobState.queued:
+        _drop_marker(ws.pending, job_id)
+        status = read_status(job_dir)
+        if status.state == JobState.queued:
+            status.state, status.finished, status.error = JobState.cancelled, now(), "cancelled"
+            write_status(job_dir, status)
+            return status
+    pid = status.pid
+    if pid and process_alive(pid, status.pid_start):
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.time() + grace_s
+        while time.time() < deadline and process_alive(pid, status.pid_start):
+            time.sleep(0.1)
+        if process_alive(pid, status.pid_start):
+            _signal_group(pid, signal.SIGKILL)
+            time.sleep(0.2)
+    return reconcile_one(ws, read_status(job_dir), stale_after_s=0)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), sig)
+    except ProcessLookupError:
+        pass
+
+
+def resume(ws: Workspace, job_id: str) -> JobStatus:
+    """Queue an interrupted, failed or cancelled job again; its kind continues from the
+    checkpoint it left in its folder."""
+    job_dir = ws.job_dir(job_id)
+    status = get(ws, job_id)
+    if status.state not in RESUMABLE:
+        raise JobError(f"job {job_id} is {status.state}; only "
+                       f"{', '.join(sorted(RESUMABLE))} jobs can be resumed")
+    (job_dir / "cancel").unlink(missing_ok=True)
+    status.state, status.error, status.finished = JobState.queued, None, None
+    status.attempt += 1
+    status.pid = status.pid_start = status.exit_code = None
+    write_status(job_dir, status)
+    _enqueue(ws, job_id)
+    return status
+
+
+def wait(ws: Workspace, job_id: str, poll_s: float = 0.5, timeout_s: float | None = None,
+         on_status=None) -> JobStatus:
+    """Block until the job ends, calling `on_status(status)` at each poll."""
+    deadline = None if timeout_s is None else time.time() + timeout_s
+    while True:
+        status = reconcile_one(ws, read_status(ws.job_dir(job_id)))
+        if on_status:
+            on_status(status)
+        if status.state in TERMINAL:
+            return status
+        if deadline and time.time() > deadline:
+            raise TimeoutError(f"job {job_id} still {status.state} after {timeout_s}s")
+        time.sleep(poll_s)

@@ -1,0 +1,156 @@
+"""The DuckDB connection: one per process, a fresh cursor per call, migrations on open.
+
+DuckDB lets one process hold a database file. `Store.open` fails with `StoreLockedError`
+naming the process that holds it (from DuckDB's message and /proc) so a user knows what to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from backend.store.migrations import migrate
+
+_PID_RE = re.compile(r"\(PID (\d+)\)")
+
+
+class StoreLockedError(RuntimeError):
+    """Another process holds the database file."""
+
+    def __init__(self, path: Path, pid: int | None, command: str | None):
+        self.path, self.pid, self.command = path, pid, command
+        who = f"process {pid}" if pid else "another process"
+        if command:
+            who += f" ({command})"
+        super().__init__(
+            f"the database {path} is held by {who}. DuckDB allows one process per file: "
+            "stop that process, or let the running dashboard do this work "
+            "(it ingests job results itself)."
+        )
+
+
+def process_command(pid: int) -> str | None:
+    """The command line of a local process, or None when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    parts = [p.decode(errors="replace") for p in raw.split(b"\0") if p]
+    return " ".join(parts) or None
+
+
+def holder_of(db_path: Path) -> tuple[int | None, str | None]:
+    """Who holds `db_path` right now: (pid, command), or (None, None) when nobody does."""
+    if not db_path.exists():
+        return None, None
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.IOException as exc:
+        return _holder_from_error(db_path, exc)
+    con.close()
+    return None, None
+
+
+def _holder_from_error(db_path: Path, exc: Exception) -> tuple[int | None, str | None]:
+    match = _PID_RE.search(str(exc))
+    pid = int(match.group(1)) if match else None
+    command = process_command(pid) if pid else None
+    if command is None:
+        owner = db_path.with_name(db_path.name + ".owner")
+        try:
+            info = json.loads(owner.read_text())
+            pid = pid or info.get("pid")
+            command = info.get("command")
+        except (OSError, ValueError):
+            pass
+    return pid, command
+
+
+class Store:
+    """The one connection of this process. Use `cursor()` or `transaction()` for every call."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
+        self._con = con
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path, *, run_migrations: bool = True) -> Store:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                pid, command = _holder_from_error(path, exc)
+                raise StoreLockedError(path, pid, command) from exc
+            raise
+        owner = path.with_name(path.name + ".owner")
+        owner.write_text(json.dumps({"pid": os.getpid(), "command": process_command(os.getpid())}))
+        store = cls(con, path)
+        if run_migrations:
+            with store.transaction() as cur:
+                migrate(cur)
+        return store
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor: one connection shared by threads gives wrong rows otherwise."""
+        return self._con.cursor()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = self._con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    def rows(self, sql: str, params: list[Any] | tuple | None = None) -> list[dict[str, Any]]:
+        """Run a query and return its rows as dicts."""
+        cur = self.cursor()
+        try:
+            result = cur.execute(sql, params or [])
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: list[Any] | tuple | None = None) -> Any:
+        cur = self.cursor()
+        try:
+            row = cur.execute(sql, params or []).fetchone()
+            return row[0] if row else None
+        finally:
+            cur.close()
+
+    def df(self, sql: str, params: list[Any] | tuple | None = None):
+        """Run a query and return a pandas DataFrame."""
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or []).df()
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        self._con.close()
+        owner = self.path.with_name(self.path.name + ".owner")
+        try:
+            info = json.loads(owner.read_text())
+            if info.get("pid") == os.getpid():
+                owner.unlink()
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,148 @@
+"""Ingest job folders into DuckDB: the dashboard (or a CLI that holds the database) calls
+`ingest_all` on a timer.
+
+Each JSONL file is tailed from its stored byte offset. Only complete lines (up to the last
+newline) are read, so a torn last line waits for the next pass; the rows and the new offset are
+committed in one transaction, so ingesting twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+import pyarrow.json as pj
+
+from backend.jobs import queue
+from backend.jobs.kinds import KINDS, load
+from backend.jobs.status import JobStatus, JobStatusError, read_status
+from backend.store.db import Store
+from backend.workspace import Workspace
+
+Handler = Callable[[duckdb.DuckDBPyConnection, str, bytes], int]
+
+METRIC_SCHEMA = pa.schema(
+    [("step", pa.int64()), ("name", pa.string()), ("value", pa.float64()), ("t", pa.float64())]
+)
+
+
+def parse_lines(chunk: bytes) -> list[dict]:
+    """Complete JSONL lines to dicts; blank lines are skipped."""
+    return [json.loads(line) for line in chunk.splitlines() if line.strip()]
+
+
+def ingest_metrics(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
+    table = pj.read_json(
+        io.BytesIO(chunk),
+        parse_options=pj.ParseOptions(explicit_schema=METRIC_SCHEMA,
+                                      unexpected_field_behavior="ignore"),
+        read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(chunk) + 1, 1 << 28))),
+    )
+    cur.register("_metrics_chunk", table)
+    try:
+        cur.execute(
+            "INSERT INTO metrics SELECT ?, step, name, value, t FROM _metrics_chunk", [job_id]
+        )
+    finally:
+        cur.unregister("_metrics_chunk")
+    return table.num_rows
+
+
+def ingest_events(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
+    rows = parse_lines(chunk)
+    cur.executemany(
+        "INSERT INTO job_events VALUES (?, to_timestamp(?), ?, ?, ?)",
+        [[job_id, r.get("t", 0.0), r.get("level", "info"), str(r.get("message", "")),
+          json.dumps(r.get("data")) if r.get("data") is not None else None] for r in rows],
+    )
+    return len(rows)
+
+
+BASE_FILES: dict[str, Handler] = {"events.jsonl": ingest_events, "metrics.jsonl": ingest_metrics}
+
+
+@dataclass
+class IngestReport:
+    jobs: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None) if value else None
+
+
+def upsert_job(cur: duckdb.DuckDBPyConnection, status: JobStatus, spec: dict) -> None:
+    cur.execute(
+        "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [status.id, status.kind, status.title, json.dumps(spec), status.state.value,
+         status.done, status.total, status.rate, status.eta_s, status.error, status.attempt,
+         _ts(status.created), _ts(status.started), _ts(status.finished),
+         _ts(status.heartbeat), status.group_id],
+    )
+
+
+def tail_file(store: Store, job_id: str, name: str, handler: Handler,
+              path, max_bytes: int = 1 << 28) -> int:
+    """Ingest the complete lines appended to `path` since the stored offset."""
+    offset = store.scalar(
+        "SELECT byte_offset FROM ingest_offsets WHERE job_id = ? AND file = ?", [job_id, name]
+    ) or 0
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size <= offset:
+        return 0
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(min(size - offset, max_bytes))
+    end = data.rfind(b"\n")
+    if end < 0:
+        return 0  # only a torn line so far
+    chunk = data[: end + 1]
+    with store.transaction() as cur:
+        n = handler(cur, job_id, chunk)
+        cur.execute(
+            "INSERT INTO ingest_offsets VALUES (?, ?, ?, ?) ON CONFLICT (job_id, file) DO UPDATE"
+            " SET byte_offset = excluded.byte_offset, lines = ingest_offsets.lines + ?",
+            [job_id, name, offset + len(chunk), n, n],
+        )
+    return n
+
+
+def ingest_job(store: Store, ws: Workspace, job_id: str, report: IngestReport) -> None:
+    job_dir = ws.job_dir(job_id)
+    try:
+        status = queue.reconcile_one(ws, read_status(job_dir))
+        kind, spec = queue.read_spec(job_dir)
+    except JobStatusError as exc:
+        report.errors.append(str(exc))
+        cur = store.cursor()
+        cur.execute("UPDATE jobs SET error = ? WHERE id = ?", [str(exc), job_id])
+        cur.close()
+        return
+    with store.transaction() as cur:
+        upsert_job(cur, status, spec)
+    report.jobs += 1
+    files = dict(BASE_FILES)
+    info = KINDS.get(kind)
+    if info:
+        files.update({name: load(dotted) for name, dotted in info.outputs.items()})
+    for name, handler in files.items():
+        path = job_dir / name
+        while (n := tail_file(store, job_id, name, handler, path)) > 0:
+            report.rows[name] = report.rows.get(name, 0) + n
+
+
+def ingest_all(store: Store, ws: Workspace) -> IngestReport:
+    """One pass over every job folder."""
+    report = IngestReport()
+    for job_id in queue.job_ids(ws):
+        ingest_job(store, ws, job_id, report)
+    return report

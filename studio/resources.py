@@ -1,0 +1,28 @@
+"""Every st.cache_resource of the dashboard lives here.
+
+The dashboard process holds the database: one connection for the whole process, and every call
+takes a fresh cursor through `Store`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from backend.config import Settings
+from backend.store import Store
+from backend.workspace import Workspace
+
+
+@st.cache_resource(show_spinner=False)
+def settings() -> Settings:
+    return Settings()
+
+
+@st.cache_resource(show_spinner=False)
+def workspace() -> Workspace:
+    return Workspace(settings().workspace).ensure()
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> Store:
+    return Store.open(workspace().db_path)

@@ -1,0 +1,38 @@
+"""Session-state keys, one constant each, initialised with setdefault.
+
+Never put secrets here: session state is per browser tab and shows in debugging tools.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+SELECTED_JOB = "selected_job"
+SELECTED_DATASET = "selected_dataset"
+SELECTED_RUNS = "selected_runs"
+REVIEWER = "reviewer"
+FLASH = "flash"  # a message to show once after a rerun
+
+DEFAULTS: dict[str, object] = {
+    SELECTED_JOB: None,
+    SELECTED_DATASET: None,
+    SELECTED_RUNS: [],
+    REVIEWER: "me",
+    FLASH: None,
+}
+
+
+def init() -> None:
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value.copy() if isinstance(value, list) else value)
+
+
+def flash(message: str) -> None:
+    st.session_state[FLASH] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.get(FLASH)
+    if message:
+        st.success(message)
+        st.session_state[FLASH] = None
