@@ -153,31 +153,17 @@ def demo_model(out: Path = typer.Option(None, help="Folder to write (default: "
     typer.echo(f"note: {NOISE_NOTE}")
 
 
-def _reachable(url: str | None, path: str = "") -> str:
-    if not url:
-        return "not configured"
-    import httpx
-
-    try:
-        r = httpx.get(url.rstrip("/") + path, timeout=3.0)
-        return f"reachable (HTTP {r.status_code})"
-    except httpx.HTTPError as exc:
-        return f"unreachable ({type(exc).__name__})"
-
-
 def doctor_report() -> dict:
     from backend.store import holder_of
 
     cfg = common.settings()
     report: dict = {"python": sys.version.split()[0]}
-    try:
-        import torch
+    from backend import connections
 
-        report["torch"] = torch.__version__
-        report["cuda"] = torch.cuda.is_available()
-        report["cuda_devices"] = [torch.cuda.get_device_name(i)
-                                  for i in range(torch.cuda.device_count())]
-        report["bf16"] = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        device = connections.device_summary()
+        report.update(torch=device["torch"], cuda=device["cuda"], device=device["device"],
+                      bf16=device["bf16"])
     except ImportError as exc:
         report["torch"] = f"missing ({exc})"
     try:
@@ -196,8 +182,8 @@ def doctor_report() -> dict:
     report["disk_free_gb"] = round(usage.free / 2**30, 1)
     pid, command = holder_of(ws_path / "studio.duckdb")
     report["database_holder"] = f"pid {pid} ({command})" if pid else "nobody"
-    report["llm_endpoint"] = _reachable(cfg.openai_base_url, "/models")
-    report["label_studio"] = _reachable(cfg.label_studio_url, "/health")
+    report["llm_endpoint"] = connections.check_llm(cfg)[1]
+    report["label_studio"] = connections.check_label_studio(cfg)[1]
     return report
 
 

@@ -26,3 +26,12 @@ def workspace() -> Workspace:
 @st.cache_resource(show_spinner=False)
 def store() -> Store:
     return Store.open(workspace().db_path)
+
+
+@st.cache_resource(show_spinner=False)
+def ingestor():
+    """The dashboard's ingestion thread (one per process): job folders -> DuckDB, and a
+    worker started whenever jobs are queued."""
+    from backend.jobs.service import Ingestor
+
+    return Ingestor(store(), workspace(), stale_after_s=settings().stale_after_s).start()

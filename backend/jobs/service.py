@@ -1,0 +1,58 @@
+"""What the dashboard process runs beside its pages: a background thread that ingests job
+folders into the database and starts a worker whenever jobs are queued and none runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from backend.jobs import queue, worker
+from backend.store.db import Store
+from backend.store.ingest import IngestReport, ingest_all
+from backend.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class Ingestor:
+    """Ingest every `interval_s` seconds on a daemon thread; `tick()` does one pass now."""
+
+    def __init__(self, store: Store, ws: Workspace, interval_s: float = 2.0,
+                 stale_after_s: float = 30.0):
+        self.store, self.ws, self.interval_s = store, ws, interval_s
+        self.stale_after_s = stale_after_s
+        self.last_report: IngestReport | None = None
+        self.last_error: str | None = None
+        self.passes = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> IngestReport:
+        with self._lock:
+            queue.reconcile(self.ws, self.stale_after_s)
+            if queue.pending_count(self.ws):
+                worker.ensure_worker(self.ws)
+            report = ingest_all(self.store, self.ws)
+            self.last_report, self.passes = report, self.passes + 1
+            return report
+
+    def start(self) -> Ingestor:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="ingestor", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+                self.last_error = None
+            except Exception as exc:  # keep ingesting; the Jobs page shows the error
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("ingestion pass failed")
+            time.sleep(self.interval_s)
