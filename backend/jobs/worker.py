@@ -52,18 +52,29 @@ def worker_running(ws: Workspace) -> bool:
 
 
 def ensure_worker(ws: Workspace, idle_exit_s: float = 300.0) -> bool:
-    """Start a detached worker when none runs. Returns True when one was started."""
-    if worker_running(ws):
+    """Start a detached worker when none runs. Returns True when one was started.
+
+    The lock is taken here and handed to the child (an inherited flock), so two callers racing
+    can never start two workers.
+    """
+    lock = _try_lock(ws)
+    if lock is None:
         return False
-    ws.ensure()
-    log = open(ws.root / "worker.log", "ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "backend.jobs.worker", str(ws.root),
-         "--idle-exit", str(idle_exit_s)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        start_new_session=True, close_fds=True,
-    )
-    log.close()
+    try:
+        log = open(ws.root / "worker.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.jobs.worker", str(ws.root),
+             "--idle-exit", str(idle_exit_s), "--lock-fd", str(lock.fileno())],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True, close_fds=True, pass_fds=(lock.fileno(),),
+        )
+        log.close()
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(proc.pid))
+        lock.flush()
+    finally:
+        lock.close()  # the child still holds the lock through its inherited descriptor
     return True
 
 
@@ -98,8 +109,8 @@ def _finish(ws: Workspace, job_id: str, code: int) -> None:
 
 
 def serve(ws: Workspace, idle_exit_s: float | None = None, poll_s: float = 0.3,
-          stale_after_s: float = 30.0) -> None:
-    lock = _try_lock(ws)
+          stale_after_s: float = 30.0, lock_fd: int | None = None) -> None:
+    lock = os.fdopen(lock_fd, "a+") if lock_fd is not None else _try_lock(ws)
     if lock is None:
         raise WorkerBusy(f"a worker already serves {ws.root}")
     children: dict[str, subprocess.Popen] = {}
@@ -130,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--idle-exit", type=float, default=None,
                         help="exit after this many idle seconds (default: never)")
+    parser.add_argument("--lock-fd", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        serve(Workspace(args.workspace.resolve()), idle_exit_s=args.idle_exit)
+        serve(Workspace(args.workspace.resolve()), idle_exit_s=args.idle_exit,
+              lock_fd=args.lock_fd)
     except WorkerBusy as exc:
         print(exc, file=sys.stderr)  # noqa: T201
         return 0

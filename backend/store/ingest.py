@@ -136,8 +136,11 @@ def ingest_job(store: Store, ws: Workspace, job_id: str, report: IngestReport) -
         files.update({name: load(dotted) for name, dotted in info.outputs.items()})
     for name, handler in files.items():
         path = job_dir / name
-        while (n := tail_file(store, job_id, name, handler, path)) > 0:
-            report.rows[name] = report.rows.get(name, 0) + n
+        try:
+            while (n := tail_file(store, job_id, name, handler, path)) > 0:
+                report.rows[name] = report.rows.get(name, 0) + n
+        except Exception as exc:  # one bad file must not stop the others; retried next pass
+            report.errors.append(f"{path}: cannot ingest ({type(exc).__name__}: {exc})")
 
 
 def ingest_all(store: Store, ws: Workspace) -> IngestReport:

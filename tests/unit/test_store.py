@@ -1,0 +1,85 @@
+"""The store: migrations, cursors per call, and the lock held by another process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from backend.store import Store, StoreLockedError, holder_of
+from backend.store import migrations
+
+
+def test_migrations_apply_once_and_record_versions(tmp_path):
+    path = tmp_path / "s.duckdb"
+    store = Store.open(path)
+    versions = [r["version"] for r in store.rows("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == [v for v, _, _ in migrations.available()]
+    store.close()
+    again = Store.open(path)
+    with again.transaction() as cur:
+        assert migrations.migrate(cur) == []
+    assert again.scalar("SELECT count(*) FROM schema_version") == len(versions)
+    again.close()
+
+
+def test_failed_transaction_leaves_nothing(store):
+    with pytest.raises(RuntimeError), store.transaction() as cur:
+        cur.execute("INSERT INTO audit_log (actor, action) VALUES ('a', 'x')")
+        raise RuntimeError("boom")
+    assert store.scalar("SELECT count(*) FROM audit_log") == 0
+
+
+def test_threads_each_get_their_own_cursor(store):
+    with store.transaction() as cur:
+        cur.execute("CREATE TABLE nums AS SELECT range AS n FROM range(1000)")
+    results: dict[int, int] = {}
+
+    def worker(k: int) -> None:
+        for _ in range(20):
+            results[k] = store.scalar("SELECT sum(n) FROM nums WHERE n % 8 = ?", [k])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {k: sum(n for n in range(1000) if n % 8 == k) for k in range(8)}
+
+
+def test_second_process_gets_an_error_naming_the_holder(tmp_path):
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from backend.store import Store
+            s = Store.open({str(path)!r})
+            print("ready", flush=True)
+            time.sleep(60)
+        """), "--marker-for-test"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLockedError) as info:
+            Store.open(path)
+        err = info.value
+        assert err.pid == holder.pid
+        assert "--marker-for-test" in str(err)
+        assert str(path) in str(err)
+        assert holder_of(path)[0] == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder_of(path) == (None, None)
+    Store.open(path).close()  # free again once the holder is gone
+
+
+def test_bad_migration_file_name_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "7_bad.sql").write_text("SELECT 1")
+    monkeypatch.setattr(migrations, "HERE", tmp_path)
+    with pytest.raises(ValueError, match="7_bad.sql"):
+        migrations.available()
