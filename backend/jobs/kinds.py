@@ -37,10 +37,36 @@ KINDS: dict[str, Kind] = {
         run="backend.train.demo_model:run_job",
         resource="cpu",
     ),
+    "train": Kind(
+        spec="backend.train.config:SFTRunConfig",
+        run="backend.train.sft:run_train",
+        resource="gpu",
+        outputs={
+            "run.jsonl": "backend.store.runs:ingest_run_rows",
+            "run_eval.jsonl": "backend.store.runs:ingest_run_eval",
+            "generations.jsonl": "backend.store.runs:ingest_generations",
+        },
+    ),
+    "score": Kind(
+        spec="backend.review.scoring:ScoreSpec",
+        run="backend.review.scoring:run_job",
+        resource="gpu",
+        outputs={"scores.jsonl": "backend.store.review:insert_scores"},
+    ),
     "sleep": Kind(
         spec="backend.jobs.builtin:SleepSpec",
         run="backend.jobs.builtin:run_sleep",
         resource="api",
+    ),
+    "generate": Kind(
+        spec="backend.synth.generate:GenerateSpec",
+        run="backend.synth.generate:run_generate",
+        resource="api",
+        outputs={
+            "generated.jsonl": "backend.store.synth:ingest_generated",
+            "rejects.jsonl": "backend.store.synth:ingest_rejects",
+            "result.jsonl": "backend.store.synth:ingest_result",
+        },
     ),
 }
 

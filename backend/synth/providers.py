@@ -1,0 +1,259 @@
+"""Generators behind one small interface: `await provider.complete(prompts, ...)`.
+
+- `OpenAIProvider`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server) via
+  the SDK's AsyncOpenAI. Asks for `response_format` with a JSON schema; when the endpoint refuses
+  it (HTTP 400 naming response_format) it switches to prompt-JSON for the rest of the run.
+  Retries 429, 5xx, timeouts and connection errors with exponential backoff (Retry-After wins),
+  and spaces request starts for an optional requests-per-minute limit. The SDK's own retries are
+  off so the counts are ours.
+- `LocalProvider`: a transformers model folder, batched generation with left padding.
+
+A completion that still fails after its retries comes back with `error` set (it becomes a reject
+row); an error that no retry can fix (bad key, unknown model) raises `ProviderFatal`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+RETRYABLE_STATUS = {408, 409, 429}
+
+
+class ProviderFatal(RuntimeError):
+    """The provider cannot work at all (authentication, unknown model): stop the job."""
+
+
+@dataclass
+class Completion:
+    text: str | None
+    error: str | None = None
+    attempts: int = 1
+    structured: bool = False
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+    batch_size: int
+    concurrency: int
+
+    async def complete(self, prompts: list[list[dict]], *, schema: dict, temperature: float,
+                       max_tokens: int) -> list[Completion]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RateLimiter:
+    """Space request starts `60 / rpm` seconds apart (None or 0: no limit)."""
+
+    def __init__(self, rpm: float | None):
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _refuses_response_format(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "response_format" in text or "json_schema" in text
+
+
+class OpenAIProvider:
+    """An OpenAI-compatible chat completions endpoint."""
+
+    name = "openai"
+    batch_size = 1
+
+    def __init__(self, *, base_url: str | None, api_key: str | None, model: str,
+                 concurrency: int = 8, rpm: float | None = None, max_retries: int = 4,
+                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, timeout_s: float = 60.0,
+                 structured: bool = True):
+        from openai import AsyncOpenAI
+
+        if not model:
+            raise ProviderFatal("no generator model given: set --model or the recipe's model")
+        self.model = model
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.structured = structured
+        self.fallbacks = 0
+        self.retries = 0
+        self._limiter = RateLimiter(rpm)
+        # local servers accept any key; the SDK insists on one being set
+        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed",
+                                  timeout=timeout_s, max_retries=0)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def complete(self, prompts: list[list[dict]], *, schema: dict, temperature: float,
+                       max_tokens: int) -> list[Completion]:
+        return list(await asyncio.gather(*(self._one(p, schema, temperature, max_tokens)
+                                           for p in prompts)))
+
+    async def _backoff(self, attempt: int, exc: Exception) -> None:
+        self.retries += 1
+        delay = _retry_after(exc)
+        if delay is None:
+            delay = self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())
+        await asyncio.sleep(min(delay, self.max_backoff_s))
+
+    async def _one(self, messages: list[dict], schema: dict, temperature: float,
+                   max_tokens: int) -> Completion:
+        import openai
+
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._limiter.wait()
+            structured = self.structured
+            kwargs: dict = {"model": self.model, "messages": messages,
+                            "temperature": temperature, "max_tokens": max_tokens}
+            if structured:
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "example", "schema": schema, "strict": True},
+                }
+            try:
+                resp = await self.client.chat.completions.create(**kwargs)
+            except openai.BadRequestError as exc:
+                if structured and _refuses_response_format(exc):
+                    if self.structured:  # ask for JSON in the prompt from now on
+                        self.structured = False
+                        self.fallbacks += 1
+                    attempt -= 1
+                    continue
+                return Completion(None, f"HTTP 400: {_short(exc)}", attempt, structured)
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise ProviderFatal(f"the endpoint refused the credentials: {_short(exc)}. "
+                                    "Check OPENAI_API_KEY on the Settings page.") from None
+            except openai.NotFoundError as exc:
+                raise ProviderFatal(f"the endpoint does not know model {self.model!r} "
+                                    f"(HTTP 404: {_short(exc)})") from None
+            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                reason = "timeout" if isinstance(exc, openai.APITimeoutError) else \
+                    f"connection error ({_short(exc)})"
+                if attempt > self.max_retries:
+                    return Completion(None, f"{reason} after {attempt} attempts", attempt,
+                                      structured)
+                await self._backoff(attempt, exc)
+                continue
+            except openai.APIStatusError as exc:
+                code = exc.status_code
+                if code in RETRYABLE_STATUS or code >= 500:
+                    if attempt > self.max_retries:
+                        return Completion(None, f"HTTP {code} after {attempt} attempts: "
+                                          f"{_short(exc)}", attempt, structured)
+                    await self._backoff(attempt, exc)
+                    continue
+                return Completion(None, f"HTTP {code}: {_short(exc)}", attempt, structured)
+            except (openai.APIResponseValidationError, ValueError) as exc:
+                # a 200 whose body is not the JSON the SDK expects: transient garbage
+                if attempt > self.max_retries:
+                    return Completion(None, f"unreadable response after {attempt} attempts: "
+                                      f"{_short(exc)}", attempt, structured)
+                await self._backoff(attempt, exc)
+                continue
+            choice = resp.choices[0] if resp.choices else None
+            text = choice.message.content if choice is not None else None
+            if text is None:
+                refusal = getattr(choice.message, "refusal", None) if choice else None
+                why = f"no content in the reply{': ' + refusal if refusal else ''}"
+                return Completion(None, why, attempt, structured)
+            return Completion(text, None, attempt, structured)
+
+
+def _short(exc: Exception, n: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class LocalProvider:
+    """A local transformers causal LM: batched, left-padded generation on CPU or CUDA."""
+
+    name = "local"
+    concurrency = 1
+
+    def __init__(self, model_dir: str | Path, *, batch_size: int = 8, device: str = "auto"):
+        path = Path(model_dir)
+        if not (path / "config.json").exists():
+            raise ProviderFatal(f"{path} is not a transformers model folder (no config.json)")
+        self.model = str(path)
+        self.batch_size = batch_size
+        self._device = device
+        self._tok = None
+        self._lm = None
+
+    def _load(self) -> None:
+        if self._lm is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = self._device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        tok = AutoTokenizer.from_pretrained(self.model)
+        tok.padding_side = "left"  # decoder-only models continue from the right edge
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() \
+            else torch.float32
+        lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype).to(device)
+        lm.eval()
+        self._tok, self._lm, self._torch_device = tok, lm, device
+
+    def generate_texts(self, prompts: list[list[dict]], *, temperature: float,
+                       max_tokens: int) -> list[str]:
+        """Generate one reply per prompt in a single left-padded batch."""
+        import torch
+
+        self._load()
+        tok, lm = self._tok, self._lm
+        texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+                 for p in prompts]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self._torch_device) for k, v in enc.items()}
+        sample = temperature > 0
+        with torch.no_grad():
+            out = lm.generate(**enc, max_new_tokens=max_tokens, do_sample=sample,
+                              temperature=temperature if sample else None,
+                              top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]
+        return tok.batch_decode(new, skip_special_tokens=True)
+
+    async def complete(self, prompts: list[list[dict]], *, schema: dict, temperature: float,
+                       max_tokens: int) -> list[Completion]:
+        try:
+            texts = await asyncio.to_thread(self.generate_texts, prompts,
+                                            temperature=temperature, max_tokens=max_tokens)
+        except (RuntimeError, ValueError) as exc:
+            return [Completion(None, f"local generation failed: {_short(exc)}")] * len(prompts)
+        return [Completion(t) for t in texts]
+
+    async def aclose(self) -> None:
+        self._lm = None
