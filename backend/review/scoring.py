@@ -241,13 +241,6 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
     ctx.event(f"scored {len(todo)} examples in {elapsed:.1f}s", seconds=elapsed)
 
 
-def ingest_scores(cur: Any, job_id: str, chunk: bytes) -> int:
-    """Ingest handler for a score job's scores.jsonl into the `scores` table."""
-    from backend.store.review import insert_scores
-
-    return insert_scores(cur, job_id, chunk)
-
-
 if __name__ == "__main__":
     _tok, _model = load_model(sys.argv[1])
     for _row in score_examples(_tok, _model, read_examples(Path(sys.argv[2]))):
