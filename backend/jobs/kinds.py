@@ -53,12 +53,6 @@ KINDS: dict[str, Kind] = {
         resource="gpu",
         outputs={"scores.jsonl": "backend.store.review:insert_scores"},
     ),
-    "score": Kind(
-        spec="backend.review.scoring:ScoreSpec",
-        run="backend.review.scoring:run_job",
-        resource="gpu",
-        outputs={"scores.jsonl": "backend.store.review:insert_scores"},
-    ),
     "sleep": Kind(
         spec="backend.jobs.builtin:SleepSpec",
         run="backend.jobs.builtin:run_sleep",
