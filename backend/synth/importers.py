@@ -1,0 +1,188 @@
+"""Import the user's own data: JSONL, CSV, Parquet, or a HF `save_to_disk` folder.
+
+Accepted rows: `{"messages": [{role, content}, ...]}` (a JSON string in CSV/Parquet works too),
+or `prompt` + `completion` (text, or lists of chat turns), with optional `system` and `topic`.
+An import is all or nothing: every row is read and checked first, and the error names the first
+bad rows (file line or row number) and why. Nothing is stored unless every row passes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from backend.store.datasets import InvalidExamples, message_problem
+
+MAX_LINE_BYTES = 1_000_000
+MAX_FILE_BYTES = 2_000_000_000
+SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
+            ".parquet": "parquet", ".pq": "parquet"}
+
+
+class ImportFileError(ValueError):
+    """The file cannot be imported; the message names the file, the rows and the reason."""
+
+
+def _problems_error(path: Path, problems: list[tuple[int, str]], total: int, where: str) -> str:
+    shown = "; ".join(f"{where} {n}: {why}" for n, why in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return (f"{path.name}: {len(problems)} of {total} rows are invalid, nothing was imported: "
+            f"{shown}{more}")
+
+
+def _turns(value: Any, role: str) -> list[dict] | None:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if isinstance(value, list):
+        return [dict(m) if isinstance(m, dict) else m for m in value]
+    return None
+
+
+def row_to_example(row: dict) -> tuple[dict | None, str | None]:
+    """One input row to {"messages", "topic"}, or the reason it cannot be one."""
+    if not isinstance(row, dict):
+        return None, "not an object"
+    topic = row.get("topic")
+    topic = None if topic is None or (isinstance(topic, float) and topic != topic) else str(topic)
+    if "messages" in row and row["messages"] is not None:
+        messages = row["messages"]
+        if isinstance(messages, str):
+            try:
+                messages = json.loads(messages)
+            except ValueError:
+                return None, "messages is not valid JSON"
+        if hasattr(messages, "tolist"):
+            messages = messages.tolist()
+        if isinstance(messages, list):
+            messages = [dict(m) if isinstance(m, dict) else m for m in messages]
+    elif "prompt" in row and "completion" in row:
+        prompt, completion = _turns(row["prompt"], "user"), _turns(row["completion"], "assistant")
+        if prompt is None or completion is None:
+            return None, "prompt and completion must be text or lists of chat turns"
+        system = row.get("system")
+        head = [{"role": "system", "content": system}] if isinstance(system, str) and system \
+            else []
+        messages = head + prompt + completion
+    else:
+        cols = ", ".join(sorted(map(str, row))) or "none"
+        return None, f"needs a 'messages' column or 'prompt' and 'completion' (found: {cols})"
+    problem = message_problem(messages)
+    if problem:
+        return None, problem
+    return {"messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "topic": topic}, None
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
+    rows: list[tuple[int, Any]] = []
+    problems: list[tuple[int, str]] = []
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if len(raw) > MAX_LINE_BYTES:
+                problems.append((n, f"line is longer than {MAX_LINE_BYTES // 1_000_000} MB"))
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append((n, f"not UTF-8 text (byte {exc.start})"))
+                continue
+            if not text.strip():
+                continue
+            try:
+                rows.append((n, json.loads(text)))
+            except ValueError as exc:
+                problems.append((n, f"invalid JSON ({exc.msg} at column {exc.colno})"))
+    if problems:
+        raise ImportFileError(_problems_error(path, problems, len(rows) + len(problems), "line"))
+    return rows
+
+
+def _read_table(path: Path, kind: str) -> list[tuple[int, Any]]:
+    import pandas as pd
+
+    try:
+        if kind == "csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        else:
+            df = pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+    except (ValueError, OSError) as exc:
+        raise ImportFileError(f"{path.name}: cannot be read as {kind}: {exc}") from None
+    offset = 2 if kind == "csv" else 1  # CSV row numbers count the header line
+    return [(i + offset, r) for i, r in enumerate(df.to_dict(orient="records"))]
+
+
+def _read_hf(path: Path) -> list[tuple[int, Any]]:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        data = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise ImportFileError(f"{path.name}: not a HF save_to_disk folder: {exc}") from None
+    if isinstance(data, DatasetDict):
+        if "train" not in data:
+            raise ImportFileError(f"{path.name}: a DatasetDict without a 'train' split "
+                                  f"(splits: {', '.join(data)})")
+        data = data["train"]
+    return [(i + 1, r) for i, r in enumerate(data)]
+
+
+def read_examples(path: str | Path) -> list[dict]:
+    """Read and check every row of a file or HF folder; raise ImportFileError naming bad rows."""
+    path = Path(path)
+    if not path.exists():
+        raise ImportFileError(f"{path} does not exist")
+    if path.is_dir():
+        rows = _read_hf(path)
+        where = "row"
+    else:
+        kind = SUFFIXES.get(path.suffix.lower())
+        if kind is None:
+            raise ImportFileError(f"{path.name}: unknown file type {path.suffix!r}; use .jsonl, "
+                                  ".csv, .parquet or a HF save_to_disk folder")
+        size = path.stat().st_size
+        if size == 0:
+            raise ImportFileError(f"{path.name}: the file is empty")
+        if size > MAX_FILE_BYTES:
+            raise ImportFileError(f"{path.name}: larger than {MAX_FILE_BYTES // 10**9} GB")
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+        if kind != "parquet" and b"\0" in head:
+            raise ImportFileError(f"{path.name}: looks binary (NUL bytes), not {kind} text")
+        rows = _read_jsonl(path) if kind == "jsonl" else _read_table(path, kind)
+        where = "line" if kind in ("jsonl", "csv") else "row"
+    if not rows:
+        raise ImportFileError(f"{path.name}: no rows found")
+    examples, problems = [], []
+    for n, row in rows:
+        ex, why = row_to_example(row)
+        if why:
+            problems.append((n, why))
+        else:
+            examples.append(ex)
+    if problems:
+        raise ImportFileError(_problems_error(path, problems, len(rows), where))
+    return examples
+
+
+def import_file(store, dataset: str, path: str | Path, *, create: bool = True,
+                note: str = "") -> dict:
+    """Import a file as a new version of `dataset` (created when missing); all or nothing."""
+    from backend.store import datasets as dstore
+
+    examples = read_examples(path)
+    src = Path(path).name
+    for ex in examples:
+        ex["origin"] = {"source": "import", "file": src}
+    try:
+        dstore.get_dataset(store, dataset)
+    except dstore.DatasetNotFound:
+        if not create:
+            raise
+        dstore.create_dataset(store, dataset)
+    try:
+        return dstore.add_version(store, dataset, examples, note=note or f"imported {src}")
+    except InvalidExamples as exc:  # read_examples checks the same rules; kept as a guard
+        raise ImportFileError(f"{src}: {exc}") from None
