@@ -1,0 +1,1 @@
+"""Drift detection on production data and the retraining it triggers."""
