@@ -1,0 +1,1 @@
+"""Evaluation of runs: held-out loss and perplexity, generations on eval prompts."""

@@ -1,0 +1,71 @@
+"""The bridge from a transformers Trainer to a studio job: metrics every step, progress,
+and cancel.
+
+Metrics go through `JobContext.metric` to the job's metrics.jsonl (ingested into `metrics`):
+loss, grad_norm, learning_rate, epoch, tokens_seen, tokens_per_s, eval_loss and, on CUDA,
+peak_gpu_mem_mb. A cancel request (the cancel file or SIGTERM) makes the trainer save a
+checkpoint and stop at the end of the current step, so `resume` continues from there.
+"""
+
+from __future__ import annotations
+
+import time
+
+from transformers import TrainerCallback
+
+from backend.jobs.context import JobContext
+from backend.train.runtime import peak_gpu_memory_mb
+
+LOGGED = ("loss", "grad_norm", "learning_rate", "epoch", "eval_loss", "mean_token_accuracy")
+
+
+class StudioCallback(TrainerCallback):
+    """Reports each logged step to the job and stops cleanly on cancel."""
+
+    def __init__(self, ctx: JobContext):
+        self.ctx = ctx
+        self.cancelled = False
+        self._t: float | None = None
+        self._tokens: float | None = None
+        self.first_step: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.first_step = state.global_step
+        self._t = time.perf_counter()
+        self._tokens = 0.0 if state.global_step == 0 else None
+        self.ctx.progress(state.global_step, state.max_steps, unit="steps",
+                          message="training")
+        if state.global_step:
+            self.ctx.event(f"resumed from step {state.global_step}", step=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        values = {k: logs[k] for k in LOGGED if isinstance(logs.get(k), int | float)}
+        tokens = logs.get("num_tokens", state.num_input_tokens_seen or None)
+        now = time.perf_counter()
+        if isinstance(tokens, int | float) and tokens > 0:
+            values["tokens_seen"] = tokens
+            if self._tokens is not None and self._t is not None and tokens > self._tokens \
+                    and now > self._t:
+                values["tokens_per_s"] = (tokens - self._tokens) / (now - self._t)
+            if "loss" in logs:  # only train logs move the rate window
+                self._tokens, self._t = tokens, now
+        peak = peak_gpu_memory_mb()
+        if peak is not None:
+            values["peak_gpu_mem_mb"] = peak
+        if values:
+            self.ctx.metric(state.global_step, **values)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ctx.progress(state.global_step, state.max_steps)
+        if self.ctx.cancel_requested and not self.cancelled:
+            self.cancelled = True
+            control.should_save = True
+            control.should_training_stop = True
+            self.ctx.event(f"cancel requested: saving a checkpoint at step {state.global_step}"
+                           " and stopping", level="warning")
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.ctx.write_checkpoint({"step": state.global_step})
+        self.ctx.log(f"checkpoint at step {state.global_step}")

@@ -1,0 +1,199 @@
+"""The run config of a training job: one field per knob, each documented once.
+
+`SFTRunConfig` is the `train` job's spec. The Training page groups its fields by `GROUPS` and
+shows each field's description as the widget's help; the CLI reads the same fields from
+`--config run.yaml`. `preflight` checks what pydantic cannot (the model folder, the dataset
+file, the target modules against the model's module names) and runs before any job is queued.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from backend.jobs.kinds import JobSpec, SpecError
+
+# Training methods on the same machinery; the DPO engineer adds "dpo" here and a branch in
+# backend.train.sft.build_trainer.
+METHODS: dict[str, str] = {"sft": "supervised fine-tuning on chat examples (TRL SFTTrainer)"}
+
+ALL_LINEAR = "all-linear"
+
+
+class ConfigError(SpecError):
+    """A run config that cannot run: the message names the field and what is wrong."""
+
+
+class SFTRunConfig(JobSpec):
+    """Everything one LoRA/QLoRA training run needs; the `train` job's spec."""
+
+    # Model
+    base_model: str = Field(
+        description="Base model: a local transformers folder (with config.json), or a hub id "
+        "where the network allows.")
+    method: str = Field("sft", description="Training method: sft (supervised fine-tuning).")
+    quant: Literal["auto", "4bit", "none"] = Field(
+        "auto", description="Quantization of the base model: auto = 4-bit NF4 with double "
+        "quantization on CUDA and none on CPU; 4bit forces QLoRA (on CPU with float32 compute, "
+        "slow); none trains plain LoRA.")
+    merge: bool = Field(False, description="Also save the base model with the adapter merged "
+                        "in (runs/<id>/merged), for serving without PEFT.")
+    # Data
+    dataset: str = Field(description="Dataset name, as shown on the Datasets page (or the "
+                         "file name when training from a JSONL file).")
+    dataset_version_id: str | None = Field(None, description="Dataset version id trained on.")
+    dataset_hash: str | None = Field(None, description="Content hash of that dataset version.")
+    data_path: str = Field(description="JSONL file of {\"messages\": [...]} lines the job "
+                           "reads (written by the submitter from the dataset version).")
+    eval_split: float = Field(0.1, ge=0.0, lt=0.9, description="Share of examples held out "
+                              "for evaluation loss and perplexity (0 = none).")
+    max_length: int = Field(512, ge=8, le=131072, description="Longest example in tokens; "
+                            "longer ones are truncated.")
+    packing: bool = Field(False, description="Pack several short examples into one sequence "
+                          "of max_length (faster on short data).")
+    assistant_only_loss: bool = Field(True, description="Compute the loss on assistant "
+                                      "tokens only (needs {% generation %} markers in the "
+                                      "model's chat template).")
+    # LoRA
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank: size of the low-rank "
+                        "update; higher learns more and costs more memory.")
+    lora_alpha: int = Field(32, ge=1, le=4096, description="LoRA alpha: the update is scaled "
+                            "by alpha / rank.")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: [ALL_LINEAR], description="Module names that get LoRA "
+        "adapters (e.g. q_proj, v_proj), or all-linear for every linear layer but the head.")
+    # Optimisation
+    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="Peak learning rate; a "
+                                 "cosine schedule decays it after the warm-up.")
+    warmup_ratio: float = Field(0.03, ge=0.0, le=0.5, description="Share of steps spent "
+                                "warming the learning rate up from zero.")
+    batch_size: int = Field(4, ge=1, le=4096, description="Examples per device per step.")
+    grad_accum: int = Field(1, ge=1, le=1024, description="Gradient accumulation: steps "
+                            "summed before each optimiser update.")
+    epochs: float = Field(3.0, gt=0.0, le=1000.0, description="Passes over the training set.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser "
+                                  "steps (overrides epochs when set).")
+    seed: int = Field(42, description="Seed for the split, LoRA initialisation and data order.")
+    save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every N steps.")
+    save_total_limit: int = Field(2, ge=1, description="Checkpoints kept (oldest deleted).")
+    # Evaluation
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate the held-out loss every "
+                                   "N steps (default: at each checkpoint).")
+    eval_prompts: list[str] = Field(default_factory=list, description="Prompts answered after "
+                                    "training, one per line (default: the first user turns "
+                                    "of the held-out examples).")
+    n_eval_prompts: int = Field(4, ge=0, le=200, description="How many held-out prompts to "
+                                "answer when no eval prompts are given.")
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens generated per eval "
+                                "prompt.")
+    temperature: float = Field(0.0, ge=0.0, le=5.0, description="Sampling temperature for "
+                               "eval generations (0 = greedy, reproducible).")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"unknown method {value!r}; known: {', '.join(METHODS)}")
+        return value
+
+    @field_validator("target_modules")
+    @classmethod
+    def _modules(cls, value: list[str]) -> list[str]:
+        value = [v.strip() for v in value if v.strip()]
+        if not value:
+            raise ValueError("name at least one target module, or all-linear")
+        if ALL_LINEAR in value and len(value) > 1:
+            raise ValueError("all-linear already covers every linear layer; give it alone")
+        return value
+
+    def title(self) -> str:
+        return f"{self.method} {Path(self.base_model).name} on {self.dataset}"
+
+
+# (group title, field names) in form order; every field appears once.
+GROUPS: list[tuple[str, list[str]]] = [
+    ("Model", ["base_model", "method", "quant", "merge"]),
+    ("Data", ["dataset", "eval_split", "max_length", "packing", "assistant_only_loss"]),
+    ("LoRA", ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]),
+    ("Optimisation", ["learning_rate", "warmup_ratio", "batch_size", "grad_accum", "epochs",
+                      "max_steps", "seed", "save_steps", "save_total_limit"]),
+    ("Evaluation", ["eval_steps", "eval_prompts", "n_eval_prompts", "max_new_tokens",
+                    "temperature"]),
+]
+
+
+def help_text(name: str) -> str:
+    """The one description of a field, reused as the form's help."""
+    return SFTRunConfig.model_fields[name].description or ""
+
+
+# --- preflight -------------------------------------------------------------------------------
+
+def _safetensors_names(path: Path) -> list[str]:
+    """Tensor names from a safetensors header (8-byte length, then JSON), without torch."""
+    with open(path, "rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+    return [k for k in header if k != "__metadata__"]
+
+
+def module_names(model_dir: Path) -> set[str]:
+    """Module names of a local model, read from its weight files (cheap) or, failing that,
+    from the architecture built on the meta device."""
+    model_dir = Path(model_dir)
+    names: list[str] = []
+    index = model_dir / "model.safetensors.index.json"
+    if index.exists():
+        names = list(json.loads(index.read_text())["weight_map"])
+    elif (model_dir / "model.safetensors").exists():
+        names = _safetensors_names(model_dir / "model.safetensors")
+    if names:
+        return {n.rsplit(".", 1)[0] for n in names}
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
+    return {n for n, _ in model.named_modules() if n}
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def preflight(config: SFTRunConfig) -> None:
+    """Check the model, the data and the target modules; raise ConfigError naming the field."""
+    model = Path(config.base_model).expanduser()
+    if not model.exists():
+        if model.is_absolute() or config.base_model.startswith((".", "~")) or \
+                config.base_model.count("/") != 1:
+            raise ConfigError(f"base_model: no model folder at {config.base_model}")
+        return  # looks like a hub id: checked when the job loads it
+    if not (model / "config.json").exists():
+        raise ConfigError(f"base_model: {model} has no config.json; is it a transformers "
+                          "model folder?")
+    data = Path(config.data_path)
+    if not data.is_file():
+        raise ConfigError(f"data_path: dataset file {data} does not exist (dataset "
+                          f"{config.dataset!r})")
+    n = _count_lines(data)
+    if n == 0:
+        raise ConfigError(f"dataset {config.dataset!r}: {data} has no examples")
+    if config.eval_split > 0 and n < 2:
+        raise ConfigError(f"eval_split: dataset {config.dataset!r} has {n} example; hold-out "
+                          "needs at least 2 (set eval_split to 0)")
+    if config.target_modules != [ALL_LINEAR]:
+        names = module_names(model)
+        leaves = {n.rsplit(".", 1)[-1] for n in names}
+        unknown = [t for t in config.target_modules
+                   if t not in leaves and not any(n.endswith("." + t) or n == t for n in names)]
+        if unknown:
+            raise ConfigError(
+                f"target_modules: {', '.join(unknown)} not in {model.name}; its modules "
+                f"include {', '.join(sorted(leaves - {'weight', 'bias'})[:12])}")
