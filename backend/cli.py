@@ -22,11 +22,14 @@ from backend import cli_common as common
 from backend.jobs import queue
 from backend.jobs.queue import JobError
 from backend.jobs.status import JobStatus, JobStatusError, format_seconds
+from backend.review.cli import labelstudio_app, review_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Fine-Tuning Studio: data, review, training, comparison, preferences.")
 jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, cancel and resume jobs.")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(labelstudio_app, name="labelstudio")
+app.add_typer(review_app, name="review")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,34 +17,36 @@ state.show_flash()
 
 store, ws = resources.store(), resources.workspace()
 ingestor = resources.ingestor()
-table = jobs_store.list_jobs(store)
-
-cols = st.columns(4)
-for col, name in zip(cols, ["running", "queued", "succeeded", "failed"], strict=True):
-    col.metric(name.capitalize(), int((table["state"] == name).sum()) if len(table) else 0)
-if ingestor.last_error:
-    st.warning(f"Ingestion problem: {ingestor.last_error}")
-
-if table.empty:
-    st.info("No jobs yet. Jobs appear here when you generate data, score, train or check drift; "
-            "the demo model job starts on first launch.")
-    st.stop()
-
-requested = st.query_params.get("job")
-selection = st.dataframe(
-    table, hide_index=True, on_select="rerun", selection_mode="single-row", key="jobs_table",
-    column_order=["id", "kind", "title", "state", "done", "total", "seconds", "attempt", "error"],
-    column_config={"seconds": st.column_config.NumberColumn("seconds", format="%.1f")},
-)
-rows = selection.selection.rows if selection else []
-if rows:
-    st.session_state[state.SELECTED_JOB] = table.iloc[rows[0]]["id"]
-elif requested:
-    st.session_state[state.SELECTED_JOB] = requested
-job_id = st.session_state.get(state.SELECTED_JOB) or table.iloc[0]["id"]
 
 
 @st.fragment(run_every=2)
+def job_list() -> None:
+    """The jobs table and the selected job, refreshed live."""
+    table = jobs_store.list_jobs(store)
+    cols = st.columns(4)
+    for col, name in zip(cols, ["running", "queued", "succeeded", "failed"], strict=True):
+        col.metric(name.capitalize(), int((table["state"] == name).sum()) if len(table) else 0)
+    if ingestor.last_error:
+        st.warning(f"Ingestion problem: {ingestor.last_error}")
+    if table.empty:
+        st.info("No jobs yet. Jobs appear here when you generate data, score, train or check "
+                "drift; the demo model job starts on first launch.")
+        return
+    selection = st.dataframe(
+        table, hide_index=True, on_select="rerun", selection_mode="single-row",
+        key="jobs_table",
+        column_order=["id", "kind", "title", "state", "done", "total", "seconds", "attempt",
+                      "error"],
+        column_config={"seconds": st.column_config.NumberColumn("seconds", format="%.1f")},
+    )
+    rows = selection.selection.rows if selection else []
+    if rows:
+        st.session_state[state.SELECTED_JOB] = table.iloc[rows[0]]["id"]
+    elif st.query_params.get("job"):
+        st.session_state[state.SELECTED_JOB] = st.query_params.get("job")
+    detail(st.session_state.get(state.SELECTED_JOB) or table.iloc[0]["id"])
+
+
 def detail(job_id: str) -> None:
     try:
         status = queue.get(ws, job_id)
@@ -89,4 +91,4 @@ def detail(job_id: str) -> None:
         st.json(spec)
 
 
-detail(job_id)
+job_list()

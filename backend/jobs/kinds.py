@@ -53,6 +53,12 @@ KINDS: dict[str, Kind] = {
         resource="gpu",
         outputs={"scores.jsonl": "backend.store.review:insert_scores"},
     ),
+    "sweep-optuna": Kind(
+        spec="backend.train.sweep:OptunaSweepSpec",
+        run="backend.train.sweep:run_optuna",
+        resource="gpu",
+        outputs={"sweep_trials.jsonl": "backend.store.runs:ingest_sweep_trials"},
+    ),
     "sleep": Kind(
         spec="backend.jobs.builtin:SleepSpec",
         run="backend.jobs.builtin:run_sleep",

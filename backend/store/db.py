@@ -55,6 +55,8 @@ def holder_of(db_path: Path) -> tuple[int | None, str | None]:
         con = duckdb.connect(str(db_path), read_only=True)
     except duckdb.IOException as exc:
         return _holder_from_error(db_path, exc)
+    except duckdb.Error:  # opened by this very process with another configuration
+        return os.getpid(), process_command(os.getpid())
     con.close()
     return None, None
 

@@ -1,0 +1,204 @@
+"""`ftstudio labelstudio up|down|status` and `ftstudio review score|flag|push|pull|apply|status`.
+
+The Label Studio token is read from settings (LABEL_STUDIO_API_KEY) or from the 0600 credentials
+file of the workspace's local server; it is printed only by `labelstudio up` (as `token: ...`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import typer
+
+from backend import cli_common as common
+from backend.config import secret
+
+labelstudio_app = typer.Typer(no_args_is_help=True, help="A local Label Studio server.")
+review_app = typer.Typer(no_args_is_help=True,
+                         help="Score, flag and review uncertain examples (Label Studio or here).")
+
+
+@labelstudio_app.command("up")
+def ls_up(port: int = typer.Option(8080, help="Port on 127.0.0.1 (the next free one if busy)."),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Start the workspace's Label Studio (its own venv, created on first use)."""
+    from backend.review import labelstudio_server as srv
+
+    ws = common.workspace()
+    try:
+        info, token = srv.up(ws, port)
+    except (srv.LabelStudioServerError, OSError) as exc:
+        common.fail(str(exc))
+    if as_json:
+        common.emit_json({"url": info.url, "token": token, "pid": info.pid,
+                          "start_seconds": info.start_seconds})
+        return
+    typer.echo(f"url: {info.url}")
+    typer.echo(f"token: {token}")
+    typer.echo(f"started in {info.start_seconds}s (pid {info.pid}); stop with "
+               "`ftstudio labelstudio down`")
+
+
+@labelstudio_app.command("down")
+def ls_down() -> None:
+    """Stop the workspace's Label Studio."""
+    from backend.review import labelstudio_server as srv
+
+    typer.echo("stopped" if srv.down(common.workspace()) else "no local Label Studio was running")
+
+
+@labelstudio_app.command("status")
+def ls_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Whether the workspace's Label Studio runs, and where."""
+    from backend.review import labelstudio_server as srv
+
+    report = srv.status(common.workspace())
+    if as_json:
+        common.emit_json(report)
+        return
+    for key, value in report.items():
+        typer.echo(f"{key:14} {value}")
+
+
+def connection() -> tuple[str, str]:
+    """Label Studio url and token: settings first, else the workspace's local server."""
+    from backend.review import labelstudio_server as srv
+
+    cfg = common.settings()
+    if cfg.label_studio_url and cfg.label_studio_token:
+        return cfg.label_studio_url, secret(cfg.label_studio_token)
+    ws = common.workspace()
+    info, token = srv.read_info(ws), srv.token(ws)
+    if info is None or token is None:
+        common.fail("no Label Studio configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, "
+                    "or run `ftstudio labelstudio up`")
+    return info.url, token
+
+
+@review_app.command("score")
+def score(dataset: str = typer.Option(..., help="Dataset name."),
+          model: Path = typer.Option(..., help="Base model folder."),
+          adapter: Path = typer.Option(None, help="LoRA adapter folder of a run."),
+          version: str = typer.Option(None, help="Version id or number (default: latest)."),
+          batch_size: int = typer.Option(16), detach: bool = typer.Option(False),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Score every example of a dataset version (job kind `score`)."""
+    from backend.store import datasets as ds
+    from backend.store import review as rstore
+
+    ws = common.workspace()
+    store = common.open_store(ws)
+    try:
+        ver = ds.resolve_version(store, dataset, version)
+        inputs = ws.root / "review" / "inputs"
+        inputs.mkdir(parents=True, exist_ok=True)
+        path = inputs / f"{ver['id']}-{uuid.uuid4().hex[:6]}.jsonl"
+        n = ds.write_version_jsonl(store, ver["id"], path)
+        rnd = len(rstore.batches(store, dataset)) + 1
+    except ValueError as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    spec = {"examples_path": str(path), "model_path": str(model.resolve()),
+            "adapter_path": str(adapter.resolve()) if adapter else None, "dataset": dataset,
+            "version_id": ver["id"], "round": rnd, "batch_size": batch_size}
+    status = common.run_job("score", spec, detach=detach, quiet=as_json)
+    if as_json:
+        common.emit_json({"job_id": status.id, "state": status.state, "examples": n,
+                          "version_id": ver["id"]})
+    else:
+        typer.echo(f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']})")
+
+
+def _make_batch(store, dataset: str, top: int | None, threshold: float | None,
+                percentile: float | None, method: str, qc_share: float) -> dict:
+    from backend.review.flagging import FlagPolicy
+    from backend.store import review as rstore
+
+    chosen = [(k, v) for k, v in (("top_k", top), ("threshold", threshold),
+                                  ("percentile", percentile)) if v is not None]
+    if len(chosen) > 1:
+        common.fail("choose one of --top, --threshold, --percentile")
+    kind, value = chosen[0] if chosen else ("top_k", 20)
+    policy = FlagPolicy(kind=kind, value=value, qc_share=qc_share)
+    return rstore.create_batch(store, dataset=dataset, score_job_id=rstore.latest_score_job(
+        store, dataset), policy=policy, method=method)
+
+
+@review_app.command("push")
+def push(dataset: str = typer.Option(...), top: int = typer.Option(None, help="Flag the k "
+         "least certain."), threshold: float = typer.Option(None), percentile: float =
+         typer.Option(None), method: str = typer.Option("nll", help="nll or entropy."),
+         qc_share: float = typer.Option(0.05), overlap: float = typer.Option(
+             0.2, help="Share of tasks that two reviewers see."),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Flag the latest scores of a dataset and push the batch to Label Studio."""
+    from backend.review import labelstudio as lsync
+
+    url, token = connection()
+    store = common.open_store(common.workspace())
+    try:
+        batch = _make_batch(store, dataset, top, threshold, percentile, method, qc_share)
+        result = lsync.push_batch(store, batch["id"], url, token, overlap_share=overlap)
+    except (ValueError, lsync.LabelStudioError) as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    result.update(n_flagged=batch["n_flagged"], n_qc=batch["n_qc"])
+    if as_json:
+        common.emit_json(result)
+    else:
+        typer.echo(f"batch {batch['id']}: {batch['n_flagged']} flagged + {batch['n_qc']} QC "
+                   f"-> {result['url']}")
+
+
+@review_app.command("pull")
+def pull(dataset: str = typer.Option(...), batch: str = typer.Option(None, help="Batch id "
+         "(default: the dataset's latest)."), apply: bool = typer.Option(
+             False, help="Also write the next dataset version from the verdicts."),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Pull verdicts from Label Studio (idempotent), optionally applying them."""
+    from backend.review import labelstudio as lsync
+    from backend.store import review as rstore
+
+    url, token = connection()
+    store = common.open_store(common.workspace())
+    try:
+        batch_id = batch or rstore.latest_batch(store, dataset)["id"]
+        result = lsync.pull_batch(store, batch_id, url, token)
+        result["progress"] = lsync.progress(store, batch_id)
+        if apply:
+            applied = rstore.apply_batch(store, batch_id)
+            result["version"] = applied["version"]
+            result["counts"] = applied["counts"]
+    except (ValueError, lsync.LabelStudioError) as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json(result)
+        return
+    typer.echo(f"batch {result['batch']}: {result['annotations']} annotations "
+               f"({result['new']} new, {result['updated']} updated, {result['unchanged']} same)")
+    if "version" in result:
+        typer.echo(f"new version v{result['version']['number']}: {result['version']['note']}")
+
+
+@review_app.command("apply")
+def apply_cmd(dataset: str = typer.Option(...), batch: str = typer.Option(None),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Write the next dataset version from a batch's verdicts."""
+    from backend.store import review as rstore
+
+    store = common.open_store(common.workspace())
+    try:
+        result = rstore.apply_batch(store, batch or rstore.latest_batch(store, dataset)["id"])
+    except ValueError as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json(result)
+    else:
+        typer.echo(f"v{result['version']['number']}: {result['version']['note']}")

@@ -1,0 +1,163 @@
+"""Sweeps: many runs that differ in learning rate, LoRA rank, batch size or epochs.
+
+`grid` and `random` expand a search space into run configs and queue them as one group (the
+jobs share a `group_id`; the worker trains them one at a time). `optuna` is one job that trains
+trials in-process with TPE sampling and median pruning on the held-out loss, writing each
+trial to sweep_trials.jsonl.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from backend.jobs import queue
+from backend.jobs.kinds import JobSpec
+from backend.train.config import ConfigError
+from backend.train.launch import make_config
+from backend.workspace import Workspace
+
+SWEEPABLE = {"learning_rate": float, "lora_r": int, "batch_size": int, "epochs": float}
+
+
+def parse_values(name: str, text: str) -> list:
+    """'1e-4,5e-5' -> [0.0001, 5e-05] for a sweepable field; a clear error otherwise."""
+    if name not in SWEEPABLE:
+        raise ConfigError(f"{name} cannot be swept; sweepable: {', '.join(SWEEPABLE)}")
+    try:
+        return [SWEEPABLE[name](v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a comma-separated list of numbers") from None
+
+
+def expand(base: dict[str, Any], space: dict[str, list], mode: str = "grid",
+           n: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Run fields for every grid point, or `n` distinct random points. When the rank changes,
+    alpha keeps the base alpha/rank ratio.
+
+    >>> [p["lora_r"] for p in expand({"lora_r": 8}, {"lora_r": [4, 8]})]
+    [4, 8]
+    """
+    for name in space:
+        if name not in SWEEPABLE:
+            raise ConfigError(f"{name} cannot be swept; sweepable: {', '.join(SWEEPABLE)}")
+    names = list(space)
+    points = [dict(zip(names, combo, strict=True))
+              for combo in itertools.product(*(space[k] for k in names))]
+    if mode == "random":
+        points = random.Random(seed).sample(points, min(n or len(points), len(points)))
+    elif mode != "grid":
+        raise ConfigError(f"mode: {mode!r}; use grid or random (or optuna)")
+    ratio = base.get("lora_alpha", 32) / base.get("lora_r", 16)
+    out = []
+    for p in points:
+        fields = {**base, **p}
+        if "lora_r" in p:
+            fields["lora_alpha"] = max(1, round(p["lora_r"] * ratio))
+        out.append(fields)
+    return out
+
+
+def submit_sweep(ws: Workspace, base: dict[str, Any], space: dict[str, list], mode: str = "grid",
+                 n: int | None = None, seed: int = 0) -> tuple[str, list[str]]:
+    """Validate every run first, then queue them as one group; returns (group_id, job ids)."""
+    configs = [make_config(f) for f in expand(base, space, mode, n, seed)]
+    if not configs:
+        raise ConfigError("the sweep has no runs: give at least one value per field")
+    group = f"sweep-{uuid.uuid4().hex[:8]}"
+    return group, [queue.submit(ws, "train", c, group_id=group) for c in configs]
+
+
+# --- Optuna: one job, trials in-process --------------------------------------------------------
+
+class OptunaSweepSpec(JobSpec):
+    base: dict[str, Any] = Field(description="Run fields shared by every trial (a train spec).")
+    lr_range: tuple[float, float] = Field((1e-5, 1e-3), description="Learning-rate range "
+                                          "(log scale).")
+    ranks: list[int] = Field(default_factory=lambda: [8, 16, 32], description="LoRA ranks.")
+    n_trials: int = Field(8, ge=1, le=500, description="Trials to train.")
+    seed: int = Field(0, description="Sampler seed.")
+
+    @field_validator("lr_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] < v[1]:
+            raise ValueError("lr_range needs 0 < low < high")
+        return v
+
+    def title(self) -> str:
+        return f"optuna sweep, {self.n_trials} trials on {self.base.get('dataset', '?')}"
+
+
+def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
+    """Train `n_trials` runs in this process; prune trials whose eval loss lags the median."""
+    import optuna
+    from transformers import TrainerCallback
+
+    from backend.config import Settings
+    from backend.train.runtime import decide
+    from backend.train.sft import build_trainer, load_examples, load_model, split
+
+    base = make_config(spec.base)
+    if base.eval_split <= 0:
+        raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
+    rt = decide(base.quant, Settings().device)
+    train_rows, eval_rows = split(load_examples(base.data_path), base.eval_split, base.seed)
+    done = {r["trial"] for r in ctx.read_checkpoint().get("trials", [])}
+
+    class Prune(TrainerCallback):
+        def __init__(self, trial):
+            self.trial = trial
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            self.trial.report(metrics["eval_loss"], state.global_step)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned()
+            ctx.check_cancelled()
+
+    def objective(trial) -> float:
+        cfg = base.model_copy(update={
+            "learning_rate": trial.suggest_float("learning_rate", *spec.lr_range, log=True),
+            "lora_r": trial.suggest_categorical("lora_r", spec.ranks)})
+        tok, model = load_model(cfg, rt)
+        out = ctx.workspace.runs / ctx.id / f"trial-{trial.number}"
+        trainer = build_trainer(cfg, rt, model, tok, train_rows, eval_rows, out, [Prune(trial)],
+                                save_strategy="no")
+        trainer.train()
+        return trainer.evaluate()["eval_loss"]
+
+    sampler = optuna.samplers.TPESampler(seed=spec.seed)
+    study = optuna.create_study(direction="minimize", sampler=sampler,
+                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
+    trials = ctx.read_checkpoint().get("trials", [])
+    for t in trials:  # a resumed sweep tells the sampler what it already learned
+        study.add_trial(optuna.trial.create_trial(
+            params=t["params"], value=t["eval_loss"],
+            distributions={"learning_rate": optuna.distributions.FloatDistribution(
+                *spec.lr_range, log=True),
+                "lora_r": optuna.distributions.CategoricalDistribution(spec.ranks)},
+            state=optuna.trial.TrialState.COMPLETE if t["eval_loss"] is not None
+            else optuna.trial.TrialState.PRUNED))
+    for number in range(len(done), spec.n_trials):
+        ctx.check_cancelled()
+        ctx.progress(number, spec.n_trials, unit="trials")
+        trial = study.ask()
+        try:
+            loss, state = objective(trial), "complete"
+            study.tell(trial, loss)
+        except optuna.TrialPruned:
+            loss, state = None, "pruned"
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        row = {"trial": number, "params": trial.params, "eval_loss": loss, "state": state}
+        ctx.output("sweep_trials.jsonl", [row])
+        trials.append(row)
+        ctx.write_checkpoint({"trials": trials})
+        ctx.metric(number, trial_eval_loss=loss)
+    ctx.progress(spec.n_trials, spec.n_trials)
+    best = study.best_trial
+    ctx.event(f"best trial {best.number}: eval loss {best.value:.4f} with {best.params}",
+              best=best.params)
