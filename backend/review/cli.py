@@ -78,8 +78,8 @@ def connection() -> tuple[str, str]:
 
 @review_app.command("score")
 def score(dataset: str = typer.Option(..., help="Dataset name."),
-          model: Path = typer.Option(..., help="Base model folder."),
-          adapter: Path = typer.Option(None, help="LoRA adapter folder of a run."),
+          model: str = typer.Option(..., help="Base model folder."),
+          adapter: str = typer.Option(None, help="LoRA adapter folder of a run."),
           version: str = typer.Option(None, help="Version id or number (default: latest)."),
           batch_size: int = typer.Option(16), detach: bool = typer.Option(False),
           as_json: bool = typer.Option(False, "--json")) -> None:
@@ -100,8 +100,8 @@ def score(dataset: str = typer.Option(..., help="Dataset name."),
         common.fail(str(exc))
     finally:
         store.close()
-    spec = {"examples_path": str(path), "model_path": str(model.resolve()),
-            "adapter_path": str(adapter.resolve()) if adapter else None, "dataset": dataset,
+    spec = {"examples_path": str(path), "model_path": str(Path(model).resolve()),
+            "adapter_path": str(Path(adapter).resolve()) if adapter else None, "dataset": dataset,
             "version_id": ver["id"], "round": rnd, "batch_size": batch_size}
     status = common.run_job("score", spec, detach=detach, quiet=as_json)
     if as_json:
