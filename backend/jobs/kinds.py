@@ -59,6 +59,12 @@ KINDS: dict[str, Kind] = {
         resource="gpu",
         outputs={"sweep_trials.jsonl": "backend.store.runs:ingest_sweep_trials"},
     ),
+    "drift": Kind(
+        spec="backend.drift.job:DriftSpec",
+        run="backend.drift.job:run_job",
+        resource="cpu",
+        outputs={"drift_results.jsonl": "backend.store.monitoring:ingest_results"},
+    ),
     "sleep": Kind(
         spec="backend.jobs.builtin:SleepSpec",
         run="backend.jobs.builtin:run_sleep",

@@ -1,0 +1,279 @@
+"""Monitors, production batches, drift checks and reports, alerts and retraining plans.
+
+The drift job's results reach `drift_reports` through `ingest_results` (the `drift` kind's
+output handler); everything else is written by the dashboard or the CLI through these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from backend.drift.monitors import MonitorConfig, parse_config
+from backend.store.datasets import resolve_version
+from backend.store.db import Store
+from backend.store.ingest import parse_lines
+
+
+class MonitorNotFound(ValueError):
+    """No monitor by that name or id (or none, or several, where one was expected)."""
+
+
+class BatchExists(ValueError):
+    """The same file was already ingested for this monitor."""
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _monitor(row: dict) -> dict:
+    return {**row, "config": parse_config(json.loads(row["config"]))}
+
+
+# monitors ------------------------------------------------------------------------------------
+
+def create_monitor(store: Store, name: str, *, reference: str, version: str | int | None = None,
+                   config: MonitorConfig | dict | None = None,
+                   watch_dir: str | None = None) -> dict:
+    """A monitor over a reference dataset version (the latest when `version` is None)."""
+    if not name or not name.strip() or len(name) > 80:
+        raise ValueError(f"monitor name {name!r} must be 1-80 characters")
+    ref = resolve_version(store, reference, version)
+    cfg = config if isinstance(config, MonitorConfig) else parse_config(config)
+    with store.transaction() as cur:
+        if cur.execute("SELECT 1 FROM monitors WHERE name = ?", [name]).fetchone():
+            raise ValueError(f"a monitor named {name!r} already exists")
+        mid = _id("mon")
+        cur.execute("INSERT INTO monitors VALUES (?,?,?,?,?,?,?,?)",
+                    [mid, name, ref["dataset"], ref["id"], cfg.model_dump_json(), watch_dir, "ok",
+                     now()])
+    return get_monitor(store, mid)
+
+
+def get_monitor(store: Store, monitor: str) -> dict:
+    rows = store.rows("SELECT * FROM monitors WHERE id = ? OR name = ?", [monitor, monitor])
+    if not rows:
+        names = [r["name"] for r in store.rows("SELECT name FROM monitors ORDER BY name")]
+        raise MonitorNotFound(f"no monitor {monitor!r}; monitors: {', '.join(names) or 'none'}")
+    return _monitor(rows[0])
+
+
+def the_monitor(store: Store, monitor: str | None = None) -> dict:
+    """The named monitor, or the only one when no name is given."""
+    if monitor:
+        return get_monitor(store, monitor)
+    rows = list_monitors(store)
+    if len(rows) != 1:
+        raise MonitorNotFound(
+            "no monitor yet: create one with `ftstudio monitor create NAME --reference DATASET`"
+            if not rows else
+            f"{len(rows)} monitors exist ({', '.join(r['name'] for r in rows)}): name one")
+    return rows[0]
+
+
+def list_monitors(store: Store) -> list[dict]:
+    return [_monitor(r) for r in store.rows(
+        "SELECT m.*, (SELECT count(*) FROM production_batches b WHERE b.monitor_id = m.id)"
+        " AS n_batches, (SELECT max(created) FROM drift_checks c WHERE c.monitor_id = m.id)"
+        " AS last_check FROM monitors m ORDER BY m.name")]
+
+
+def set_config(store: Store, monitor: str, config: MonitorConfig | dict) -> dict:
+    cfg = config if isinstance(config, MonitorConfig) else parse_config(config)
+    m = get_monitor(store, monitor)
+    cur = store.cursor()
+    try:
+        cur.execute("UPDATE monitors SET config = ? WHERE id = ?", [cfg.model_dump_json(), m["id"]])
+    finally:
+        cur.close()
+    return get_monitor(store, m["id"])
+
+
+# production batches --------------------------------------------------------------------------
+
+def add_batch(store: Store, monitor_id: str, records: list[dict[str, Any]], *, source: str,
+              name: str | None, content_hash: str) -> dict:
+    """Store one batch of production records ({prompt, response?, t?}) in one transaction."""
+    if not records:
+        raise ValueError(f"{name or 'the batch'} has no prompts")
+    received = now()
+    times = [r["t"] for r in records if r.get("t") is not None]
+    start, end = (min(times), max(times)) if times else (received, received)
+    with store.transaction() as cur:
+        if cur.execute("SELECT 1 FROM production_batches WHERE monitor_id = ? AND content_hash = ?",
+                       [monitor_id, content_hash]).fetchone():
+            raise BatchExists(f"{name or 'this batch'} was already ingested for this monitor")
+        bid = _id("pb")
+        cur.execute("INSERT INTO production_batches VALUES (?,?,?,?,?,?,?,?,?,?,NULL)",
+                    [bid, monitor_id, source, name, content_hash, len(records),
+                     sum(1 for r in records if r.get("response")), start, end, received])
+        cur.executemany("INSERT INTO production_records VALUES (?,?,?,?,?)",
+                        [[bid, i, r["prompt"], r.get("response"), r.get("t")]
+                         for i, r in enumerate(records)])
+    return store.rows("SELECT * FROM production_batches WHERE id = ?", [bid])[0]
+
+
+def batches(store: Store, monitor_id: str | None = None) -> list[dict]:
+    where, params = ("WHERE monitor_id = ?", [monitor_id]) if monitor_id else ("", [])
+    return store.rows(f"SELECT * FROM production_batches {where} ORDER BY received", params)
+
+
+def unchecked_batches(store: Store, monitor_id: str) -> list[dict]:
+    return store.rows("SELECT * FROM production_batches WHERE monitor_id = ? AND check_id IS NULL"
+                      " ORDER BY window_start", [monitor_id])
+
+
+def batch_records(store: Store, batch_ids: list[str]) -> list[dict]:
+    if not batch_ids:
+        return []
+    return store.rows("SELECT * FROM production_records WHERE list_contains(?, batch_id)"
+                      " ORDER BY batch_id, position", [batch_ids])
+
+
+# checks and reports --------------------------------------------------------------------------
+
+def record_check(store: Store, *, check_id: str, monitor_id: str, job_id: str | None,
+                 reference_version_id: str, batch_ids: list[str], window_start: Any,
+                 window_end: Any, n_reference: int, n_window: int) -> None:
+    """A submitted check, and the batches it consumes (one transaction)."""
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO drift_checks (id, monitor_id, job_id, reference_version_id,"
+                    " window_start, window_end, n_reference, n_window, created)"
+                    " VALUES (?,?,?,?,?,?,?,?,?)",
+                    [check_id, monitor_id, job_id, reference_version_id, window_start,
+                     window_end, n_reference, n_window, now()])
+        cur.execute("UPDATE production_batches SET check_id = ? WHERE list_contains(?, id)",
+                    [check_id, batch_ids])
+
+
+def ingest_results(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
+    """The `drift` kind's handler for drift_results.jsonl: one drift_reports row per line."""
+    rows = parse_lines(chunk)
+    for r in rows:
+        check = cur.execute("SELECT window_start, window_end FROM drift_checks WHERE id = ?",
+                            [r["check_id"]]).fetchone() or (None, None)
+        cur.execute("INSERT OR IGNORE INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [r["check_id"], r["monitor_id"], r["reference_version_id"], check[0],
+                     check[1], r["method"], r["statistic"], r["threshold"], r["verdict"],
+                     json.dumps(r.get("details") or {}), r.get("n_reference"),
+                     r.get("n_window"), now()])
+    return len(rows)
+
+
+def checks(store: Store, monitor_id: str | None = None) -> list[dict]:
+    where, params = ("WHERE c.monitor_id = ?", [monitor_id]) if monitor_id else ("", [])
+    return store.rows(
+        "SELECT c.*, m.name AS monitor, j.state AS job_state, j.error AS job_error"
+        " FROM drift_checks c JOIN monitors m ON m.id = c.monitor_id"
+        f" LEFT JOIN jobs j ON j.id = c.job_id {where} ORDER BY c.created", params)
+
+
+def finished_unevaluated(store: Store) -> list[dict]:
+    """Checks whose job ended (as ingested) and whose results the triggers have not seen."""
+    return store.rows(
+        "SELECT c.*, j.state AS job_state, j.error AS job_error FROM drift_checks c"
+        " JOIN jobs j ON j.id = c.job_id WHERE c.evaluated IS NULL"
+        " AND j.state IN ('succeeded', 'failed', 'cancelled', 'interrupted') ORDER BY c.created")
+
+
+def reports(store: Store, monitor_id: str | None = None, check_id: str | None = None
+            ) -> list[dict]:
+    clauses, params = [], []
+    if monitor_id:
+        clauses.append("monitor_id = ?")
+        params.append(monitor_id)
+    if check_id:
+        clauses.append("check_id = ?")
+        params.append(check_id)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = store.rows(f"SELECT * FROM drift_reports {where} ORDER BY created, method", params)
+    for r in rows:
+        r["details"] = json.loads(r["details"]) if r["details"] else {}
+    return rows
+
+
+# alerts and plans ----------------------------------------------------------------------------
+
+def alerts(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
+    clauses, params = [], []
+    if monitor_id:
+        clauses.append("a.monitor_id = ?")
+        params.append(monitor_id)
+    if state:
+        clauses.append("a.state = ?")
+        params.append(state)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = store.rows("SELECT a.*, m.name AS monitor FROM alerts a JOIN monitors m"
+                      f" ON m.id = a.monitor_id {where} ORDER BY a.created DESC", params)
+    for r in rows:
+        r["methods"] = json.loads(r["methods"])
+    return rows
+
+
+def plans(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
+    clauses, params = [], []
+    if monitor_id:
+        clauses.append("p.monitor_id = ?")
+        params.append(monitor_id)
+    if state:
+        clauses.append("p.state = ?")
+        params.append(state)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = store.rows("SELECT p.*, m.name AS monitor FROM retraining_plans p JOIN monitors m"
+                      f" ON m.id = p.monitor_id {where} ORDER BY p.created DESC", params)
+    for r in rows:
+        r["steps"] = json.loads(r["steps"])
+    return rows
+
+
+def get_plan(store: Store, plan_id: str) -> dict:
+    rows = [p for p in plans(store) if p["id"] == plan_id]
+    if not rows:
+        raise ValueError(f"no retraining plan {plan_id!r}")
+    return rows[0]
+
+
+def save_plan(store: Store, plan_id: str, *, state: str | None = None,
+              steps: list[dict] | None = None, approved_by: str | None = None,
+              auto_approved: bool | None = None) -> dict:
+    sets, params = ["updated = ?"], [now()]
+    if state is not None:
+        sets.append("state = ?")
+        params.append(state)
+    if steps is not None:
+        sets.append("steps = ?")
+        params.append(json.dumps(steps))
+    if approved_by is not None:
+        sets += ["approved_by = ?", "approved_at = ?"]
+        params += [approved_by, now()]
+    if auto_approved is not None:
+        sets.append("auto_approved = ?")
+        params.append(auto_approved)
+    cur = store.cursor()
+    try:
+        cur.execute(f"UPDATE retraining_plans SET {', '.join(sets)} WHERE id = ?",
+                    [*params, plan_id])
+    finally:
+        cur.close()
+    return get_plan(store, plan_id)
+
+
+def summary(store: Store) -> dict[str, int]:
+    """Counts for the page's metrics row."""
+    q = {
+        "monitors": "SELECT count(*) FROM monitors",
+        "prompts": "SELECT coalesce(sum(n_records), 0) FROM production_batches",
+        "checks": "SELECT count(*) FROM drift_checks",
+        "open_alerts": "SELECT count(*) FROM alerts WHERE state = 'open'",
+        "plans_waiting": "SELECT count(*) FROM retraining_plans WHERE state = 'proposed'",
+    }
+    return {k: int(store.scalar(sql) or 0) for k, sql in q.items()}
