@@ -23,6 +23,7 @@ from backend.jobs import queue
 from backend.jobs.queue import JobError
 from backend.jobs.status import JobStatus, JobStatusError, format_seconds
 from backend.review.cli import labelstudio_app, review_app
+from backend.train.cli import runs_app, sweep_cmd, train_cmd
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Fine-Tuning Studio: data, review, training, comparison, preferences.")
@@ -30,6 +31,9 @@ jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, cancel and res
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(labelstudio_app, name="labelstudio")
 app.add_typer(review_app, name="review")
+app.add_typer(runs_app, name="runs")
+app.command("train")(train_cmd)
+app.command("sweep")(sweep_cmd)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -107,7 +107,6 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
         raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
     rt = decide(base.quant, Settings().device)
     train_rows, eval_rows = split(load_examples(base.data_path), base.eval_split, base.seed)
-    done = {r["trial"] for r in ctx.read_checkpoint().get("trials", [])}
 
     class Prune(TrainerCallback):
         def __init__(self, trial):
@@ -142,7 +141,7 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
                 "lora_r": optuna.distributions.CategoricalDistribution(spec.ranks)},
             state=optuna.trial.TrialState.COMPLETE if t["eval_loss"] is not None
             else optuna.trial.TrialState.PRUNED))
-    for number in range(len(done), spec.n_trials):
+    for number in range(len(trials), spec.n_trials):
         ctx.check_cancelled()
         ctx.progress(number, spec.n_trials, unit="trials")
         trial = study.ask()
@@ -161,3 +160,15 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
     best = study.best_trial
     ctx.event(f"best trial {best.number}: eval loss {best.value:.4f} with {best.params}",
               best=best.params)
+
+
+def submit_optuna(ws: Workspace, base: dict[str, Any], *, n_trials: int = 8,
+                  lr_range: tuple[float, float] = (1e-5, 1e-3), ranks: list[int] | None = None,
+                  seed: int = 0) -> str:
+    """Validate the shared run fields, then queue one optuna sweep job."""
+    config = make_config(base)
+    if config.eval_split <= 0:
+        raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
+    spec = OptunaSweepSpec(base=config.model_dump(mode="json"), n_trials=n_trials,
+                           lr_range=lr_range, ranks=ranks or [8, 16, 32], seed=seed)
+    return queue.submit(ws, "sweep-optuna", spec)
