@@ -1,0 +1,144 @@
+"""Against a REAL Label Studio (its own venv, started once per session from the migrated
+template): push a batch, annotate through the REST API as reviewers would, pull twice with no
+duplicates, apply into a new version, and stop the server mid-pull: a clear error, nothing lost.
+
+Needs .venv-labelstudio (scripts/labelstudio_venv.sh creates it); the fixture creates it too.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+
+from backend.review import labelstudio as lsync
+from backend.review import labelstudio_server as srv
+from backend.review.flagging import FlagPolicy
+from backend.store import Store
+from backend.store import datasets as ds
+from backend.store import review as rstore
+from backend.workspace import Workspace
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("ls") / "workspace").ensure()
+    info, token = srv.up(ws, _free_port())
+    yield ws, info, token
+    srv.down(ws)
+
+
+@pytest.fixture(scope="module")
+def loop(server, tmp_path_factory):
+    """A dataset of 20 examples, scored, flagged (top 6 + QC) and pushed."""
+    ws, info, token = server
+    store = Store.open(tmp_path_factory.mktemp("db") / "studio.duckdb")
+    ds.create_dataset(store, "support")
+    ver = ds.add_version(store, "support", [
+        {"messages": [{"role": "user", "content": f"question {i}"},
+                      {"role": "assistant", "content": f"answer {i}"}]} for i in range(20)])
+    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
+    lines = "".join(json.dumps({"example_id": e, "method": "nll", "model": "tiny",
+                                "score": 1.0 + i / 10, "version_id": ver["id"],
+                                "dataset": "support"}) + "\n" for i, e in enumerate(ids))
+    with store.transaction() as cur:
+        rstore.insert_scores(cur, "score-job-1", lines.encode())
+    batch = rstore.create_batch(store, dataset="support", score_job_id="score-job-1",
+                                policy=FlagPolicy(kind="top_k", value=6, qc_share=0.05))
+    pushed = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.5)
+    yield store, batch, pushed, ids
+    store.close()
+
+
+def _annotate(url: str, token: str, task_id: int, verdict: str, corrected: str | None = None):
+    result = [{"from_name": "verdict", "to_name": "response", "type": "choices",
+               "value": {"choices": [verdict]}},
+              {"from_name": "issues", "to_name": "response", "type": "choices",
+               "value": {"choices": ["factual error"]}}]
+    if corrected:
+        result.append({"from_name": "corrected", "to_name": "response", "type": "textarea",
+                       "value": {"text": [corrected]}})
+    r = httpx.post(f"{url}/api/tasks/{task_id}/annotations/", json={"result": result},
+                   headers={"Authorization": f"Token {token}"}, timeout=30)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_server_is_local_and_recorded(server):
+    ws, info, token = server
+    assert info.url.startswith("http://127.0.0.1:")
+    assert srv.status(ws)["running"] is True
+    creds = ws.root / "labelstudio" / "credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert token not in (ws.root / "labelstudio" / "server.json").read_text()
+    assert token not in (ws.root / "labelstudio" / "server.log").read_text()
+    r = httpx.get(f"{info.url}/api/projects", headers={"Authorization": "Token wrong-token"})
+    assert r.status_code == 401
+
+
+def test_push_creates_uncertainty_sampled_project_with_predictions(server, loop):
+    _, info, token = server
+    store, batch, pushed, ids = loop
+    assert pushed["tasks"] == batch["n_flagged"] + batch["n_qc"] == 7
+    project = httpx.get(f"{info.url}/api/projects/{pushed['project_id']}",
+                        headers={"Authorization": f"Token {token}"}).json()
+    assert project["sampling"] == "Uncertainty sampling"
+    assert project["maximum_annotations"] == 2
+    items = rstore.batch_items(store, batch["id"])
+    assert all(i["ls_task_id"] for i in items)
+    task = httpx.get(f"{info.url}/api/tasks/{items[0]['ls_task_id']}",
+                     headers={"Authorization": f"Token {token}"}).json()
+    assert task["data"]["example_id"] == items[0]["example_id"] == ids[-1]  # least certain first
+    assert task["total_predictions"] == 1
+
+
+def test_annotate_pull_twice_and_apply(server, loop):
+    _, info, token = server
+    store, batch, pushed, ids = loop
+    items = rstore.batch_items(store, batch["id"])
+    _annotate(info.url, token, items[0]["ls_task_id"], "accept")
+    _annotate(info.url, token, items[1]["ls_task_id"], "reject")
+    _annotate(info.url, token, items[2]["ls_task_id"], "accept", corrected="a better answer")
+    first = lsync.pull_batch(store, batch["id"], info.url, token)
+    assert (first["new"], first["annotations"]) == (3, 3)
+    second = lsync.pull_batch(store, batch["id"], info.url, token)
+    assert (second["new"], second["updated"], second["unchanged"]) == (0, 0, 3)
+    assert store.scalar("SELECT count(*) FROM reviews") == 3
+    verdicts = {r["example_id"]: r["verdict"] for r in rstore.reviews(store, batch["id"])}
+    assert sorted(verdicts.values()) == ["accept", "correct", "reject"]
+    applied = rstore.apply_batch(store, batch["id"])
+    assert applied["version"]["n_examples"] == 19
+    new = ds.version_examples(store, applied["version"]["id"])
+    fixed = [e for e in new if e["parent_id"] == items[2]["example_id"]]
+    assert len(fixed) == 1 and fixed[0]["messages"][-1]["content"] == "a better answer"
+    assert items[1]["example_id"] not in {e["id"] for e in new}
+
+
+def test_stopped_mid_pull_gives_a_clear_error_and_loses_nothing(server, loop):
+    ws, info, token = server
+    store, batch, _, _ = loop
+    items = rstore.batch_items(store, batch["id"])
+    _annotate(info.url, token, items[3]["ls_task_id"], "reject")
+    before = store.rows("SELECT * FROM reviews ORDER BY id")
+
+    def stop_at_export(stage: str) -> None:
+        if stage == "export":
+            srv.down(ws)
+
+    with pytest.raises(lsync.LabelStudioError, match="did not answer.*Nothing was changed"):
+        lsync.pull_batch(store, batch["id"], info.url, token, on_stage=stop_at_export)
+    assert store.rows("SELECT * FROM reviews ORDER BY id") == before
+    again, _ = srv.up(ws, info.port)  # same data folder: the annotation is still there
+    after = lsync.pull_batch(store, batch["id"], again.url, token)
+    assert (after["new"], after["unchanged"]) == (1, 3)
+    assert store.scalar("SELECT count(*) FROM reviews") == 4
