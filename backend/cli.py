@@ -23,6 +23,7 @@ from backend.jobs import queue
 from backend.jobs.queue import JobError
 from backend.jobs.status import JobStatus, JobStatusError, format_seconds
 from backend.review.cli import labelstudio_app, review_app
+from backend.synth.cli import dataset_app, generate
 from backend.train.cli import runs_app, sweep_cmd, train_cmd
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -32,6 +33,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(labelstudio_app, name="labelstudio")
 app.add_typer(review_app, name="review")
 app.add_typer(runs_app, name="runs")
+app.add_typer(dataset_app, name="dataset")
+app.command("generate")(generate)
 app.command("train")(train_cmd)
 app.command("sweep")(sweep_cmd)
 

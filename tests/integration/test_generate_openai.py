@@ -139,3 +139,26 @@ def test_rpm_limit_spaces_requests(ws, store, server, run_inline):
     assert run_inline(ws, job_id).state == "succeeded"
     # 4 starts at 0.1 s spacing: at least 0.3 s, concurrency notwithstanding
     assert time.perf_counter() - t0 >= 0.3
+
+
+def test_cli_generate_builds_a_version(ws, server):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws.root)}
+    cmd = [sys.executable, "-m", "backend.cli", "generate", "--dataset", "cli-gen",
+           "--provider", "openai", "--base-url", server.base_url, "--model", "m",
+           "--topics", "billing,exports", "--per-topic", "3", "--concurrency", "4", "--json"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["state"] == "succeeded" and out["report"]["generated"] == 6
+    shown = subprocess.run([sys.executable, "-m", "backend.cli", "dataset", "show", "cli-gen",
+                            "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=60)
+    versions = json.loads(shown.stdout)["versions"]
+    assert len(versions) == 1 and versions[0]["id"] == out["version_id"]
+    assert versions[0]["examples"] == out["report"]["kept"] > 0
