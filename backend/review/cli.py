@@ -6,9 +6,6 @@ file of the workspace's local server; it is printed only by `labelstudio up` (as
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import typer
 
 from backend import cli_common as common
@@ -84,25 +81,17 @@ def score(dataset: str = typer.Option(..., help="Dataset name."),
           batch_size: int = typer.Option(16), detach: bool = typer.Option(False),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Score every example of a dataset version (job kind `score`)."""
-    from backend.store import datasets as ds
-    from backend.store import review as rstore
+    from backend.review.scoring import prepare_spec
 
     ws = common.workspace()
     store = common.open_store(ws)
     try:
-        ver = ds.resolve_version(store, dataset, version)
-        inputs = ws.root / "review" / "inputs"
-        inputs.mkdir(parents=True, exist_ok=True)
-        path = inputs / f"{ver['id']}-{uuid.uuid4().hex[:6]}.jsonl"
-        n = ds.write_version_jsonl(store, ver["id"], path)
-        rnd = len(rstore.batches(store, dataset)) + 1
-    except ValueError as exc:
+        spec, n, ver = prepare_spec(store, ws, dataset, model, adapter_path=adapter,
+                                    version=version, batch_size=batch_size)
+    except (ValueError, OSError) as exc:
         common.fail(str(exc))
     finally:
         store.close()
-    spec = {"examples_path": str(path), "model_path": str(Path(model).resolve()),
-            "adapter_path": str(Path(adapter).resolve()) if adapter else None, "dataset": dataset,
-            "version_id": ver["id"], "round": rnd, "batch_size": batch_size}
     status = common.run_job("score", spec, detach=detach, quiet=as_json)
     if as_json:
         common.emit_json({"job_id": status.id, "state": status.state, "examples": n,

@@ -241,6 +241,28 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
     ctx.event(f"scored {len(todo)} examples in {elapsed:.1f}s", seconds=elapsed)
 
 
+def prepare_spec(store: Any, ws: Any, dataset: str, model_path: str, *,
+                 adapter_path: str | None = None, version: str | int | None = None,
+                 batch_size: int = 16) -> tuple[dict, int, dict]:
+    """Write the version's examples to a file under the workspace and build the job spec
+    (the job never opens the database). Returns (spec, example count, version row)."""
+    import uuid
+
+    from backend.store import datasets as ds
+    from backend.store import review as rstore
+
+    ver = ds.resolve_version(store, dataset, version)
+    inputs = ws.root / "review" / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    path = inputs / f"{ver['id']}-{uuid.uuid4().hex[:6]}.jsonl"
+    n = ds.write_version_jsonl(store, ver["id"], path)
+    spec = {"examples_path": str(path), "model_path": str(Path(model_path).resolve()),
+            "adapter_path": str(Path(adapter_path).resolve()) if adapter_path else None,
+            "dataset": dataset, "version_id": ver["id"],
+            "round": len(rstore.batches(store, dataset)) + 1, "batch_size": batch_size}
+    return spec, n, ver
+
+
 if __name__ == "__main__":
     _tok, _model = load_model(sys.argv[1])
     for _row in score_examples(_tok, _model, read_examples(Path(sys.argv[2]))):

@@ -1,0 +1,213 @@
+"""Review: score examples by model uncertainty, flag the least certain, review them in Label
+Studio or here, and write the verdicts into a new dataset version."""
+
+import pandas as pd
+import streamlit as st
+
+from backend.config import secret
+from backend.jobs import queue, worker
+from backend.jobs.kinds import SpecError
+from backend.review import labelstudio as lsync
+from backend.review import labelstudio_server as lss
+from backend.review.flagging import FlagPolicy, cut_value, flag
+from backend.review.scoring import prepare_spec
+from backend.review.verdicts import CATEGORIES, Verdict
+from backend.store import datasets as ds
+from backend.store import review as rstore
+from studio import resources, state
+from studio.components.charts import figure
+from studio.components.jobs import live_active_jobs
+
+state.init()
+st.title("Review")
+st.caption("Send reviewers the examples the model is least sure of; their verdicts make the next "
+           "dataset version.")
+state.show_flash()
+store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
+
+names = [d["name"] for d in ds.list_datasets(store)]
+if not names:
+    st.info("No datasets yet: create one on the Datasets page, then come back to score it.")
+    st.stop()
+current = st.session_state.get(state.SELECTED_DATASET)
+dataset = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0)
+st.session_state[state.SELECTED_DATASET] = dataset
+
+score_runs = rstore.score_jobs(store, dataset)
+batch_rows = rstore.batches(store, dataset)
+latest = batch_rows[-1] if batch_rows else None
+cols = st.columns(4)
+cols[0].metric("Scored examples", score_runs[0]["n"] if score_runs else 0)
+cols[1].metric("In latest batch", latest["n_items"] if latest else 0)
+cols[2].metric("Reviewed", latest["n_reviewed"] if latest else 0)
+cols[3].metric("Rounds", len(batch_rows))
+
+
+def connection() -> tuple[str | None, str | None]:
+    """Label Studio url and token, read at the point of use (never kept in session state)."""
+    if cfg.label_studio_url and cfg.label_studio_token:
+        return cfg.label_studio_url, secret(cfg.label_studio_token)
+    info = lss.read_info(ws)
+    return (info.url, lss.token(ws)) if info else (None, None)
+
+
+t_score, t_flag, t_ls, t_here, t_rounds = st.tabs(
+    ["Score", "Flag", "Label Studio", "Review here", "Rounds"])
+
+with t_score:
+    default_model = str(cfg.local_model_dir or ws.models / "tiny-llama")
+    model = st.text_input("Model folder", default_model,
+                          help="A local transformers model folder (the base model).")
+    adapter = st.text_input("LoRA adapter folder (optional)", "",
+                            help="A run's adapter folder; scores then reflect the tuned model.")
+    if st.button("Score this dataset", type="primary"):
+        try:
+            spec, n, ver = prepare_spec(store, ws, dataset, model, adapter_path=adapter or None)
+            job_id = queue.submit(ws, "score", spec)
+            worker.ensure_worker(ws)
+            state.flash(f"Scoring {n} examples of {dataset} v{ver['number']}: job {job_id}")
+            st.rerun()
+        except (ValueError, SpecError, OSError) as exc:
+            st.error(f"Could not start scoring: {exc}")
+    live_active_jobs("No scoring job is running.")
+    if score_runs:
+        st.dataframe(pd.DataFrame(score_runs), hide_index=True)
+    else:
+        st.info("Not scored yet: pick a model folder and press Score.")
+
+with t_flag:
+    if not score_runs:
+        st.info("Score the dataset first (Score tab).")
+    else:
+        job = st.selectbox("Scoring run", [r["job_id"] for r in score_runs])
+        method = st.radio("Signal", ["nll", "entropy"], horizontal=True,
+                          help="nll: how surprising the response is; entropy: how unsure the "
+                          "model is of each next token.")
+        kind = st.radio("Policy", ["top_k", "percentile", "threshold"], horizontal=True)
+        scores = rstore.scores_of(store, job, method)
+        default = {"top_k": min(20.0, float(len(scores))), "percentile": 80.0,
+                   "threshold": float(pd.Series(scores).median()) if scores else 0.0}[kind]
+        value = st.number_input("Value", value=default, key=f"flag_value_{kind}",
+                                help=FlagPolicy.model_fields["value"].description)
+        qc = st.select_slider("Random QC share", [0.0, 0.05, 0.07, 0.10], value=0.05)
+        try:
+            policy = FlagPolicy(kind=kind, value=value, qc_share=qc)
+        except ValueError as exc:
+            st.error(str(exc))
+            st.stop()
+        cut = cut_value(scores, policy)
+        fig = figure(f"{method} per example ({len(scores)} scored)", f"{method} (nats per token)",
+                     "examples")
+        fig.add_histogram(x=list(scores.values()), nbinsx=40, name=method)
+        if cut is not None:
+            fig.add_vline(x=cut, line_dash="dash", line_color="#e4572e",
+                          annotation_text=f"cut {cut:.3f}")
+        st.plotly_chart(fig, use_container_width=True)
+        st.caption(f"{len(flag(scores, policy))} flagged at or above the cut, plus the QC sample.")
+        if st.button("Create review batch", type="primary"):
+            try:
+                b = rstore.create_batch(store, dataset=dataset, score_job_id=job, policy=policy,
+                                        method=method)
+                state.flash(f"Batch {b['id']}: {b['n_flagged']} flagged + {b['n_qc']} QC")
+                st.rerun()
+            except ValueError as exc:
+                st.error(str(exc))
+
+with t_ls:
+    url, token = connection()
+    if not url or not token:
+        st.info("No Label Studio configured. Run `ftstudio labelstudio up` (a local server) or "
+                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY; meanwhile use Review here.")
+    else:
+        healthy = lss.healthy(url)
+        (st.success if healthy else st.warning)(
+            f"Label Studio at {url}: {'reachable' if healthy else 'not answering'}")
+    if not batch_rows:
+        st.info("No review batch yet: create one on the Flag tab.")
+    elif url and token:
+        batch_id = st.selectbox("Batch", [b["id"] for b in reversed(batch_rows)], key="ls_batch")
+        batch = rstore.get_batch(store, batch_id)
+        c1, c2, c3 = st.columns(3)
+        overlap = c1.slider("Overlap share (two reviewers)", 0.0, 1.0, 0.2, 0.05)
+        try:
+            if c1.button("Push to Label Studio", disabled=bool(batch["ls_project_id"])):
+                with st.spinner("Creating the project and importing tasks"):
+                    res = lsync.push_batch(store, batch_id, url, token, overlap_share=overlap)
+                state.flash(f"Pushed {res['tasks']} tasks to project {res['project_id']}")
+                st.rerun()
+            if c2.button("Pull verdicts", disabled=not batch["ls_project_id"]):
+                with st.spinner("Reading the full JSON export"):
+                    res = lsync.pull_batch(store, batch_id, url, token)
+                state.flash(f"Pulled {res['annotations']} annotations: {res['new']} new, "
+                            f"{res['updated']} updated, {res['unchanged']} unchanged")
+                st.rerun()
+            if c3.button("Apply verdicts", disabled=bool(batch["applied_version_id"])):
+                res = rstore.apply_batch(store, batch_id)
+                state.flash(f"New version v{res['version']['number']}: {res['version']['note']}")
+                st.rerun()
+        except (ValueError, lsync.LabelStudioError) as exc:
+            st.error(str(exc))
+        prog = lsync.progress(store, batch_id)
+        st.progress(prog["reviewed"] / max(prog["items"], 1),
+                    text=f"{prog['reviewed']}/{prog['items']} items reviewed")
+        k1, k2, k3 = st.columns(3)
+        k1.metric("Items with 2+ reviewers", prog["overlap_items"])
+        k2.metric("Cohen's kappa", "–" if prog["cohen_kappa"] is None
+                  else f"{prog['cohen_kappa']:.2f}")
+        k3.metric("Fleiss' kappa", "–" if prog["fleiss_kappa"] is None
+                  else f"{prog['fleiss_kappa']:.2f}")
+        if prog["reviewers"]:
+            st.dataframe(pd.DataFrame(prog["reviewers"]).T.rename_axis("reviewer"))
+        if batch["ls_project_id"]:
+            links = pd.DataFrame([{"example": i["example_id"][:12], "reason": i["reason"],
+                                   "score": i["score"], "task": lsync.task_link(
+                                       url, batch["ls_project_id"], i["ls_task_id"])}
+                                  for i in rstore.batch_items(store, batch_id)])
+            st.dataframe(links, hide_index=True, column_config={
+                "task": st.column_config.LinkColumn("task", display_text="open in Label Studio")})
+
+with t_here:
+    if not batch_rows:
+        st.info("No review batch yet: create one on the Flag tab.")
+    else:
+        batch_id = st.selectbox("Batch", [b["id"] for b in reversed(batch_rows)], key="app_batch")
+        reviewer = st.text_input("Your name", key=state.REVIEWER)
+        item = rstore.next_unreviewed(store, batch_id, reviewer) if reviewer else None
+        if item is None:
+            st.success("Nothing left for you in this batch. Apply the verdicts on the Label "
+                       "Studio tab, or pick another batch.")
+        else:
+            st.caption(f"{item['reason']} · score {item['score']:.3f} · {item['example_id'][:12]}"
+                       if item["score"] is not None else item["reason"])
+            for msg in item["messages"]:
+                with st.chat_message(msg["role"]):
+                    st.text(msg["content"])
+            with st.form(f"verdict_{item['example_id']}", clear_on_submit=True):
+                verdict = st.radio("Verdict", ["accept", "reject", "correct"], horizontal=True)
+                cats = st.multiselect("Issues", CATEGORIES)
+                corrected = st.text_area("Corrected response (for 'correct')",
+                                         item["messages"][-1]["content"])
+                if st.form_submit_button("Submit and next", type="primary"):
+                    try:
+                        v = Verdict(example_id=item["example_id"], reviewer=reviewer,
+                                    verdict=verdict, categories=cats,
+                                    corrected=corrected if verdict == "correct" else None)
+                        rstore.add_in_app_review(store, batch_id, v)
+                        st.rerun()
+                    except ValueError as exc:
+                        st.error(str(exc))
+
+with t_rounds:
+    rows = rstore.rounds(store, dataset)
+    if not rows:
+        st.info("No rounds yet. Each batch is a round; after applying one, score the new version "
+                "again (with the newest adapter) to see whether the flagged share fell.")
+    else:
+        table = pd.DataFrame(rows)
+        fig = figure("Flagged share by round", "round", "share of scored examples")
+        fig.add_scatter(x=table["round"], y=table["share_above_first_cut"], mode="lines+markers",
+                        name="above the first round's cut")
+        fig.add_scatter(x=table["round"], y=table["flagged_share"], mode="lines+markers",
+                        name="flagged by the round's own policy")
+        st.plotly_chart(fig, use_container_width=True)
+        st.dataframe(table, hide_index=True)

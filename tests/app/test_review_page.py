@@ -1,0 +1,103 @@
+"""The Review page: empty state, histogram with the cut, creating a batch, the in-app queue
+(accept / reject / correct into a new version) and the rounds chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from backend.store import Store
+from backend.store import datasets as ds
+from backend.store import review as rstore
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "review.py")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _seed(ws, n: int = 12) -> list[str]:
+    store = Store.open(ws.db_path)
+    ds.create_dataset(store, "support")
+    ver = ds.add_version(store, "support", [
+        {"messages": [{"role": "user", "content": f"q{i}"},
+                      {"role": "assistant", "content": f"<b>a{i}</b>"}]} for i in range(n)])
+    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
+    rows = "".join(json.dumps({"example_id": e, "method": m, "model": "tiny", "score": i / 3,
+                               "version_id": ver["id"], "dataset": "support"}) + "\n"
+                   for i, e in enumerate(ids) for m in ("nll", "entropy"))
+    with store.transaction() as cur:
+        rstore.insert_scores(cur, "job-score-1", rows.encode())
+    store.close()
+    return ids
+
+
+def _run() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_empty_workspace_says_what_to_do(ws):
+    at = _run()
+    assert at.title[0].value == "Review"
+    assert "No datasets yet" in at.info[0].value
+
+
+def test_flag_review_here_and_apply(ws):
+    ids = _seed(ws)
+    at = _run()
+    assert at.metric[0].value == "12"
+    assert not any("Score the dataset first" in i.value for i in at.info)
+    assert at.get("plotly_chart"), "the Flag tab draws the histogram"
+    at.number_input(key="flag_value_top_k").set_value(3.0)
+    [b for b in at.button if b.label == "Create review batch"][0].click()
+    at.run()
+    assert not at.exception
+    store = Store.open(ws.db_path)
+    try:
+        batch = rstore.latest_batch(store, "support")
+        items = rstore.batch_items(store, batch["id"])
+    finally:
+        store.close()
+    st.cache_resource.clear()
+    assert [i["example_id"] for i in items if i["reason"] == "flagged"] == ids[::-1][:3]
+
+    at = _run()
+    at.text_input(key="reviewer").set_value("ana")
+    at.run()
+    texts = [t.value for t in at.text]
+    assert "<b>a11</b>" in texts  # model text shown as text, least certain first
+    verdicts = ["reject", "correct", "accept"]
+    for verdict in verdicts:
+        radio = [r for r in at.radio if r.label == "Verdict"][0]
+        radio.set_value(verdict)
+        if verdict == "correct":
+            [t for t in at.text_area if t.label.startswith("Corrected")][0].set_value("fixed")
+        [b for b in at.button if b.label == "Submit and next"][0].click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    store = Store.open(ws.db_path)
+    try:
+        got = sorted(r["verdict"] for r in rstore.reviews(store, batch["id"]))
+        assert got[:3] == ["accept", "correct", "reject"]
+        applied = rstore.apply_batch(store, batch["id"])
+        assert applied["counts"]["rejected"] == 1 and applied["counts"]["corrected"] == 1
+        assert applied["version"]["n_examples"] == 11
+        assert rstore.rounds(store, "support")[0]["n_flagged"] == 3
+    finally:
+        store.close()
+    st.cache_resource.clear()
+    at = _run()
+    assert at.get("plotly_chart") and len(at.get("plotly_chart")) >= 2  # histogram + rounds
