@@ -10,6 +10,7 @@ import streamlit as st
 SELECTED_JOB = "selected_job"
 SELECTED_DATASET = "selected_dataset"
 SELECTED_RUNS = "selected_runs"
+SELECTED_RUN = "selected_run"  # the run shown on the Training page
 REVIEWER = "reviewer"
 FLASH = "flash"  # a message to show once after a rerun
 
@@ -17,6 +18,7 @@ DEFAULTS: dict[str, object] = {
     SELECTED_JOB: None,
     SELECTED_DATASET: None,
     SELECTED_RUNS: [],
+    SELECTED_RUN: None,
     REVIEWER: "me",
     FLASH: None,
 }

@@ -1,0 +1,99 @@
+"""The Training page: empty state, the new-run form queues a validated run (and refuses a bad
+one), and a finished run shows its curves, generations, config and artefacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend.jobs import queue, worker
+from backend.store import Store
+from backend.store.datasets import add_version, create_dataset
+from backend.store.ingest import ingest_all
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(ROOT / "pages" / "training.py")
+
+
+@pytest.fixture(autouse=True)
+def no_worker(monkeypatch):
+    """Queued jobs stay queued: the tests run them inline when they need them run."""
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)
+
+
+def seed_dataset(ws, n=12):
+    store = Store.open(ws.db_path)
+    try:
+        create_dataset(store, "support")
+        add_version(store, "support", [{"messages": [
+            {"role": "user", "content": f"How do I export sprint {i}?"},
+            {"role": "assistant", "content": "Open Reports, pick the sprint, choose Export."}]}
+            for i in range(n)])
+    finally:
+        store.close()
+
+
+def page(ws) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_empty_workspace_says_what_to_do(ws):
+    at = page(ws)
+    assert at.title[0].value == "Training"
+    infos = " ".join(i.value for i in at.info)
+    assert "No datasets yet" in infos and "No runs yet" in infos
+
+
+def test_form_queues_a_run_and_refuses_a_bad_one(ws, tiny_model_dir):
+    seed_dataset(ws)
+    at = page(ws)
+    at.text_input(key="new_base_model").set_value(str(tiny_model_dir))
+    at.text_area(key="new_target_modules").set_value("q_proj\nnot_a_module")
+    at.button(key="FormSubmitter:new_run-Start run").click()
+    at.run()
+    assert not at.exception
+    assert any("not_a_module" in e.value for e in at.error)
+    assert queue.job_ids(ws) == []
+
+    at.text_area(key="new_target_modules").set_value("all-linear")
+    at.number_input(key="new_max_steps").set_value(3)
+    at.button(key="FormSubmitter:new_run-Start run").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [job_id] = queue.job_ids(ws)
+    _, spec = queue.read_spec(ws.job_dir(job_id))
+    assert spec["max_steps"] == 3 and spec["dataset"] == "support" and spec["dataset_hash"]
+    assert spec["base_model"] == str(tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_finished_run_shows_curves_generations_and_what_ran(ws, tiny_model_dir, run_inline):
+    from backend.train.launch import dataset_file, submit_run
+
+    seed_dataset(ws)
+    store = Store.open(ws.db_path)
+    fields = {"base_model": str(tiny_model_dir), **dataset_file(store, ws, "support"),
+              "max_steps": 4, "max_length": 64, "learning_rate": 1e-3, "n_eval_prompts": 1,
+              "max_new_tokens": 4, "eval_split": 0.25, "quant": "none"}
+    job_id = submit_run(ws, fields)
+    store.close()
+    assert run_inline(ws, job_id).state == "succeeded"
+    store = Store.open(ws.db_path)
+    ingest_all(store, ws)
+    store.close()
+
+    at = page(ws)
+    assert at.metric[0].value == "1"  # runs
+    texts = " ".join(t.value for t in at.text)
+    assert "How do I export sprint" in texts  # the eval prompt, shown as text
+    assert "adapter:" in texts and "device: CPU" in texts
+    codes = " ".join(c.value for c in at.code)
+    assert '"max_steps": 4' in codes and '"trl"' in codes
+    assert len(at.get("plotly_chart")) == 3
+    # a succeeded run can be neither cancelled nor resumed
+    assert at.button(key="resume_run").disabled and at.button(key="cancel_run").disabled
