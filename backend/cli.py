@@ -22,6 +22,7 @@ from backend import cli_common as common
 from backend.jobs import queue
 from backend.jobs.queue import JobError
 from backend.jobs.status import JobStatus, JobStatusError, format_seconds
+from backend.drift.cli import monitor_app
 from backend.review.cli import labelstudio_app, review_app
 from backend.synth.cli import dataset_app, generate
 from backend.train.cli import runs_app, sweep_cmd, train_cmd
@@ -33,6 +34,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(labelstudio_app, name="labelstudio")
 app.add_typer(review_app, name="review")
 app.add_typer(runs_app, name="runs")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(dataset_app, name="dataset")
 app.command("generate")(generate)
 app.command("train")(train_cmd)

@@ -1,0 +1,172 @@
+"""`ftstudio monitor ...`: create monitors, ingest production batches, run checks (cron-able).
+
+    ftstudio monitor create NAME --reference DATASET [--version N] [--watch DIR] [--auto-approve]
+    ftstudio monitor ingest FILE|DIR [--monitor NAME]
+    ftstudio monitor check [--json] [--force]     exit 1 when an alert fired
+    ftstudio monitor list [--json]
+    ftstudio monitor approve PLAN_ID
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from backend import cli_common as common
+
+monitor_app = typer.Typer(no_args_is_help=True, help="Watch production data for drift and "
+                          "propose retraining.")
+
+
+def _store():
+    ws = common.workspace()
+    return ws, common.open_store(ws)
+
+
+@monitor_app.command("create")
+def create(name: str, reference: str = typer.Option(..., help="Reference dataset name."),
+           version: str = typer.Option(None, help="Version number or id (default: latest)."),
+           watch: Path = typer.Option(None, help="Folder of JSONL/CSV read at each check."),  # noqa: B008
+           auto_approve: bool = typer.Option(False, help="Approve retraining plans at once."),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Create a monitor comparing production prompts with a reference dataset version."""
+    from backend.store import monitoring as mon
+
+    ws, store = _store()
+    try:
+        m = mon.create_monitor(store, name, reference=reference, version=version,
+                               config={"auto_approve": auto_approve},
+                               watch_dir=str(watch.resolve()) if watch else None)
+    except ValueError as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    out = {k: v for k, v in m.items() if k != "config"} | {"config": m["config"].model_dump()}
+    if as_json:
+        common.emit_json(out)
+        return
+    typer.echo(f"monitor {m['name']} ({m['id']}) on {m['reference_dataset']} "
+               f"version {m['reference_version_id']}")
+
+
+@monitor_app.command("ingest")
+def ingest(path: Path = typer.Argument(..., help="JSONL/CSV of prompts, or a folder."),  # noqa: B008
+           monitor: str = typer.Option(None, help="Monitor name (default: the only one)."),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Store a batch of production prompts (a folder: every file not seen before)."""
+    from backend.drift import checks
+    from backend.store import monitoring as mon
+
+    ws, store = _store()
+    try:
+        if path.is_dir():
+            m = mon.the_monitor(store, monitor)
+            new, errors = checks.scan_folder(store, m["id"], path)
+        else:
+            new, errors = [checks.ingest_file(store, monitor, path)], []
+    except ValueError as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json({"batches": new, "errors": errors})
+    else:
+        for b in new:
+            typer.echo(f"batch {b['id']}: {b['n_records']} prompts ({b['n_responses']} with "
+                       f"responses), window {b['window_start']} .. {b['window_end']}")
+        for e in errors:
+            typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+@monitor_app.command("check")
+def check(as_json: bool = typer.Option(False, "--json"),
+          force: bool = typer.Option(False, help="Check even below a monitor's min_window."),
+          timeout: float = typer.Option(1800, help="Seconds to wait for the drift jobs.")) -> None:
+    """Run every monitor once (scan watched folders, drift job, trigger rules). Exit status 1
+    when an alert fired, so cron can mail it."""
+    from backend.drift import checks, triggers
+    from backend.jobs import queue, worker
+    from backend.store import monitoring as mon
+    from backend.store.ingest import ingest_all
+
+    ws, store = _store()
+    try:
+        _, scan_errors = checks.scan_watched(store)
+        submitted = [checks.submit_check(store, ws, m["id"], force=force)
+                     for m in mon.list_monitors(store)]
+        jobs = [s["job_id"] for s in submitted if "job_id" in s]
+        if jobs:
+            worker.ensure_worker(ws)
+        for job_id in jobs:
+            if as_json:
+                queue.wait(ws, job_id, timeout_s=timeout)
+            else:
+                common.wait_with_progress(ws, job_id)
+        ingest_all(store, ws)
+        fired = triggers.evaluate(store, ws)
+        triggers.advance(store, ws)
+        results = []
+        for s in submitted:
+            reps = mon.reports(store, check_id=s["check_id"]) if "check_id" in s else []
+            results.append({**s, "reports": [{k: r[k] for k in ("method", "statistic",
+                                              "threshold", "verdict")} for r in reps]})
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json({"checks": results, "alerts": fired, "errors": scan_errors})
+    else:
+        for r in results:
+            if "skipped" in r:
+                typer.echo(f"{r['monitor']}: skipped ({r['skipped']})")
+                continue
+            typer.echo(f"{r['monitor']}: {r['n_window']} prompts against {r['n_reference']}")
+            for rep in r["reports"]:
+                typer.echo(f"  {rep['method']:11} {rep['statistic']:8.4f} > "
+                           f"{rep['threshold']:8.4f}? {rep['verdict']}")
+        for a in fired:
+            typer.secho(f"ALERT {a['message']} (plan {a['plan_id']})", fg=typer.colors.RED)
+        for e in scan_errors:
+            typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+    if fired:
+        raise typer.Exit(1)
+
+
+@monitor_app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Monitors with their state, open alerts and plans."""
+    from backend.store import monitoring as mon
+
+    ws, store = _store()
+    try:
+        rows = [{k: v for k, v in m.items() if k != "config"} for m in mon.list_monitors(store)]
+        plans = mon.plans(store)
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json({"monitors": rows, "plans": plans})
+        return
+    for m in rows:
+        typer.echo(f"{m['name']:20} {m['state']:9} {m['reference_dataset']} "
+                   f"batches {m['n_batches']}")
+    for p in plans:
+        typer.echo(f"plan {p['id']} ({p['monitor']}): {p['state']} "
+                   + "; ".join(f"{s['name']} {s['state']}" for s in p["steps"]))
+
+
+@monitor_app.command("approve")
+def approve(plan_id: str, actor: str = typer.Option("lead", help="Who approves.")) -> None:
+    """Approve a proposed retraining plan: queue the review scoring (training follows it)."""
+    from backend.drift import triggers
+
+    ws, store = _store()
+    try:
+        plan = triggers.approve(store, ws, plan_id, actor=actor)
+    except ValueError as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    for s in plan["steps"]:
+        typer.echo(f"{s['name']}: {s['state']} {s.get('job_id') or s.get('reason') or ''}")
