@@ -21,6 +21,7 @@ import pyarrow.json as pj
 from backend.jobs import queue
 from backend.jobs.kinds import KINDS, load
 from backend.jobs.status import JobStatus, JobStatusError, read_status
+from backend.store import run_summary
 from backend.store.db import Store
 from backend.workspace import Workspace
 
@@ -48,6 +49,7 @@ def ingest_metrics(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) ->
         cur.execute(
             "INSERT INTO metrics SELECT ?, step, name, value, t FROM _metrics_chunk", [job_id]
         )
+        run_summary.merge_metrics(cur, job_id, "_metrics_chunk")  # keep run_summary current
     finally:
         cur.unregister("_metrics_chunk")
     return table.num_rows
@@ -85,6 +87,7 @@ def upsert_job(cur: duckdb.DuckDBPyConnection, status: JobStatus, spec: dict) ->
          _ts(status.created), _ts(status.started), _ts(status.finished),
          _ts(status.heartbeat), status.group_id],
     )
+    run_summary.sync_job(cur, status.id)  # a train job's summary row follows its job row
 
 
 def tail_file(store: Store, job_id: str, name: str, handler: Handler,
