@@ -1,0 +1,186 @@
+"""Monitoring: production data against a reference, drift over time, alerts, retraining plans."""
+
+import pandas as pd
+import streamlit as st
+
+from backend.drift import checks, triggers
+from backend.drift.monitors import METHODS, MonitorConfig
+from backend.jobs import worker
+from backend.store import monitoring as mon
+from backend.store.datasets import list_datasets
+from studio import resources, state
+from studio.components.charts import color_for, figure
+from studio.components.jobs import live_active_jobs
+
+st.title("Monitoring")
+st.caption("Compare production prompts with the data a model was trained on; when they drift, "
+           "review the new data and fine-tune on it.")
+state.show_flash()
+store, ws = resources.store(), resources.workspace()
+
+triggers.evaluate(store, ws)  # finished drift checks -> alerts and plans
+triggers.advance(store, ws)  # approved plans -> review batch -> training job
+
+counts = mon.summary(store)
+cols = st.columns(5)
+cols[0].metric("Monitors", counts["monitors"])
+cols[1].metric("Prompts received", counts["prompts"])
+cols[2].metric("Checks", counts["checks"])
+cols[3].metric("Open alerts", counts["open_alerts"])
+cols[4].metric("Plans to approve", counts["plans_waiting"])
+
+monitors = mon.list_monitors(store)
+names = [m["name"] for m in monitors]
+tab_mon, tab_data, tab_drift, tab_alerts = st.tabs(
+    ["Monitors", "Production data", "Drift", "Alerts and retraining"])
+
+with tab_mon:
+    datasets = [d["name"] for d in list_datasets(store)]
+    if not datasets:
+        st.info("No datasets yet: a monitor compares production data with a dataset version. "
+                "Create or import one on the Datasets page first.")
+    with st.form("new_monitor"):
+        st.subheader("New monitor")
+        name = st.text_input("Name", placeholder="production")
+        reference = st.selectbox("Reference dataset (latest version)", datasets)
+        watch = st.text_input("Watched folder (optional)", help="New JSONL/CSV files in this "
+                              "folder are ingested at each check.")
+        auto = st.toggle("Auto-approve retraining plans",
+                         help=MonitorConfig.model_fields["auto_approve"].description)
+        if st.form_submit_button("Create monitor", disabled=not datasets):
+            try:
+                mon.create_monitor(store, name.strip(), reference=reference,
+                                   config={"auto_approve": auto}, watch_dir=watch or None)
+                state.flash(f"Monitor {name} created.")
+                st.rerun()
+            except ValueError as exc:
+                st.error(str(exc))
+    if monitors:
+        st.dataframe(pd.DataFrame([{k: m[k] for k in ("name", "state", "reference_dataset",
+                                                      "reference_version_id", "n_batches",
+                                                      "last_check", "watch_dir")}
+                                   for m in monitors]), hide_index=True)
+        chosen = st.selectbox("Settings of", names, key="monitor_settings")
+        cfg = mon.get_monitor(store, chosen)["config"]
+        with st.form("monitor_config"):
+            data = cfg.model_dump()
+            c1, c2, c3 = st.columns(3)
+            data["min_window"] = c1.number_input(
+                "Smallest window (prompts)", 2, 100_000, cfg.min_window,
+                help=MonitorConfig.model_fields["min_window"].description)
+            data["min_methods"] = c2.number_input(
+                "Methods needed for an alert", 1, len(METHODS), cfg.min_methods,
+                help=MonitorConfig.model_fields["min_methods"].description)
+            data["auto_approve"] = c3.toggle("Auto-approve", cfg.auto_approve)
+            for method in METHODS:
+                sub = getattr(cfg, method)
+                a, b = st.columns([1, 2])
+                data[method]["enabled"] = a.toggle(method, sub.enabled,
+                                                   help=type(sub).model_fields["enabled"]
+                                                   .description)
+                data[method]["alpha"] = b.number_input(
+                    f"{method}: alpha", 0.0001, 0.49, sub.alpha, format="%.4f",
+                    help=type(sub).model_fields["alpha"].description)
+            if st.form_submit_button("Save settings"):
+                try:
+                    mon.set_config(store, chosen, data)
+                    state.flash("Settings saved; the next check uses them.")
+                    st.rerun()
+                except ValueError as exc:
+                    st.error(str(exc))
+
+with tab_data:
+    if not monitors:
+        st.info("Create a monitor first (Monitors tab), then upload production prompts here or "
+                "with `ftstudio monitor ingest FILE`.")
+    else:
+        target = st.selectbox("Monitor", names, key="monitor_data")
+        upload = st.file_uploader("Production prompts (JSONL or CSV: prompt, optional response "
+                                  "and timestamp)", type=["jsonl", "json", "csv"])
+        if upload is not None and st.button("Ingest batch"):
+            try:
+                b = checks.ingest_bytes(store, target, upload.getvalue(), upload.name)
+                st.success(f"Stored {b['n_records']} prompts ({b['n_responses']} with responses).")
+            except ValueError as exc:
+                st.error(str(exc))
+        if st.button("Check every monitor now", type="primary"):
+            checks.scan_watched(store)
+            results = checks.submit_all(store, ws)
+            if any("job_id" in r for r in results):
+                worker.ensure_worker(ws)
+            for r in results:
+                st.write(f"{r['monitor']}: " + (f"skipped ({r['skipped']})" if "skipped" in r
+                                                 else f"drift job {r['job_id']} queued"))
+        live_active_jobs("No drift check is running.")
+        rows = mon.batches(store, mon.get_monitor(store, target)["id"])
+        if rows:
+            st.dataframe(pd.DataFrame(rows).drop(columns=["content_hash", "monitor_id"]),
+                         hide_index=True)
+        else:
+            st.caption("No batches yet for this monitor.")
+
+with tab_drift:
+    reps = mon.reports(store)
+    if not reps:
+        st.info("No drift reports yet: ingest production prompts and run a check.")
+    else:
+        target = st.selectbox("Monitor", names, key="monitor_drift")
+        mid = mon.get_monitor(store, target)["id"]
+        df = pd.DataFrame([r for r in reps if r["monitor_id"] == mid])
+        if df.empty:
+            st.caption("This monitor has no reports yet.")
+        else:
+            chart_cols = st.columns(2)
+            for i, (method, part) in enumerate(df.groupby("method", sort=False)):
+                fig = figure(f"{method}: statistic against threshold", "window end (time)",
+                             "statistic (unitless)")
+                fig.add_scatter(x=part["window_end"], y=part["statistic"], mode="lines+markers",
+                                name="statistic", line={"color": color_for(method)})
+                fig.add_scatter(x=part["window_end"], y=part["threshold"], mode="lines",
+                                name="threshold", line={"dash": "dash", "color": "#999"})
+                hits = part[part["verdict"] == "drift"]
+                fig.add_scatter(x=hits["window_end"], y=hits["statistic"], mode="markers",
+                                name="drift", marker={"size": 12, "color": "#db2763"})
+                chart_cols[i % 2].plotly_chart(fig, key=f"drift_{method}")
+            last = df[df["check_id"] == df.iloc[-1]["check_id"]]
+            by = {r["method"]: r for r in last.to_dict("records")}
+            if "vocabulary" in by:
+                st.subheader("Terms that moved most (latest check)")
+                st.dataframe(pd.DataFrame(by["vocabulary"]["details"]["moved_terms"]),
+                             hide_index=True)
+            if "topics" in by:
+                st.subheader("Topics that moved most (latest check)")
+                st.caption(by["topics"]["details"].get("source", ""))
+                st.dataframe(pd.DataFrame(by["topics"]["details"]["topics"]), hide_index=True)
+
+with tab_alerts:
+    alerts = mon.alerts(store)
+    if not alerts:
+        st.info("No alerts: every check so far matched its reference.")
+    else:
+        st.dataframe(pd.DataFrame(alerts)[["created", "monitor", "state", "message",
+                                          "n_checks", "resolved"]], hide_index=True)
+    plans = mon.plans(store)
+    for plan in plans:
+        with st.container(border=True):
+            st.markdown(f"**Plan {plan['id']}** · monitor `{plan['monitor']}` · {plan['state']}"
+                        + (" (auto-approved)" if plan["auto_approved"] else ""))
+            for step in plan["steps"]:
+                st.text(f"{step['name']} [{step['state']}] {step['what']}"
+                        + (f" · job {step['job_id']}" if step.get("job_id") else "")
+                        + (f" · {step['reason']}" if step.get("reason") else ""))
+            if plan["state"] == "proposed":
+                a, r = st.columns(2)
+                if a.button("Approve", key=f"approve_{plan['id']}", type="primary"):
+                    try:
+                        triggers.approve(store, ws, plan["id"],
+                                         actor=st.session_state.get(state.REVIEWER) or "lead")
+                        worker.ensure_worker(ws)
+                        state.flash("Plan approved: review scoring queued; training follows "
+                                    "the review.")
+                    except ValueError as exc:
+                        state.flash(f"Could not approve: {exc}")
+                    st.rerun()
+                if r.button("Reject", key=f"reject_{plan['id']}"):
+                    triggers.reject(store, plan["id"])
+                    st.rerun()
