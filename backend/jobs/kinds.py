@@ -80,6 +80,18 @@ KINDS: dict[str, Kind] = {
             "result.jsonl": "backend.store.synth:ingest_result",
         },
     ),
+    "judge": Kind(
+        spec="backend.prefs.judge:JudgeSpec",
+        run="backend.prefs.judge:run_judge",
+        resource="api",
+        outputs={"judgements.jsonl": "backend.store.prefs:ingest_judgements"},
+    ),
+    "answer": Kind(
+        spec="backend.prefs.answers:AnswerSpec",
+        run="backend.prefs.answers:run_answer",
+        resource="gpu",
+        outputs={"generations.jsonl": "backend.store.runs:ingest_generations"},
+    ),
 }
 
 LIMITS = {"gpu": 1, "cpu": 2, "api": 4}

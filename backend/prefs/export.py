@@ -1,0 +1,195 @@
+"""Preference pairs in and out: TRL's DPO format (prompt / chosen / rejected, conversational or
+plain), pairs from stored judgements, and imports of HH-RLHF transcripts, DPO JSONL and ratings.
+
+Exports keep only decided pairs: ties, both-bad, a judge's inconsistent verdicts, analysts who
+disagree and pairs whose chosen and rejected texts are identical are dropped and counted.
+Imports check every row first and raise `InvalidPairs` naming the bad lines: nothing half-read.
+
+>>> parse_transcript("\\n\\nHuman: hi\\n\\nAssistant: hello")
+[{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'}]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from backend.store.prefs import InvalidPairs, normalise_pair
+
+FORMATS = ("hh-rlhf", "dpo-jsonl", "ratings")
+_TURN = re.compile(r"\n\n(Human|Assistant):")
+_ROLE = {"Human": "user", "Assistant": "assistant"}
+
+
+# --- export ---------------------------------------------------------------------------------
+
+def _plain(turns: list[dict]) -> str:
+    if len(turns) == 1:
+        return turns[0]["content"]
+    return "\n\n".join(f"{t['role'].capitalize()}: {t['content']}" for t in turns)
+
+
+def dpo_row(pair: dict, conversational: bool = True) -> dict:
+    """One TRL DPO row. Conversational: lists of {role, content} (DPOTrainer applies the chat
+    template); plain: strings."""
+    if conversational:
+        return {"prompt": pair["prompt"], "chosen": pair["chosen"],
+                "rejected": pair["rejected"]}
+    return {"prompt": _plain(pair["prompt"]), "chosen": _plain(pair["chosen"]),
+            "rejected": _plain(pair["rejected"])}
+
+
+def _majority(verdicts: list[str]) -> str | None:
+    """The verdict more than half of the annotators gave, or None."""
+    top, count = Counter(verdicts).most_common(1)[0]
+    return top if count * 2 > len(verdicts) else None
+
+
+def pairs_from_judgements(rows: list[dict]) -> tuple[list[dict], dict[str, int]]:
+    """Decided pairs from judgements (`store.prefs.judgements` rows), one per item, and the
+    count of items dropped for each reason."""
+    by_item: dict[str, list[dict]] = {}
+    for r in rows:
+        by_item.setdefault(r["item_id"], []).append(r)
+    pairs, dropped = [], Counter()
+    for item_id, group in by_item.items():
+        responses = group[0]["responses"]
+        if group[0]["verdict"] == "ranking" or len(responses) > 2:
+            ranks = [tuple(r["ranking"]) for r in group if r.get("ranking")]
+            if not ranks or len({(k[0], k[-1]) for k in ranks}) > 1:
+                dropped["disagreement"] += 1
+                continue
+            best, worst = responses[ranks[0][0]], responses[ranks[0][-1]]
+        else:
+            verdict = _majority([r["verdict"] for r in group])
+            if verdict is None:  # no strict majority among the annotators
+                dropped["disagreement"] += 1
+                continue
+            if verdict not in ("A", "B"):
+                dropped[verdict] += 1
+                continue
+            best, worst = (responses[0], responses[1]) if verdict == "A" else \
+                (responses[1], responses[0])
+        if best["text"].strip() == worst["text"].strip():
+            dropped["identical"] += 1
+            continue
+        pairs.append({"prompt": group[0]["prompt"],
+                      "chosen": [{"role": "assistant", "content": best["text"]}],
+                      "rejected": [{"role": "assistant", "content": worst["text"]}],
+                      "origin": {"item": item_id, "comparisons": [r["id"] for r in group],
+                                 "chosen_source": best["source"],
+                                 "rejected_source": worst["source"]}})
+    return pairs, dict(dropped)
+
+
+# --- import ---------------------------------------------------------------------------------
+
+def read_jsonl(path: Path) -> list[tuple[int, Any]]:
+    """(line number, value) of every non-blank line; InvalidPairs names lines that are not
+    JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidPairs([(0, f"cannot read {path}: {exc.strerror or exc}")], 0) from None
+    except UnicodeDecodeError:
+        raise InvalidPairs([(0, f"{path} is not UTF-8 text")], 0) from None
+    out, problems = [], []
+    lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((n, json.loads(line)))
+        except ValueError as exc:
+            problems.append((n, f"not JSON ({exc.msg})"))
+    if problems:
+        raise InvalidPairs(problems, len(lines), where=f"{path.name} line")
+    return out
+
+
+def parse_transcript(text: str) -> list[dict]:
+    """HH-RLHF text ("\\n\\nHuman: ... \\n\\nAssistant: ...") to chat turns."""
+    if not isinstance(text, str):
+        raise ValueError("transcript is not text")
+    parts = _TURN.split(text if text.startswith("\n\n") else "\n\n" + text.lstrip())
+    if parts[0].strip() or len(parts) < 3:
+        raise ValueError("transcript does not start with '\\n\\nHuman:'")
+    return [{"role": _ROLE[parts[i]], "content": parts[i + 1].strip()}
+            for i in range(1, len(parts), 2)]
+
+
+def hh_pair(row: Any) -> dict:
+    """An HH-RLHF row {chosen, rejected}: both transcripts share every turn but the last
+    assistant reply; that shared prefix is the prompt."""
+    if not isinstance(row, dict) or "chosen" not in row or "rejected" not in row:
+        raise ValueError("needs 'chosen' and 'rejected' transcripts")
+    chosen, rejected = parse_transcript(row["chosen"]), parse_transcript(row["rejected"])
+    for name, turns in (("chosen", chosen), ("rejected", rejected)):
+        if turns[-1]["role"] != "assistant":
+            raise ValueError(f"{name} does not end with an Assistant turn")
+    if chosen[:-1] != rejected[:-1]:
+        raise ValueError("chosen and rejected do not share the conversation before the last "
+                         "Assistant turn")
+    if not chosen[:-1]:
+        raise ValueError("no Human turn before the Assistant reply")
+    return {"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]}
+
+
+def ratings_pair(row: Any) -> dict | None:
+    """A rating row {prompt, responses: [{text, rating}]}: chosen = highest, rejected =
+    lowest; None when every response has the same rating (a tie)."""
+    if not isinstance(row, dict) or "prompt" not in row:
+        raise ValueError("needs 'prompt' and 'responses' (a list of {text, rating})")
+    responses = row.get("responses", row.get("completions"))
+    if not isinstance(responses, list) or len(responses) < 2:
+        raise ValueError("needs 'responses': two or more {text, rating}")
+    scored = []
+    for i, r in enumerate(responses, 1):
+        text = r.get("text", r.get("response")) if isinstance(r, dict) else None
+        rating = r.get("rating", r.get("score")) if isinstance(r, dict) else None
+        if not isinstance(text, str) or isinstance(rating, bool) or \
+                not isinstance(rating, int | float):
+            raise ValueError(f"response {i} needs 'text' and a numeric 'rating'")
+        scored.append((float(rating), text))
+    best = max(scored, key=lambda s: s[0])
+    worst = min(scored, key=lambda s: s[0])
+    if best[0] == worst[0]:
+        return None
+    return {"prompt": row["prompt"], "chosen": best[1], "rejected": worst[1]}
+
+
+def import_rows(path: Path, fmt: str) -> tuple[list[dict], dict[str, int]]:
+    """Pairs from a file in `fmt`, and counts of rows dropped (ties, identical pairs).
+    InvalidPairs names every bad line; nothing is returned unless all lines are good."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
+    rows = read_jsonl(path)
+    pairs, problems, dropped = [], [], Counter()
+    for n, row in rows:
+        try:
+            if fmt == "hh-rlhf":
+                pair = hh_pair(row)
+            elif fmt == "ratings":
+                pair = ratings_pair(row)
+                if pair is None:
+                    dropped["tie"] += 1
+                    continue
+            else:
+                pair = row
+            if isinstance(pair, dict) and pair.get("chosen") == pair.get("rejected") \
+                    and "chosen" in pair:
+                dropped["identical"] += 1
+                continue
+            clean = normalise_pair(pair)
+        except ValueError as exc:
+            problems.append((n, str(exc)))
+            continue
+        clean["origin"] = {"file": Path(path).name, "line": n, "format": fmt}
+        pairs.append(clean)
+    if problems:
+        raise InvalidPairs(problems, len(rows), where=f"{Path(path).name} line")
+    return pairs, dict(dropped)
