@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PORT ?= 8501
 
-.PHONY: run test lint bench install install-test chromium clean-workspace
+.PHONY: run test lint bench install install-test chromium labelstudio
 
 run: install
 	$(BIN)/ftstudio up --port $(PORT)
@@ -32,7 +32,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-install-test: $(TEST_STAMP) chromium
+install-test: $(TEST_STAMP) chromium labelstudio
+
+# Label Studio pins openai<2, so it gets its own venv (.venv-labelstudio) and a pre-migrated
+# data-folder template; quick when both are there.
+labelstudio: $(STAMP)
+	bash scripts/labelstudio_venv.sh $(BIN)/python
 
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e ".[test]"

@@ -46,6 +46,7 @@ resources.ingestor()
 
 NAV = {
     "Home": [page("overview", "Overview", ":material/dashboard:", default=True)],
+    "Data": [page("review", "Review", ":material/rate_review:")],
     "Operate": [page("jobs", "Jobs", ":material/work_history:")],
     "Admin": [page("settings", "Settings", ":material/settings:")],
 }
