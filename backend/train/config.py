@@ -19,7 +19,9 @@ from backend.jobs.kinds import JobSpec, SpecError
 
 # Training methods on the same machinery; the DPO engineer adds "dpo" here and a branch in
 # backend.train.sft.build_trainer.
-METHODS: dict[str, str] = {"sft": "supervised fine-tuning on chat examples (TRL SFTTrainer)"}
+METHODS: dict[str, str] = {"sft": "supervised fine-tuning on chat examples (TRL SFTTrainer)",
+                           "dpo": "direct preference optimisation on prompt/chosen/rejected "
+                                  "pairs (TRL DPOTrainer; backend.train.dpo)"}
 
 ALL_LINEAR = "all-linear"
 
@@ -35,7 +37,10 @@ class SFTRunConfig(JobSpec):
     base_model: str = Field(
         description="Base model: a local transformers folder (with config.json), or a hub id "
         "where the network allows.")
-    method: str = Field("sft", description="Training method: sft (supervised fine-tuning).")
+    method: str = Field("sft", description="Training method: sft (supervised fine-tuning) "
+                        "or dpo (preference pairs from a preference set).")
+    beta: float = Field(0.1, gt=0.0, le=10.0, description="DPO only: how far the policy may "
+                        "move from the reference (lower = further).")
     quant: Literal["auto", "4bit", "none"] = Field(
         "auto", description="Quantization of the base model: auto = 4-bit NF4 with double "
         "quantization on CUDA and none on CPU; 4bit forces QLoRA (on CPU with float32 compute, "
@@ -117,7 +122,7 @@ class SFTRunConfig(JobSpec):
 
 # (group title, field names) in form order; every field appears once.
 GROUPS: list[tuple[str, list[str]]] = [
-    ("Model", ["base_model", "method", "quant", "merge"]),
+    ("Model", ["base_model", "method", "beta", "quant", "merge"]),
     ("Data", ["dataset", "eval_split", "max_length", "packing", "assistant_only_loss"]),
     ("LoRA", ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]),
     ("Optimisation", ["learning_rate", "warmup_ratio", "batch_size", "grad_accum", "epochs",

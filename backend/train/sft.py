@@ -174,6 +174,10 @@ def run_row(ctx: JobContext, config: SFTRunConfig, rt: Runtime, state: str,
 
 def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
     """The `train` job's runner."""
+    if spec.method == "dpo":
+        from backend.train.dpo import run_dpo
+
+        return run_dpo(ctx, spec)
     from backend.train.callbacks import StudioCallback
 
     preflight(spec)

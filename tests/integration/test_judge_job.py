@@ -1,0 +1,105 @@
+"""The judge job against the loopback OpenAI-compatible server, through the real SDK: verdicts
+with positions swapped, a position-biased judge recorded as inconsistent (never a win), and an
+endpoint returning garbage or 500s leaving clear errors and no half-written rows."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from backend.prefs.pairs import build_items
+from backend.prefs.submit import submit_judge
+from backend.store import prefs as S
+from backend.store.ingest import ingest_all
+from tests.support.openai_server import OpenAIServer
+
+_RESP = re.compile(r"\[Response A\]\n(.*?)\n\n\[Response B\]\n(.*?)\n\nWhich", re.S)
+
+
+def fair(body: dict) -> str:
+    """Prefers whichever response says 'good', wherever it stands."""
+    a, _ = _RESP.search(body["messages"][-1]["content"]).groups()
+    verdict = "A" if a.startswith("good") else "B"
+    return json.dumps({"verdict": verdict, "rationale": f"{verdict} is more helpful"})
+
+
+def biased(body: dict) -> str:
+    """Always picks the first position: its verdict flips when the pair is swapped."""
+    return json.dumps({"verdict": "A", "rationale": "the first one"})
+
+
+@pytest.fixture
+def comparison(store):
+    outputs = {"run-good": {f"q{i}": f"good answer {i}" for i in range(4)},
+               "run-bad": {f"q{i}": f"bad answer {i}" for i in range(4)}}
+    items = build_items(outputs, mode="pairwise", seed=1)
+    return S.create_comparison_set(store, "cmp", items, mode="pairwise", analysts=["ann"])
+
+
+def run(store, ws, srv, run_inline, **kw):
+    job_id = submit_judge(store, ws, "cmp", model="judge-model", base_url=srv.base_url,
+                          backoff_s=0.01, timeout_s=2.0, max_retries=1, **kw)
+    status = run_inline(ws, job_id)
+    ingest_all(store, ws)
+    return job_id, status
+
+
+def test_consistent_judge_wins_and_swap(store, ws, comparison, run_inline):
+    with OpenAIServer(responder=fair) as srv:
+        job_id, status = run(store, ws, srv, run_inline)
+        assert status.state == "succeeded", status.error
+        assert len(srv.requests) == 8  # two passes per pair
+    rows = S.judgements(store, source="judge")
+    assert len(rows) == 4
+    assert {r["winner"] for r in rows} == {"run-good"}
+    assert all(r["annotator"] == "judge:judge-model" and r["job_id"] == job_id for r in rows)
+    assert all([p["order"] for p in r["detail"]] == ["AB", "BA"] for r in rows)
+    assert all(r["rationale"] for r in rows)
+    with pytest.raises(ValueError, match="already judged every pair"):
+        submit_judge(store, ws, "cmp", model="judge-model")
+
+
+def test_position_biased_judge_is_inconsistent_not_a_win(store, ws, comparison, run_inline):
+    with OpenAIServer(responder=biased) as srv:
+        _, status = run(store, ws, srv, run_inline)
+    assert status.state == "succeeded", status.error
+    rows = S.judgements(store, source="judge")
+    assert [r["verdict"] for r in rows] == ["inconsistent"] * 4
+    assert all(r["winner"] is None for r in rows)
+    assert all([p["verdict"] for p in r["detail"]] == ["A", "A"] for r in rows)
+
+
+def test_garbage_and_500s_leave_errors_and_no_half_rows(store, ws, comparison, run_inline):
+    with OpenAIServer(responder=fair) as srv:
+        # one pair's second pass gets 500 twice (out of retries); another pair gets prose
+        def when(body: dict) -> str | None:
+            content = body["messages"][-1]["content"]
+            if "good answer 1" in content and content.index("good answer 1") > \
+                    content.index("[Response B]"):
+                return "500"
+            return None
+
+        srv.fault_when = when
+        srv.responder = lambda body: ("I think the first is nicer." if "answer 2" in
+                                      body["messages"][-1]["content"] else fair(body))
+        job_id, status = run(store, ws, srv, run_inline)
+    assert status.state == "succeeded", status.error
+    rows = S.judgements(store, source="judge")
+    prompts = sorted(r["prompt"][0]["content"] for r in rows)
+    assert prompts == ["q0", "q3"]  # q1 (500s) and q2 (garbage) stored nothing
+    events = store.rows("SELECT level, message FROM job_events WHERE job_id = ?"
+                        " AND level = 'warning'", [job_id])
+    text = " ".join(e["message"] for e in events)
+    assert "HTTP 500 after 2 attempts" in text
+    assert "not JSON" in text
+
+
+def test_all_failing_endpoint_fails_the_job_clearly(store, ws, comparison, run_inline):
+    with OpenAIServer() as srv:
+        srv.fault_when = lambda body: "500"
+        _, status = run(store, ws, srv, run_inline)
+    assert status.state == "failed"
+    assert "no verdict on any of 4 pairs" in status.error
+    assert S.judgements(store, source="judge") == []
