@@ -23,6 +23,7 @@ from backend.jobs import queue
 from backend.jobs.queue import JobError
 from backend.jobs.status import JobStatus, JobStatusError, format_seconds
 from backend.drift.cli import monitor_app
+from backend.prefs.cli import prefs_app
 from backend.review.cli import labelstudio_app, review_app
 from backend.synth.cli import dataset_app, generate
 from backend.train.cli import runs_app, sweep_cmd, train_cmd
@@ -33,6 +34,7 @@ jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, cancel and res
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(labelstudio_app, name="labelstudio")
 app.add_typer(review_app, name="review")
+app.add_typer(prefs_app, name="prefs")
 app.add_typer(runs_app, name="runs")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(dataset_app, name="dataset")

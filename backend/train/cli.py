@@ -55,7 +55,7 @@ def _dataset_fields(dataset: str, version: str | None) -> dict[str, Any]:
 
 def build_fields(dataset: str | None, base_model: str | None, method: str | None,
                  quant: str | None, max_steps: int | None, config: Path | None,
-                 version: str | None = None) -> dict[str, Any]:
+                 version: str | None = None, resolve=None) -> dict[str, Any]:
     fields = _load_yaml(config)
     for key, value in (("base_model", base_model), ("method", method), ("quant", quant),
                        ("max_steps", max_steps)):
@@ -70,7 +70,7 @@ def build_fields(dataset: str | None, base_model: str | None, method: str | None
     if not fields.get("base_model"):
         common.fail("--base-model is required (a local model folder)", code=2)
     try:
-        fields.update(_dataset_fields(dataset, version))
+        fields.update(resolve() if resolve else _dataset_fields(dataset, version))
     except ConfigError as exc:
         common.fail(str(exc), code=2)
     return fields
@@ -99,11 +99,20 @@ def train_cmd(
     max_steps: int = typer.Option(None, help="Stop after N optimiser steps."),
     config: Annotated[Path | None, typer.Option(help="YAML file of run config fields.")] = None,
     detach: bool = typer.Option(False, help="Queue and return without waiting."),
+    prefs: str = typer.Option(None, help="Preference set to train on (method dpo)."),
 ) -> None:
     """Train a LoRA/QLoRA adapter as a background job (waits for it unless --detach)."""
     from backend.train.launch import make_config
 
-    fields = build_fields(dataset, base_model, method, quant, max_steps, config, version)
+    if prefs:  # DPO on a preference set version instead of a dataset
+        from backend.prefs.cli import dpo_fields
+
+        if method not in (None, "dpo"):
+            common.fail(f"--prefs trains with method dpo, not {method}", code=2)
+        fields = build_fields(prefs, base_model, "dpo", quant, max_steps, config, version,
+                              resolve=lambda: dpo_fields(prefs, version))
+    else:
+        fields = build_fields(dataset, base_model, method, quant, max_steps, config, version)
     try:
         run_config = make_config(fields)
     except ConfigError as exc:

@@ -1,0 +1,264 @@
+"""`ftstudio prefs ...`: comparison sets, the judge, agreement, the leaderboard, and preference
+sets in and out.
+
+    ftstudio prefs compare cmp1 --source RUN_A --source RUN_B --analyst ann --analyst bob
+    ftstudio prefs judge cmp1 --model gpt-4o-mini [--base-url URL] [--detach]
+    ftstudio prefs agreement [--set cmp1] [--json]
+    ftstudio prefs leaderboard [--json]
+    ftstudio prefs build support-prefs --from cmp1
+    ftstudio prefs import NAME FILE --format hh-rlhf|dpo-jsonl|ratings
+    ftstudio prefs export NAME --format dpo-jsonl --out FILE [--plain]
+    ftstudio train --method dpo --prefs NAME --base-model DIR
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from backend import cli_common as common
+
+prefs_app = typer.Typer(no_args_is_help=True, help="Rank outputs, judge, leaderboard, "
+                        "preference data for DPO.")
+
+
+def _store():
+    ws = common.workspace()
+    common.ingest_now(ws)
+    return ws, common.open_store(ws)
+
+
+@prefs_app.command("compare")
+def compare_cmd(name: str, source: list[str] = typer.Option(..., help="Run id or source id "
+                                                             "(two or more)."),
+                analyst: list[str] = typer.Option(..., help="Analyst names."),
+                mode: str = typer.Option("pairwise", help="pairwise | ranking."),
+                overlap: float = typer.Option(0.2, help="Share of items given to two analysts."),
+                seed: int = typer.Option(0), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Make a blind comparison set from the generations of two or more sources."""
+    from backend.prefs.pairs import build_items
+    from backend.store import prefs as S
+
+    ws, store = _store()
+    try:
+        outputs = S.generation_outputs(store, source)
+        empty = [s for s, o in outputs.items() if not o]
+        if empty:
+            common.fail(f"no generations for {', '.join(empty)}; `ftstudio runs list` shows runs",
+                        code=2)
+        items = build_items(outputs, mode=mode, seed=seed)
+        cs = S.create_comparison_set(store, name, items, mode=mode, analysts=analyst,
+                                     overlap=overlap, seed=seed)
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json(cs)
+    else:
+        typer.echo(f"comparison set {cs['name']}: {cs['n_items']} items for "
+                   f"{', '.join(cs['analysts'])}")
+
+
+@prefs_app.command("judge")
+def judge_cmd(comparison_set: str, model: str = typer.Option("", help="Judge model (default: "
+                                                              "Settings)."),
+              provider: str = typer.Option("openai", help="openai | local."),
+              base_url: str = typer.Option(None, help="OpenAI-compatible base URL."),
+              limit: int = typer.Option(None, help="Judge at most N pairs."),
+              rejudge: bool = typer.Option(False, help="Ask again about judged pairs."),
+              detach: bool = typer.Option(False, help="Queue and return.")) -> None:
+    """Ask an LLM judge about every pair of a comparison set, twice with positions swapped."""
+    from backend.jobs import worker
+    from backend.jobs.kinds import SpecError
+    from backend.prefs.submit import submit_judge
+
+    ws, store = _store()
+    model = model or (common.settings().llm_model or "")
+    try:
+        job_id = submit_judge(store, ws, comparison_set, model=model, provider=provider,
+                              base_url=base_url, limit=limit, rejudge=rejudge)
+    except (ValueError, SpecError) as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    worker.ensure_worker(ws)
+    typer.echo(f"queued judge job {job_id}")
+    if detach:
+        return
+    status = common.wait_with_progress(ws, job_id)
+    common.ingest_now(ws)
+    if status.state != "succeeded":
+        common.fail(f"job {job_id} {status.state}: {status.error or ''}")
+
+
+def _judgement_rows(store, set_name: str | None, source: str | None) -> list[dict]:
+    from backend.store import prefs as S
+
+    set_id = S.get_comparison_set(store, set_name)["id"] if set_name else None
+    return S.judgements(store, set_id=set_id, source=source)
+
+
+@prefs_app.command("leaderboard")
+def leaderboard_cmd(set_name: str = typer.Option(None, "--set", help="One comparison set."),
+                    source: str = typer.Option(None, help="human | judge (default: both)."),
+                    n_boot: int = typer.Option(200, help="Bootstrap resamples."),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """Bradley-Terry ratings with bootstrap intervals and the win-rate matrix."""
+    from backend.prefs.leaderboard import leaderboard, outcome_groups
+    from backend.store.prefs import PrefsNotFound
+
+    ws, store = _store()
+    try:
+        rows = _judgement_rows(store, set_name, source)
+    except PrefsNotFound as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    board = leaderboard(outcome_groups(rows), n_boot=n_boot)
+    if as_json:
+        common.emit_json(board)
+        return
+    if not board["ratings"]:
+        typer.echo("no decided comparisons yet: rank pairs on the Preferences page or run "
+                   "`ftstudio prefs judge`")
+    for r in board["ratings"]:
+        typer.echo(f"{r['source']:40} {r['rating']:7.1f}  [{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
+                   f"  n={r['comparisons']}")
+
+
+@prefs_app.command("agreement")
+def agreement_cmd(set_name: str = typer.Option(None, "--set", help="One comparison set."),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
+    """Inter-annotator and judge-human agreement, with and without ties."""
+    from backend.prefs.agreement import annotator_agreement, judge_human_agreement
+
+    ws, store = _store()
+    try:
+        rows = _judgement_rows(store, set_name, None)
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    human = [r for r in rows if r["source"] == "human" and r["verdict"] != "ranking"]
+    judge = [r for r in rows if r["source"] == "judge"]
+    out = {f"analysts_{k}": annotator_agreement(human, ties=t)
+           for k, t in (("with_ties", True), ("without_ties", False))}
+    out.update({f"judge_{k}": judge_human_agreement(human, judge, ties=t)
+                for k, t in (("with_ties", True), ("without_ties", False))})
+    if as_json:
+        common.emit_json(out)
+        return
+    for key, rep in out.items():
+        extra = f" alpha={rep.get('krippendorff_alpha')}" if "krippendorff_alpha" in rep else \
+            f" kappa={rep.get('cohen_kappa')} inconsistent={rep.get('inconsistent')}"
+        typer.echo(f"{key:22} items={rep['items']} agreement={rep['agreement']}{extra}")
+
+
+@prefs_app.command("build")
+def build_cmd(name: str, from_set: list[str] = typer.Option(..., "--from", help="Comparison "
+                                                            "set(s)."),
+              human_only: bool = typer.Option(False, help="Leave judge verdicts out."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """A new preference set version from decided comparisons (ties etc. dropped)."""
+    from backend.prefs.submit import build_preference_set
+
+    ws, store = _store()
+    try:
+        v = build_preference_set(store, name, from_set,
+                                 sources=("human",) if human_only else ("human", "judge"))
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json(v)
+    else:
+        typer.echo(f"{name} v{v['number']}: {v['n_pairs']} pairs; dropped {v['dropped']}")
+
+
+@prefs_app.command("import")
+def import_cmd(name: str, file: Path,
+               fmt: str = typer.Option(..., "--format", help="hh-rlhf | dpo-jsonl | ratings."),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Import external preference data as a new version of preference set NAME."""
+    from backend.prefs.export import import_rows
+    from backend.store.prefs import add_preference_version
+
+    try:
+        pairs, dropped = import_rows(file, fmt)
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    ws = common.workspace()
+    store = common.open_store(ws)
+    try:
+        v = add_preference_version(store, name, pairs, note=f"imported {file.name} ({fmt})")
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    v["dropped"] = dropped
+    if as_json:
+        common.emit_json(v)
+    else:
+        typer.echo(f"{name} v{v['number']}: {v['n_pairs']} pairs imported; dropped {dropped}")
+
+
+@prefs_app.command("export")
+def export_cmd(name: str, out: Path = typer.Option(..., help="JSONL file to write."),
+               fmt: str = typer.Option("dpo-jsonl", "--format", help="dpo-jsonl."),
+               version: str = typer.Option(None, help="Version number or id (default: latest)."),
+               plain: bool = typer.Option(False, help="Plain strings instead of chat turns.")
+               ) -> None:
+    """Write a preference set version in TRL's DPO format (prompt / chosen / rejected)."""
+    from backend.store.prefs import resolve_preference_version, write_preference_jsonl
+
+    if fmt != "dpo-jsonl":
+        common.fail(f"format {fmt!r} is unknown; use dpo-jsonl", code=2)
+    ws = common.workspace()
+    store = common.open_store(ws)
+    try:
+        v = resolve_preference_version(store, name, version)
+        n = write_preference_jsonl(store, v["id"], out, conversational=not plain)
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    typer.echo(f"wrote {n} pairs of {v['name']} v{v['number']} to {out}")
+
+
+@prefs_app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Comparison sets and preference sets."""
+    from backend.store import prefs as S
+
+    ws, store = _store()
+    try:
+        data = {"comparison_sets": S.list_comparison_sets(store),
+                "preference_sets": S.list_preference_sets(store)}
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json(data)
+        return
+    for cs in data["comparison_sets"]:
+        typer.echo(f"compare {cs['name']:30} {cs['mode']:9} {cs['n_judged']}/{cs['n_items']} "
+                   "judged")
+    for ps in data["preference_sets"]:
+        typer.echo(f"prefs   {ps['name']:30} v{ps['number']} {ps['n_pairs']} pairs")
+
+
+def dpo_fields(prefs: str, version: str | None) -> dict[str, Any]:
+    """Spec fields of a DPO run on preference set `prefs` (for `ftstudio train --prefs`)."""
+    from backend.prefs.submit import prefs_train_fields
+
+    ws = common.workspace()
+    store = common.open_store(ws)
+    try:
+        return prefs_train_fields(store, ws, prefs, version)
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
