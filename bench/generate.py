@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -87,6 +88,8 @@ def main() -> None:
         server.wait(timeout=10)
     ideal = args.concurrency / args.delay
     hi = results[args.concurrency]
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} (others' work slows both)")
     print(f"ideal at concurrency {args.concurrency}: {ideal:.0f} req/s; reached "
           f"{hi / ideal:.0%} of it")
     print(f"ratio concurrency {args.concurrency} / 1: {hi / results[1]:.1f}x")
