@@ -1,0 +1,112 @@
+"""Charts of the Compare page: overlaid curves with min/max bands, parallel coordinates and a
+hyperparameter-vs-metric scatter. Every figure uses the studio template, `color_for(run_id)`,
+a title and axis titles with units. Inputs are numpy arrays and small summary frames."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from backend.store.compare import LOWER_IS_BETTER, X_AXES, Curve, ema, label
+from studio.components.charts import color_for, figure
+
+LOG_SCALE = {"learning_rate"}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def curves_figure(curves: dict[str, Curve], metric: str, x: str = "step", *,
+                  smoothing: float = 0.0, band: bool = True,
+                  names: dict[str, str] | None = None) -> go.Figure:
+    """Each run's curve (EMA-smoothed when `smoothing` > 0) over a min/max band of its
+    buckets, in the run's own colour."""
+    fig = figure(f"{metric} by {x}" + (f" (EMA {smoothing:.2f})" if smoothing else ""),
+                 X_AXES[x], label(metric))
+    traces = []
+    for run_id, c in curves.items():
+        color = color_for(run_id)
+        name = (names or {}).get(run_id, run_id)
+        if band and len(c.x) > 1 and bool(np.any(c.y_max > c.y_min)):
+            traces.append(go.Scatter(
+                x=np.concatenate([c.x, c.x[::-1]]), y=np.concatenate([c.y_max, c.y_min[::-1]]),
+                fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0},
+                hoverinfo="skip", showlegend=False, legendgroup=run_id, name=f"{name} min/max"))
+        traces.append(go.Scatter(
+            x=c.x, y=ema(c.y, smoothing) if smoothing else c.y, mode="lines", name=name,
+            legendgroup=run_id, line={"color": color, "width": 2}))
+    fig.add_traces(traces)
+    return fig
+
+
+def _best(df: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
+    ranked = df.dropna(subset=[metric])
+    return ranked.nsmallest(k, metric) if metric in LOWER_IS_BETTER else ranked.nlargest(k, metric)
+
+
+def parallel_figure(df: pd.DataFrame, hparams: list[str], metric: str, *, best_k: int = 3
+                    ) -> go.Figure:
+    """One line per run across its hyperparameters and the metric; the metric axis is
+    pre-filtered to the `best_k` runs, so they stay coloured and the rest fade."""
+    df = df.dropna(subset=[metric])
+    dims = []
+    for h in hparams:
+        values = df[h].astype(float)
+        if h in LOG_SCALE:
+            dims.append({"label": f"log10 {h}", "values": np.log10(values.to_numpy())})
+        else:
+            dims.append({"label": h, "values": values.to_numpy()})
+    best = _best(df, metric, best_k)[metric]
+    metric_dim = {"label": label(metric), "values": df[metric].to_numpy(dtype=float)}
+    if len(best) and len(best) < len(df):
+        metric_dim["constraintrange"] = [float(best.min()), float(best.max())]
+    dims.append(metric_dim)
+    fig = figure(f"Sweep: hyperparameters against {metric} (best {len(best)} highlighted)",
+                 "hyperparameter", label(metric))
+    scale = "Viridis_r" if metric in LOWER_IS_BETTER else "Viridis"
+    fig.add_trace(go.Parcoords(
+        dimensions=dims,
+        line={"color": df[metric].to_numpy(dtype=float), "colorscale": scale,
+              "showscale": True, "colorbar": {"title": {"text": label(metric)}}}))
+    return fig
+
+
+def scatter_figure(df: pd.DataFrame, hparam: str, metric: str, *, best_k: int = 3,
+                   names: dict[str, str] | None = None) -> go.Figure:
+    """The metric of each run against one hyperparameter, runs in their colours, the best
+    `best_k` as large outlined stars with their names."""
+    df = df.dropna(subset=[metric, hparam])
+    best = _best(df, metric, best_k)
+    fig = figure(f"{metric} against {hparam}", label(hparam), label(metric))
+    labels = [(names or {}).get(r, r) for r in df["run_id"]]
+    fig.add_trace(go.Scatter(
+        x=df[hparam].to_numpy(dtype=float), y=df[metric].to_numpy(dtype=float), mode="markers",
+        name="runs", text=labels, hovertemplate="%{text}<br>%{x}<br>%{y:.4f}<extra></extra>",
+        marker={"color": [color_for(r) for r in df["run_id"]], "size": 9, "opacity": 0.6}))
+    if len(best):
+        fig.add_trace(go.Scatter(
+            x=best[hparam].to_numpy(dtype=float), y=best[metric].to_numpy(dtype=float),
+            mode="markers+text", name=f"best {len(best)}",
+            text=[(names or {}).get(r, r) for r in best["run_id"]], textposition="top center",
+            marker={"color": [color_for(r) for r in best["run_id"]], "size": 16,
+                    "symbol": "star", "line": {"color": "black", "width": 1.5}}))
+    if hparam in LOG_SCALE and (df[hparam] > 0).all():
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def short_name(run_id: str) -> str:
+    """The distinctive tail of a job id (timestamp-kind-hash -> kind-hash) for legends."""
+    parts = run_id.split("-")
+    return "-".join(parts[-2:]) if len(parts) > 2 else run_id
+
+
+def summary_units(value: float | None, digits: int = 4) -> str:
+    """A figure for st.metric: '—' when missing."""
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.{digits}g}"

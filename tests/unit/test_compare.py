@@ -1,0 +1,216 @@
+"""Compare queries: DuckDB downsampling against numpy on known data, run_summary kept current
+across ingests (and equal to a full rebuild and to the migration's backfill), leaderboard,
+table filters, config diff, side-by-side generations and EMA."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from backend.jobs.status import JobState, read_status, write_status
+from backend.store import compare, run_summary
+from backend.store.ingest import ingest_all
+from backend.store.migrations import HERE as MIGRATIONS
+from tests.support.seed_runs import run_id_for, seed_runs, train_spec, write_run
+
+
+def _metric_rows(ws, run_id, name):
+    rows = [json.loads(line) for line in (ws.job_dir(run_id) / "metrics.jsonl").open()]
+    return [r for r in rows if r["name"] == name], rows
+
+
+def _expected(x, v, lo, hi, k):
+    """Equal-width buckets as numpy computes them: mean x, mean, min, max, count."""
+    b = np.minimum(k - 1, np.floor((x - lo) * k / (hi - lo))).astype(int)
+    keep = np.unique(b)
+    n = np.bincount(b)[keep]
+    mean_x = np.bincount(b, weights=x)[keep] / n
+    mean_v = np.bincount(b, weights=v)[keep] / n
+    mins = np.array([v[b == i].min() for i in keep])
+    maxs = np.array([v[b == i].max() for i in keep])
+    return mean_x, mean_v, mins, maxs, n
+
+
+@pytest.mark.parametrize(("steps", "k"), [(5000, 1000), (103, 7), (40, 1000)])
+def test_buckets_match_numpy(ws, store, steps, k):
+    run_id = run_id_for(0)
+    write_run(ws, run_id, train_spec(0), steps=steps, noise_seed=3)
+    ingest_all(store, ws)
+    loss, rows = _metric_rows(ws, run_id, "loss")
+    x = np.array([r["step"] for r in loss], dtype=float)
+    v = np.array([r["value"] for r in loss])
+    hi = max(r["step"] for r in rows) + 1.0
+
+    curve = compare.curves(store, [run_id], "loss", max_points=k)[run_id]
+
+    assert len(curve.x) <= k
+    assert curve.n.sum() == steps
+    ex, ev, emin, emax, en = _expected(x, v, 0.0, hi, k)
+    np.testing.assert_array_equal(curve.n, en)
+    np.testing.assert_allclose(curve.x, ex, rtol=1e-12)
+    np.testing.assert_allclose(curve.y, ev, rtol=1e-12)
+    np.testing.assert_array_equal(curve.y_min, emin)
+    np.testing.assert_array_equal(curve.y_max, emax)
+    assert isinstance(curve.y, np.ndarray) and curve.y.dtype == np.float64
+    assert bool(np.all(curve.y_min <= curve.y)) and bool(np.all(curve.y <= curve.y_max))
+    if steps > k:
+        assert len(curve.x) == k and (curve.y_max > curve.y_min).any()
+
+
+def test_wall_and_token_axes_follow_the_runs_clock_and_tokens(ws, store):
+    ids = seed_runs(ws, 2, steps=300, store=store)
+    wall = compare.curves(store, ids, "eval_loss", x="wall", max_points=10)
+    tokens = compare.curves(store, ids, "loss", x="tokens", max_points=1000)
+    for run_id in ids:
+        loss, rows = _metric_rows(ws, run_id, "loss")
+        first_t = min(r["t"] for r in rows)
+        evals, _ = _metric_rows(ws, run_id, "eval_loss")
+        assert len(wall[run_id].x) <= 10 and wall[run_id].n.sum() == len(evals)
+        assert wall[run_id].x[0] == pytest.approx(
+            np.mean([r["t"] - first_t for r in evals[: wall[run_id].n[0]]]))
+        seen = [r["value"] for r in rows if r["name"] == "tokens_seen"]
+        np.testing.assert_allclose(tokens[run_id].x, seen)  # one point per bucket here
+        assert np.all(np.diff(tokens[run_id].x) > 0)
+
+
+def test_resumed_run_counts_each_step_once_with_its_latest_value(ws, store):
+    run_id = run_id_for(0)
+    write_run(ws, run_id, train_spec(0), steps=20)
+    status = read_status(ws.job_dir(run_id))
+    status.attempt = 2
+    write_status(ws.job_dir(run_id), status)
+    with open(ws.job_dir(run_id) / "metrics.jsonl", "a") as fh:  # steps 11..20 again, later
+        for step in range(11, 21):
+            fh.write(json.dumps({"step": step, "name": "loss", "value": 100.0 + step,
+                                 "t": 2e9 + step}) + "\n")
+    ingest_all(store, ws)
+    curve = compare.curves(store, [run_id], "loss")[run_id]
+    assert curve.n.sum() == 20
+    assert curve.y[-1] == 120.0
+    row = store.rows("SELECT final_train_loss FROM run_summary WHERE run_id = ?", [run_id])
+    assert row[0]["final_train_loss"] == 120.0
+
+
+def _summary(store):
+    return store.df("SELECT * EXCLUDE (updated) FROM run_summary ORDER BY run_id")
+
+
+def test_summary_kept_current_across_two_ingests(ws, store):
+    run_id = run_id_for(0)
+    write_run(ws, run_id, train_spec(0), steps=200, noise_seed=1)
+    path = ws.job_dir(run_id) / "metrics.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    path.write_bytes(b"".join(lines[:half]) + lines[half][:7])  # and a torn line
+    status = read_status(ws.job_dir(run_id))
+    status.state, status.finished = JobState.running, None
+    write_status(ws.job_dir(run_id), status)
+    ingest_all(store, ws)
+    first = store.rows("SELECT * FROM run_summary WHERE run_id = ?", [run_id])[0]
+    assert first["state"] == "running" and first["group_id"] is None
+    assert first["learning_rate"] == 1e-5 and first["lora_r"] == 4
+    assert first["last_step"] < 200
+
+    path.write_bytes(b"".join(lines))
+    status.state = JobState.succeeded
+    write_status(ws.job_dir(run_id), status)
+    ingest_all(store, ws)
+    row = store.rows(f"SELECT {run_summary.SELECT_COLUMNS} FROM run_summary s"
+                     " WHERE run_id = ?", [run_id])[0]
+
+    rows = [json.loads(line) for line in lines]
+    evals = [r for r in rows if r["name"] == "eval_loss"]
+    best = min(evals, key=lambda r: r["value"])
+    losses = [r for r in rows if r["name"] == "loss"]
+    tps = [r["value"] for r in rows if r["name"] == "tokens_per_s"]
+    assert row["state"] == "succeeded"
+    assert row["best_eval_loss"] == best["value"] and row["best_eval_step"] == best["step"]
+    assert row["final_eval_loss"] == evals[-1]["value"] and row["final_eval_step"] == 200
+    assert row["final_train_loss"] == losses[-1]["value"]
+    assert row["duration_s"] == pytest.approx(rows[-1]["t"] - rows[0]["t"])
+    assert row["tokens_per_s"] == pytest.approx(np.mean(tps))
+    assert row["tokens_seen"] == 200 * 4 * 200
+    assert best["step"] < 200, "the seeded eval curve turns up: best is not final"
+
+    incremental = _summary(store)
+    with store.transaction() as cur:
+        run_summary.rebuild(cur)
+    assert incremental.equals(_summary(store))
+
+
+def test_migration_backfill_matches_incremental(ws, store):
+    seed_runs(ws, 3, steps=50, store=store)
+    before = _summary(store)
+    sql = (MIGRATIONS / "0006_run_summary.sql").read_text()
+    backfill = sql[sql.index(");", sql.index("CREATE TABLE run_summary")) + 2:]
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM run_summary")
+        cur.execute(backfill)
+    assert len(before) == 3 and before.equals(_summary(store))
+
+
+def test_other_job_kinds_get_no_summary(ws, store):
+    from backend.jobs import queue
+
+    job_id = queue.submit(ws, "sleep", {"steps": 1})
+    (ws.job_dir(job_id) / "metrics.jsonl").write_text(
+        json.dumps({"step": 1, "name": "loss", "value": 1.0, "t": 1.0}) + "\n")
+    ingest_all(store, ws)
+    assert store.scalar("SELECT count(*) FROM metrics") == 1
+    assert store.scalar("SELECT count(*) FROM run_summary") == 0
+
+
+def test_table_leaderboard_and_groups(ws, store):
+    ids = seed_runs(ws, 6, steps=60, store=store)
+    seed_runs(ws, 2, steps=60, store=store, group_id="sweep-b", prefix="b")
+    table = compare.runs_table(store)
+    assert len(table) == 8
+    losses = table["best_eval_loss"].tolist()
+    assert losses == sorted(losses)
+    assert {"learning_rate", "lora_r", "dataset_version", "duration_s", "tokens_per_s",
+            "state", "group_id", "best_eval_step", "final_train_loss"} <= set(table.columns)
+    assert len(compare.runs_table(store, group="sweep-b")) == 2
+    assert compare.runs_table(store, search=ids[3][-7:])["run_id"].tolist() == [ids[3]]
+    grouped = compare.runs_table(store, by_group=True)
+    assert grouped["group_id"].tolist() == sorted(grouped["group_id"].tolist())
+    with pytest.raises(compare.CompareError, match="sort"):
+        compare.runs_table(store, sort="value; DROP TABLE metrics")
+
+    board = compare.leaderboard(store, limit=3)
+    assert board["rank"].tolist() == [1, 2, 3]
+    assert board["run_id"].tolist() == table["run_id"].tolist()[:3]
+    groups = compare.sweep_groups(store)
+    assert set(groups["group_id"]) == {"sweep-demo", "sweep-b"}
+    assert set(compare.varying_hparams(table)) >= {"learning_rate", "seed"}
+
+
+def test_config_diff_and_side_by_side(ws, store):
+    ids = seed_runs(ws, 2, steps=20, store=store)
+    diff = compare.config_diff(store, ids[0], ids[1])
+    assert set(diff["field"]) == {"learning_rate", "seed"}
+    assert diff.set_index("field").loc["learning_rate", ids[0]] == "1e-05"
+    full = compare.config_diff(store, ids[0], ids[1], all_fields=True)
+    assert len(full) > len(diff) and (~full["differs"]).any()
+    with pytest.raises(compare.CompareError):
+        compare.config_diff(store, ids[0], "nope")
+
+    side = compare.side_by_side(store, ids)
+    assert len(side) == 3
+    assert all(set(p["outputs"]) == set(ids) for p in side)
+    assert all(o.startswith(f"[{r[-7:]}]") for p in side for r, o in p["outputs"].items())
+
+
+def test_ema_matches_a_plain_loop():
+    y = np.random.default_rng(0).normal(size=2500).cumsum()
+    for w in (0.0, 0.01, 0.5, 0.9, 0.99):
+        out, last = [], 0.0
+        for i, v in enumerate(y, 1):
+            last = last * w + (1 - w) * v
+            out.append(last / (1 - w**i) if w else v)
+        np.testing.assert_allclose(compare.ema(y, w), out, rtol=1e-9, atol=1e-9)
+    with pytest.raises(compare.CompareError):
+        compare.ema(y, 1.0)
+    assert math.isclose(compare.ema(np.array([3.0]), 0.9)[0], 3.0)
