@@ -27,11 +27,13 @@ from backend.prefs.cli import prefs_app
 from backend.review.cli import labelstudio_app, review_app
 from backend.synth.cli import dataset_app, generate
 from backend.train.cli import runs_app, sweep_cmd, train_cmd
+from backend.users_cli import users_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Fine-Tuning Studio: data, review, training, comparison, preferences.")
 jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, cancel and resume jobs.")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(users_app, name="users")
 app.add_typer(labelstudio_app, name="labelstudio")
 app.add_typer(review_app, name="review")
 app.add_typer(prefs_app, name="prefs")

@@ -7,8 +7,10 @@ import streamlit as st
 from backend.jobs import queue
 from backend.jobs.status import RESUMABLE, TERMINAL, JobStatusError, format_seconds
 from backend.store import jobs as jobs_store
-from studio import resources, state
+from studio import auth, resources, state
 from studio.components.jobs import progress_row
+
+auth.guard("jobs")
 
 st.title("Jobs")
 st.caption("Everything that runs in the background: generation, scoring, training, judging, "

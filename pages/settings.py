@@ -3,7 +3,9 @@
 import streamlit as st
 
 from backend import connections
-from studio import resources
+from studio import auth, resources
+
+auth.guard("settings")
 
 st.title("Settings")
 st.caption("The settings in effect (from the environment, .env and .streamlit/secrets.toml). "

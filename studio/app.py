@@ -15,17 +15,14 @@ if str(ROOT) not in sys.path:  # `streamlit run studio/app.py` from a plain chec
 
 import streamlit as st  # noqa: E402
 
+from backend import auth as auth_rules  # noqa: E402
 from backend.demo_workspace import bootstrap  # noqa: E402
 from backend.store import StoreLockedError  # noqa: E402
 from backend.workspace import WorkspaceError  # noqa: E402
-from studio import resources, state  # noqa: E402
+from studio import auth, resources, state  # noqa: E402
 
 st.set_page_config(page_title="Fine-Tuning Studio", page_icon=":material/tune:", layout="wide")
 state.init()
-
-
-def page(name: str, title: str, icon: str, default: bool = False) -> st.Page:
-    return st.Page(f"../pages/{name}.py", title=title, icon=icon, default=default)
 
 
 try:
@@ -44,11 +41,21 @@ def _bootstrap_once() -> list[str]:
 _bootstrap_once()
 resources.ingestor()
 
-NAV = {
-    "Home": [page("overview", "Overview", ":material/dashboard:", default=True)],
-    "Data": [page("review", "Review", ":material/rate_review:")],
-    "Operate": [page("jobs", "Jobs", ":material/work_history:")],
-    "Admin": [page("settings", "Settings", ":material/settings:")],
-}
+actor = auth.current_actor()
+auth.sidebar(actor)
 
-st.navigation(NAV).run()
+# section -> (page file stem, title, icon), in the order of the work
+NAV = {
+    "Home": [("overview", "Overview", ":material/dashboard:")],
+    "Data": [("review", "Review", ":material/rate_review:")],
+    "Operate": [("jobs", "Jobs", ":material/work_history:")],
+    "Admin": [("settings", "Settings", ":material/settings:"),
+              ("users", "Users", ":material/group:"),
+              ("audit", "Audit", ":material/history:")],
+}
+sections = {
+    section: [st.Page(f"../pages/{stem}.py", title=title, icon=icon, default=stem == "overview")
+              for stem, title, icon in items if auth_rules.page_allowed(actor, stem)]
+    for section, items in NAV.items()
+}
+st.navigation({name: pages for name, pages in sections.items() if pages}).run()

@@ -23,12 +23,12 @@ def workspace() -> Workspace:
     return Workspace(settings().workspace).ensure()
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, on_release=lambda s: s.close())
 def store() -> Store:
     return Store.open(workspace().db_path)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, on_release=lambda i: i.stop())
 def ingestor():
     """The dashboard's ingestion thread (one per process): job folders -> DuckDB, and a
     worker started whenever jobs are queued."""

@@ -1,0 +1,65 @@
+"""Accounts, roles and the audit log."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.auth import (
+    LOCAL_ADMIN,
+    Actor,
+    PermissionDenied,
+    hash_password,
+    page_allowed,
+    require,
+    verify_password,
+)
+from backend.store import users
+
+
+def test_password_hash_roundtrip_and_salt():
+    a, b = hash_password("correct horse"), hash_password("correct horse")
+    assert a != b  # salted
+    assert verify_password("correct horse", a)
+    assert not verify_password("wrong horse", a)
+    assert not verify_password("correct horse", "md5$abc")
+    with pytest.raises(ValueError, match="at least 8"):
+        hash_password("short")
+
+
+def test_roles_gate_actions_and_pages():
+    reviewer, analyst, lead = Actor("r", "reviewer"), Actor("a", "analyst"), Actor("l", "lead")
+    assert require(reviewer, "review") == reviewer
+    with pytest.raises(PermissionDenied, match="r \\(reviewer\\) may not launch job"):
+        require(reviewer, "launch_job")
+    with pytest.raises(PermissionDenied):
+        require(analyst, "review")
+    with pytest.raises(PermissionDenied):
+        require(lead, "manage_users")
+    assert require(None, "manage_users") == LOCAL_ADMIN  # the shell is trusted
+    assert [p for p in ("review", "preferences", "training", "settings", "overview")
+            if page_allowed(reviewer, p)] == ["review", "overview"]
+    assert page_allowed(analyst, "preferences") and not page_allowed(analyst, "training")
+
+
+def test_accounts_and_audit(store):
+    users.add_user(store, "ann@example.com", "s3cret-pass", "reviewer")
+    with pytest.raises(users.UserError, match="already exists"):
+        users.add_user(store, "ann@example.com", "another-pass", "lead")
+    with pytest.raises(users.UserError, match="unknown role"):
+        users.add_user(store, "bob", "password12", "boss")
+    with pytest.raises(users.UserError, match="at least 8"):
+        users.add_user(store, "bob", "short", "lead")
+    with pytest.raises(users.UserError, match="user name"):
+        users.add_user(store, "../etc", "password12", "lead")
+    assert users.authenticate(store, "ann@example.com", "s3cret-pass") == Actor(
+        "ann@example.com", "reviewer")
+    assert users.authenticate(store, "ann@example.com", "nope") is None
+    assert users.authenticate(store, "ghost", "s3cret-pass") is None
+    with pytest.raises(PermissionDenied):
+        users.set_role(store, "ann@example.com", "admin", actor=Actor("ann@example.com",
+                                                                       "reviewer"))
+    users.set_role(store, "ann@example.com", "analyst")
+    log = users.audit_rows(store)
+    assert list(log["action"]) == ["user.role", "user.add"]
+    assert "s3cret" not in log.to_csv()
+    assert users.count_users(store) == 1
