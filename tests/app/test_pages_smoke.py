@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "studio" / "app.py")
-PAGES = re.findall(r'page\("([a-z_]+)"', (ROOT / "studio" / "app.py").read_text())
+PAGES = re.findall(r'\("([a-z_]+)", "', (ROOT / "studio" / "app.py").read_text())
 
 
 def test_navigation_lists_every_page_file():
