@@ -1,0 +1,86 @@
+"""Guards for what users type and upload into the dashboard.
+
+- `confine`: a typed path must be relative, free of `..`, and resolve inside an allowed root
+  with no symlink on the way, so a form cannot read or write outside the workspace.
+- `check_upload`: an uploaded file is checked by its content (not its name) and its size.
+Models and adapters load with safetensors only; nothing untrusted is unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+MAX_UPLOAD_BYTES = 200 * 2**20
+
+
+class UnsafePathError(ValueError):
+    """A typed path that would leave its allowed folder."""
+
+
+class UploadError(ValueError):
+    """An upload that is not what it claims to be, or too large."""
+
+
+def confine(typed: str, root: Path) -> Path:
+    """Resolve `typed` inside `root` or raise `UnsafePathError` saying why.
+
+    >>> confine("data/train.jsonl", Path("/srv/ws")).as_posix()
+    '/srv/ws/data/train.jsonl'
+    """
+    text = typed.strip()
+    if not text:
+        raise UnsafePathError("empty path")
+    if "\x00" in text:
+        raise UnsafePathError("path contains a NUL byte")
+    pure = PurePosixPath(text)
+    if pure.is_absolute() or text.startswith("~"):
+        raise UnsafePathError(f"{typed!r}: give a path relative to {root}, not an absolute one")
+    if ".." in pure.parts:
+        raise UnsafePathError(f"{typed!r}: '..' is not allowed")
+    root = Path(root).resolve()
+    candidate = root.joinpath(*pure.parts)
+    walked = root
+    for part in pure.parts:
+        walked = walked / part
+        if walked.is_symlink():
+            raise UnsafePathError(f"{typed!r}: {walked.relative_to(root)} is a symbolic link")
+    resolved = candidate.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise UnsafePathError(f"{typed!r} leaves {root}")
+    return resolved
+
+
+def sniff(data: bytes) -> str:
+    """What a file is by its bytes: parquet, jsonl, json, csv, or binary."""
+    if data[:4] == b"PAR1":
+        return "parquet"
+    head = data[:65536]
+    if b"\x00" in head:
+        return "binary"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the sample's end
+            return "binary"
+        text = head[: exc.start].decode("utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return "json"
+    if stripped.startswith("{"):
+        return "jsonl"
+    return "csv"
+
+
+def check_upload(name: str, data: bytes, allowed: set[str],
+                 max_bytes: int = MAX_UPLOAD_BYTES) -> str:
+    """The kind of an upload, or `UploadError` naming the file and what is wrong."""
+    if len(data) > max_bytes:
+        raise UploadError(f"{name}: {len(data) / 2**20:.1f} MiB is over the "
+                          f"{max_bytes / 2**20:.0f} MiB limit")
+    if not data.strip():
+        raise UploadError(f"{name}: the file is empty")
+    kind = sniff(data)
+    if kind not in allowed:
+        raise UploadError(f"{name}: its content looks like {kind}, expected one of "
+                          f"{', '.join(sorted(allowed))}")
+    return kind
