@@ -13,6 +13,7 @@ SELECTED_RUNS = "selected_runs"
 SELECTED_RUN = "selected_run"  # the run shown on the Training page
 REVIEWER = "reviewer"
 FLASH = "flash"  # a message to show once after a rerun
+ACTOR = "actor"  # (username, role) of the signed-in user; never a password or token
 PREFS_SET = "prefs_set"  # the comparison set on the Preferences page
 PREFS_ANALYST = "prefs_analyst"  # who is ranking on the Preferences page
 
@@ -23,6 +24,7 @@ DEFAULTS: dict[str, object] = {
     SELECTED_RUN: None,
     REVIEWER: "me",
     FLASH: None,
+    ACTOR: None,
     PREFS_SET: None,
     PREFS_ANALYST: "",
 }
