@@ -16,6 +16,7 @@ FLASH = "flash"  # a message to show once after a rerun
 ACTOR = "actor"  # (username, role) of the signed-in user; never a password or token
 PREFS_SET = "prefs_set"  # the comparison set on the Preferences page
 PREFS_ANALYST = "prefs_analyst"  # who is ranking on the Preferences page
+COMPARE_TABLE = "compare_runs_table"  # row selection of the Compare page's runs table
 
 DEFAULTS: dict[str, object] = {
     SELECTED_JOB: None,
