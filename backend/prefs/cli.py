@@ -14,7 +14,7 @@ sets in and out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -31,9 +31,10 @@ def _store():
 
 
 @prefs_app.command("compare")
-def compare_cmd(name: str, source: list[str] = typer.Option(..., help="Run id or source id "
-                                                             "(two or more)."),
-                analyst: list[str] = typer.Option(..., help="Analyst names."),
+def compare_cmd(name: str,
+                source: Annotated[list[str], typer.Option(help="Run id or source id (two or "
+                                                          "more).")],
+                analyst: Annotated[list[str], typer.Option(help="Analyst names.")],
                 mode: str = typer.Option("pairwise", help="pairwise | ranking."),
                 overlap: float = typer.Option(0.2, help="Share of items given to two analysts."),
                 seed: int = typer.Option(0), as_json: bool = typer.Option(False, "--json")) -> None:
@@ -158,8 +159,8 @@ def agreement_cmd(set_name: str = typer.Option(None, "--set", help="One comparis
 
 
 @prefs_app.command("build")
-def build_cmd(name: str, from_set: list[str] = typer.Option(..., "--from", help="Comparison "
-                                                            "set(s)."),
+def build_cmd(name: str,
+              from_set: Annotated[list[str], typer.Option("--from", help="Comparison set(s).")],
               human_only: bool = typer.Option(False, help="Leave judge verdicts out."),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """A new preference set version from decided comparisons (ties etc. dropped)."""
@@ -207,7 +208,7 @@ def import_cmd(name: str, file: Path,
 
 
 @prefs_app.command("export")
-def export_cmd(name: str, out: Path = typer.Option(..., help="JSONL file to write."),
+def export_cmd(name: str, out: Annotated[Path, typer.Option(help="JSONL file to write.")],
                fmt: str = typer.Option("dpo-jsonl", "--format", help="dpo-jsonl."),
                version: str = typer.Option(None, help="Version number or id (default: latest)."),
                plain: bool = typer.Option(False, help="Plain strings instead of chat turns.")
