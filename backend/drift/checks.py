@@ -183,7 +183,11 @@ def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = Fal
             "reference_version_id": m["reference_version_id"],
             "reference_path": str(folder / "reference.jsonl"),
             "window_path": str(folder / "window.jsonl"), "config": cfg.model_dump(mode="json")}
-    queue.submit(ws, "drift", spec, job_id=job_id)
+    try:
+        queue.submit(ws, "drift", spec, job_id=job_id)
+    except Exception:
+        mon.drop_check(store, check_id)  # its batches go back into the next window
+        raise
     return {"monitor": m["name"], "check_id": check_id, "job_id": job_id,
             "n_window": len(records), "n_reference": len(reference)}
 

@@ -155,6 +155,14 @@ def record_check(store: Store, *, check_id: str, monitor_id: str, job_id: str | 
                     [check_id, batch_ids])
 
 
+def drop_check(store: Store, check_id: str) -> None:
+    """Forget a check whose job could not be queued; its batches become unchecked again."""
+    with store.transaction() as cur:
+        cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?",
+                    [check_id])
+        cur.execute("DELETE FROM drift_checks WHERE id = ?", [check_id])
+
+
 def ingest_results(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
     """The `drift` kind's handler for drift_results.jsonl: one drift_reports row per line."""
     rows = parse_lines(chunk)
