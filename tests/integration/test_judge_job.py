@@ -103,3 +103,18 @@ def test_all_failing_endpoint_fails_the_job_clearly(store, ws, comparison, run_i
     assert status.state == "failed"
     assert "no verdict on any of 4 pairs" in status.error
     assert S.judgements(store, source="judge") == []
+
+
+def test_answer_job_adds_an_endpoint_source(store, ws, run_inline):
+    from backend.jobs import queue
+
+    with OpenAIServer() as srv:
+        srv.inject("500")  # retried once, then answered
+        job_id = queue.submit(ws, "answer", {"provider": "openai", "model": "test-model",
+                                             "base_url": srv.base_url,
+                                             "prompts": ["q0", "q1"]})
+        status = run_inline(ws, job_id)
+    assert status.state == "succeeded", status.error
+    ingest_all(store, ws)
+    outputs = S.generation_outputs(store, ["endpoint:test-model"])
+    assert outputs == {"endpoint:test-model": {"q0": "echo: q0", "q1": "echo: q1"}}
