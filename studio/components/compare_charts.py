@@ -30,16 +30,18 @@ def curves_figure(curves: dict[str, Curve], metric: str, x: str = "step", *,
                  X_AXES[x], label(metric))
     traces = []
     for run_id, c in curves.items():
+        # float32 values halve what goes to the browser; 7 digits are plenty on a chart
+        y, lo, hi = (np.asarray(a, dtype=np.float32) for a in (c.y, c.y_min, c.y_max))
         color = color_for(run_id)
         name = (names or {}).get(run_id, run_id)
-        if band and len(c.x) > 1 and bool(np.any(c.y_max > c.y_min)):
+        if band and len(c.x) > 1 and bool(np.any(hi > lo)):
             traces.append(go.Scatter(
-                x=np.concatenate([c.x, c.x[::-1]]), y=np.concatenate([c.y_max, c.y_min[::-1]]),
+                x=np.concatenate([c.x, c.x[::-1]]), y=np.concatenate([hi, lo[::-1]]),
                 fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0},
                 hoverinfo="skip", showlegend=False, legendgroup=run_id, name=f"{name} min/max"))
         traces.append(go.Scatter(
-            x=c.x, y=ema(c.y, smoothing) if smoothing else c.y, mode="lines", name=name,
-            legendgroup=run_id, line={"color": color, "width": 2}))
+            x=c.x, y=ema(y, smoothing).astype(np.float32) if smoothing else y, mode="lines",
+            name=name, legendgroup=run_id, line={"color": color, "width": 2}))
     fig.add_traces(traces)
     return fig
 
