@@ -45,7 +45,7 @@ def new_set_form() -> None:
     if len(sources) < 2:
         st.info("Comparisons need outputs from two or more sources: train runs (each answers "
                 "its eval prompts), or answer the same prompts with the base model "
-                "(`ftstudio prefs answer` jobs are listed on Jobs).")
+                "with `ftstudio prefs answer --model DIR --prompts-from RUN`).")
         if not sources:
             return
     options = [s["source"] for s in sources]

@@ -2,6 +2,7 @@
 sets in and out.
 
     ftstudio prefs compare cmp1 --source RUN_A --source RUN_B --analyst ann --analyst bob
+    ftstudio prefs answer --model workspace/models/tiny-llama --prompts-from RUN_A
     ftstudio prefs judge cmp1 --model gpt-4o-mini [--base-url URL] [--detach]
     ftstudio prefs agreement [--set cmp1] [--json]
     ftstudio prefs leaderboard [--json]
@@ -61,6 +62,32 @@ def compare_cmd(name: str,
     else:
         typer.echo(f"comparison set {cs['name']}: {cs['n_items']} items for "
                    f"{', '.join(cs['analysts'])}")
+
+
+@prefs_app.command("answer")
+def answer_cmd(model: str = typer.Option(..., help="Local model folder (the base model) or "
+                                         "endpoint model name."),
+               provider: str = typer.Option("local", help="local | openai."),
+               prompts_from: str = typer.Option(..., help="Answer the prompts of this run / "
+                                                "source."),
+               base_url: str = typer.Option(None, help="Endpoint base URL (openai)."),
+               max_new_tokens: int = typer.Option(64), detach: bool = typer.Option(False)
+               ) -> None:
+    """Answer a run's eval prompts with the base model or an endpoint: a new source
+    (base:<folder> / endpoint:<model>) for comparison sets."""
+    from backend.store import prefs as S
+
+    ws, store = _store()
+    try:
+        prompts = list(S.generation_outputs(store, [prompts_from])[prompts_from])
+    finally:
+        store.close()
+    if not prompts:
+        common.fail(f"no generations for {prompts_from!r}; `ftstudio runs list` shows runs",
+                    code=2)
+    common.run_job("answer", {"provider": provider, "model": model, "base_url": base_url,
+                              "prompts": prompts, "max_new_tokens": max_new_tokens},
+                   detach=detach)
 
 
 @prefs_app.command("judge")

@@ -92,3 +92,8 @@ def test_compare_rank_leaderboard_agreement_build(ws):
     result = runner.invoke(app, ["prefs", "build", "from-cmp", "--from", "cmp", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_pairs"] == 6
+
+
+def test_answer_needs_known_prompts(ws):
+    result = runner.invoke(app, ["prefs", "answer", "--model", "m", "--prompts-from", "nope"])
+    assert result.exit_code == 2 and "no generations for 'nope'" in result.stderr
