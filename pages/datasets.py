@@ -17,8 +17,10 @@ from backend.synth.exporters import ExportError, export_version
 from backend.synth.generate import GenerateSpec, prepare_spec
 from backend.synth.importers import ImportFileError, import_file
 from backend.synth.recipe import Recipe
-from studio import resources, state
+from studio import auth, resources, state
 from studio.components.jobs import progress_row
+
+auth.guard("datasets")
 
 state.init()
 st.title("Datasets")

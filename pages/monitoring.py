@@ -8,9 +8,11 @@ from backend.drift.monitors import METHODS, MonitorConfig
 from backend.jobs import worker
 from backend.store import monitoring as mon
 from backend.store.datasets import list_datasets
-from studio import resources, state
+from studio import auth, resources, state
 from studio.components.charts import color_for, figure
 from studio.components.jobs import live_active_jobs
+
+auth.guard("monitoring")
 
 st.title("Monitoring")
 st.caption("Compare production prompts with the data a model was trained on; when they drift, "

@@ -15,9 +15,11 @@ from backend.prefs.leaderboard import leaderboard, outcome_groups
 from backend.prefs.pairs import build_items
 from backend.prefs.submit import build_preference_set, prefs_train_fields, submit_judge
 from backend.store import prefs as S
-from studio import resources, state
+from studio import auth, resources, state
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
+
+auth.guard("preferences")
 
 state.init()
 st.title("Preferences")

@@ -14,9 +14,11 @@ from backend.review.scoring import prepare_spec
 from backend.review.verdicts import CATEGORIES, Verdict
 from backend.store import datasets as ds
 from backend.store import review as rstore
-from studio import resources, state
+from studio import auth, resources, state
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
+
+auth.guard("review")
 
 state.init()
 st.title("Review")

@@ -47,8 +47,11 @@ auth.sidebar(actor)
 # section -> (page file stem, title, icon), in the order of the work
 NAV = {
     "Home": [("overview", "Overview", ":material/dashboard:")],
-    "Data": [("review", "Review", ":material/rate_review:")],
-    "Operate": [("jobs", "Jobs", ":material/work_history:")],
+    "Data": [("datasets", "Datasets", ":material/dataset:"),
+             ("review", "Review", ":material/rate_review:")],
+    "Align": [("preferences", "Preferences", ":material/thumbs_up_down:")],
+    "Operate": [("monitoring", "Monitoring", ":material/monitoring:"),
+                ("jobs", "Jobs", ":material/work_history:")],
     "Admin": [("settings", "Settings", ":material/settings:"),
               ("users", "Users", ":material/group:"),
               ("audit", "Audit", ":material/history:")],
