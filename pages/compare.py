@@ -9,8 +9,10 @@ import streamlit as st
 
 from backend.demo_workspace import NOISE_NOTE, demo_model_path
 from backend.store import compare as cmp
-from studio import resources, state
+from studio import auth, resources, state
 from studio.components import compare_charts as charts
+
+auth.guard("compare")
 
 st.title("Compare runs")
 st.caption("Which run is best, and what differs: pick runs in the table to overlay their curves, "

@@ -49,6 +49,7 @@ NAV = {
     "Home": [("overview", "Overview", ":material/dashboard:")],
     "Data": [("datasets", "Datasets", ":material/dataset:"),
              ("review", "Review", ":material/rate_review:")],
+    "Train": [("compare", "Compare", ":material/compare_arrows:")],
     "Align": [("preferences", "Preferences", ":material/thumbs_up_down:")],
     "Operate": [("monitoring", "Monitoring", ":material/monitoring:"),
                 ("jobs", "Jobs", ":material/work_history:")],

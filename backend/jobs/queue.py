@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from backend.auth import Actor, require
 from backend.jobs.kinds import LIMITS, SpecError, kind_info, validate_spec
 from backend.jobs.status import (
     RESUMABLE,
@@ -38,13 +39,20 @@ def new_job_id(kind: str) -> str:
     return f"{stamp}-{kind}-{uuid.uuid4().hex[:6]}"
 
 
+def _who(actor: Actor | None) -> str:
+    return actor.username if actor else "shell"
+
+
 def submit(ws: Workspace, kind: str, spec: dict[str, Any] | BaseModel, *,
-           group_id: str | None = None, job_id: str | None = None) -> str:
+           group_id: str | None = None, job_id: str | None = None,
+           actor: Actor | None = None) -> str:
     """Validate the spec, write the job folder, then queue it. Returns the job id.
 
     The folder is written under a temporary name and renamed into place, so a half-written
-    job is never visible; a spec that fails validation writes nothing.
+    job is never visible; a spec that fails validation writes nothing. `actor` must hold
+    launch_job (None is the trusted shell); the job records who submitted it.
     """
+    require(actor, "launch_job")
     ws.ensure()
     parsed = validate_spec(kind, spec)
     job_id = job_id or new_job_id(kind)
@@ -57,7 +65,7 @@ def submit(ws: Workspace, kind: str, spec: dict[str, Any] | BaseModel, *,
         json.dumps({"kind": kind, "spec": parsed.model_dump(mode="json")}, indent=1)
     )
     status = JobStatus(id=job_id, kind=kind, title=parsed.title(), created=now(),
-                       group_id=group_id)
+                       group_id=group_id, submitted_by=_who(actor))
     write_status(tmp, status)
     os.rename(tmp, final)
     _enqueue(ws, job_id)
@@ -206,14 +214,16 @@ def pending_count(ws: Workspace) -> int:
     return sum(1 for _ in ws.pending.iterdir()) if ws.pending.exists() else 0
 
 
-def cancel(ws: Workspace, job_id: str, grace_s: float = 10.0) -> JobStatus:
+def cancel(ws: Workspace, job_id: str, grace_s: float = 10.0,
+           actor: Actor | None = None) -> JobStatus:
     """Cancel a job: a queued one never starts; a running one gets SIGTERM to its process
-    group, then SIGKILL after `grace_s` seconds."""
+    group, then SIGKILL after `grace_s` seconds. The cancel file records who asked."""
+    require(actor, "cancel_job")
     job_dir = ws.job_dir(job_id)
     status = get(ws, job_id)
     if status.state in TERMINAL:
         raise JobError(f"job {job_id} is already {status.state}")
-    (job_dir / "cancel").write_text(str(now()))
+    atomic_write_text(job_dir / "cancel", json.dumps({"by": _who(actor), "t": now()}))
     if status.state == JobState.queued:
         _drop_marker(ws.pending, job_id)
         status = read_status(job_dir)
@@ -240,9 +250,10 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def resume(ws: Workspace, job_id: str) -> JobStatus:
+def resume(ws: Workspace, job_id: str, actor: Actor | None = None) -> JobStatus:
     """Queue an interrupted, failed or cancelled job again; its kind continues from the
     checkpoint it left in its folder."""
+    require(actor, "launch_job")
     job_dir = ws.job_dir(job_id)
     status = get(ws, job_id)
     if status.state not in RESUMABLE:
@@ -252,6 +263,7 @@ def resume(ws: Workspace, job_id: str) -> JobStatus:
     status.state, status.error, status.finished = JobState.queued, None, None
     status.attempt += 1
     status.pid = status.pid_start = status.exit_code = None
+    status.submitted_by = _who(actor)
     write_status(job_dir, status)
     _enqueue(ws, job_id)
     return status

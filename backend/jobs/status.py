@@ -54,6 +54,7 @@ class JobStatus(BaseModel):
     pid_start: int | None = None  # process start time, so a reused pid is not taken for ours
     exit_code: int | None = None
     group_id: str | None = None
+    submitted_by: str | None = None  # user name, or "shell" for the command line
 
     def progress_line(self) -> str:
         """"done/total · rate · ETA", the one-line progress shown everywhere."""

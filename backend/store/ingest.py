@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,6 +80,31 @@ def _ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC).replace(tzinfo=None) if value else None
 
 
+def audit_job(cur: duckdb.DuckDBPyConnection, status: JobStatus, job_dir) -> None:
+    """Attribute a job's launch (or resume) and cancel in the audit log, once per attempt."""
+    def once(action: str, actor: str) -> None:
+        seen = cur.execute(
+            "SELECT 1 FROM audit_log WHERE action = ? AND target = ? "
+            "AND json_extract(detail, '$.attempt') = ?", [action, status.id, status.attempt]
+        ).fetchone()
+        if not seen:
+            cur.execute(
+                "INSERT INTO audit_log (t, actor, action, target, detail) "
+                "VALUES (to_timestamp(?), ?, ?, ?, ?)",
+                [status.created if action == "job.launch" else time.time(), actor, action,
+                 status.id, json.dumps({"attempt": status.attempt, "kind": status.kind})],
+            )
+
+    once("job.launch" if status.attempt == 1 else "job.resume", status.submitted_by or "shell")
+    cancel = job_dir / "cancel"
+    if cancel.exists():
+        try:
+            who = json.loads(cancel.read_text()).get("by", "shell")
+        except (OSError, ValueError, AttributeError):
+            who = "shell"
+        once("job.cancel", who)
+
+
 def upsert_job(cur: duckdb.DuckDBPyConnection, status: JobStatus, spec: dict) -> None:
     cur.execute(
         "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -131,6 +157,9 @@ def ingest_job(store: Store, ws: Workspace, job_id: str, report: IngestReport) -
         cur.close()
         return
     with store.transaction() as cur:
+        before = cur.execute("SELECT state, attempt FROM jobs WHERE id = ?", [job_id]).fetchone()
+        if before != (status.state.value, status.attempt):
+            audit_job(cur, status, job_dir)
         upsert_job(cur, status, spec)
     report.jobs += 1
     files = dict(BASE_FILES)

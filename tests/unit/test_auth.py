@@ -63,3 +63,26 @@ def test_accounts_and_audit(store):
     assert list(log["action"]) == ["user.role", "user.add"]
     assert "s3cret" not in log.to_csv()
     assert users.count_users(store) == 1
+
+
+def test_job_launch_and_cancel_are_attributed(ws, store):
+    from backend.jobs import queue
+    from backend.store.ingest import ingest_all
+
+    lead, reviewer = Actor("lee", "lead"), Actor("rita", "reviewer")
+    with pytest.raises(PermissionDenied):
+        queue.submit(ws, "sleep", {"steps": 1}, actor=reviewer)
+    assert queue.job_ids(ws) == []  # refused before anything was written
+    job_id = queue.submit(ws, "sleep", {"steps": 1}, actor=lead)
+    with pytest.raises(PermissionDenied):
+        queue.cancel(ws, job_id, actor=reviewer)
+    ingest_all(store, ws)
+    queue.cancel(ws, job_id, actor=Actor("lia", "lead"))
+    ingest_all(store, ws)
+    ingest_all(store, ws)
+    log = users.audit_rows(store)
+    assert sorted(zip(log["action"], log["actor"], strict=True)) == [
+        ("job.cancel", "lia"), ("job.launch", "lee")]
+    queue.resume(ws, job_id, actor=lead)
+    ingest_all(store, ws)
+    assert "job.resume" in set(users.audit_rows(store)["action"])
