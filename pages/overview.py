@@ -3,8 +3,9 @@
 import streamlit as st
 
 from backend.demo_workspace import NOISE_NOTE, demo_model_path
+from backend.store import compare, monitoring
 from backend.store import overview as ov
-from studio import resources
+from studio import auth, resources
 from studio.components.jobs import live_active_jobs
 
 st.title("Overview")
@@ -32,6 +33,26 @@ for col, stage in zip(strip, stages, strict=True):
 
 st.subheader("Active jobs")
 live_active_jobs("No job is running. Jobs you start on any page show here with live progress.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Best runs")
+    best = compare.leaderboard(store, limit=3)
+    if best.empty:
+        st.caption("No evaluated run yet: launch one on the Training page.")
+    else:
+        st.dataframe(best[["rank", "run_id", "best_eval_loss", "final_train_loss", "state"]],
+                     hide_index=True)
+        if auth.can_open("compare"):
+            st.page_link("../pages/compare.py", label="Compare runs",
+                         icon=":material/compare_arrows:")
+with right:
+    st.subheader("Open alerts")
+    open_alerts = monitoring.alerts(store, state="open")
+    if not open_alerts:
+        st.caption("No open drift alert.")
+    for alert in open_alerts[:5]:
+        st.warning(f"{alert['monitor']}: drift in {', '.join(map(str, alert['methods']))}")
 
 if not cfg.openai_base_url and not cfg.local_model_dir:
     with st.container(border=True):

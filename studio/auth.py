@@ -101,3 +101,10 @@ def guard(page: str) -> Actor:
                  f"'{PAGE_PERMISSION[page].replace('_', ' ')}' permission. Ask an admin.")
         st.stop()
     return who
+
+
+def can_open(page: str) -> bool:
+    """Whether the current actor's navigation has this page (for links to it)."""
+    from backend.auth import page_allowed
+
+    return page_allowed(actor(), page)

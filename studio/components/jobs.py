@@ -6,7 +6,7 @@ import streamlit as st
 
 from backend.jobs import queue
 from backend.jobs.status import JobState, JobStatus
-from studio import resources
+from studio import auth, resources
 
 STATE_ICON = {
     JobState.queued: ":material/schedule:",
@@ -41,5 +41,6 @@ def live_active_jobs(empty_text: str = "No job is running.") -> None:
         return
     for status in jobs:
         progress_row(status)
-        st.page_link("../pages/jobs.py", label=f"Open job {status.id}",
-                     icon=":material/open_in_new:", query_params={"job": status.id})
+        if auth.can_open("jobs"):
+            st.page_link("../pages/jobs.py", label=f"Open job {status.id}",
+                         icon=":material/open_in_new:", query_params={"job": status.id})

@@ -39,9 +39,12 @@ def test_wrong_password_is_refused(ws):
 
 
 def test_reviewer_signs_in_and_cannot_open_lead_pages(ws):
+    from backend.jobs import queue
+
     _seed(ws)
+    queue.submit(ws, "sleep", {"steps": 1})  # an active job on the Overview, without a link
     at = _sign_in("rita", "reviewer-pass")
-    assert not at.exception
+    assert not at.exception, at.exception
     assert at.session_state["actor"] == ("rita", "reviewer")
     assert any("Signed in as rita (reviewer)" in c.value for c in at.sidebar.caption)
     at.switch_page("../pages/review.py")
