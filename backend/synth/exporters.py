@@ -59,6 +59,8 @@ def write_examples(examples: list[dict], fmt: str, out: str | Path, *,
             with open(tmp, "w", encoding="utf-8") as fh:
                 for r in rows:
                     fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
         elif fmt == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -68,13 +70,29 @@ def write_examples(examples: list[dict], fmt: str, out: str | Path, *,
             from datasets import Dataset
 
             Dataset.from_list(rows).save_to_disk(str(tmp))
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
+        _swap_in(tmp, out)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write {out}: {exc.strerror or exc} (is the disk full?); nothing was "
+            "written there and any earlier export at that path is unchanged"
+        ) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     return out
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Put the finished export in place; an existing folder is moved aside first and only
+    removed once the new one is there."""
+    if out.is_dir():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
 
 
 def export_version(store, dataset: str, fmt: str, out: str | Path, *,
