@@ -52,12 +52,17 @@ def up(port: int = typer.Option(8501, help="Port on 127.0.0.1."),
        address: str = typer.Option("127.0.0.1", help="Bind address; keep loopback unless the "
                                    "studio sits behind an authenticating proxy.")) -> None:
     """Serve the dashboard (Streamlit) with the demo workspace on first use."""
-    app_path = ROOT / "studio" / "app.py"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path),
-           "--server.address", address, "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    typer.echo(f"dashboard: http://{address}:{port}")
-    raise typer.Exit(subprocess.call(cmd, cwd=ROOT))
+    ws = common.workspace()  # resolved here, from the caller's folder and settings
+    env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws.root)}
+    typer.echo(f"dashboard: http://{address}:{port}  (workspace {ws.root})")
+    raise typer.Exit(subprocess.call(dashboard_command(port, address), cwd=ROOT, env=env))
+
+
+def dashboard_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]:
+    """The Streamlit command line; loopback unless an address is given."""
+    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "studio" / "app.py"),
+            "--server.address", address, "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
 
 
 @app.command("worker")

@@ -169,7 +169,7 @@ def load_model(model_path: str, adapter_path: str | None = None, device: str = "
     dev = pick_device(device)
     dtype = torch.bfloat16 if dev == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, use_safetensors=True)
     if adapter_path:
         from peft import PeftModel
 

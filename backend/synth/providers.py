@@ -223,7 +223,8 @@ class LocalProvider:
             tok.pad_token = tok.eos_token
         dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() \
             else torch.float32
-        lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype).to(device)
+        lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype,
+                                                  use_safetensors=True).to(device)
         lm.eval()
         self._tok, self._lm, self._torch_device = tok, lm, device
 

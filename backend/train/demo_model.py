@@ -125,7 +125,7 @@ def run_job(ctx: JobContext, spec: DemoModelSpec) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(out)
-    model = AutoModelForCausalLM.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True)
     ids = tok.apply_chat_template([{"role": "user", "content": "hello"}],
                                   add_generation_prompt=True, return_tensors="pt",
                                   return_dict=True)
