@@ -158,3 +158,20 @@ def test_sigkill_gives_interrupted_and_resume_continues(ws, tiny_model_dir, tmp_
     resumed_steps = [json.loads(x)["step"] for x in
                      (ws.job_dir(job_id) / "metrics.jsonl").read_text().splitlines()]
     assert max(resumed_steps) == saved + 4
+
+
+def test_cancel_saves_a_checkpoint_and_resume_finishes(ws, tiny_model_dir, tmp_path, run_inline):
+    data = write_data(tmp_path / "data.jsonl")
+    job_id = submit_run(ws, fields(tiny_model_dir, data, max_steps=6, save_steps=100,
+                                   eval_split=0.0, n_eval_prompts=1))
+    (ws.job_dir(job_id) / "cancel").write_text("test")  # seen at the end of step 1
+    status = run_inline(ws, job_id)
+    assert status.state == JobState.cancelled
+    from backend.train.sft import last_checkpoint
+
+    assert last_checkpoint(ws.runs / job_id / "checkpoints").name == "checkpoint-1"
+    assert not (ws.runs / job_id / "adapter").exists()
+    queue.resume(ws, job_id)
+    assert run_inline(ws, job_id).state == JobState.succeeded
+    assert "resumed from step 1" in (ws.job_dir(job_id) / "events.jsonl").read_text()
+    assert max(losses(ws, job_id)) == 6
