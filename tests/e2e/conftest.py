@@ -28,42 +28,59 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Dashboard:
+    """`ftstudio up` on a free loopback port over a given workspace."""
+
+    def __init__(self, ws: Path, env_extra: dict[str, str] | None = None):
+        self.ws = ws
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1",
+               **(env_extra or {})}
+        for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "LABEL_STUDIO_URL"):
+            if var not in (env_extra or {}):
+                env.pop(var, None)
+        ftstudio = Path(sys.executable).with_name("ftstudio")
+        self.log_path = ws.parent / f"dashboard-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([str(ftstudio), "up", "--port", str(self.port)], env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/_stcore/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"dashboard did not start: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        lock = self.ws / "worker.lock"
+        if lock.exists():
+            try:
+                os.kill(int(lock.read_text()), signal.SIGKILL)
+            except (ValueError, ProcessLookupError):
+                pass
+        self._log.close()
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
-    """Start the studio on an empty workspace; yields (base_url, workspace_path)."""
+    """The studio on an empty workspace; yields (base_url, workspace_path)."""
     ws = tmp_path_factory.mktemp("e2e") / "workspace"
-    port = free_port()
-    env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1"}
-    for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "LABEL_STUDIO_URL"):
-        env.pop(var, None)
-    ftstudio = Path(sys.executable).with_name("ftstudio")
-    log = open(ws.parent / "dashboard.log", "wb")
-    proc = subprocess.Popen([str(ftstudio), "up", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise RuntimeError(f"dashboard did not start: {(ws.parent / 'dashboard.log').read_text()}")
-    yield url, ws
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    lock = ws / "worker.lock"
-    if lock.exists():
-        try:
-            os.kill(int(lock.read_text()), signal.SIGKILL)
-        except (ValueError, ProcessLookupError):
-            pass
-    log.close()
+    ws.mkdir()
+    server = Dashboard(ws)
+    yield server.url, ws
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,42 @@
+"""Compare in a real browser: select two runs in the table, a plotly chart is drawn."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Dashboard
+from tests.support.seed_runs import seed_runs
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    from backend.workspace import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("e2e-compare") / "workspace").ensure()
+    (ws.models / "tiny-llama").mkdir()  # no demo-model job: this test is about runs
+    seed_runs(ws, 4, steps=60)
+    server = Dashboard(ws.root)
+    yield server
+    server.stop()
+
+
+def test_select_two_runs_and_see_their_curves(seeded, page, tmp_path):
+    page.goto(seeded.url)
+    page.get_by_role("link", name="Compare").click()
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    expect(grid).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("4 of 4 runs")).to_be_visible(timeout=60_000)
+    box = grid.bounding_box()
+    row_h = 35
+    for row in (0, 1):  # tick the selection boxes of the first two rows (canvas grid)
+        page.mouse.click(box["x"] + 18, box["y"] + row_h * (row + 1) + row_h / 2)
+        page.wait_for_timeout(700)
+    expect(page.get_by_text("2 selected")).to_be_visible(timeout=30_000)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(chart).to_be_visible(timeout=60_000)
+    expect(chart.locator(".main-svg").first).to_be_attached()
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
