@@ -88,7 +88,7 @@ def judge_buttons(item: dict, analyst: str) -> None:
         S.skip_item(store, item["id"], analyst)
         st.rerun()
     if choice:
-        S.record_judgement(store, item["id"], analyst, choice)
+        S.record_judgement(store, item["id"], analyst, choice, actor=auth.actor())
         st.rerun()
 
 
@@ -115,7 +115,7 @@ def rank_item(item: dict, analyst: str) -> None:
         if st.form_submit_button("Submit ranking", type="primary"):
             try:
                 S.record_judgement(store, item["id"], analyst, "ranking",
-                                   ranking=[labels.index(x) for x in order])
+                                   ranking=[labels.index(x) for x in order], actor=auth.actor())
                 st.rerun()
             except ValueError as exc:
                 st.error(str(exc))
@@ -134,8 +134,8 @@ with t_rank:
                                 index=names.index(current) if current in names else 0)
         st.session_state[state.PREFS_SET] = set_name
         cs = next(s for s in sets if s["name"] == set_name)
-        analyst = st.text_input("Your name", key=state.PREFS_ANALYST,
-                                help=f"Assigned analysts: {', '.join(cs['analysts'])}")
+        analyst = auth.identity_input("Your name", key=state.PREFS_ANALYST)
+        st.caption(f"Assigned analysts: {', '.join(cs['analysts'])}")
         prog = S.progress(store, cs["id"])
         if prog:
             st.dataframe(pd.DataFrame(prog), hide_index=True)

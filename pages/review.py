@@ -4,6 +4,7 @@ Studio or here, and write the verdicts into a new dataset version."""
 import pandas as pd
 import streamlit as st
 
+from backend.auth import PermissionDenied
 from backend.config import secret
 from backend.jobs import queue, worker
 from backend.jobs.kinds import SpecError
@@ -173,7 +174,7 @@ with t_here:
         st.info("No review batch yet: create one on the Flag tab.")
     else:
         batch_id = st.selectbox("Batch", [b["id"] for b in reversed(batch_rows)], key="app_batch")
-        reviewer = st.text_input("Your name", key=state.REVIEWER)
+        reviewer = auth.identity_input("Your name", key=state.REVIEWER)
         item = rstore.next_unreviewed(store, batch_id, reviewer) if reviewer else None
         if item is None:
             st.success("Nothing left for you in this batch. Apply the verdicts on the Label "
@@ -194,9 +195,9 @@ with t_here:
                         v = Verdict(example_id=item["example_id"], reviewer=reviewer,
                                     verdict=verdict, categories=cats,
                                     corrected=corrected if verdict == "correct" else None)
-                        rstore.add_in_app_review(store, batch_id, v)
+                        rstore.add_in_app_review(store, batch_id, v, actor=auth.actor())
                         st.rerun()
-                    except ValueError as exc:
+                    except (ValueError, PermissionDenied) as exc:
                         st.error(str(exc))
 
 with t_rounds:

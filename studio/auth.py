@@ -108,3 +108,13 @@ def can_open(page: str) -> bool:
     from backend.auth import page_allowed
 
     return page_allowed(actor(), page)
+
+
+def identity_input(label: str, key: str) -> str:
+    """The name a reviewer or analyst acts under: the signed-in user's (fixed), or, in
+    single-user mode, whatever the person types."""
+    who = actor()
+    if who == LOCAL_ADMIN:
+        return st.text_input(label, key=key).strip()
+    st.text_input(label, value=who.username, disabled=True, key=f"{key}-signed")
+    return who.username

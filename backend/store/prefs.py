@@ -20,9 +20,11 @@ from typing import Any
 
 import duckdb
 
+from backend.auth import Actor, require
 from backend.prefs import pairs as P
 from backend.store.db import Store
 from backend.store.ingest import parse_lines
+from backend.store.users import audit
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
@@ -156,8 +158,11 @@ def progress(store: Store, set_id: str) -> list[dict]:
 
 def record_judgement(store: Store, item_id: str, annotator: str, verdict: str, *,
                      ranking: list[int] | None = None, rationale: str | None = None,
-                     source: str = "human") -> str:
-    """Store one judgement with who and when; ValueError names a bad verdict or annotator."""
+                     source: str = "human", actor: Actor | None = None) -> str:
+    """Store one judgement with who and when; ValueError names a bad verdict or annotator.
+    A human judgement needs the rank permission (None is the trusted shell or a judge job)."""
+    if source == "human":
+        require(actor, "rank")
     annotator = (annotator or "").strip()
     if not annotator:
         raise ValueError("a judgement needs the analyst's name")
@@ -174,6 +179,9 @@ def record_judgement(store: Store, item_id: str, annotator: str, verdict: str, *
                      P.winner(item["responses"], verdict), rationale, now()])
     finally:
         cur.close()
+    if source == "human":
+        audit(store, actor, "prefs.judgement", item_id, {"verdict": verdict,
+                                                         "annotator": annotator})
     return cid
 
 

@@ -6,6 +6,7 @@ nothing; applying a batch writes the next dataset version in the same transactio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -13,11 +14,13 @@ from typing import Any
 
 import duckdb
 
+from backend.auth import Actor, require
 from backend.review.flagging import FlagPolicy, cut_value, flag, qc_extra, share_at_or_above
 from backend.review.verdicts import Verdict, apply_decisions, resolve
 from backend.store.datasets import add_version_cur, resolve_version, version_examples
 from backend.store.db import Store
 from backend.store.ingest import parse_lines
+from backend.store.users import audit
 
 
 def insert_scores(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
@@ -165,11 +168,25 @@ def _ts(value: Any) -> Any:
     return value
 
 
-def add_in_app_review(store: Store, batch_id: str, verdict: Verdict) -> str:
-    rid = f"app:{uuid.uuid4().hex[:12]}"
+def add_in_app_review(store: Store, batch_id: str, verdict: Verdict, *,
+                      actor: Actor | None = None) -> str:
+    """Store a reviewer's verdict from the in-app queue. One verdict per (batch, example,
+    reviewer): submitting again (a second tab, a double click) replaces it, never duplicates;
+    two reviewers on the same item at once each keep their own."""
+    require(actor, "review")
+    key = f"{batch_id}|{verdict.example_id}|{verdict.reviewer}"
+    rid = f"app:{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     now = datetime.now()
-    upsert_reviews(store, batch_id, [{**verdict.model_dump(), "id": rid, "source": "in-app",
-                                      "created": now, "updated": now}])
+    row = {**verdict.model_dump(), "id": rid, "source": "in-app", "created": now, "updated": now}
+    for attempt in range(3):
+        try:
+            upsert_reviews(store, batch_id, [row])
+            break
+        except (duckdb.TransactionException, duckdb.ConstraintException):
+            if attempt == 2:  # the same verdict raced twice; the other write stands
+                raise
+    audit(store, actor, "review.verdict", verdict.example_id,
+          {"batch": batch_id, "verdict": verdict.verdict, "reviewer": verdict.reviewer})
     return rid
 
 
