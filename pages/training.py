@@ -12,9 +12,11 @@ from backend.jobs.status import RESUMABLE, TERMINAL, JobState, JobStatusError
 from backend.store import runs as runs_store
 from backend.store.datasets import list_datasets, list_versions
 from backend.train.config import GROUPS, METHODS, ConfigError, SFTRunConfig, help_text
-from studio import resources, state
+from studio import auth, resources, state
 from studio.components.charts import color_for, figure
 from studio.components.jobs import progress_row
+
+auth.guard("training")
 
 st.title("Training")
 st.caption("Fine-tune a base model with LoRA (QLoRA on a CUDA GPU) on a dataset version; runs "

@@ -98,8 +98,11 @@ def _finish(ws: Workspace, job_id: str, code: int) -> None:
     except JobStatusError:
         queue.release(ws, job_id)
         return
+    if status.state == JobState.queued:  # resumed already: the new attempt is not ours to end
+        queue.release(ws, job_id)
+        return
     status.exit_code = code
-    if status.state in (JobState.running, JobState.queued):
+    if status.state == JobState.running:
         cancelled = (job_dir / "cancel").exists()
         status.state = JobState.cancelled if cancelled else JobState.interrupted
         status.error = "cancelled" if cancelled else f"the job's process exited with code {code}"

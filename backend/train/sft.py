@@ -104,7 +104,8 @@ def load_model(config: SFTRunConfig, rt: Runtime):
     tok = AutoTokenizer.from_pretrained(config.base_model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(config.base_model, **model_kwargs(rt))
+    model = AutoModelForCausalLM.from_pretrained(config.base_model, use_safetensors=True,
+                                                 **model_kwargs(rt))
     if rt.device == "cuda" and not rt.quantize_4bit:
         model = model.to("cuda")
     return tok, model
@@ -152,7 +153,8 @@ def save_merged(config: SFTRunConfig, rt: Runtime, adapter: Path, run_dir: Path)
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(config.base_model, dtype=rt.torch_dtype())
+    base = AutoModelForCausalLM.from_pretrained(config.base_model, dtype=rt.torch_dtype(),
+                                                use_safetensors=True)
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     tmp = run_dir / ".merged.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
