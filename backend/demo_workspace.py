@@ -40,3 +40,42 @@ def bootstrap(store: Store, ws: Workspace) -> list[str]:
         if seeded:
             done.append("imported the sample dataset tasklane-support")
     return done
+
+
+DEMO_DATASET = "tasklane-support"
+
+
+def continue_demo(store: Store, ws: Workspace) -> str | None:
+    """Once the demo model is built, queue one short demo training run on the sample dataset,
+    so Compare has curves. Runs once per workspace (recorded in demo.json); returns the job id
+    it queued, or None."""
+    import json
+
+    marker = ws.root / "demo.json"
+    try:
+        state = json.loads(marker.read_text()) if marker.exists() else {}
+    except ValueError:
+        state = {}
+    if state.get("train_job") or not (demo_model_path(ws) / "config.json").exists():
+        return None
+    if store.scalar("SELECT count(*) FROM runs") or store.scalar(
+            "SELECT count(*) FROM jobs WHERE kind = 'train'"):
+        state["train_job"] = "skipped: runs already exist"
+    else:
+        from backend.store.datasets import DatasetNotFound
+        from backend.train.config import ConfigError
+        from backend.train.launch import dataset_file, make_config, submit_run
+
+        try:
+            fields = dataset_file(store, ws, DEMO_DATASET)
+        except (ConfigError, DatasetNotFound):
+            return None  # no sample dataset (yet): nothing to train on
+        config = make_config({**fields, "base_model": str(demo_model_path(ws)), "max_steps": 30,
+                              "eval_steps": 10, "save_steps": 10, "batch_size": 4,
+                              "learning_rate": 2e-3, "lora_r": 8, "lora_alpha": 16,
+                              "max_length": 256, "n_eval_prompts": 2, "max_new_tokens": 24})
+        state["train_job"] = submit_run(ws, config)
+    from backend.workspace import atomic_write_text
+
+    atomic_write_text(marker, json.dumps(state))
+    return state["train_job"] if not state["train_job"].startswith("skipped") else None

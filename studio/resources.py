@@ -32,6 +32,9 @@ def store() -> Store:
 def ingestor():
     """The dashboard's ingestion thread (one per process): job folders -> DuckDB, and a
     worker started whenever jobs are queued."""
+    from backend.demo_workspace import continue_demo
     from backend.jobs.service import Ingestor
 
-    return Ingestor(store(), workspace(), stale_after_s=settings().stale_after_s).start()
+    db, ws = store(), workspace()
+    return Ingestor(db, ws, stale_after_s=settings().stale_after_s,
+                    after_tick=lambda: continue_demo(db, ws)).start()

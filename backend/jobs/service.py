@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from backend.jobs import queue, worker
 from backend.store.db import Store
@@ -19,8 +20,9 @@ class Ingestor:
     """Ingest every `interval_s` seconds on a daemon thread; `tick()` does one pass now."""
 
     def __init__(self, store: Store, ws: Workspace, interval_s: float = 2.0,
-                 stale_after_s: float = 30.0):
+                 stale_after_s: float = 30.0, after_tick: Callable[[], object] | None = None):
         self.store, self.ws, self.interval_s = store, ws, interval_s
+        self.after_tick = after_tick
         self.stale_after_s = stale_after_s
         self.last_report: IngestReport | None = None
         self.last_error: str | None = None
@@ -36,6 +38,8 @@ class Ingestor:
                 worker.ensure_worker(self.ws)
             report = ingest_all(self.store, self.ws)
             self.last_report, self.passes = report, self.passes + 1
+            if self.after_tick is not None:
+                self.after_tick()
             return report
 
     def start(self) -> Ingestor:
