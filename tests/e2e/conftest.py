@@ -3,6 +3,7 @@ Playwright. The browser is never downloaded: Playwright launches /usr/bin/chromi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -69,6 +70,13 @@ class Dashboard:
             try:
                 os.kill(int(lock.read_text()), signal.SIGKILL)
             except (ValueError, ProcessLookupError):
+                pass
+        for status in self.ws.glob("jobs/*/status.json"):  # jobs outlive their worker
+            try:
+                pid = json.loads(status.read_text()).get("pid")
+                if pid:
+                    os.killpg(pid, signal.SIGKILL)
+            except (ValueError, OSError):
                 pass
         self._log.close()
 
