@@ -175,7 +175,7 @@ def up(ws: Workspace, port: int = 8080, *, timeout_s: float = 240.0,
     """Start (or find) the workspace's local server; returns its info and API token."""
     current = read_info(ws)
     if current and current.alive and healthy(current.url):
-        return current, credentials(Path(current.data_dir))
+        return current, credentials(Path(current.data_dir))["token"]
     t0 = time.time()
     ensure_venv(venv)
     folder = state_dir(ws)
