@@ -84,3 +84,46 @@ def check_upload(name: str, data: bytes, allowed: set[str],
         raise UploadError(f"{name}: its content looks like {kind}, expected one of "
                           f"{', '.join(sorted(allowed))}")
     return kind
+
+
+def allowed_roots(settings, ws, *, models: bool = False) -> list[Path]:
+    """The folders a typed path may name something in: the workspace, and for model folders
+    also the parent of the configured FTSTUDIO_LOCAL_MODEL (where a team keeps its models)."""
+    roots = [Path(ws.root).resolve()]
+    local = getattr(settings, "local_model_dir", None)
+    if models and local:
+        parent = Path(local).expanduser().resolve().parent
+        if parent not in roots:
+            roots.append(parent)
+    return roots
+
+
+def confine_any(typed: str, roots: list[Path]) -> Path:
+    """`confine` against each root in turn: the first root where the path exists, else the
+    first root that accepts it; `UnsafePathError` (the first root's reason) when none does."""
+    first_error: UnsafePathError | None = None
+    fallback: Path | None = None
+    for root in roots:
+        try:
+            path = confine(typed, root)
+        except UnsafePathError as exc:
+            first_error = first_error or exc
+            continue
+        if path.exists():
+            return path
+        fallback = fallback or path
+    if fallback is not None:
+        return fallback
+    assert first_error is not None, "confine_any needs at least one root"
+    raise first_error
+
+
+def relative_to_roots(path: Path | str, roots: list[Path]) -> str:
+    """How to type `path` in a form: relative to the first root holding it (as given when
+    none does, and the guard will then say why it is refused)."""
+    resolved = Path(path).expanduser().resolve()
+    for root in roots:
+        root = Path(root).resolve()
+        if resolved == root or root in resolved.parents:
+            return resolved.relative_to(root).as_posix() or "."
+    return str(path)

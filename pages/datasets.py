@@ -7,9 +7,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from backend.auth import PermissionDenied
 from backend.jobs import queue, worker
 from backend.jobs.kinds import SpecError
 from backend.jobs.status import JobState, JobStatus
+from backend.security import (
+    UnsafePathError,
+    UploadError,
+    allowed_roots,
+    check_upload,
+    confine_any,
+    relative_to_roots,
+)
 from backend.store import datasets as ds
 from backend.store import synth as sstore
 from backend.synth.exporters import FORMATS as EXPORT_FORMATS
@@ -34,14 +43,21 @@ SPEC_HELP = {name: f.description for name, f in GenerateSpec.model_fields.items(
 
 
 def import_upload(upload, dataset: str) -> None:
-    """Write an uploaded file to a temp path and import it as a new version."""
-    suffix = Path(upload.name).suffix
+    """Check the upload by content and size, write it to a temp path and import it as a new
+    version (refused unless the role may import; audited)."""
+    data = upload.getvalue()
+    try:
+        kind = check_upload(upload.name, data, {"jsonl", "json", "csv", "parquet"})
+    except UploadError as exc:
+        st.error(str(exc))
+        return
+    suffix = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet"}[kind]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(upload.getvalue())
+        path.write_bytes(data)
         try:
-            v = import_file(store, dataset, path)
-        except (ImportFileError, ValueError) as exc:
+            v = import_file(store, dataset, path, actor=auth.actor(), label=upload.name)
+        except (ImportFileError, ValueError, PermissionDenied) as exc:
             st.error(str(exc).replace("upload" + suffix, upload.name))
             return
     state.flash(f"Imported {v['n_examples']} examples into {dataset} v{v['number']}.")
@@ -204,9 +220,9 @@ with gen_tab:
                 spec = prepare_spec(store, ws, dataset, base_url=base_url or None,
                                     concurrency=int(concurrency), rpm=float(rpm) or None,
                                     qc_share=float(qc_share))
-                job_id = queue.submit(ws, "generate", spec)
+                job_id = queue.submit(ws, "generate", spec, actor=auth.actor())
                 worker.ensure_worker(ws)
-            except (SpecError, ValueError) as exc:
+            except (SpecError, ValueError, PermissionDenied) as exc:
                 st.error(str(exc))
             else:
                 state.flash(f"Queued generation job {job_id}.")
@@ -317,14 +333,17 @@ with ver_tab:
             fmt = c[1].selectbox("Format", EXPORT_FORMATS)
             ext = {"messages-jsonl": ".jsonl", "prompt-completion-jsonl": ".jsonl",
                    "parquet": ".parquet", "hf": ""}[fmt]
-            default = ws.exports / f"{dataset}-v{vnum}-{fmt}{ext}"
-            out = c[2].text_input("Write to", str(default))
+            roots = allowed_roots(cfg, ws)
+            default = relative_to_roots(ws.exports / f"{dataset}-v{vnum}-{fmt}{ext}", roots)
+            out = c[2].text_input("Write to (inside the workspace)", default)
             overwrite = st.checkbox("Overwrite if it exists")
             if st.form_submit_button("Export"):
                 try:
-                    res = export_version(store, dataset, fmt, out, version=int(vnum),
-                                         overwrite=overwrite)
-                except (ExportError, ValueError, OSError) as exc:
+                    target = confine_any(out, roots)
+                    res = export_version(store, dataset, fmt, target, version=int(vnum),
+                                         overwrite=overwrite, actor=auth.actor())
+                except (UnsafePathError, ExportError, ValueError, OSError,
+                        PermissionDenied) as exc:
                     st.error(str(exc))
                 else:
                     st.success(f"Wrote {res['examples']} examples to {res['path']}")

@@ -4,7 +4,7 @@ Studio or here, and write the verdicts into a new dataset version."""
 import pandas as pd
 import streamlit as st
 
-from backend.auth import PermissionDenied
+from backend.auth import PermissionDenied, require
 from backend.config import secret
 from backend.jobs import queue, worker
 from backend.jobs.kinds import SpecError
@@ -13,6 +13,7 @@ from backend.review import labelstudio_server as lss
 from backend.review.flagging import FlagPolicy, cut_value, flag
 from backend.review.scoring import prepare_spec
 from backend.review.verdicts import CATEGORIES, Verdict
+from backend.security import UnsafePathError, allowed_roots, confine_any, relative_to_roots
 from backend.store import datasets as ds
 from backend.store import review as rstore
 from studio import auth, resources, state
@@ -58,19 +59,28 @@ t_score, t_flag, t_ls, t_here, t_rounds = st.tabs(
     ["Score", "Flag", "Label Studio", "Review here", "Rounds"])
 
 with t_score:
-    default_model = str(cfg.local_model_dir or ws.models / "tiny-llama")
+    model_roots = allowed_roots(cfg, ws, models=True)
+    default_model = relative_to_roots(cfg.local_model_dir or ws.models / "tiny-llama",
+                                      model_roots)
     model = st.text_input("Model folder", default_model,
-                          help="A local transformers model folder (the base model).")
+                          help="A local transformers model folder (the base model), relative to "
+                          "the workspace or to the configured local model's folder.")
     adapter = st.text_input("LoRA adapter folder (optional)", "",
-                            help="A run's adapter folder; scores then reflect the tuned model.")
+                            help="A run's adapter folder, relative to the workspace; scores then "
+                            "reflect the tuned model.")
     if st.button("Score this dataset", type="primary"):
         try:
-            spec, n, ver = prepare_spec(store, ws, dataset, model, adapter_path=adapter or None)
-            job_id = queue.submit(ws, "score", spec)
+            who = require(auth.actor(), "launch_job")
+            model_dir = confine_any(model, model_roots)
+            adapter_dir = confine_any(adapter, allowed_roots(cfg, ws)) if adapter.strip() \
+                else None
+            spec, n, ver = prepare_spec(store, ws, dataset, str(model_dir),
+                                        adapter_path=str(adapter_dir) if adapter_dir else None)
+            job_id = queue.submit(ws, "score", spec, actor=who)
             worker.ensure_worker(ws)
             state.flash(f"Scoring {n} examples of {dataset} v{ver['number']}: job {job_id}")
             st.rerun()
-        except (ValueError, SpecError, OSError) as exc:
+        except (UnsafePathError, ValueError, SpecError, OSError, PermissionDenied) as exc:
             st.error(f"Could not start scoring: {exc}")
     live_active_jobs("No scoring job is running.")
     if score_runs:

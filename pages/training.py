@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import streamlit as st
 
+from backend.auth import PermissionDenied, require
 from backend.jobs import queue
 from backend.jobs.status import RESUMABLE, TERMINAL, JobState, JobStatusError
+from backend.security import UnsafePathError, allowed_roots, confine_any, relative_to_roots
 from backend.store import runs as runs_store
 from backend.store.datasets import list_datasets, list_versions
 from backend.train.config import GROUPS, METHODS, ConfigError, SFTRunConfig, help_text
@@ -39,11 +42,14 @@ cols[3].metric("Best eval loss", f"{min(evals):.4f}" if evals else "–")
 SKIP = {"dataset"}  # chosen from the store, not typed
 
 
+MODEL_ROOTS = allowed_roots(resources.settings(), ws, models=True)
+
+
 def default_model() -> str:
+    """The base model folder as it is typed: relative to the workspace or to the configured
+    local model's folder (absolute paths, '..' and symlinks are refused)."""
     cfg = resources.settings()
-    if cfg.local_model_dir:
-        return str(cfg.local_model_dir)
-    return str(ws.models / "tiny-llama")
+    return relative_to_roots(cfg.local_model_dir or ws.models / "tiny-llama", MODEL_ROOTS)
 
 
 def field_widget(name: str, prefix: str):
@@ -92,21 +98,24 @@ def submit(fields: dict, dataset: str, version: str | None, sweep: dict | None =
     from backend.train.launch import dataset_file, submit_run
     from backend.train.sweep import submit_optuna, submit_sweep
 
+    who = auth.actor()
     try:
+        fields["base_model"] = str(confine_any(fields["base_model"], MODEL_ROOTS))
         fields.update(dataset_file(store, ws, dataset, version))
         if sweep is None:
-            job_id = submit_run(ws, fields)
+            job_id = submit_run(ws, fields, actor=who)
             st.session_state[state.SELECTED_RUN] = job_id
             state.flash(f"Queued run {job_id}. Open the Run tab to watch it.")
         elif sweep["mode"] == "optuna":
             job_id = submit_optuna(ws, fields, n_trials=sweep["trials"],
-                                   lr_range=sweep["lr_range"], ranks=sweep["ranks"])
+                                   lr_range=sweep["lr_range"], ranks=sweep["ranks"],
+                                   actor=who)
             state.flash(f"Queued optuna sweep job {job_id}.")
         else:
             group, ids = submit_sweep(ws, fields, sweep["space"], sweep["mode"],
-                                      sweep["trials"])
+                                      sweep["trials"], actor=who)
             state.flash(f"Queued {len(ids)} runs in {group}.")
-    except ConfigError as exc:
+    except (ConfigError, UnsafePathError, PermissionDenied) as exc:
         st.error(f"Not queued: {exc}")
         return
     ensure_worker(ws)
@@ -215,15 +224,25 @@ def run_view(run_id: str) -> None:
     b1, b2, _ = st.columns([1, 1, 4])
     if b1.button("Cancel", disabled=status.state in TERMINAL, key="cancel_run",
                  help="Save a checkpoint at the end of this step and stop."):
-        (ws.job_dir(run_id) / "cancel").write_text("requested from the Training page")
-        st.toast("Cancel requested: the run saves a checkpoint and stops.")
+        try:
+            who = require(auth.actor(), "cancel_job")
+        except PermissionDenied as exc:
+            st.error(str(exc))
+        else:  # the run sees the file at its next step, saves a checkpoint and stops
+            (ws.job_dir(run_id) / "cancel").write_text(json.dumps(
+                {"by": who.username, "t": time.time(), "from": "Training page"}))
+            st.toast("Cancel requested: the run saves a checkpoint and stops.")
     if b2.button("Resume", disabled=status.state not in RESUMABLE, key="resume_run",
                  help="Queue it again; it continues from its last checkpoint."):
         from backend.jobs.worker import ensure_worker
 
-        queue.resume(ws, run_id)
-        ensure_worker(ws)
-        st.rerun(scope="fragment")
+        try:
+            queue.resume(ws, run_id, actor=auth.actor())
+        except (queue.JobError, PermissionDenied) as exc:
+            st.error(str(exc))
+        else:
+            ensure_worker(ws)
+            st.rerun(scope="fragment")
     curves(run_id)
     log = ws.job_dir(run_id) / "log.txt"
     with st.expander("Log (last 30 lines)", expanded=status.state == JobState.running):

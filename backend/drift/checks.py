@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from backend.auth import Actor, require
+from backend.drift import quality
 from backend.jobs import queue
 from backend.store import monitoring as mon
 from backend.store.datasets import version_examples
@@ -153,9 +155,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = False) -> dict:
+def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = False,
+                 actor: Actor | None = None) -> dict:
     """Queue a drift job over the monitor's unchecked batches. Returns {"check_id", "job_id"}
     or {"skipped": reason} when the window is smaller than the monitor's `min_window`."""
+    require(actor, "launch_job")
     m = mon.get_monitor(store, monitor)
     cfg = m["config"]
     pending = mon.unchecked_batches(store, m["id"])
@@ -184,14 +188,15 @@ def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = Fal
             "reference_path": str(folder / "reference.jsonl"),
             "window_path": str(folder / "window.jsonl"), "config": cfg.model_dump(mode="json")}
     try:
-        queue.submit(ws, "drift", spec, job_id=job_id)
+        queue.submit(ws, "drift", spec, job_id=job_id, actor=actor)
     except Exception:
         mon.drop_check(store, check_id)  # its batches go back into the next window
         raise
-    return {"monitor": m["name"], "check_id": check_id, "job_id": job_id,
-            "n_window": len(records), "n_reference": len(reference)}
+    out = {"monitor": m["name"], "check_id": check_id, "job_id": job_id,
+           "n_window": len(records), "n_reference": len(reference)}
+    return out | quality.submit(store, ws, m, check_id, records, cfg.quality, seed=cfg.seed)
 
 
-def submit_all(store: Store, ws: Workspace) -> list[dict]:
+def submit_all(store: Store, ws: Workspace, *, actor: Actor | None = None) -> list[dict]:
     """One check per monitor (those with too little new data say why they were skipped)."""
-    return [submit_check(store, ws, m["id"]) for m in mon.list_monitors(store)]
+    return [submit_check(store, ws, m["id"], actor=actor) for m in mon.list_monitors(store)]

@@ -19,9 +19,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from backend.auth import Actor, require
+from backend.drift import quality
 from backend.jobs import queue
 from backend.jobs.kinds import KINDS, SpecError, load
 from backend.store import monitoring as mon
+from backend.store import users
 from backend.store.datasets import (
     DatasetNotFound,
     add_version,
@@ -58,9 +61,12 @@ def evaluate(store: Store, ws: Workspace) -> list[dict]:
                 cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?",
                             [check["id"]])
             continue
+        if quality.settle(store, check) == "pending":
+            continue  # its quality score jobs are still running: evaluate once they end
         reps = mon.reports(store, check_id=check["id"])
         drift = [r["method"] for r in reps if r["verdict"] == "drift"]
-        drifted = len(drift) >= m["config"].min_methods
+        worse = [r for r in drift if r in quality.METHODS]  # a quality crossing fires alone
+        drifted = len(drift) - len(worse) >= m["config"].min_methods or bool(worse)
         alert = plan_id = None
         with store.transaction() as cur:
             state = cur.execute("SELECT state FROM monitors WHERE id = ?", [m["id"]]).fetchone()[0]
@@ -148,10 +154,20 @@ def _review_dataset(store: Store, monitor: dict, plan: dict) -> dict | None:
     return add_version(store, name, examples, note=f"drift window of alert {plan['alert_id']}")
 
 
-def approve(store: Store, ws: Workspace, plan_id: str, *, actor: str = "lead",
+def _acting(actor: Actor | str) -> tuple[Actor | None, str]:
+    """(signed-in actor or None for the trusted shell, the name to record)."""
+    if isinstance(actor, Actor):
+        return actor, actor.username
+    return None, actor
+
+
+def approve(store: Store, ws: Workspace, plan_id: str, *, actor: Actor | str = "lead",
             auto: bool = False) -> dict:
     """Approve a proposed plan: queue its review step (the `score` job); the train step is
-    queued by `advance` once the review is done."""
+    queued by `advance` once the review is done. A signed-in `actor` must hold approve_plan
+    (a plain name is the trusted shell's label, e.g. the CLI's --actor); audited."""
+    who, name = _acting(actor)
+    require(who, "approve_plan")
     plan = mon.get_plan(store, plan_id)
     if plan["state"] != "proposed":
         raise ValueError(f"plan {plan_id} is {plan['state']}; only a proposed plan can be approved")
@@ -164,18 +180,21 @@ def approve(store: Store, ws: Workspace, plan_id: str, *, actor: str = "lead",
                                              "in backend/jobs/kinds.py")
     review, train = steps
     if review["state"] != "blocked":
-        steps[0] = _queue_review(store, ws, monitor, plan, review)
+        steps[0] = _queue_review(store, ws, monitor, plan, review, actor=who)
     if steps[0]["state"] == "blocked" and train["state"] != "blocked":
         steps[1] = _blocked(train, "waits for the review step, which is blocked")
     elif train["state"] != "blocked":
         steps[1] = {**train, "state": "waiting",
                     "reason": "queued when the review batch is applied"}
-    mon.save_plan(store, plan_id, state="approved", steps=steps, approved_by=actor,
+    mon.save_plan(store, plan_id, state="approved", steps=steps, approved_by=name,
                   auto_approved=auto)
+    users.audit(store, who or Actor(name, "shell"), "plan.approve", plan_id,
+                {"auto": auto, "monitor": monitor["name"]})
     return advance_plan(store, ws, plan_id)
 
 
-def _queue_review(store: Store, ws: Workspace, monitor: dict, plan: dict, step: dict) -> dict:
+def _queue_review(store: Store, ws: Workspace, monitor: dict, plan: dict, step: dict, *,
+                  actor: Actor | None = None) -> dict:
     version = _review_dataset(store, monitor, plan)
     if version is None:
         return _blocked(step, "the drifted window has no responses to review; ingest prompts "
@@ -190,7 +209,7 @@ def _queue_review(store: Store, ws: Workspace, monitor: dict, plan: dict, step: 
     spec = {"examples_path": str(data), "model_path": model_path, "adapter_path": adapter_path,
             "dataset": version["dataset"], "version_id": version["id"]}
     try:
-        job_id = queue.submit(ws, "score", spec, group_id=plan["id"])
+        job_id = queue.submit(ws, "score", spec, group_id=plan["id"], actor=actor)
     except SpecError as exc:
         return _blocked(step, str(exc))
     return {**step, "state": "queued", "job_id": job_id, "dataset": version["dataset"],
@@ -208,7 +227,7 @@ def _train_spec(store: Store, ws: Workspace, plan: dict, version: dict) -> dict:
     spec = {**{k: v for k, v in base.items() if k in cls.model_fields},
             "base_model": (run or {}).get("merged_path") or model_path,
             "dataset": version["dataset"], "dataset_version_id": version["id"],
-            "dataset_hash": version.get("hash"), "data_path": str(data)}
+            "dataset_hash": version.get("hash"), "data_path": str(data), "method": "sft"}
     for field in ("init_adapter", "adapter_path", "resume_adapter"):
         if field in cls.model_fields and adapter_path:
             spec[field] = adapter_path
@@ -265,8 +284,12 @@ def advance(store: Store, ws: Workspace) -> list[dict]:
     return [advance_plan(store, ws, p["id"]) for p in mon.plans(store, state="approved")]
 
 
-def reject(store: Store, plan_id: str, *, actor: str = "lead") -> dict:
+def reject(store: Store, plan_id: str, *, actor: Actor | str = "lead") -> dict:
+    who, name = _acting(actor)
+    require(who, "approve_plan")
     plan = mon.get_plan(store, plan_id)
     if plan["state"] != "proposed":
         raise ValueError(f"plan {plan_id} is {plan['state']}; only a proposed plan can be rejected")
-    return mon.save_plan(store, plan_id, state="rejected", approved_by=actor)
+    saved = mon.save_plan(store, plan_id, state="rejected", approved_by=name)
+    users.audit(store, who or Actor(name, "shell"), "plan.reject", plan_id)
+    return saved

@@ -8,21 +8,27 @@ what a job needs into a file (a job never opens DuckDB), validate, then queue.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from backend.auth import Actor, require
 from backend.jobs import queue
-from backend.prefs.export import pairs_from_judgements
+from backend.prefs.export import dpo_row, import_rows, pairs_from_judgements
 from backend.prefs.judge import items_file
 from backend.store import prefs as S
 from backend.store.db import Store
+from backend.store.users import audit
 from backend.workspace import Workspace
 
 
 def submit_judge(store: Store, ws: Workspace, comparison_set: str, *, model: str,
                  provider: str = "openai", base_url: str | None = None, rejudge: bool = False,
-                 limit: int | None = None, **fields: Any) -> str:
+                 limit: int | None = None, actor: Actor | None = None, **fields: Any) -> str:
     """Queue a judge job over the set's pairwise items (those this judge model has not
-    judged yet, unless `rejudge`). ValueError when there is nothing to judge."""
+    judged yet, unless `rejudge`). ValueError when there is nothing to judge; `actor` must
+    hold launch_job."""
+    require(actor, "launch_job")
     cs = S.get_comparison_set(store, comparison_set)
     items = [it for it in S.set_items(store, cs["id"]) if len(it["responses"]) == 2]
     if not items:
@@ -41,7 +47,7 @@ def submit_judge(store: Store, ws: Workspace, comparison_set: str, *, model: str
     path = items_file(ws.exports, cs["name"], items)
     spec = {"comparison_set": cs["name"], "items_path": str(path), "provider": provider,
             "model": model, "base_url": base_url, **fields}
-    return queue.submit(ws, "judge", spec)
+    return queue.submit(ws, "judge", spec, actor=actor)
 
 
 def build_preference_set(store: Store, name: str, comparison_sets: list[str], *,
@@ -60,6 +66,31 @@ def build_preference_set(store: Store, name: str, comparison_sets: list[str], *,
     version = S.add_preference_version(store, name, pairs, note=note or
                                        f"from {', '.join(comparison_sets)}")
     return {**version, "dropped": dropped}
+
+
+def import_preference_file(store: Store, name: str, path: Path, fmt: str, *,
+                           label: str | None = None, actor: Actor | None = None) -> dict:
+    """A preference file (HH-RLHF, DPO JSONL, ratings) as a new version of `name`; refused
+    unless `actor` holds import_export; audited. Returns the version with `dropped`."""
+    require(actor, "import_export")
+    pairs, dropped = import_rows(path, fmt)
+    src = label or Path(path).name
+    version = S.add_preference_version(store, name, pairs, note=f"imported {src} ({fmt})")
+    audit(store, actor, "prefs.import", name, {"file": src, "format": fmt,
+                                               "version": version["number"],
+                                               "pairs": version["n_pairs"]})
+    return {**version, "dropped": dropped}
+
+
+def export_preference_jsonl(store: Store, name: str, *, conversational: bool = True,
+                            actor: Actor | None = None) -> tuple[dict, str]:
+    """(latest version, its TRL DPO JSONL text) for a download; refused unless `actor` holds
+    import_export. The caller audits the download itself (`prefs.export`) when it happens."""
+    require(actor, "import_export")
+    v = S.resolve_preference_version(store, name)
+    body = "".join(json.dumps(dpo_row(p, conversational), ensure_ascii=False) + "\n"
+                   for p in S.version_pairs(store, v["id"]))
+    return v, body
 
 
 def prefs_train_fields(store: Store, ws: Workspace, name: str,

@@ -168,10 +168,15 @@ def read_examples(path: str | Path) -> list[dict]:
 
 
 def import_file(store, dataset: str, path: str | Path, *, create: bool = True,
-                note: str = "") -> dict:
-    """Import a file as a new version of `dataset` (created when missing); all or nothing."""
+                note: str = "", actor=None, label: str | None = None) -> dict:
+    """Import a file as a new version of `dataset` (created when missing); all or nothing.
+    `actor` must hold import_export (None: the trusted shell); the import is audited under
+    `label` (the uploaded file's own name) or the file's name."""
+    from backend.auth import require
     from backend.store import datasets as dstore
+    from backend.store.users import audit
 
+    require(actor, "import_export")
     examples = read_examples(path)
     src = Path(path).name
     for ex in examples:
@@ -183,6 +188,9 @@ def import_file(store, dataset: str, path: str | Path, *, create: bool = True,
             raise
         dstore.create_dataset(store, dataset)
     try:
-        return dstore.add_version(store, dataset, examples, note=note or f"imported {src}")
+        version = dstore.add_version(store, dataset, examples, note=note or f"imported {src}")
     except InvalidExamples as exc:  # read_examples checks the same rules; kept as a guard
         raise ImportFileError(f"{src}: {exc}") from None
+    audit(store, actor, "dataset.import", dataset,
+          {"file": label or src, "version": version["number"], "examples": len(examples)})
+    return version

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from backend.auth import Actor, require
 from backend.jobs import queue
 from backend.store.db import Store
 from backend.train.config import ConfigError, SFTRunConfig, preflight
@@ -61,10 +62,12 @@ def make_config(fields: dict[str, Any]) -> SFTRunConfig:
 
 
 def submit_run(ws: Workspace, config: SFTRunConfig | dict[str, Any], *,
-               group_id: str | None = None) -> str:
-    """Validate (pydantic + preflight) and queue a train job; nothing is queued on error."""
+               group_id: str | None = None, actor: Actor | None = None) -> str:
+    """Validate (pydantic + preflight) and queue a train job; nothing is queued on error.
+    `actor` must hold launch_job (None: the trusted shell)."""
+    require(actor, "launch_job")
     if isinstance(config, dict):
         config = make_config(config)
     else:
         preflight(config)
-    return queue.submit(ws, "train", config, group_id=group_id)
+    return queue.submit(ws, "train", config, group_id=group_id, actor=actor)

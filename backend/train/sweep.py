@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from backend.auth import Actor, require
 from backend.jobs import queue
 from backend.jobs.kinds import JobSpec
 from backend.train.config import ConfigError
@@ -63,13 +64,15 @@ def expand(base: dict[str, Any], space: dict[str, list], mode: str = "grid",
 
 
 def submit_sweep(ws: Workspace, base: dict[str, Any], space: dict[str, list], mode: str = "grid",
-                 n: int | None = None, seed: int = 0) -> tuple[str, list[str]]:
+                 n: int | None = None, seed: int = 0, *,
+                 actor: Actor | None = None) -> tuple[str, list[str]]:
     """Validate every run first, then queue them as one group; returns (group_id, job ids)."""
+    require(actor, "launch_job")
     configs = [make_config(f) for f in expand(base, space, mode, n, seed)]
     if not configs:
         raise ConfigError("the sweep has no runs: give at least one value per field")
     group = f"sweep-{uuid.uuid4().hex[:8]}"
-    return group, [queue.submit(ws, "train", c, group_id=group) for c in configs]
+    return group, [queue.submit(ws, "train", c, group_id=group, actor=actor) for c in configs]
 
 
 # --- Optuna: one job, trials in-process --------------------------------------------------------
@@ -164,11 +167,12 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
 
 def submit_optuna(ws: Workspace, base: dict[str, Any], *, n_trials: int = 8,
                   lr_range: tuple[float, float] = (1e-5, 1e-3), ranks: list[int] | None = None,
-                  seed: int = 0) -> str:
+                  seed: int = 0, actor: Actor | None = None) -> str:
     """Validate the shared run fields, then queue one optuna sweep job."""
+    require(actor, "launch_job")
     config = make_config(base)
     if config.eval_split <= 0:
         raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
     spec = OptunaSweepSpec(base=config.model_dump(mode="json"), n_trials=n_trials,
                            lr_range=lr_range, ranks=ranks or [8, 16, 32], seed=seed)
-    return queue.submit(ws, "sweep-optuna", spec)
+    return queue.submit(ws, "sweep-optuna", spec, actor=actor)

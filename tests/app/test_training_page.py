@@ -49,10 +49,18 @@ def test_empty_workspace_says_what_to_do(ws):
     assert "No datasets yet" in infos and "No runs yet" in infos
 
 
-def test_form_queues_a_run_and_refuses_a_bad_one(ws, tiny_model_dir):
+def test_form_queues_a_run_and_refuses_a_bad_one(ws, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("FTSTUDIO_LOCAL_MODEL", str(tiny_model_dir))  # its folder is allowed
     seed_dataset(ws)
     at = page(ws)
-    at.text_input(key="new_base_model").set_value(str(tiny_model_dir))
+    assert at.text_input(key="new_base_model").value == tiny_model_dir.name
+    for typed, why in ((str(tiny_model_dir), "not an absolute one"),
+                       (f"../{tiny_model_dir.name}", "'..' is not allowed")):
+        at.text_input(key="new_base_model").set_value(typed)
+        at.button(key="FormSubmitter:new_run-Start run").click()
+        at.run()
+        assert any(why in e.value for e in at.error), [e.value for e in at.error]
+    at.text_input(key="new_base_model").set_value(tiny_model_dir.name)
     at.text_area(key="new_target_modules").set_value("q_proj\nnot_a_module")
     at.button(key="FormSubmitter:new_run-Start run").click()
     at.run()
@@ -68,7 +76,7 @@ def test_form_queues_a_run_and_refuses_a_bad_one(ws, tiny_model_dir):
     [job_id] = queue.job_ids(ws)
     _, spec = queue.read_spec(ws.job_dir(job_id))
     assert spec["max_steps"] == 3 and spec["dataset"] == "support" and spec["dataset_hash"]
-    assert spec["base_model"] == str(tiny_model_dir)
+    assert spec["base_model"] == str(tiny_model_dir.resolve())
 
 
 @pytest.mark.slow

@@ -6,7 +6,15 @@ import os
 
 import pytest
 
-from backend.security import UnsafePathError, UploadError, check_upload, confine
+from backend.security import (
+    UnsafePathError,
+    UploadError,
+    allowed_roots,
+    check_upload,
+    confine,
+    confine_any,
+    relative_to_roots,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,3 +61,23 @@ def test_check_upload_accepts():
     assert check_upload("a.jsonl", b'{"messages": []}\n', {"jsonl"}) == "jsonl"
     assert check_upload("a.csv", b"prompt,completion\nhi,there\n", {"csv"}) == "csv"
     assert check_upload("a.parquet", b"PAR1" + b"\x00" * 10, {"parquet"}) == "parquet"
+
+
+def test_model_folders_may_also_sit_beside_the_configured_local_model(tmp_path):
+    from types import SimpleNamespace
+
+    ws = SimpleNamespace(root=tmp_path / "ws")
+    (tmp_path / "ws" / "models" / "tiny").mkdir(parents=True)
+    (tmp_path / "team-models" / "llama").mkdir(parents=True)
+    cfg = SimpleNamespace(local_model_dir=tmp_path / "team-models" / "llama")
+    assert allowed_roots(cfg, ws) == [(tmp_path / "ws").resolve()]
+    roots = allowed_roots(cfg, ws, models=True)
+    assert roots[1] == (tmp_path / "team-models").resolve()
+    assert confine_any("llama", roots) == (tmp_path / "team-models" / "llama").resolve()
+    assert confine_any("models/tiny", roots) == (tmp_path / "ws" / "models" / "tiny").resolve()
+    assert confine_any("new/x", roots) == (tmp_path / "ws" / "new" / "x").resolve()
+    assert relative_to_roots(cfg.local_model_dir, roots) == "llama"
+    assert relative_to_roots(tmp_path / "ws" / "models" / "tiny", roots) == "models/tiny"
+    for bad in ("/etc", "../team-models/llama", "llama/../../x"):
+        with pytest.raises(UnsafePathError):
+            confine_any(bad, roots)
