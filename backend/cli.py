@@ -15,14 +15,15 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from backend import cli_common as common
+from backend.drift.cli import monitor_app
 from backend.jobs import queue
 from backend.jobs.queue import JobError
 from backend.jobs.status import JobStatus, JobStatusError, format_seconds
-from backend.drift.cli import monitor_app
 from backend.prefs.cli import prefs_app
 from backend.review.cli import labelstudio_app, review_app
 from backend.synth.cli import dataset_app, generate
@@ -159,9 +160,11 @@ def jobs_resume(job_id: str, detach: bool = typer.Option(False, help="Queue and 
 
 
 @app.command("demo-model")
-def demo_model(out: Path = typer.Option(None, help="Folder to write (default: "
-                                        "workspace/models/tiny-llama)."),
-               seed: int = typer.Option(0)) -> None:
+def demo_model(
+    out: Annotated[Path | None, typer.Option(help="Folder to write (default: "
+                                             "workspace/models/tiny-llama).")] = None,
+    seed: int = typer.Option(0),
+) -> None:
     """Build the tiny demo model (tokenizer + Llama-architecture weights), no download."""
     from backend.train.demo_model import NOISE_NOTE, build_tiny_model
 

@@ -110,7 +110,8 @@ def kind_info(kind: str) -> Kind:
     try:
         return KINDS[kind]
     except KeyError:
-        raise SpecError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}") from None
+        known = ", ".join(sorted(KINDS))
+        raise SpecError(f"unknown job kind {kind!r}; known kinds: {known}") from None
 
 
 def validate_spec(kind: str, spec: dict[str, Any] | BaseModel) -> JobSpec:

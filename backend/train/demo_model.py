@@ -33,7 +33,8 @@ CHAT_TEMPLATE = (
 SPECIAL = ["<pad>", "<s>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 NOISE_NOTE = (
     "tiny demo model with random weights: its text is noise. Point the studio at a real model "
-    "folder (FTSTUDIO_LOCAL_MODEL) or an OpenAI-compatible endpoint (OPENAI_BASE_URL) for real text."
+    "folder (FTSTUDIO_LOCAL_MODEL) or an OpenAI-compatible endpoint (OPENAI_BASE_URL) for "
+    "real text."
 )
 
 _CORPUS = """\

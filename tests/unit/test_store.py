@@ -9,8 +9,7 @@ import threading
 
 import pytest
 
-from backend.store import Store, StoreLockedError, holder_of
-from backend.store import migrations
+from backend.store import Store, StoreLockedError, holder_of, migrations
 
 
 def test_migrations_apply_once_and_record_versions(tmp_path):
