@@ -2,13 +2,13 @@
 template): push a batch, annotate through the REST API as reviewers would, pull twice with no
 duplicates, apply into a new version, and stop the server mid-pull: a clear error, nothing lost.
 
-Needs .venv-labelstudio (scripts/labelstudio_venv.sh creates it); the fixture creates it too.
+Needs .venv-labelstudio (scripts/labelstudio_venv.sh creates it); the session fixture `server`
+(tests/integration/conftest.py, shared with test_prefs_labelstudio.py) creates it too.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 import pytest
@@ -19,23 +19,8 @@ from backend.review.flagging import FlagPolicy
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore
-from backend.workspace import Workspace
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("ls") / "workspace").ensure()
-    info, token = srv.up(ws, _free_port())
-    yield ws, info, token
-    srv.down(ws)
 
 
 @pytest.fixture(scope="module")
