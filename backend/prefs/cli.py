@@ -9,6 +9,8 @@ sets in and out.
     ftstudio prefs build support-prefs --from cmp1
     ftstudio prefs import NAME FILE --format hh-rlhf|dpo-jsonl|ratings
     ftstudio prefs export NAME --format dpo-jsonl --out FILE [--plain]
+    ftstudio prefs push SET [--raters 2] [--json]     (Label Studio: Pairwise / Ranker project)
+    ftstudio prefs pull SET [--json]                  (idempotent by annotation id)
     ftstudio train --method dpo --prefs NAME --base-model DIR
 """
 
@@ -276,6 +278,52 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
                    "judged")
     for ps in data["preference_sets"]:
         typer.echo(f"prefs   {ps['name']:30} v{ps['number']} {ps['n_pairs']} pairs")
+
+
+@prefs_app.command("push")
+def push_cmd(set_name: str = typer.Argument(..., metavar="SET"),
+             raters: int = typer.Option(2, help="Annotators per overlap task."),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Push a comparison set to Label Studio (Pairwise or Ranker project)."""
+    from backend.prefs import labelstudio as pls
+    from backend.review.cli import connection
+
+    url, token = connection()
+    ws, store = _store()
+    try:
+        res = pls.push_set(store, set_name, url, token, raters=raters)
+    except (ValueError, pls.LabelStudioError) as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json(res)
+    else:
+        typer.echo(f"pushed {res['tasks']} tasks of {res['set']} ({res['mode']}) -> {res['url']}")
+
+
+@prefs_app.command("pull")
+def pull_cmd(set_name: str = typer.Argument(..., metavar="SET"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Pull judgements of a pushed set from Label Studio (pulling twice adds nothing)."""
+    from backend.prefs import labelstudio as pls
+    from backend.review.cli import connection
+
+    url, token = connection()
+    ws, store = _store()
+    try:
+        res = pls.pull_set(store, set_name, url, token)
+    except (ValueError, pls.LabelStudioError) as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    if as_json:
+        common.emit_json(res)
+    else:
+        typer.echo(f"{res['annotations']} annotations: {res['new']} new, {res['updated']} "
+                   f"updated, {res['unchanged']} unchanged; {len(res['skipped'])} skipped")
+        for s in res["skipped"][:10]:
+            typer.echo(f"  skipped annotation {s['annotation']}: {s['why']}")
 
 
 def dpo_fields(prefs: str, version: str | None) -> dict[str, Any]:

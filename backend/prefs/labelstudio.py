@@ -1,0 +1,214 @@
+"""Label Studio as a second channel for comparison sets: push a set as a project, pull the
+analysts' judgements back.
+
+Pairwise sets use the Pairwise tag (left = response A, right = response B, shown under blind
+labels only) plus a Choices for "Tie" / "Both bad"; a Choices answer wins over a click on a side.
+Ranking sets use a List of the N answers with a Ranker (drag into order, best first); the
+Ranker's result lists item ids in the new order, and untouched lists are saved in display order.
+Sources never leave the studio: a task carries the prompt, the texts and the item id.
+
+Pull reads the full JSON export (annotation ids, authors and times), turns every annotation into
+a human judgement keyed `ls:<project>:<annotation>` with the annotator's email (or username),
+and writes them in one transaction only after all were parsed and checked, so pulling twice
+adds nothing, an edited annotation updates its row, and a failed pull changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from backend.auth import Actor
+from backend.review.labelstudio import LabelStudioError, _wrap, client
+from backend.store import prefs as S
+from backend.store import prefs_ls as L
+from backend.store.db import Store
+
+__all__ = ["LabelStudioError", "label_config", "push_set", "pull_set", "parse_annotation",
+           "project_link", "connection"]
+
+TIE, BOTH_BAD = "Tie", "Both bad"
+
+
+def label_config(mode: str, n_responses: int = 2) -> str:
+    """The labelling config of a pairwise or ranking project."""
+    prompt = '<Header value="Prompt"/><Text name="prompt" value="$prompt"/>'
+    if mode == "pairwise":
+        return (
+            "<View>" + prompt +
+            '<Header value="Click the better response"/>'
+            '<Pairwise name="pick" toName="a,b"/>'
+            '<View style="display: flex; gap: 1em;">'
+            '<View style="flex: 50%;"><Header value="Response A"/><Text name="a" value="$a"/>'
+            "</View>"
+            '<View style="flex: 50%;"><Header value="Response B"/><Text name="b" value="$b"/>'
+            "</View></View>"
+            '<Header value="Or, when neither wins"/>'
+            '<Choices name="other" toName="prompt" choice="single" showInline="true">'
+            f'<Choice value="{TIE}"/><Choice value="{BOTH_BAD}"/></Choices>'
+            "</View>")
+    if mode == "ranking":
+        return ("<View>" + prompt +
+                f'<Header value="Drag the {n_responses} answers into order, best first"/>'
+                '<List name="answers" value="$answers" title="Answers"/>'
+                '<Ranker name="rank" toName="answers"/>'
+                "</View>")
+    raise ValueError(f"mode {mode!r} is unknown; use pairwise or ranking")
+
+
+def _prompt_text(messages: list[dict]) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+def task_payload(item: dict, mode: str) -> dict:
+    """Task data of one item: blind labels only, never the sources."""
+    data: dict[str, Any] = {"prompt": _prompt_text(item["prompt"]), "item_id": item["id"],
+                            "set_id": item["set_id"]}
+    texts = [r["text"] for r in item["responses"]]
+    if mode == "pairwise":
+        data.update(a=texts[0], b=texts[1])
+    else:
+        data["answers"] = [{"id": f"answer-{i + 1}", "title": f"Answer {i + 1}", "body": t}
+                           for i, t in enumerate(texts)]
+    return {"data": data}
+
+
+def push_set(store: Store, set_name: str, url: str, token: str, *, raters: int = 2,
+             actor: Actor | None = None) -> dict:
+    """Create a project for the comparison set and import every item as a task.
+
+    The set's overlap share becomes the project's overlap cohort: that share of tasks is
+    asked of `raters` annotators, so agreement can be measured as on the page."""
+    from backend.auth import require
+
+    require(actor, "rank")
+    cs = S.get_comparison_set(store, set_name)
+    if L.get_project(store, cs["id"]):
+        link = project_link(store, cs["id"])
+        raise ValueError(f"comparison set {cs['name']} is already in Label Studio: {link}")
+    items = S.set_items(store, cs["id"])
+    if not items:
+        raise ValueError(f"comparison set {cs['name']} has no items to push")
+    n = max(len(i["responses"]) for i in items)
+    ls = client(url, token)
+    overlap = float(cs["overlap"])
+    project = _wrap("creating the project", url, lambda: ls.projects.create(
+        title=f"{cs['name']} ({cs['mode']})"[:50], label_config=label_config(cs["mode"], n),
+        maximum_annotations=max(raters, 1) if overlap > 0 else 1,
+        overlap_cohort_percentage=int(round(overlap * 100)), show_collab_predictions=False,
+        description=f"Blind {cs['mode']} comparison set {cs['name']} from the studio: sources "
+                    "are hidden and positions shuffled."))
+    tasks = [task_payload(i, cs["mode"]) for i in items]
+    _wrap("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
+    listed = _wrap("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
+    task_ids = {t.data["item_id"]: t.id for t in listed}
+    L.set_project(store, cs["id"], url.rstrip("/"), project.id, task_ids)
+    return {"set": cs["name"], "mode": cs["mode"], "project_id": project.id,
+            "tasks": len(task_ids), "url": f"{url.rstrip('/')}/projects/{project.id}/data"}
+
+
+def project_link(store: Store, set_id: str) -> str | None:
+    """The project's data manager URL of a pushed set, or None."""
+    p = L.get_project(store, set_id)
+    return f"{p['url']}/projects/{p['project_id']}/data" if p else None
+
+
+def _annotator(completed_by: Any, users: dict[int, dict]) -> str:
+    if isinstance(completed_by, dict):
+        return completed_by.get("email") or completed_by.get("username") \
+            or f"ls-user-{completed_by.get('id')}"
+    u = users.get(completed_by) or {}
+    return u.get("email") or u.get("username") or f"ls-user-{completed_by}"
+
+
+def parse_annotation(ann: dict, mode: str, n_responses: int) -> tuple[str, list[int] | None]:
+    """(verdict, ranking) of one export annotation; ValueError says why it is unusable."""
+    if ann.get("was_cancelled"):
+        raise ValueError("skipped in Label Studio")
+    side, other, order = None, None, None
+    for r in ann.get("result") or []:
+        value = r.get("value") or {}
+        if r.get("type") == "pairwise" or r.get("from_name") == "pick":
+            side = value.get("selected")
+        elif r.get("from_name") == "other" and value.get("choices"):
+            other = value["choices"][0]
+        elif r.get("type") == "ranker" or r.get("from_name") == "rank":
+            ranked = value.get("ranker")
+            if isinstance(ranked, dict):
+                ranked = ranked.get("rank", next(iter(ranked.values()), None))
+            order = ranked
+    if mode == "pairwise":
+        if other in (TIE, BOTH_BAD):
+            return ("tie" if other == TIE else "both_bad"), None
+        if side in ("left", "right"):
+            return ("A" if side == "left" else "B"), None
+        raise ValueError("no side picked and no tie / both bad")
+    if not isinstance(order, list):
+        raise ValueError("no ranking in the result")
+    ids = [f"answer-{i + 1}" for i in range(n_responses)]
+    if sorted(order) != sorted(ids):
+        raise ValueError(f"the ranking {order} does not order each answer once")
+    return "ranking", [ids.index(x) for x in order]
+
+
+def pull_set(store: Store, set_name: str, url: str, token: str, *, actor: Actor | None = None,
+             on_stage: Callable[[str], None] | None = None) -> dict:
+    """Fetch the project's full JSON export and upsert its judgements (idempotent)."""
+    cs = S.get_comparison_set(store, set_name)
+    project = L.get_project(store, cs["id"])
+    if project is None:
+        raise ValueError(f"comparison set {cs['name']} was not pushed to Label Studio yet: "
+                         f"`ftstudio prefs push {cs['name']}`")
+    pid = project["project_id"]
+    ls = client(url, token)
+    stage = on_stage or (lambda _s: None)
+    stage("users")
+    users = _wrap("listing users", url, lambda: list(ls.users.list()))
+    by_id = {u.id: {"email": u.email, "username": getattr(u, "username", None)} for u in users}
+    stage("export")
+    raw = _wrap("downloading the export", url, lambda: b"".join(
+        ls.projects.exports.download_sync(pid, export_type="JSON", download_all_tasks=False)))
+    stage("parse")
+    try:
+        exported = json.loads(raw)
+    except ValueError as exc:
+        raise LabelStudioError(f"the export from {url} is not JSON ({exc}); nothing was "
+                               "changed") from exc
+    sizes = {i["id"]: len(i["responses"]) for i in S.set_items(store, cs["id"])}
+    rows, skipped = [], []
+    for task in exported:
+        item_id = (task.get("data") or {}).get("item_id")
+        for ann in task.get("annotations") or []:
+            if item_id not in sizes:
+                skipped.append({"annotation": ann.get("id"), "why": f"task {task.get('id')} "
+                                "names no item of this set"})
+                continue
+            try:
+                verdict, ranking = parse_annotation(ann, cs["mode"], sizes[item_id])
+            except ValueError as exc:
+                skipped.append({"annotation": ann.get("id"), "why": str(exc)})
+                continue
+            rows.append({"id": f"ls:{pid}:{ann['id']}", "item_id": item_id,
+                         "annotator": _annotator(ann.get("completed_by"), by_id),
+                         "verdict": verdict, "ranking": ranking,
+                         "detail": {"channel": "label-studio", "project_id": pid,
+                                    "task_id": task.get("id"), "annotation_id": ann["id"],
+                                    "created": ann.get("created_at"),
+                                    "updated": ann.get("updated_at")}})
+    stage("store")
+    counts = L.upsert_ls_judgements(store, cs["id"], rows, actor=actor)
+    return {"set": cs["name"], "project_id": pid, "tasks": len(exported),
+            "annotations": len(rows), "skipped": skipped, **counts}
+
+
+def connection(settings: Any, ws: Any) -> tuple[str | None, str | None]:
+    """Label Studio url and token for the page: settings first, else the workspace's local
+    server; (None, None) when neither. Read at the point of use, never kept."""
+    from backend.config import secret
+    from backend.review import labelstudio_server as lss
+
+    if settings.label_studio_url and settings.label_studio_token:
+        return settings.label_studio_url, secret(settings.label_studio_token)
+    info = lss.read_info(ws)
+    return (info.url, lss.token(ws)) if info else (None, None)
