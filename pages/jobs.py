@@ -4,6 +4,7 @@ import threading
 
 import streamlit as st
 
+from backend.auth import PermissionDenied, require
 from backend.jobs import queue
 from backend.jobs.status import RESUMABLE, TERMINAL, JobStatusError, format_seconds
 from backend.store import jobs as jobs_store
@@ -70,14 +71,24 @@ def detail(job_id: str) -> None:
     b1, b2, _ = st.columns([1, 1, 4])
     if status.state not in TERMINAL and b1.button("Cancel", key=f"cancel-{job_id}",
                                                   icon=":material/cancel:"):
-        threading.Thread(target=queue.cancel, args=(ws, job_id), daemon=True).start()
-        state.flash(f"Cancel requested for {job_id}.")
-        st.rerun()
+        try:  # refused here by role; the cancel itself may wait out a grace period
+            who = require(auth.actor(), "cancel_job")
+        except PermissionDenied as exc:
+            st.error(str(exc))
+        else:
+            threading.Thread(target=queue.cancel, args=(ws, job_id),
+                             kwargs={"actor": who}, daemon=True).start()
+            state.flash(f"Cancel requested for {job_id}.")
+            st.rerun()
     if status.state in RESUMABLE and b2.button("Resume", key=f"resume-{job_id}",
                                                icon=":material/play_arrow:"):
-        queue.resume(ws, job_id)
-        state.flash(f"Job {job_id} queued again; it continues from its last checkpoint.")
-        st.rerun()
+        try:
+            queue.resume(ws, job_id, actor=auth.actor())
+        except (queue.JobError, PermissionDenied) as exc:
+            st.error(str(exc))
+        else:
+            state.flash(f"Job {job_id} queued again; it continues from its last checkpoint.")
+            st.rerun()
     tab_log, tab_events, tab_spec = st.tabs(["Log", "Events", "Spec"])
     log = ws.job_dir(job_id) / "log.txt"
     with tab_log:

@@ -3,9 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from backend.auth import PermissionDenied
 from backend.drift import checks, triggers
 from backend.drift.monitors import METHODS, MonitorConfig
 from backend.jobs import worker
+from backend.security import allowed_roots, check_upload, confine_any
 from backend.store import monitoring as mon
 from backend.store.datasets import list_datasets
 from studio import auth, resources, state
@@ -50,9 +52,11 @@ with tab_mon:
         auto = st.toggle("Auto-approve retraining plans",
                          help=MonitorConfig.model_fields["auto_approve"].description)
         if st.form_submit_button("Create monitor", disabled=not datasets):
-            try:
+            try:  # a watched folder is typed, so it must stay inside the workspace
+                folder = str(confine_any(watch, allowed_roots(resources.settings(), ws))) \
+                    if watch.strip() else None
                 mon.create_monitor(store, name.strip(), reference=reference,
-                                   config={"auto_approve": auto}, watch_dir=watch or None)
+                                   config={"auto_approve": auto}, watch_dir=folder)
                 state.flash(f"Monitor {name} created.")
                 st.rerun()
             except ValueError as exc:
@@ -101,13 +105,18 @@ with tab_data:
                                   "and timestamp)", type=["jsonl", "json", "csv"])
         if upload is not None and st.button("Ingest batch"):
             try:
+                check_upload(upload.name, upload.getvalue(), {"jsonl", "json", "csv"})
                 b = checks.ingest_bytes(store, target, upload.getvalue(), upload.name)
                 st.success(f"Stored {b['n_records']} prompts ({b['n_responses']} with responses).")
             except ValueError as exc:
                 st.error(str(exc))
         if st.button("Check every monitor now", type="primary"):
             checks.scan_watched(store)
-            results = checks.submit_all(store, ws)
+            try:
+                results = checks.submit_all(store, ws, actor=auth.actor())
+            except PermissionDenied as exc:
+                st.error(str(exc))
+                results = []
             if any("job_id" in r for r in results):
                 worker.ensure_worker(ws)
             for r in results:
@@ -175,14 +184,16 @@ with tab_alerts:
                 a, r = st.columns(2)
                 if a.button("Approve", key=f"approve_{plan['id']}", type="primary"):
                     try:
-                        triggers.approve(store, ws, plan["id"],
-                                         actor=st.session_state.get(state.REVIEWER) or "lead")
+                        triggers.approve(store, ws, plan["id"], actor=auth.actor())
                         worker.ensure_worker(ws)
                         state.flash("Plan approved: review scoring queued; training follows "
                                     "the review.")
-                    except ValueError as exc:
+                    except (ValueError, PermissionDenied) as exc:
                         state.flash(f"Could not approve: {exc}")
                     st.rerun()
                 if r.button("Reject", key=f"reject_{plan['id']}"):
-                    triggers.reject(store, plan["id"])
+                    try:
+                        triggers.reject(store, plan["id"], actor=auth.actor())
+                    except (ValueError, PermissionDenied) as exc:
+                        state.flash(f"Could not reject: {exc}")
                     st.rerun()

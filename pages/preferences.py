@@ -1,20 +1,28 @@
 """Preferences: analysts rank model outputs blind, an LLM judge adds verdicts, agreement and a
 Bradley-Terry leaderboard show how sure we are, and decided pairs become DPO training data."""
 
-import json
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from backend.auth import PermissionDenied
 from backend.jobs.kinds import SpecError
 from backend.prefs import agreement as agr
-from backend.prefs.export import FORMATS, dpo_row, import_rows
+from backend.prefs.export import FORMATS
 from backend.prefs.leaderboard import leaderboard, outcome_groups
 from backend.prefs.pairs import build_items
-from backend.prefs.submit import build_preference_set, prefs_train_fields, submit_judge
+from backend.prefs.submit import (
+    build_preference_set,
+    export_preference_jsonl,
+    import_preference_file,
+    prefs_train_fields,
+    submit_judge,
+)
+from backend.security import allowed_roots, check_upload, confine_any, relative_to_roots
 from backend.store import prefs as S
+from backend.store.users import audit
 from studio import auth, resources, state
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
@@ -171,14 +179,17 @@ with t_judge:
             base_url = st.text_input("Base URL", cfg.openai_base_url or "")
             limit = st.number_input("Most pairs (0 = all)", 0, 100000, 0)
             if st.form_submit_button("Start judge job", type="primary"):
-                try:
+                try:  # a local judge is a typed model folder: keep it inside allowed roots
+                    if provider == "local":
+                        model = str(confine_any(model, allowed_roots(cfg, ws, models=True)))
                     job_id = submit_judge(store, ws, jset, model=model, provider=provider,
-                                          base_url=base_url or None, limit=limit or None)
+                                          base_url=base_url or None, limit=limit or None,
+                                          actor=auth.actor())
                     resources.ingestor()
                     state.flash(f"Judge job {job_id} queued: each pair is asked twice, "
                                 "positions swapped")
                     st.rerun()
-                except (ValueError, SpecError) as exc:
+                except (ValueError, SpecError, PermissionDenied) as exc:
                     st.error(str(exc))
         live_active_jobs("No judge job is running.")
     verdicts = [r for r in all_rows if r["source"] == "judge"]
@@ -266,16 +277,16 @@ with t_export:
         iname = st.text_input("Into preference set", "imported")
         if up is not None and st.button("Import"):
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / up.name
-                path.write_bytes(up.getvalue())
+                path = Path(tmp) / "upload.jsonl"  # never the uploaded name: it is untrusted
                 try:
-                    pairs, dropped = import_rows(path, fmt)
-                    v = S.add_preference_version(store, iname, pairs,
-                                                 note=f"imported {up.name} ({fmt})")
+                    check_upload(up.name, up.getvalue(), {"jsonl"})
+                    path.write_bytes(up.getvalue())
+                    v = import_preference_file(store, iname, path, fmt, label=up.name,
+                                               actor=auth.actor())
                     state.flash(f"{iname} v{v['number']}: {v['n_pairs']} pairs; dropped "
-                                f"{dropped or 'none'}")
+                                f"{v['dropped'] or 'none'}")
                     st.rerun()
-                except ValueError as exc:
+                except (ValueError, PermissionDenied) as exc:
                     st.error(str(exc))
     if not pref_sets:
         st.info("No preference sets yet: build one from ranked comparisons above, or import "
@@ -284,17 +295,24 @@ with t_export:
         st.dataframe(pd.DataFrame(pref_sets), hide_index=True)
         pick = st.selectbox("Preference set", [p["name"] for p in pref_sets], key="export_set")
         conversational = st.toggle("Conversational (chat turns)", True)
-        v = S.resolve_preference_version(store, pick)
-        body = "".join(json.dumps(dpo_row(p, conversational), ensure_ascii=False) + "\n"
-                       for p in S.version_pairs(store, v["id"]))
-        st.download_button(f"Download {pick} v{v['number']} (TRL DPO JSONL)", body,
-                           file_name=f"{pick}-v{v['number']}.jsonl")
+        who = auth.actor()
+        if who.can("import_export"):
+            v, body = export_preference_jsonl(store, pick, conversational=conversational,
+                                              actor=who)
+            st.download_button(f"Download {pick} v{v['number']} (TRL DPO JSONL)", body,
+                               file_name=f"{pick}-v{v['number']}.jsonl", on_click=audit,
+                               args=(store, who, "prefs.export", pick,
+                                     {"version": v["number"], "pairs": v["n_pairs"]}))
+        else:
+            st.caption(f"Downloads are for leads and admins ({who.role}s may not export).")
         st.subheader("DPO run")
         st.caption("LoRA on the base model; the reference is the same base with the adapter "
                    "off. On CPU this runs plain LoRA and is slow beyond a few steps.")
         with st.form("dpo"):
-            base = st.text_input("Base model folder", str(cfg.local_model_dir or
-                                                          ws.models / "tiny-llama"))
+            model_roots = allowed_roots(cfg, ws, models=True)
+            base = st.text_input("Base model folder", relative_to_roots(
+                cfg.local_model_dir or ws.models / "tiny-llama", model_roots),
+                help="Relative to the workspace or to the configured local model's folder.")
             steps = st.number_input("Max steps", 1, 100000, 20)
             lr = st.number_input("Learning rate", 1e-7, 1.0, 5e-5, format="%.1e")
             beta = st.number_input("Beta", 0.01, 10.0, 0.1)
@@ -302,14 +320,15 @@ with t_export:
                 from backend.train.launch import make_config, submit_run
 
                 try:
-                    fields = {"base_model": base, "max_steps": int(steps),
+                    fields = {"base_model": str(confine_any(base, model_roots)),
+                              "max_steps": int(steps),
                               "learning_rate": lr, "beta": beta,
                               **prefs_train_fields(store, ws, pick)}
-                    job_id = submit_run(ws, make_config(fields))
+                    job_id = submit_run(ws, make_config(fields), actor=auth.actor())
                     resources.ingestor()
                     state.flash(f"DPO run {job_id} queued; its rewards/margins and "
                                 "rewards/accuracies show on Compare")
                     st.rerun()
-                except ValueError as exc:
+                except (ValueError, PermissionDenied) as exc:
                     st.error(str(exc))
         live_active_jobs("No DPO run is running.")

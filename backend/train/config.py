@@ -47,6 +47,10 @@ class SFTRunConfig(JobSpec):
         "slow); none trains plain LoRA.")
     merge: bool = Field(False, description="Also save the base model with the adapter merged "
                         "in (runs/<id>/merged), for serving without PEFT.")
+    init_adapter: str | None = Field(
+        None, description="Start from this LoRA adapter folder (a previous run's adapter, "
+        "trained on the same base model) instead of a fresh LoRA; its rank, alpha and target "
+        "modules apply and the lora_* fields are ignored.")
     # Data
     dataset: str = Field(description="Dataset name, as shown on the Datasets page (or the "
                          "file name when training from a JSONL file).")
@@ -193,6 +197,8 @@ def preflight(config: SFTRunConfig) -> None:
     if config.eval_split > 0 and n < 2:
         raise ConfigError(f"eval_split: dataset {config.dataset!r} has {n} example; hold-out "
                           "needs at least 2 (set eval_split to 0)")
+    if config.init_adapter:
+        _check_init_adapter(config)
     if config.target_modules != [ALL_LINEAR]:
         names = module_names(model)
         leaves = {n.rsplit(".", 1)[-1] for n in names}
@@ -202,3 +208,25 @@ def preflight(config: SFTRunConfig) -> None:
             raise ConfigError(
                 f"target_modules: {', '.join(unknown)} not in {model.name}; its modules "
                 f"include {', '.join(sorted(leaves - {'weight', 'bias'})[:12])}")
+
+
+def _check_init_adapter(config: SFTRunConfig) -> None:
+    """The adapter folder exists, is a PEFT adapter, and was trained on `base_model`."""
+    folder = Path(config.init_adapter).expanduser()
+    meta = folder / "adapter_config.json"
+    if not meta.is_file():
+        raise ConfigError(f"init_adapter: {folder} " + ("has no adapter_config.json; is it a "
+                          "run's adapter folder?" if folder.is_dir() else "does not exist"))
+    if config.method != "sft":
+        raise ConfigError(f"init_adapter: only sft runs start from an adapter, not "
+                          f"{config.method}")
+    try:
+        base = json.loads(meta.read_text()).get("base_model_name_or_path") or ""
+    except ValueError as exc:
+        raise ConfigError(f"init_adapter: {meta} is not JSON ({exc})") from None
+    same = base == config.base_model or (
+        Path(base).expanduser().exists()
+        and Path(base).expanduser().resolve() == Path(config.base_model).expanduser().resolve())
+    if not same:
+        raise ConfigError(f"init_adapter: {folder} was trained on {base or 'an unnamed base'}, "
+                          f"not on base_model {config.base_model}")

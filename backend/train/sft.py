@@ -120,11 +120,17 @@ def build_trainer(config: SFTRunConfig, rt: Runtime, model, tokenizer, train_row
         raise ConfigError(f"method: {config.method!r} has no trainer yet")
     from trl import SFTTrainer
 
+    peft_config = lora_config(config)
+    if config.init_adapter:  # continue training that adapter rather than a fresh LoRA
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        peft_config = None
     return SFTTrainer(
         model=model, args=training_args(config, rt, output_dir, bool(eval_rows), **overrides),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer, peft_config=lora_config(config), callbacks=callbacks,
+        processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
     )
 
 
