@@ -26,6 +26,7 @@ from backend.store.users import audit
 from studio import auth, resources, state
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
+from studio.components.prefs_labelstudio import labelstudio_section
 
 auth.guard("preferences")
 
@@ -144,6 +145,8 @@ with t_rank:
         cs = next(s for s in sets if s["name"] == set_name)
         analyst = auth.identity_input("Your name", key=state.PREFS_ANALYST)
         st.caption(f"Assigned analysts: {', '.join(cs['analysts'])}")
+        with st.expander("Label Studio"):
+            labelstudio_section(cs)
         prog = S.progress(store, cs["id"])
         if prog:
             st.dataframe(pd.DataFrame(prog), hide_index=True)

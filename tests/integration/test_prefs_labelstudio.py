@@ -7,6 +7,7 @@ updates its judgement, and the CLI does the same with --json.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -159,3 +160,35 @@ def test_cli_push_and_pull_json(live_server, ws, monkeypatch):
         assert json.loads(pulled.stdout)["new"] == expected_new
     missing = runner.invoke(app, ["prefs", "pull", "no-such-set"])
     assert missing.exit_code == 2 and "no comparison set 'no-such-set'" in missing.output
+
+
+def test_page_pushes_and_pulls(live_server, ws, monkeypatch):
+    """From the Rank tab: push, an analyst annotates in Label Studio, pull; the flash says so."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    info, token = live_server
+    monkeypatch.setenv("LABEL_STUDIO_URL", info.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    store = Store.open(ws.db_path)
+    S.create_comparison_set(store, "page-pairs", build_items(_outputs(["x", "y"], 2)),
+                            mode="pairwise", analysts=["ann"], overlap=0.0)
+    store.close()
+    st.cache_resource.clear()
+    page = Path(__file__).resolve().parents[2] / "pages" / "preferences.py"
+    at = AppTest.from_file(str(page), default_timeout=60)
+    at.run()
+    next(b for b in at.button if b.key == "prefs_ls_push").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Pushed 2 tasks" in s.value for s in at.success)
+    from studio import resources
+
+    db = resources.store()
+    cs = S.get_comparison_set(db, "page-pairs")
+    task_id = next(iter(pls.L.get_project(db, cs["id"])["tasks"].values()))
+    _annotate(info.url, token, task_id, _side("left"))
+    next(b for b in at.button if b.key == "prefs_ls_pull").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("1 new" in s.value for s in at.success)
+    assert [r["annotator"] for r in S.judgements(db, set_id=cs["id"])] == [ADMIN]
+    st.cache_resource.clear()
