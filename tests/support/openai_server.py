@@ -95,6 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        with owner._lock:
+            owner.authorizations.append(self.headers.get("Authorization"))
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._error(404, f"no route {self.path}")
             return
@@ -169,6 +171,7 @@ class OpenAIServer:
         self.refuse_response_format = refuse_response_format
         self.timeout_sleep_s = timeout_sleep_s
         self.requests: list[dict] = []
+        self.authorizations: list[str | None] = []  # each POST's Authorization header
         self.served = 0
         self.fault_when: Callable[[dict], str | None] | None = None
         self._faults: deque[str] = deque()
