@@ -209,7 +209,9 @@ def curves(store: Store, run_ids: list[str], metric: str, *, x: str = "step",
 
 
 def ema(y: np.ndarray, weight: float) -> np.ndarray:
-    """Debiased exponential moving average (TensorBoard-style smoothing), weight in [0, 1).
+    """Debiased exponential moving average (TensorBoard-style smoothing), weight in [0, 1),
+    along the last axis: a 2-D array smooths one series per row in one pass (rows padded at
+    their end stay exact, since the average only looks back).
 
     >>> ema(np.array([1.0, 1.0, 1.0]), 0.9).round(6).tolist()
     [1.0, 1.0, 1.0]
@@ -217,19 +219,20 @@ def ema(y: np.ndarray, weight: float) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     if not 0.0 <= weight < 1.0:
         raise CompareError(f"smoothing weight {weight} must be in [0, 1)")
-    if weight == 0.0 or not len(y):
+    if weight == 0.0 or not y.shape[-1]:
         return y.copy()
     # Closed form per block: s_j = w^(j+1) s_-1 + (1-w) w^j cumsum(y_k w^-k); blocks keep w^-k
     # within 1e12 so float64 stays exact enough.
     block = max(1, int(12 / -np.log10(weight)))
     out = np.empty_like(y)
-    last = 0.0
-    for start in range(0, len(y), block):
-        seg = y[start:start + block]
-        k = np.arange(len(seg))
-        s = weight ** (k + 1) * last + (1 - weight) * weight ** k * np.cumsum(seg * weight ** -k)
-        out[start:start + len(seg)] = s / (1 - weight ** (start + k + 1))
-        last = s[-1]
+    last = np.zeros(y.shape[:-1] + (1,))
+    for start in range(0, y.shape[-1], block):
+        seg = y[..., start:start + block]
+        k = np.arange(seg.shape[-1])
+        s = weight ** (k + 1) * last + (1 - weight) * weight ** k * np.cumsum(
+            seg * weight ** -k, axis=-1)
+        out[..., start:start + len(k)] = s / (1 - weight ** (start + k + 1))
+        last = s[..., -1:]
     return out
 
 

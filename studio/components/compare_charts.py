@@ -4,6 +4,7 @@ a title and axis titles with units. Inputs are numpy arrays and small summary fr
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -21,29 +22,57 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def _studio_template() -> dict:
+    """The studio template as the plain dict a validated figure carries in its layout."""
+    global _TEMPLATE_JSON
+    if _TEMPLATE_JSON is None:
+        _TEMPLATE_JSON = go.Figure(layout={"template": "studio"}).to_dict()["layout"]["template"]
+    return copy.deepcopy(_TEMPLATE_JSON)
+
+
+_TEMPLATE_JSON: dict | None = None
+
+
 def curves_figure(curves: dict[str, Curve], metric: str, x: str = "step", *,
                   smoothing: float = 0.0, band: bool = True,
                   names: dict[str, str] | None = None) -> go.Figure:
     """Each run's curve (EMA-smoothed when `smoothing` > 0) over a min/max band of its
-    buckets, in the run's own colour."""
-    fig = figure(f"{metric} by {x}" + (f" (EMA {smoothing:.2f})" if smoothing else ""),
-                 X_AXES[x], label(metric))
-    traces = []
-    for run_id, c in curves.items():
-        # float32 values halve what goes to the browser; 7 digits are plenty on a chart
-        y, lo, hi = (np.asarray(a, dtype=np.float32) for a in (c.y, c.y_min, c.y_max))
+    buckets, in the run's own colour.
+
+    Built for speed, since it runs on every rerun of the Compare page: traces are plain dicts
+    of float32 numpy arrays (7 digits are plenty on a chart and halve what goes to the
+    browser), the band is one closed polygon per run (upper edge, then the lower edge
+    reversed), all runs are smoothed in one numpy pass, and the figure is created once
+    without plotly's per-property validation (about 1 ms a trace). The same dicts pass
+    validation unchanged (tests check), so nothing is lost but the time."""
+    title = f"{metric} by {x}" + (f" (EMA {smoothing:.2f})" if smoothing else "")
+    layout = {"template": _studio_template(), "title": {"text": title},
+              "xaxis": {"title": {"text": X_AXES[x]}}, "yaxis": {"title": {"text": label(metric)}}}
+    items = list(curves.items())
+    ys = [np.asarray(c.y, dtype=float) for _, c in items]
+    if smoothing and items:
+        width = max(len(y) for y in ys)
+        stacked = np.zeros((len(ys), width))
+        for i, y in enumerate(ys):
+            stacked[i, :len(y)] = y
+        smooth = ema(stacked, smoothing)  # padding sits after each row's end: no effect
+        ys = [smooth[i, :len(y)] for i, y in enumerate(ys)]
+    traces: list[dict] = []
+    for (run_id, c), y in zip(items, ys, strict=True):
+        xs = np.asarray(c.x, dtype=np.float32)
         color = color_for(run_id)
         name = (names or {}).get(run_id, run_id)
-        if band and len(c.x) > 1 and bool(np.any(hi > lo)):
-            traces.append(go.Scatter(
-                x=np.concatenate([c.x, c.x[::-1]]), y=np.concatenate([hi, lo[::-1]]),
-                fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0},
-                hoverinfo="skip", showlegend=False, legendgroup=run_id, name=f"{name} min/max"))
-        traces.append(go.Scatter(
-            x=c.x, y=ema(y, smoothing).astype(np.float32) if smoothing else y, mode="lines",
-            name=name, legendgroup=run_id, line={"color": color, "width": 2}))
-    fig.add_traces(traces)
-    return fig
+        if band and len(xs) > 1 and bool(np.any(c.y_max > c.y_min)):
+            traces.append({
+                "type": "scatter", "x": np.concatenate([xs, xs[::-1]]),
+                "y": np.concatenate([c.y_max, c.y_min[::-1]]).astype(np.float32),
+                "fill": "toself", "fillcolor": _rgba(color, 0.15), "line": {"width": 0},
+                "hoverinfo": "skip", "showlegend": False, "legendgroup": run_id,
+                "name": f"{name} min/max"})
+        traces.append({
+            "type": "scatter", "x": xs, "y": y.astype(np.float32), "mode": "lines",
+            "name": name, "legendgroup": run_id, "line": {"color": color, "width": 2}})
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def _best(df: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:

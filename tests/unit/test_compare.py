@@ -214,3 +214,42 @@ def test_ema_matches_a_plain_loop():
     with pytest.raises(compare.CompareError):
         compare.ema(y, 1.0)
     assert math.isclose(compare.ema(np.array([3.0]), 0.9)[0], 3.0)
+
+
+def test_ema_smooths_each_row_of_a_matrix_as_its_own_series():
+    y = np.random.default_rng(1).normal(size=(4, 300)).cumsum(axis=1)
+    y[2, 200:] = 0.0  # a shorter series padded at its end
+    for w in (0.3, 0.9, 0.995):
+        rows = compare.ema(y, w)
+        for i in range(4):
+            np.testing.assert_allclose(rows[i], compare.ema(y[i], w), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(rows[2, :200], compare.ema(y[2, :200], w), rtol=1e-12)
+
+
+def test_curves_figure_is_what_validation_would_build(ws, store):
+    """The figure skips plotly's per-property validation for speed: validating its dict
+    must change nothing, and each run gets its band polygon and its smoothed line."""
+    import plotly.graph_objects as go
+
+    from studio.components.compare_charts import curves_figure
+
+    ids = seed_runs(ws, 3, steps=300, store=store)
+    curves = compare.curves(store, ids, "loss", max_points=40)
+    fig = curves_figure(curves, "loss", "step", smoothing=0.6, names={ids[0]: "first"})
+    d = fig.to_dict()
+    assert go.Figure(d).to_dict() == d
+    assert d["layout"]["title"]["text"] == "loss by step (EMA 0.60)"
+    assert d["layout"]["yaxis"]["title"]["text"] == "loss (nats/token)"
+    assert d["layout"]["template"]["layout"]["font"]["family"].startswith("Inter")
+    assert len(fig.data) == 2 * len(ids)
+    for (run_id, c), band, line in zip(curves.items(), fig.data[::2], fig.data[1::2],
+                                       strict=True):
+        assert band.fill == "toself" and band.showlegend is False
+        np.testing.assert_allclose(band.x, np.r_[c.x, c.x[::-1]], rtol=1e-6)
+        np.testing.assert_allclose(band.y, np.r_[c.y_max, c.y_min[::-1]], rtol=1e-6)
+        assert line.mode == "lines" and line.legendgroup == run_id
+        np.testing.assert_allclose(line.y, compare.ema(c.y, 0.6), rtol=1e-6)
+    assert fig.data[1].name == "first"
+    raw = curves_figure(curves, "loss", band=False)
+    assert len(raw.data) == len(ids) and raw.layout.title.text == "loss by step"
+    np.testing.assert_allclose(raw.data[0].y, curves[ids[0]].y, rtol=1e-6)
