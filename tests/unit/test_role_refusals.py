@@ -50,6 +50,7 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
         for who in (ANALYST, REVIEWER):
             with pytest.raises(PermissionDenied, match=f"{who.username} \\({who.role}\\)"):
                 call(who)
+                pytest.fail(f"{what} was allowed for a {who.role}")
     assert queue.job_ids(ws) == []
     assert not (tmp_path / "out.jsonl").exists()
     assert [v["number"] for v in dstore.list_versions(store, "support")] == [1]
