@@ -11,7 +11,7 @@ from backend.jobs.kinds import SpecError
 from backend.review import labelstudio as lsync
 from backend.review import labelstudio_server as lss
 from backend.review.flagging import FlagPolicy, cut_value, flag
-from backend.review.scoring import prepare_spec
+from backend.review.scoring import choose_adapter, prepare_spec
 from backend.review.verdicts import CATEGORIES, Verdict
 from backend.security import UnsafePathError, allowed_roots, confine_any, relative_to_roots
 from backend.store import datasets as ds
@@ -65,22 +65,47 @@ with t_score:
     model = st.text_input("Model folder", default_model,
                           help="A local transformers model folder (the base model), relative to "
                           "the workspace or to the configured local model's folder.")
-    adapter = st.text_input("LoRA adapter folder (optional)", "",
-                            help="A run's adapter folder, relative to the workspace; scores then "
-                            "reflect the tuned model.")
-    if st.button("Score this dataset", type="primary"):
-        try:
-            who = require(auth.actor(), "launch_job")
-            model_dir = confine_any(model, model_roots)
+    try:
+        model_dir = confine_any(model, model_roots)
+    except UnsafePathError as exc:
+        model_dir = None
+        st.error(f"Model folder: {exc}")
+    newest = rstore.newest_adapter(store, str(model_dir), root=ws.root) if model_dir else None
+    labels = {"newest": f"newest run's adapter ({newest['run_id']})" if newest
+              else "newest run's adapter (no run yet: base only)",
+              "base": "base only", "folder": "another adapter folder"}
+    use = st.radio("Adapter", list(labels), format_func=labels.get, horizontal=True,
+                   help="By default scores come from the newest succeeded training run on this "
+                   "base model, so each round is judged by the latest tuned model.")
+    adapter = st.text_input("LoRA adapter folder", "", help="A run's adapter folder, relative "
+                            "to the workspace (runs/<run>/adapter).") if use == "folder" else ""
+    include = st.checkbox("Include examples reviewed in earlier rounds", False,
+                          help="Off: re-score only what is left to review.")
+    choice = None
+    try:
+        if model_dir is None:
+            pass
+        elif use == "folder" and not adapter.strip():
+            st.info("Enter a run's adapter folder (runs/<run>/adapter).")
+        else:
             adapter_dir = confine_any(adapter, allowed_roots(cfg, ws)) if adapter.strip() \
                 else None
+            choice = choose_adapter(store, str(model_dir), adapter_path=adapter_dir and
+                                    str(adapter_dir), base_only=use == "base", root=ws.root)
+            st.caption(f"Scoring with {choice.describe()}")
+    except (UnsafePathError, ValueError) as exc:
+        st.error(str(exc))
+    if st.button("Score this dataset", type="primary", disabled=choice is None):
+        try:
+            who = require(auth.actor(), "launch_job")
             spec, n, ver = prepare_spec(store, ws, dataset, str(model_dir),
-                                        adapter_path=str(adapter_dir) if adapter_dir else None)
+                                        adapter_path=choice.path, only_unreviewed=not include)
             job_id = queue.submit(ws, "score", spec, actor=who)
             worker.ensure_worker(ws)
-            state.flash(f"Scoring {n} examples of {dataset} v{ver['number']}: job {job_id}")
+            state.flash(f"Scoring {n} examples of {dataset} v{ver['number']} (round "
+                        f"{spec['round']}) with {choice.describe()}: job {job_id}")
             st.rerun()
-        except (UnsafePathError, ValueError, SpecError, OSError, PermissionDenied) as exc:
+        except (ValueError, SpecError, OSError, PermissionDenied) as exc:
             st.error(f"Could not start scoring: {exc}")
     live_active_jobs("No scoring job is running.")
     if score_runs:
@@ -212,6 +237,9 @@ with t_here:
 
 with t_rounds:
     rows = rstore.rounds(store, dataset)
+    if rows and rows[-1]["batch"] is not None and batch_rows[-1]["applied_version_id"]:
+        st.info("Round applied. Re-score what is left on the Score tab (it uses the newest "
+                "run's adapter by default) to see whether the flagged share fell.")
     if not rows:
         st.info("No rounds yet. Each batch is a round; after applying one, score the new version "
                 "again (with the newest adapter) to see whether the flagged share fell.")
@@ -223,4 +251,8 @@ with t_rounds:
         fig.add_scatter(x=table["round"], y=table["flagged_share"], mode="lines+markers",
                         name="flagged by the round's own policy")
         st.plotly_chart(fig, use_container_width=True)
+        if len(rows) > 1:
+            a, b = rows[-2]["share_above_first_cut"], rows[-1]["share_above_first_cut"]
+            st.metric(f"Above the first cut, round {rows[-1]['round']}", f"{b:.0%}",
+                      delta=f"{(b - a) * 100:+.1f} pts", delta_color="inverse")
         st.dataframe(table, hide_index=True)

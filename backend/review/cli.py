@@ -76,28 +76,40 @@ def connection() -> tuple[str, str]:
 @review_app.command("score")
 def score(dataset: str = typer.Option(..., help="Dataset name."),
           model: str = typer.Option(..., help="Base model folder."),
-          adapter: str = typer.Option(None, help="LoRA adapter folder of a run."),
+          adapter: str = typer.Option(None, help="LoRA adapter folder (default: the newest "
+                                      "succeeded run's adapter on this base model)."),
+          base_only: bool = typer.Option(False, "--base-only", help="Score with the base "
+                                         "model alone, even when a run's adapter exists."),
+          include_reviewed: bool = typer.Option(False, "--include-reviewed", help="Also score "
+                                                "examples reviewed in earlier rounds."),
           version: str = typer.Option(None, help="Version id or number (default: latest)."),
           batch_size: int = typer.Option(16), detach: bool = typer.Option(False),
           as_json: bool = typer.Option(False, "--json")) -> None:
-    """Score every example of a dataset version (job kind `score`)."""
-    from backend.review.scoring import prepare_spec
+    """Score every example of a dataset version (job kind `score`) not yet reviewed."""
+    from backend.review.scoring import choose_adapter, prepare_spec
 
     ws = common.workspace()
     store = common.open_store(ws)
     try:
-        spec, n, ver = prepare_spec(store, ws, dataset, model, adapter_path=adapter,
-                                    version=version, batch_size=batch_size)
+        choice = choose_adapter(store, model, adapter_path=adapter, base_only=base_only,
+                                root=ws.root)
+        spec, n, ver = prepare_spec(store, ws, dataset, model, adapter_path=choice.path,
+                                    version=version, batch_size=batch_size,
+                                    only_unreviewed=not include_reviewed)
     except (ValueError, OSError) as exc:
         common.fail(str(exc))
     finally:
         store.close()
+    if not as_json:
+        typer.echo(choice.describe())
     status = common.run_job("score", spec, detach=detach, quiet=as_json)
     if as_json:
         common.emit_json({"job_id": status.id, "state": status.state, "examples": n,
-                          "version_id": ver["id"]})
+                          "version_id": ver["id"], "adapter": choice.path,
+                          "adapter_run_id": choice.run_id, "round": spec["round"]})
     else:
-        typer.echo(f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']})")
+        typer.echo(f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']}, "
+                   f"round {spec['round']})")
 
 
 def _make_batch(store, dataset: str, top: int | None, threshold: float | None,

@@ -241,26 +241,69 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
     ctx.event(f"scored {len(todo)} examples in {elapsed:.1f}s", seconds=elapsed)
 
 
+@dataclass
+class AdapterChoice:
+    """Which adapter a scoring run uses, and why (shown on the page and by the CLI)."""
+    path: str | None
+    run_id: str | None
+    reason: str
+
+    def describe(self) -> str:
+        return f"adapter: {self.path} ({self.reason})" if self.path else \
+            f"adapter: none, base model only ({self.reason})"
+
+
+def choose_adapter(store: Any, model_path: str, *, adapter_path: str | None = None,
+                   base_only: bool = False, root: Path | None = None) -> AdapterChoice:
+    """The adapter to score with: the one given, none when `base_only`, else the newest
+    succeeded run's adapter on this base model (the loop re-scores with the newest adapter)."""
+    from backend.store import review as rstore
+
+    if adapter_path and base_only:
+        raise ValueError("give an adapter folder or base only, not both")
+    if base_only:
+        return AdapterChoice(None, None, "base only was asked for")
+    if adapter_path:
+        if not Path(adapter_path).is_dir():
+            raise ValueError(f"adapter folder {adapter_path} does not exist")
+        return AdapterChoice(str(adapter_path), None, "given")
+    newest = rstore.newest_adapter(store, model_path, root=root)
+    if newest is None:
+        return AdapterChoice(None, None, f"no succeeded run on {Path(model_path).name} yet")
+    return AdapterChoice(newest["adapter_path"], newest["run_id"],
+                         f"newest succeeded run {newest['run_id']} on this base model")
+
+
 def prepare_spec(store: Any, ws: Any, dataset: str, model_path: str, *,
                  adapter_path: str | None = None, version: str | int | None = None,
-                 batch_size: int = 16) -> tuple[dict, int, dict]:
+                 batch_size: int = 16, only_unreviewed: bool = False
+                 ) -> tuple[dict, int, dict]:
     """Write the version's examples to a file under the workspace and build the job spec
-    (the job never opens the database). Returns (spec, example count, version row)."""
+    (the job never opens the database). With `only_unreviewed`, examples that a reviewer
+    already judged in an earlier batch are left out (the loop re-scores what is left).
+    Returns (spec, example count, version row)."""
     import uuid
 
     from backend.store import datasets as ds
     from backend.store import review as rstore
+    from backend.workspace import atomic_write_text
 
     ver = ds.resolve_version(store, dataset, version)
     inputs = ws.root / "review" / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     path = inputs / f"{ver['id']}-{uuid.uuid4().hex[:6]}.jsonl"
-    n = ds.write_version_jsonl(store, ver["id"], path)
+    skip = rstore.reviewed_ids(store, dataset) if only_unreviewed else set()
+    rows = [e for e in ds.version_examples(store, ver["id"]) if e["id"] not in skip]
+    if not rows:
+        raise ValueError(f"dataset {dataset!r} v{ver['number']} has no "
+                         f"{'unreviewed ' if skip else ''}examples to score")
+    atomic_write_text(path, "".join(json.dumps({"id": e["id"], "messages": e["messages"]},
+                                               ensure_ascii=False) + "\n" for e in rows))
     spec = {"examples_path": str(path), "model_path": str(Path(model_path).resolve()),
             "adapter_path": str(Path(adapter_path).resolve()) if adapter_path else None,
             "dataset": dataset, "version_id": ver["id"],
             "round": len(rstore.batches(store, dataset)) + 1, "batch_size": batch_size}
-    return spec, n, ver
+    return spec, len(rows), ver
 
 
 if __name__ == "__main__":

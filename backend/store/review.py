@@ -10,6 +10,7 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -230,10 +231,14 @@ def apply_batch(store: Store, batch_id: str) -> dict:
 
 
 def rounds(store: Store, dataset: str) -> list[dict]:
-    """Per round: flagged share under its own cut and under the first round's cut line."""
-    out, first_cut = [], None
-    for b in batches(store, dataset):
-        scores = list(scores_of(store, b["score_job_id"], b["method"] or "nll").values())
+    """Per round: flagged share under its own cut and under the first round's cut line (a fixed
+    line, so the share moves as the data gets cleaner and the model surer). A re-scoring done
+    after the last batch (the next round, not flagged yet) is the last row, with no batch."""
+    out, first_cut, method = [], None, "nll"
+    done = batches(store, dataset)
+    for b in done:
+        method = b["method"] or "nll"
+        scores = list(scores_of(store, b["score_job_id"], method).values())
         n_flagged = store.scalar("SELECT count(*) FROM review_items WHERE batch_id = ? AND"
                                  " reason = 'flagged'", [b["id"]])
         first_cut = b["cut"] if first_cut is None else first_cut
@@ -242,4 +247,52 @@ def rounds(store: Store, dataset: str) -> list[dict]:
                     "flagged_share": n_flagged / b["n_scored"] if b["n_scored"] else 0.0,
                     "share_above_first_cut": share_at_or_above(scores, first_cut),
                     "mean_score": sum(scores) / len(scores) if scores else None})
+    if done:
+        used = {b["score_job_id"] for b in done}
+        later = [j for j in score_jobs(store, dataset)
+                 if j["job_id"] not in used and (j["round"] or 1) > done[-1]["round"]]
+        if later:  # newest first: the latest re-scoring of the next round
+            j = later[0]
+            scores = list(scores_of(store, j["job_id"], method).values())
+            out.append({"round": j["round"], "batch": None, "model": j["model"],
+                        "n_scored": len(scores), "n_flagged": None, "flagged_share": None,
+                        "share_above_first_cut": share_at_or_above(scores, first_cut),
+                        "mean_score": sum(scores) / len(scores) if scores else None})
     return out
+
+
+def reviewed_ids(store: Store, dataset: str) -> set[str]:
+    """Examples that a reviewer already judged in any batch of this dataset."""
+    rows = store.rows("SELECT DISTINCT r.example_id FROM reviews r JOIN review_batches b"
+                      " ON b.id = r.batch_id WHERE b.dataset = ?", [dataset])
+    return {r["example_id"] for r in rows}
+
+
+def _same_path(a: str, b: str, root: Path | None) -> bool:
+    if a == b:
+        return True
+
+    def forms(p: str) -> set[Path]:
+        path = Path(p).expanduser()
+        out = {path.resolve()}
+        if root is not None and not path.is_absolute():
+            out.add((root / path).resolve())
+        return out
+
+    return bool(forms(a) & forms(b))
+
+
+def newest_adapter(store: Store, base_model: str, *, root: Path | None = None) -> dict | None:
+    """The newest succeeded training run on `base_model` whose LoRA adapter folder still exists:
+    {run_id, adapter_path, dataset, finished}, or None. Relative model paths are also tried
+    against `root` (the workspace), as the Training page may store them that way."""
+    rows = store.rows(
+        "SELECT r.id AS run_id, r.adapter_path, r.base_model, r.dataset, j.finished"
+        " FROM runs r JOIN jobs j ON j.id = r.id"
+        " WHERE j.state = 'succeeded' AND r.adapter_path IS NOT NULL"
+        " ORDER BY j.finished DESC NULLS LAST, r.updated DESC NULLS LAST, r.id DESC")
+    for r in rows:
+        if r["base_model"] and _same_path(r["base_model"], base_model, root) \
+                and Path(r["adapter_path"]).is_dir():
+            return {k: r[k] for k in ("run_id", "adapter_path", "dataset", "finished")}
+    return None

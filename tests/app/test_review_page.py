@@ -101,3 +101,38 @@ def test_flag_review_here_and_apply(ws):
     st.cache_resource.clear()
     at = _run()
     assert at.get("plotly_chart") and len(at.get("plotly_chart")) >= 2  # histogram + rounds
+
+
+def test_score_tab_defaults_to_the_newest_adapter_and_rounds_show_the_share_moving(ws):
+    from backend.review.flagging import FlagPolicy
+    from tests.unit.test_review_loop import seed_run
+
+    ids = _seed(ws)
+    adapter = ws.runs / "run-7" / "adapter"
+    adapter.mkdir(parents=True)
+    store = Store.open(ws.db_path)
+    try:
+        seed_run(store, "run-7", str(ws.models / "tiny-llama"), adapter)
+        batch = rstore.create_batch(store, dataset="support", score_job_id="job-score-1",
+                                    policy=FlagPolicy(kind="top_k", value=4, qc_share=0))
+        ver = rstore.get_batch(store, batch["id"])["version_id"]
+        rows = "".join(json.dumps({"example_id": e, "method": "nll", "model": "tiny+run-7",
+                                   "score": i / 6, "version_id": ver, "dataset": "support",
+                                   "round": 2}) + "\n" for i, e in enumerate(ids[:8]))
+        with store.transaction() as cur:
+            rstore.insert_scores(cur, "job-score-2", rows.encode())
+    finally:
+        store.close()
+    st.cache_resource.clear()
+    at = _run()
+    radio = [r for r in at.radio if r.label == "Adapter"][0]
+    assert radio.value == "newest"
+    captions = [c.value for c in at.caption]
+    assert any("Scoring with adapter:" in c and "newest succeeded run run-7" in c
+               for c in captions), captions
+    radio.set_value("base").run()
+    assert not at.exception
+    assert any("base model only (base only was asked for)" in c.value for c in at.caption)
+    # round 1: 4 of 12 at or above the cut (score 8/3); round 2's re-score: none of 8 is
+    moved = [m for m in at.metric if m.label.startswith("Above the first cut")]
+    assert moved and moved[0].value == "0%" and moved[0].delta == "-33.3 pts"
