@@ -2,18 +2,28 @@
 DuckDB with range()). Measured side by side in one run:
 
 1. curves of 20 runs: the store's query (downsampled in DuckDB to <= 1000 points per run,
-   min/max band) + the plotly figure + its JSON (what the browser receives), against loading
-   those runs' raw rows with pandas and plotting every point;
+   min/max band) + the plotly figure + its JSON (what st.plotly_chart sends the browser),
+   against loading those runs' raw rows with pandas and plotting every point of the metric,
+   two ways:
+   a. "JSONL": pandas reads each run's metrics.jsonl from its job folder (the files the jobs
+      write and the store ingests; written here for the 20 runs exactly as a job writes them);
+   b. "table": the runs' raw rows from the DuckDB metrics table into a pandas DataFrame.
+   Both draw one go.Scatter per run with every raw point, in the studio template with a
+   title and axis titles;
 2. the leaderboard: `run_summary` query against a pandas groupby over all metric rows.
 
     python bench/compare.py [--runs 1000] [--steps 5000] [--repeat 3]
 
-Prints the curves ratio LAST. Goal: >= 20x. Memory stays within a few GB (DuckDB is capped).
+Prints the curves ratio against the JSONL baseline LAST (the one the issue describes: pandas
+loading the runs' raw rows); the table baseline's ratio is printed just above it. Goal: >= 20x.
+Memory stays within a few GB (DuckDB is capped).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import resource
 import statistics
@@ -27,12 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/compare.py` from a plain checkout
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly.express as px  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import plotly.io as pio  # noqa: E402
 
 from backend.store import Store, compare  # noqa: E402
+from backend.workspace import Workspace  # noqa: E402
 from studio.components.compare_charts import curves_figure  # noqa: E402
 from tests.support.seed_runs import seed_bulk  # noqa: E402
 
@@ -74,16 +86,68 @@ def raw_rows(store: Store, ids: list[str]) -> pd.DataFrame:
     return store.df(f"SELECT * FROM metrics WHERE job_id IN ({marks})", ids)
 
 
-def pandas_curves(store: Store, ids: list[str]) -> str:
-    """The naive page: the runs' raw rows into pandas, every point plotted (one trace a run)."""
-    df = raw_rows(store, ids)
+def _raw_figure(frames: dict[str, pd.DataFrame]) -> str:
+    """Every raw point of METRIC of each run (a frame of step, value), one trace a run."""
     fig = go.Figure()
     fig.update_layout(template="studio", title=f"{METRIC} by step", xaxis_title="step",
                       yaxis_title=METRIC)
-    for run_id in ids:
-        d = df[(df["job_id"] == run_id) & (df["name"] == METRIC)].sort_values("step")
+    for run_id, d in frames.items():
         fig.add_trace(go.Scatter(x=d["step"], y=d["value"], mode="lines", name=run_id))
     return to_browser(fig)
+
+
+def pandas_curves(store: Store, ids: list[str]) -> str:
+    """The naive page: the runs' raw rows from the metrics table into pandas, every point
+    plotted (one trace a run)."""
+    df = raw_rows(store, ids)
+    return _raw_figure({r: df[(df["job_id"] == r) & (df["name"] == METRIC)].sort_values("step")
+                        for r in ids})
+
+
+def jsonl_curves(ws: Workspace, ids: list[str]) -> str:
+    """The naive page without a store: pandas reads each run's metrics.jsonl (the job's own
+    output, all its metrics), every point of METRIC plotted (one trace a run)."""
+    frames = {}
+    for run_id in ids:
+        df = pd.read_json(ws.job_dir(run_id) / "metrics.jsonl", lines=True)
+        frames[run_id] = df[df["name"] == METRIC].sort_values("step")
+    return _raw_figure(frames)
+
+
+def _arrays(payload: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(x, y) of each trace of a figure's JSON, typed arrays decoded."""
+    def dec(v):
+        if isinstance(v, dict):
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return np.asarray(v, dtype=float)
+    return [(dec(t["x"]), dec(t["y"])) for t in json.loads(payload)["data"]]
+
+
+def same_points(a: str, b: str) -> None:
+    """Both baselines draw the same points (pandas' default JSON float parser may differ from
+    the stored double in the last bit, so values are compared to 1e-12)."""
+    ta, tb = _arrays(a), _arrays(b)
+    assert len(ta) == len(tb), "the baselines drew a different number of runs"
+    for (xa, ya), (xb, yb) in zip(ta, tb, strict=True):
+        assert np.array_equal(xa, xb) and np.allclose(ya, yb, rtol=1e-12, atol=0), \
+            "the baselines drew different points"
+
+
+def write_metrics_jsonl(store: Store, ws: Workspace, ids: list[str]) -> int:
+    """Each run's metric rows as the job wrote them: job_dir/metrics.jsonl, one
+    {"step", "name", "value", "t"} object a line, in step order. Returns bytes written."""
+    total = 0
+    for run_id in ids:
+        path = ws.job_dir(run_id) / "metrics.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cur = store.cursor()
+        try:
+            cur.execute(f"COPY (SELECT step, name, value, t FROM metrics WHERE job_id = ?"
+                        f" ORDER BY step, name) TO '{path}' (FORMAT json)", [run_id])
+        finally:
+            cur.close()
+        total += path.stat().st_size
+    return total
 
 
 def pandas_px_curves(store: Store, ids: list[str]) -> str:
@@ -129,6 +193,8 @@ def main() -> None:
         print(f"workspace: {args.runs} runs x {args.steps} steps x 3 metrics = {rows:,} rows, "
               f"generated in {time.perf_counter() - t0:.1f} s")
         picked = ids[:: max(1, len(ids) // args.selected)][: args.selected]
+        ws = Workspace(Path(tmp) / "workspace")
+        jsonl_bytes = write_metrics_jsonl(store, ws, picked)
 
         fast_lb, lb = timed(lambda: studio_leaderboard(store), args.repeat)
         slow_lb, plb = timed(lambda: pandas_leaderboard(store), 1)
@@ -139,22 +205,34 @@ def main() -> None:
               f"  ({slow_lb / fast_lb:,.0f}x)")
 
         parts: dict = {}
-        studio_curves(store, picked)  # warm the plotly validators once for both paths
+        studio_curves(store, picked)  # warm each path once (validators, caches, files)
+        pandas_curves(store, picked)
+        jsonl_curves(ws, picked)
         fast, payload = timed(lambda: studio_curves(store, picked, parts), args.repeat)
         slow, raw_payload = timed(lambda: pandas_curves(store, picked), args.repeat)
+        slow_jsonl, jsonl_payload = timed(lambda: jsonl_curves(ws, picked), args.repeat)
+        same_points(raw_payload, jsonl_payload)
         slow_px, _ = timed(lambda: pandas_px_curves(store, picked), args.repeat)
         print(f"curves of {len(picked)} runs, DuckDB buckets + figure: {fast * 1e3:8.1f} ms"
               f"  ({len(payload) / 2**10:,.0f} KiB to the browser; last call: query"
               f" {parts['query'] * 1e3:.0f} ms, figure {parts['figure'] * 1e3:.0f} ms,"
               f" JSON {parts['json'] * 1e3:.0f} ms)")
-        print(f"curves of {len(picked)} runs, pandas raw + go.Scatter: {slow * 1e3:8.1f} ms"
+        print(f"curves of {len(picked)} runs, baseline JSONL: pandas.read_json of the runs'"
+              f" metrics.jsonl ({jsonl_bytes / 2**20:.0f} MiB) + go.Scatter of every point:"
+              f" {slow_jsonl * 1e3:8.1f} ms  ({len(jsonl_payload) / 2**10:,.0f} KiB to the"
+              f" browser)")
+        print(f"curves of {len(picked)} runs, baseline table: metrics table rows -> pandas"
+              f" + go.Scatter of every point: {slow * 1e3:8.1f} ms"
               f"  ({len(raw_payload) / 2**10:,.0f} KiB to the browser)")
-        print(f"curves of {len(picked)} runs, pandas raw + px.line:    {slow_px * 1e3:8.1f} ms"
-              f"  ({slow_px / fast:.1f}x)")
+        print(f"curves of {len(picked)} runs, metrics table rows -> pandas + px.line:"
+              f" {slow_px * 1e3:8.1f} ms  ({slow_px / fast:.1f}x)")
         print(f"peak memory: {rss_gib():.2f} GiB; machine: {os.cpu_count()} cores, load average"
               f" {os.getloadavg()[0]:.1f} (others' work slows both sides)")
         store.close()
-    print(f"ratio (pandas raw + go.Scatter / studio curves): {slow / fast:.1f}x")
+    print(f"ratio against baseline table (metrics table rows -> pandas + go.Scatter) / studio"
+          f" curves: {slow / fast:.1f}x")
+    print(f"ratio against baseline JSONL (the issue's: pandas loads the runs' raw metrics.jsonl"
+          f" + go.Scatter) / studio curves: {slow_jsonl / fast:.1f}x")
 
 
 if __name__ == "__main__":
