@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.auth import PermissionDenied
-from backend.drift import checks, triggers
+from backend.drift import checks, quality, triggers
 from backend.drift.monitors import METHODS, MonitorConfig
 from backend.jobs import worker
 from backend.security import allowed_roots, check_upload, confine_any
@@ -78,6 +78,13 @@ with tab_mon:
                 "Methods needed for an alert", 1, len(METHODS), cfg.min_methods,
                 help=MonitorConfig.model_fields["min_methods"].description)
             data["auto_approve"] = c3.toggle("Auto-approve", cfg.auto_approve)
+            q_help = type(cfg.quality).model_fields
+            q1, q2 = st.columns([1, 2])
+            data["quality"]["enabled"] = q1.toggle("quality (NLL, entropy)", cfg.quality.enabled,
+                                                   help=q_help["enabled"].description)
+            data["quality"]["margin"] = q2.number_input(
+                "quality: margin over training time", 0.0, 10.0, cfg.quality.margin,
+                format="%.2f", help=q_help["margin"].description)
             for method in METHODS:
                 sub = getattr(cfg, method)
                 a, b = st.columns([1, 2])
@@ -138,8 +145,10 @@ with tab_drift:
         target = st.selectbox("Monitor", names, key="monitor_drift")
         mid = mon.get_monitor(store, target)["id"]
         df = pd.DataFrame([r for r in reps if r["monitor_id"] == mid])
+        qual = df[df["method"].isin(list(quality.METHODS))] if not df.empty else df
+        df = df[~df["method"].isin(list(quality.METHODS))] if not df.empty else df
         if df.empty:
-            st.caption("This monitor has no reports yet.")
+            st.caption("This monitor has no drift reports yet.")
         else:
             chart_cols = st.columns(2)
             for i, (method, part) in enumerate(df.groupby("method", sort=False)):
@@ -163,6 +172,36 @@ with tab_drift:
                 st.subheader("Topics that moved most (latest check)")
                 st.caption(by["topics"]["details"].get("source", ""))
                 st.dataframe(pd.DataFrame(by["topics"]["details"]["topics"]), hide_index=True)
+        st.subheader("Model quality against training time")
+        if qual.empty:
+            st.caption("No quality reports yet: they need a trained run and production prompts "
+                       "that come with responses (a `response` field).")
+        else:
+            q_cols = st.columns(2)
+            labels = {"quality_nll": "mean response NLL",
+                      "quality_entropy": "mean predictive entropy"}
+            for i, (method, part) in enumerate(qual.groupby("method", sort=False)):
+                label = labels.get(method, method)
+                source = part.iloc[-1]["details"].get("baseline_source", "held-out")
+                fig = figure(f"{label}: production window vs training time",
+                             "window end (time)", f"{label} (nats per token)")
+                fig.add_scatter(x=part["window_end"],
+                                y=[d.get("training_mean") for d in part["details"]],
+                                mode="lines", name=f"training time ({source} data)",
+                                line={"color": "#555"})
+                fig.add_scatter(x=part["window_end"], y=part["threshold"], mode="lines",
+                                name="alert threshold", line={"dash": "dash", "color": "#999"})
+                fig.add_scatter(x=part["window_end"], y=part["statistic"], mode="lines+markers",
+                                name="production window", line={"color": color_for(method)})
+                hits = part[part["verdict"] == "drift"]
+                fig.add_scatter(x=hits["window_end"], y=hits["statistic"], mode="markers",
+                                name="quality alert", marker={"size": 12, "color": "#db2763"})
+                q_cols[i % 2].plotly_chart(fig, key=f"quality_{method}")
+            last_q = qual[qual["check_id"] == qual.iloc[-1]["check_id"]]
+            st.caption(f"Run {last_q.iloc[0]['details'].get('run_id')} scored on "
+                       f"{int(last_q.iloc[0]['n_window'])} window responses against "
+                       f"{int(last_q.iloc[0]['n_reference'])} {source} examples; a window "
+                       "above the dashed line raises an alert like drift does.")
 
 with tab_alerts:
     alerts = mon.alerts(store)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.auth import Actor, require
+from backend.drift import quality
 from backend.jobs import queue
 from backend.store import monitoring as mon
 from backend.store.datasets import version_examples
@@ -191,8 +192,10 @@ def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = Fal
     except Exception:
         mon.drop_check(store, check_id)  # its batches go back into the next window
         raise
-    return {"monitor": m["name"], "check_id": check_id, "job_id": job_id,
-            "n_window": len(records), "n_reference": len(reference)}
+    out = {"monitor": m["name"], "check_id": check_id, "job_id": job_id,
+           "n_window": len(records), "n_reference": len(reference)}
+    return out | quality.submit(store, ws, m, check_id, records, cfg.quality, seed=cfg.seed,
+                                actor=actor)
 
 
 def submit_all(store: Store, ws: Workspace, *, actor: Actor | None = None) -> list[dict]:

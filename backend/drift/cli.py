@@ -98,6 +98,7 @@ def check(as_json: bool = typer.Option(False, "--json"),
         submitted = [checks.submit_check(store, ws, m["id"], force=force)
                      for m in mon.list_monitors(store)]
         jobs = [s["job_id"] for s in submitted if "job_id" in s]
+        jobs += [j for s in submitted for j in s.get("quality_jobs", [])]  # model-side scores
         if jobs:
             worker.ensure_worker(ws)
         for job_id in jobs:

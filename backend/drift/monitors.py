@@ -113,6 +113,32 @@ class TopicsConfig(_Strict):
     n_permutations: int = Field(200, ge=10, le=5000, description="Random splits for the baseline.")
 
 
+class QualityConfig(_Strict):
+    enabled: bool = Field(
+        True,
+        description="Score the window's prompts that came with responses under the newest "
+        "run (mean NLL and entropy of the responses, nats per token) and compare them with the "
+        "same scores on that run's held-out data.",
+    )
+    margin: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="Quality alert when the window's mean exceeds the training-time mean "
+        "x (1 + margin).",
+    )
+    min_responses: int = Field(
+        5, ge=1, description="Fewest prompts with responses a window needs for a quality report."
+    )
+    max_examples: int = Field(
+        200,
+        ge=5,
+        le=100_000,
+        description="Examples scored at most on each side (a seeded sample; keeps scoring "
+        "to seconds on CPU).",
+    )
+
+
 class MonitorConfig(_Strict):
     """Per-method settings plus the window and trigger policy of one monitor."""
 
@@ -121,6 +147,7 @@ class MonitorConfig(_Strict):
     mmd: MMDConfig = Field(default_factory=MMDConfig)
     length: LengthConfig = Field(default_factory=LengthConfig)
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     min_window: int = Field(
         20,
         ge=2,

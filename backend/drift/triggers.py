@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.auth import Actor, require
+from backend.drift import quality
 from backend.jobs import queue
 from backend.jobs.kinds import KINDS, SpecError, load
 from backend.store import monitoring as mon
@@ -60,9 +61,12 @@ def evaluate(store: Store, ws: Workspace) -> list[dict]:
                 cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?",
                             [check["id"]])
             continue
+        if quality.settle(store, check) == "pending":
+            continue  # its quality score jobs are still running: evaluate once they end
         reps = mon.reports(store, check_id=check["id"])
         drift = [r["method"] for r in reps if r["verdict"] == "drift"]
-        drifted = len(drift) >= m["config"].min_methods
+        worse = [r for r in drift if r in quality.METHODS]  # a quality crossing fires alone
+        drifted = len(drift) - len(worse) >= m["config"].min_methods or bool(worse)
         alert = plan_id = None
         with store.transaction() as cur:
             state = cur.execute("SELECT state FROM monitors WHERE id = ?", [m["id"]]).fetchone()[0]
@@ -223,7 +227,7 @@ def _train_spec(store: Store, ws: Workspace, plan: dict, version: dict) -> dict:
     spec = {**{k: v for k, v in base.items() if k in cls.model_fields},
             "base_model": (run or {}).get("merged_path") or model_path,
             "dataset": version["dataset"], "dataset_version_id": version["id"],
-            "dataset_hash": version.get("hash"), "data_path": str(data)}
+            "dataset_hash": version.get("hash"), "data_path": str(data), "method": "sft"}
     for field in ("init_adapter", "adapter_path", "resume_adapter"):
         if field in cls.model_fields and adapter_path:
             spec[field] = adapter_path

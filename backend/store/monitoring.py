@@ -209,6 +209,62 @@ def reports(store: Store, monitor_id: str | None = None, check_id: str | None = 
     return rows
 
 
+# quality signals ----------------------------------------------------------------------------
+
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+def record_quality(store: Store, **row: Any) -> None:
+    """The score jobs queued for a check's quality report (see migration 0010)."""
+    cols = ("check_id", "monitor_id", "run_id", "model", "window_job_id", "baseline_job_id",
+            "baseline_source", "n_window", "n_baseline", "margin")
+    cur = store.cursor()
+    try:
+        cur.execute(f"INSERT INTO quality_checks ({', '.join(cols)}, created)"
+                    f" VALUES ({', '.join('?' * len(cols))}, ?)", [row[c] for c in cols] + [now()])
+    finally:
+        cur.close()
+
+
+def reusable_baseline(store: Store, run_id: str) -> dict | None:
+    """The newest baseline score job of a run that has not failed (queued ones count: a job
+    not yet mirrored into `jobs` is still on its way)."""
+    rows = store.rows(
+        "SELECT q.baseline_job_id, q.baseline_source, q.n_baseline FROM quality_checks q"
+        " LEFT JOIN jobs j ON j.id = q.baseline_job_id WHERE q.run_id = ?"
+        " AND coalesce(j.state, 'queued') IN ('queued', 'running', 'succeeded')"
+        " ORDER BY q.created DESC LIMIT 1", [run_id])
+    return rows[0] if rows else None
+
+
+def quality_of(store: Store, check_id: str) -> dict | None:
+    """A check's quality jobs with their states (None: no quality scoring for this check)."""
+    rows = store.rows(
+        "SELECT q.*, w.state AS window_state, b.state AS baseline_state FROM quality_checks q"
+        " LEFT JOIN jobs w ON w.id = q.window_job_id LEFT JOIN jobs b ON b.id = q.baseline_job_id"
+        " WHERE q.check_id = ?", [check_id])
+    return rows[0] if rows else None
+
+
+def score_means(store: Store, job_id: str) -> dict[str, dict]:
+    """{method: {mean, n}} of one score job: the mean over examples of their per-token mean."""
+    return {r["method"]: {"mean": r["mean"], "n": r["n"]} for r in store.rows(
+        "SELECT method, avg(score) AS mean, count(*) AS n FROM scores WHERE job_id = ?"
+        " GROUP BY method", [job_id])}
+
+
+def add_reports(store: Store, check: dict, rows: list[dict]) -> None:
+    """Reports computed outside a drift job (quality), in one transaction."""
+    with store.transaction() as cur:
+        for r in rows:
+            cur.execute("INSERT OR REPLACE INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [check["id"], check["monitor_id"], check["reference_version_id"],
+                         check["window_start"], check["window_end"], r["method"],
+                         r["statistic"], r["threshold"], r["verdict"],
+                         json.dumps(r.get("details") or {}), r.get("n_reference"),
+                         r.get("n_window"), now()])
+
+
 # alerts and plans ----------------------------------------------------------------------------
 
 def alerts(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
