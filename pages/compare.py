@@ -50,9 +50,11 @@ search = f[2].text_input("Search", placeholder="run id, title or dataset")
 sort = f[3].selectbox("Sort by", cmp.SORTABLE)
 descending = f[4].toggle("Descending")
 by_group = f[5].toggle("By sweep", help="Keep each sweep's runs together.")
-table = cmp.runs_table(store, group=None if group == "all runs" else group, states=states,
-                       search=search or None, sort=sort, descending=descending,
-                       by_group=by_group)
+unfiltered = (group == "all runs" and not states and not search and sort == "best_eval_loss"
+              and not descending and not by_group)  # `everything` is already this table
+table = everything if unfiltered else cmp.runs_table(
+    store, group=None if group == "all runs" else group, states=states, search=search or None,
+    sort=sort, descending=descending, by_group=by_group)
 
 SHOWN = ["run_id", "group_id", "state", "dataset", "dataset_version", "method", "learning_rate",
          "lora_r", "lora_alpha", "batch_size", "grad_accum", "epochs", "max_steps",
