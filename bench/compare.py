@@ -51,6 +51,19 @@ from tests.support.seed_runs import seed_bulk  # noqa: E402
 METRIC = "loss"
 
 
+def interleaved(fns: list[Callable[[], object]], repeat: int) -> list[tuple[float, object]]:
+    """Median wall time of `repeat` calls of each fn and its last result, calls taken in
+    rounds (each fn once a round) so every side sees the same share of others' load."""
+    times: list[list[float]] = [[] for _ in fns]
+    results: list[object] = [None] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - t0)
+    return [(statistics.median(t), r) for t, r in zip(times, results, strict=True)]
+
+
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     """Median wall time of `repeat` calls, and the last result."""
     times, result = [], None
@@ -182,7 +195,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--selected", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(Path(tmp) / "studio.duckdb")
@@ -208,9 +221,9 @@ def main() -> None:
         studio_curves(store, picked)  # warm each path once (validators, caches, files)
         pandas_curves(store, picked)
         jsonl_curves(ws, picked)
-        fast, payload = timed(lambda: studio_curves(store, picked, parts), args.repeat)
-        slow, raw_payload = timed(lambda: pandas_curves(store, picked), args.repeat)
-        slow_jsonl, jsonl_payload = timed(lambda: jsonl_curves(ws, picked), args.repeat)
+        (fast, payload), (slow, raw_payload), (slow_jsonl, jsonl_payload) = interleaved(
+            [lambda: studio_curves(store, picked, parts), lambda: pandas_curves(store, picked),
+             lambda: jsonl_curves(ws, picked)], args.repeat)
         same_points(raw_payload, jsonl_payload)
         slow_px, _ = timed(lambda: pandas_px_curves(store, picked), args.repeat)
         print(f"curves of {len(picked)} runs, DuckDB buckets + figure: {fast * 1e3:8.1f} ms"
