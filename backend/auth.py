@@ -44,8 +44,9 @@ PAGE_PERMISSION: dict[str, str] = {
 }
 
 
-class PermissionDenied(PermissionError):
-    """The signed-in role may not do this."""
+class PermissionDenied(PermissionError, ValueError):
+    """The signed-in role may not do this. Also a ValueError, so every form that shows bad
+    input as an error shows a refusal the same way."""
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def create_form(key: str) -> None:
                        help=HELP["format"])
         if st.form_submit_button("Create dataset", type="primary"):
             try:
-                ds.create_dataset(store, name.strip(), format=fmt, recipe={"format": fmt})
+                ds.create_dataset(store, name.strip(), format=fmt, recipe={"format": fmt},
+                                  actor=auth.actor())
             except ValueError as exc:
                 st.error(str(exc))
                 return
@@ -165,10 +166,15 @@ with recipe_tab:
                              seed=int(seed))
             except ValueError as exc:
                 st.error(f"The recipe is not valid: {exc}")
-            else:
-                ds.set_recipe(store, dataset, new.model_dump(mode="json"))
-                state.flash("Recipe saved. Generate examples from it on the Generate tab.")
-                st.rerun()
+                new = None
+            if new is not None:
+                try:
+                    ds.set_recipe(store, dataset, new.model_dump(mode="json"), actor=auth.actor())
+                except ValueError as exc:
+                    st.error(str(exc))
+                else:
+                    state.flash("Recipe saved. Generate examples from it on the Generate tab.")
+                    st.rerun()
 
 
 def _generate_jobs() -> list[JobStatus]:
@@ -276,7 +282,8 @@ with ex_tab:
                         msgs = chosen["messages"][:-1] + [{"role": "assistant",
                                                            "content": answer}]
                         try:
-                            v = ds.edit_example(store, dataset, chosen["id"], msgs)
+                            v = ds.edit_example(store, dataset, chosen["id"], msgs,
+                                                actor=auth.actor())
                         except ValueError as exc:
                             st.error(str(exc))
                         else:

@@ -73,7 +73,8 @@ def new_set_form() -> None:
             try:
                 items = build_items(S.generation_outputs(store, chosen), mode=mode)
                 cs = S.create_comparison_set(store, name, items, mode=mode,
-                                             analysts=analysts.split(","), overlap=overlap)
+                                             analysts=analysts.split(","), overlap=overlap,
+                                             actor=auth.actor())
                 st.session_state[state.PREFS_SET] = cs["name"]
                 state.flash(f"Comparison set {cs['name']}: {cs['n_items']} items")
                 st.rerun()
@@ -268,7 +269,8 @@ with t_export:
             if st.form_submit_button("Build new version", type="primary"):
                 try:
                     v = build_preference_set(store, pname, src, sources=("human",)
-                                             if human_only else ("human", "judge"))
+                                             if human_only else ("human", "judge"),
+                                             actor=auth.actor())
                     state.flash(f"{pname} v{v['number']}: {v['n_pairs']} pairs; dropped "
                                 f"{v['dropped'] or 'none'}")
                     st.rerun()

@@ -145,7 +145,7 @@ with t_flag:
         if st.button("Create review batch", type="primary"):
             try:
                 b = rstore.create_batch(store, dataset=dataset, score_job_id=job, policy=policy,
-                                        method=method)
+                                        method=method, actor=auth.actor())
                 state.flash(f"Batch {b['id']}: {b['n_flagged']} flagged + {b['n_qc']} QC")
                 st.rerun()
             except ValueError as exc:
@@ -170,17 +170,18 @@ with t_ls:
         try:
             if c1.button("Push to Label Studio", disabled=bool(batch["ls_project_id"])):
                 with st.spinner("Creating the project and importing tasks"):
-                    res = lsync.push_batch(store, batch_id, url, token, overlap_share=overlap)
+                    res = lsync.push_batch(store, batch_id, url, token, overlap_share=overlap,
+                                           actor=auth.actor())
                 state.flash(f"Pushed {res['tasks']} tasks to project {res['project_id']}")
                 st.rerun()
             if c2.button("Pull verdicts", disabled=not batch["ls_project_id"]):
                 with st.spinner("Reading the full JSON export"):
-                    res = lsync.pull_batch(store, batch_id, url, token)
+                    res = lsync.pull_batch(store, batch_id, url, token, actor=auth.actor())
                 state.flash(f"Pulled {res['annotations']} annotations: {res['new']} new, "
                             f"{res['updated']} updated, {res['unchanged']} unchanged")
                 st.rerun()
             if c3.button("Apply verdicts", disabled=bool(batch["applied_version_id"])):
-                res = rstore.apply_batch(store, batch_id)
+                res = rstore.apply_batch(store, batch_id, actor=auth.actor())
                 state.flash(f"New version v{res['version']['number']}: {res['version']['note']}")
                 st.rerun()
         except (ValueError, lsync.LabelStudioError) as exc:

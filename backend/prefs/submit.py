@@ -18,7 +18,7 @@ from backend.prefs.export import dpo_row, import_rows, pairs_from_judgements
 from backend.prefs.judge import items_file
 from backend.store import prefs as S
 from backend.store.db import Store
-from backend.store.users import audit
+from backend.store.users import audit, audited
 from backend.workspace import Workspace
 
 
@@ -50,6 +50,7 @@ def submit_judge(store: Store, ws: Workspace, comparison_set: str, *, model: str
     return queue.submit(ws, "judge", spec, actor=actor)
 
 
+@audited("edit_data", "prefs.build", "name")
 def build_preference_set(store: Store, name: str, comparison_sets: list[str], *,
                          sources: tuple[str, ...] = ("human", "judge"), note: str = ""
                          ) -> dict:

@@ -23,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 from backend.review.verdicts import CATEGORIES
 from backend.store import review as rstore
 from backend.store.db import Store
+from backend.store.users import audited
 
 SAMPLING = "Uncertainty sampling"
 
@@ -96,6 +97,7 @@ def task_payload(item: dict, batch_id: str, model: str | None) -> dict:
     }
 
 
+@audited("edit_data", "review.push", "batch_id")
 def push_batch(store: Store, batch_id: str, url: str, token: str, *, overlap_share: float = 0.2,
                reviewers_per_overlap: int = 2) -> dict:
     """Create a project for the batch and import its items as tasks with predictions."""
@@ -157,6 +159,7 @@ def _reviewer(completed_by: Any, emails: dict[int, str]) -> str:
     return emails.get(completed_by, f"user-{completed_by}")
 
 
+@audited("review", "review.pull", "batch_id")
 def pull_batch(store: Store, batch_id: str, url: str, token: str,
                on_stage: Callable[[str], None] | None = None) -> dict:
     """Fetch the project's full JSON export and upsert its verdicts (idempotent)."""

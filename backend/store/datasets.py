@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from backend.store.db import Store
+from backend.store.users import audited
 
 FORMATS = ("messages", "prompt-completion")
 ROLES = ("system", "user", "assistant")
@@ -115,6 +116,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+@audited("edit_data", "dataset.create", "name")
 def create_dataset(store: Store, name: str, *, format: str = "messages",
                    recipe: dict | None = None) -> dict:
     """Create an empty dataset; raises DatasetExists or ValueError for a bad name/format."""
@@ -145,6 +147,7 @@ def get_dataset(store: Store, dataset: str) -> dict:
         cur.close()
 
 
+@audited("edit_data", "dataset.recipe", "dataset")
 def set_recipe(store: Store, dataset: str, recipe: dict) -> dict:
     """Store the dataset's recipe (a plain dict; never holds secrets)."""
     with store.transaction() as cur:
@@ -326,6 +329,7 @@ def get_example(store: Store, example_id_: str) -> dict:
     return _example_dict(rows[0])
 
 
+@audited("edit_data", "dataset.edit_example", "example_id_")
 def edit_example(store: Store, dataset: str, example_id_: str, messages: list[dict], *,
                  note: str = "") -> dict:
     """A new version in which one example is replaced by an edited copy naming its parent."""

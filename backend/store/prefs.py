@@ -24,7 +24,7 @@ from backend.auth import Actor, require
 from backend.prefs import pairs as P
 from backend.store.db import Store
 from backend.store.ingest import parse_lines
-from backend.store.users import audit
+from backend.store.users import audit, audited
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
@@ -60,6 +60,7 @@ def _iso(v: Any) -> Any:
 
 # --- comparison sets ------------------------------------------------------------------------
 
+@audited("edit_data", "prefs.create_set", "name")
 def create_comparison_set(store: Store, name: str, items: list[dict], *, mode: str,
                           analysts: list[str], overlap: float = 0.2, raters: int = 2,
                           seed: int = 0) -> dict:

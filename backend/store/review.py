@@ -21,7 +21,7 @@ from backend.review.verdicts import Verdict, apply_decisions, resolve
 from backend.store.datasets import add_version_cur, resolve_version, version_examples
 from backend.store.db import Store
 from backend.store.ingest import parse_lines
-from backend.store.users import audit
+from backend.store.users import audit, audited
 
 
 def insert_scores(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
@@ -59,6 +59,7 @@ def scores_of(store: Store, job_id: str, method: str = "nll") -> dict[str, float
     return {r["example_id"]: r["score"] for r in rows}
 
 
+@audited("edit_data", "review.create_batch", "dataset")
 def create_batch(store: Store, *, dataset: str, score_job_id: str, policy: FlagPolicy,
                  method: str = "nll") -> dict:
     """Flag the scored examples of one scoring run and record them (plus the QC sample) as a
@@ -205,6 +206,7 @@ def next_unreviewed(store: Store, batch_id: str, reviewer: str) -> dict | None:
     return next((i for i in items if i["example_id"] not in done), None)
 
 
+@audited("edit_data", "review.apply", "batch_id")
 def apply_batch(store: Store, batch_id: str) -> dict:
     """Write the next dataset version from the batch's verdicts (one transaction)."""
     batch = get_batch(store, batch_id)

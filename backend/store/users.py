@@ -128,3 +128,26 @@ def audit_rows(
         f"SELECT t, actor, action, target, detail FROM audit_log {clause} ORDER BY t DESC LIMIT ?",
         [*params, limit],
     )
+
+
+def audited(permission: str, action: str, target: str):
+    """Decorate a backend function that changes shared state: it gains an `actor=` keyword,
+    refuses roles without `permission` before doing anything, and records `action` on the
+    argument named `target` in the audit log once it succeeded."""
+    import functools
+    import inspect
+
+    def wrap(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def inner(store: Store, *args, actor: Actor | None = None, **kwargs):
+            require(actor, permission)
+            result = fn(store, *args, **kwargs)
+            bound = signature.bind(store, *args, **kwargs)
+            audit(store, actor, action, str(bound.arguments.get(target)))
+            return result
+
+        return inner
+
+    return wrap

@@ -70,7 +70,7 @@ def test_two_reviewers_on_one_item_each_keep_their_verdict(store):
         actor=Actor(names[i], "reviewer")), n=2)
     assert errors == []
     assert sorted(r["reviewer"] for r in rstore.reviews(store, batch_id)) == ["raj", "rita"]
-    log = users.audit_rows(store, action="review.")
+    log = users.audit_rows(store, action="review.verdict")
     assert sorted(log["actor"]) == ["raj", "rita"]
 
 

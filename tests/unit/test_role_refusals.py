@@ -54,7 +54,8 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
     assert queue.job_ids(ws) == []
     assert not (tmp_path / "out.jsonl").exists()
     assert [v["number"] for v in dstore.list_versions(store, "support")] == [1]
-    assert audit_rows(store).empty  # nothing refused left a trace as if it had happened
+    # nothing refused left a trace as if it had happened (only the seeding shell's create)
+    assert set(audit_rows(store)["action"]) <= {"dataset.create"}
 
 
 def test_import_and_export_record_who(ws, store, tmp_path):
@@ -65,7 +66,21 @@ def test_import_and_export_record_who(ws, store, tmp_path):
     import_file(store, "support", data, actor=LEAD, label="team.jsonl")
     export_version(store, "support", "messages-jsonl", tmp_path / "out.jsonl", actor=LEAD)
     import_file(store, "support", data)  # the shell
-    rows = audit_rows(store).to_dict("records")
+    rows = [r for r in audit_rows(store).to_dict("records") if r["action"] != "dataset.create"]
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
         ("lee", "dataset.import"), ("lee", "dataset.export"), ("shell", "dataset.import")]
     assert '"team.jsonl"' in rows[-1]["detail"]
+
+
+def test_data_changes_refuse_reviewers_and_are_audited(ws, store):
+    reviewer, lead = Actor("rita", "reviewer"), Actor("lee", "lead")
+    with pytest.raises(PermissionDenied):
+        dstore.create_dataset(store, "nope", actor=reviewer)
+    assert dstore.list_datasets(store) == []
+    dstore.create_dataset(store, "support", actor=lead)
+    with pytest.raises(PermissionDenied):
+        dstore.set_recipe(store, "support", {"format": "messages"}, actor=reviewer)
+    dstore.set_recipe(store, "support", {"format": "messages"}, actor=lead)
+    rows = audit_rows(store).to_dict("records")
+    assert [(r["actor"], r["action"], r["target"]) for r in reversed(rows)] == [
+        ("lee", "dataset.create", "support"), ("lee", "dataset.recipe", "support")]
