@@ -27,9 +27,16 @@ def test_select_two_runs_and_see_their_curves(seeded, page, tmp_path):
     page.goto(seeded.url)
     page.get_by_role("link", name="Compare").click()
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+    # the dashboard ingests the seeded run folders in the background: reload until all show
+    for _ in range(30):
+        try:
+            expect(page.get_by_text("4 of 4 runs")).to_be_visible(timeout=2_000)
+            break
+        except AssertionError:
+            page.reload()
+    expect(page.get_by_text("4 of 4 runs")).to_be_visible(timeout=10_000)
     grid = page.locator('[data-testid="stDataFrame"]').first
     expect(grid).to_be_visible(timeout=60_000)
-    expect(page.get_by_text("4 of 4 runs")).to_be_visible(timeout=60_000)
     box = grid.bounding_box()
     row_h = 35
     for row in (0, 1):  # tick the selection boxes of the first two rows (canvas grid)
