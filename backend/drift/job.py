@@ -8,7 +8,6 @@ them in the spec. The job runs every enabled method and appends one row per meth
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from backend.drift import detectors as d
 from backend.drift.monitors import MonitorConfig
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec
+from backend.jsonl import read_jsonl
 
 RESULTS = "drift_results.jsonl"
 NEW = "new"
@@ -44,22 +44,9 @@ class DriftSpec(JobSpec):
 
 
 def read_texts(path: Path) -> tuple[list[str], list[str | None]]:
-    """Texts and topics of a JSONL file, with the line number of any bad line in the error."""
-    texts, topics = [], []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                texts.append(str(row["text"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(
-                    f"{path}:{n}: expected a JSON object with a 'text' field "
-                    f"({type(exc).__name__}: {exc})"
-                ) from None
-            topics.append(row.get("topic"))
-    return texts, topics
+    """Texts and topics of a JSONL file ({"text", "topic"?} lines), naming any bad line."""
+    rows = list(read_jsonl(path, lambda obj: (str(obj["text"]), obj.get("topic"))))
+    return [t for t, _ in rows], [topic for _, topic in rows]
 
 
 def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:

@@ -29,6 +29,7 @@ from pydantic import Field
 
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec
+from backend.jsonl import read_jsonl
 
 METHODS = ("nll", "entropy")
 
@@ -180,18 +181,8 @@ def load_model(model_path: str, adapter_path: str | None = None, device: str = "
 
 def read_examples(path: Path) -> list[dict]:
     """The {id, messages} lines of a JSONL file, with a clear error naming a bad line."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                out.append({"id": str(row["id"]), "messages": list(row["messages"])})
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path} line {n}: not an {{id, messages}} object ({exc})") \
-                    from None
-    return out
+    return list(read_jsonl(path, lambda obj: {"id": str(obj["id"]),
+                                              "messages": list(obj["messages"])}))
 
 
 def score_examples(tok: Any, model: Any, examples: list[dict], *, batch_size: int = 16,

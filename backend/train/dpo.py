@@ -11,15 +11,14 @@ adapter saving and eval generations are the SFT runner's.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from backend.config import Settings
-from backend.jobs.context import JobCancelled, JobContext
+from backend.jobs.context import JobContext
+from backend.jsonl import read_jsonl
 from backend.train.callbacks import StudioCallback
-from backend.train.config import ConfigError, SFTRunConfig, preflight
-from backend.train.runtime import Runtime, decide
+from backend.train.config import ConfigError, SFTRunConfig
+from backend.train.runtime import Runtime
 
 REWARD_PREFIXES = ("rewards/", "eval_rewards/", "logps/", "eval_logps/")
 
@@ -37,20 +36,13 @@ class DPOCallback(StudioCallback):
 
 def load_pairs(path: Path) -> list[dict]:
     """prompt / chosen / rejected rows; a bad line is a ConfigError naming it."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise ConfigError(f"{path} line {n}: not JSON ({exc})") from None
-            if not isinstance(row, dict) or any(k not in row for k in
-                                                ("prompt", "chosen", "rejected")):
-                raise ConfigError(f"{path} line {n}: a DPO row needs prompt, chosen and "
-                                  "rejected")
-            rows.append({k: row[k] for k in ("prompt", "chosen", "rejected")})
+
+    def row(obj: dict) -> dict:
+        if any(k not in obj for k in ("prompt", "chosen", "rejected")):
+            raise ValueError("a DPO row needs prompt, chosen and rejected")
+        return {k: obj[k] for k in ("prompt", "chosen", "rejected")}
+
+    rows = list(read_jsonl(path, row, ConfigError))
     if not rows:
         raise ConfigError(f"{path} has no preference pairs")
     return rows
@@ -114,23 +106,9 @@ def _prompt_text(row: dict) -> str | None:
 
 def run_dpo(ctx: JobContext, spec: SFTRunConfig) -> None:
     """The `train` job's runner for method dpo (called from backend.train.sft.run_train)."""
-    from backend.evaluate.heldout import generate
-    from backend.train.sft import (
-        last_checkpoint,
-        load_model,
-        run_row,
-        save_adapter,
-        save_merged,
-    )
+    from backend.train.sft import finish_run, fit, load_model, start_run
 
-    preflight(spec)
-    rt = decide(spec.quant, Settings().device)
-    run_dir = ctx.workspace.runs / ctx.id
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ctx.output("run.jsonl", [run_row(ctx, spec, rt, "running", run_dir=str(run_dir))])
-    ctx.event(f"DPO training on {rt.describe()}", device=rt.device, dtype=rt.dtype,
-              quantize_4bit=rt.quantize_4bit)
+    rt, run_dir, ckpt_dir = start_run(ctx, spec, "DPO training")
     rows = load_pairs(Path(spec.data_path))
     train_rows, eval_rows = split_pairs(rows, spec.eval_split, spec.seed)
     ctx.event(f"{len(train_rows)} training and {len(eval_rows)} held-out pairs")
@@ -138,17 +116,7 @@ def run_dpo(ctx: JobContext, spec: SFTRunConfig) -> None:
     callback = DPOCallback(ctx)
     trainer = build_dpo_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir,
                                 [callback])
-    resume = last_checkpoint(ckpt_dir)
-    if resume is not None:
-        ctx.event(f"resuming from {resume.name}", checkpoint=str(resume))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if callback.cancelled:
-        ctx.output("run.jsonl", [run_row(ctx, spec, rt, "cancelled")])
-        raise JobCancelled("cancelled by request after saving a checkpoint")
-    step = trainer.state.global_step
-    adapter = save_adapter(trainer.model, tok, run_dir)
-    ctx.event(f"adapter saved to {adapter}", path=str(adapter))
-    ctx.progress(step, step, message="evaluating")
+    step, adapter = fit(ctx, spec, rt, trainer, callback, tok, run_dir, ckpt_dir)
     result: dict[str, Any] = {"run_id": ctx.id, "step": step, "n_eval": len(eval_rows),
                               "n_train": len(train_rows)}
     if eval_rows:
@@ -156,15 +124,4 @@ def run_dpo(ctx: JobContext, spec: SFTRunConfig) -> None:
         ctx.metric(step, eval_loss=result["eval_loss"])
     prompts = spec.eval_prompts or list(dict.fromkeys(
         p for p in map(_prompt_text, [*eval_rows, *train_rows]) if p))[: spec.n_eval_prompts]
-    gens = generate(trainer.model, tok, prompts, max_new_tokens=spec.max_new_tokens,
-                    temperature=spec.temperature, seed=spec.seed)
-    ctx.output("generations.jsonl", [{"run_id": ctx.id, "step": step, **g} for g in gens])
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    result.update(first_loss=losses[0] if losses else None,
-                  last_loss=losses[-1] if losses else None)
-    ctx.output("run_eval.jsonl", [result])
-    merged = save_merged(spec, rt, adapter, run_dir) if spec.merge else None
-    ctx.output("run.jsonl", [run_row(ctx, spec, rt, "succeeded", adapter_path=str(adapter),
-                                     merged_path=str(merged) if merged else None,
-                                     run_dir=str(run_dir))])
-    ctx.event(f"done at step {step}")
+    finish_run(ctx, spec, rt, trainer, tok, adapter, run_dir, result, prompts)

@@ -9,7 +9,6 @@ merged model, evaluates, and writes run.jsonl / run_eval.jsonl / generations.jso
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
@@ -19,26 +18,21 @@ from typing import Any
 from backend.config import Settings
 from backend.evaluate.heldout import generate, perplexity, pick_prompts
 from backend.jobs.context import JobCancelled, JobContext
+from backend.jsonl import read_jsonl
 from backend.train.config import ALL_LINEAR, ConfigError, SFTRunConfig, preflight
 from backend.train.runtime import Runtime, decide, model_kwargs, package_versions
 
 
 def load_examples(path: Path) -> list[dict]:
     """Rows of {"messages": [...]} from a JSONL file; a bad line is an error naming it."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise ConfigError(f"{path} line {n}: not JSON ({exc})") from None
-            messages = row.get("messages") if isinstance(row, dict) else None
-            if not isinstance(messages, list) or not messages:
-                raise ConfigError(f"{path} line {n}: needs a non-empty \"messages\" list")
-            rows.append({"messages": messages})
-    return rows
+
+    def row(obj: dict) -> dict:
+        messages = obj.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise ValueError('needs a non-empty "messages" list')
+        return {"messages": messages}
+
+    return list(read_jsonl(path, row, ConfigError))
 
 
 def split(rows: list[dict], eval_split: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -180,28 +174,24 @@ def run_row(ctx: JobContext, config: SFTRunConfig, rt: Runtime, state: str,
             "t": time.time(), **extra}
 
 
-def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
-    """The `train` job's runner."""
-    if spec.method == "dpo":
-        from backend.train.dpo import run_dpo
-
-        return run_dpo(ctx, spec)
-    from backend.train.callbacks import StudioCallback
-
+def start_run(ctx: JobContext, spec: SFTRunConfig, what: str) -> tuple[Any, Path, Path]:
+    """Checks, runtime and folders of a run, and its first run.jsonl row; shared by SFT and
+    DPO. Returns (runtime, run_dir, checkpoint_dir)."""
     preflight(spec)
     rt = decide(spec.quant, Settings().device)
     run_dir = ctx.workspace.runs / ctx.id
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ctx.output("run.jsonl", [run_row(ctx, spec, rt, "running", run_dir=str(run_dir))])
-    ctx.event(f"training on {rt.describe()}", device=rt.device, dtype=rt.dtype,
+    ctx.event(f"{what} on {rt.describe()}", device=rt.device, dtype=rt.dtype,
               quantize_4bit=rt.quantize_4bit)
-    rows = load_examples(Path(spec.data_path))
-    train_rows, eval_rows = split(rows, spec.eval_split, spec.seed)
-    ctx.event(f"{len(train_rows)} training and {len(eval_rows)} held-out examples")
-    tok, model = load_model(spec, rt)
-    callback = StudioCallback(ctx)
-    trainer = build_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir, [callback])
+    return rt, run_dir, ckpt_dir
+
+
+def fit(ctx: JobContext, spec: SFTRunConfig, rt: Any, trainer: Any, callback: Any, tok: Any,
+        run_dir: Path, ckpt_dir: Path) -> tuple[int, Path]:
+    """Train (from the last complete checkpoint when there is one) and save the adapter.
+    A cancel saves a checkpoint first, then ends the job as cancelled."""
     resume = last_checkpoint(ckpt_dir)
     if resume is not None:
         ctx.event(f"resuming from {resume.name}", checkpoint=str(resume))
@@ -212,15 +202,16 @@ def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
     step = trainer.state.global_step
     adapter = save_adapter(trainer.model, tok, run_dir)
     ctx.event(f"adapter saved to {adapter}", path=str(adapter))
-
     ctx.progress(step, step, message="evaluating")
-    result: dict[str, Any] = {"run_id": ctx.id, "step": step, "n_eval": len(eval_rows),
-                              "n_train": len(train_rows)}
-    if eval_rows:
-        loss = trainer.evaluate().get("eval_loss")
-        result.update(eval_loss=loss, perplexity=perplexity(loss))
-        ctx.metric(step, eval_loss=loss)
-    prompts = pick_prompts(spec.eval_prompts, eval_rows, train_rows, spec.n_eval_prompts)
+    return step, adapter
+
+
+def finish_run(ctx: JobContext, spec: SFTRunConfig, rt: Any, trainer: Any, tok: Any,
+               adapter: Path, run_dir: Path, result: dict[str, Any], prompts: list[str]) -> None:
+    """Generations on the eval prompts, the run's evaluation row, the optional merged model
+    and the final run.jsonl row; shared by SFT and DPO."""
+
+    step = result["step"]
     gens = generate(trainer.model, tok, prompts, max_new_tokens=spec.max_new_tokens,
                     temperature=spec.temperature, seed=spec.seed)
     ctx.output("generations.jsonl", [{"run_id": ctx.id, "step": step, **g} for g in gens])
@@ -234,3 +225,29 @@ def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
                                      run_dir=str(run_dir))])
     ctx.event(f"done at step {step}" + (f", eval loss {result['eval_loss']:.4f}"
                                         if result.get("eval_loss") is not None else ""))
+
+
+def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
+    """The `train` job's runner."""
+    if spec.method == "dpo":
+        from backend.train.dpo import run_dpo
+
+        return run_dpo(ctx, spec)
+    from backend.train.callbacks import StudioCallback
+
+    rt, run_dir, ckpt_dir = start_run(ctx, spec, "training")
+    rows = load_examples(Path(spec.data_path))
+    train_rows, eval_rows = split(rows, spec.eval_split, spec.seed)
+    ctx.event(f"{len(train_rows)} training and {len(eval_rows)} held-out examples")
+    tok, model = load_model(spec, rt)
+    callback = StudioCallback(ctx)
+    trainer = build_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir, [callback])
+    step, adapter = fit(ctx, spec, rt, trainer, callback, tok, run_dir, ckpt_dir)
+    result: dict[str, Any] = {"run_id": ctx.id, "step": step, "n_eval": len(eval_rows),
+                              "n_train": len(train_rows)}
+    if eval_rows:
+        loss = trainer.evaluate().get("eval_loss")
+        result.update(eval_loss=loss, perplexity=perplexity(loss))
+        ctx.metric(step, eval_loss=loss)
+    prompts = pick_prompts(spec.eval_prompts, eval_rows, train_rows, spec.n_eval_prompts)
+    finish_run(ctx, spec, rt, trainer, tok, adapter, run_dir, result, prompts)

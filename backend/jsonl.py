@@ -1,0 +1,38 @@
+"""Reading the JSONL files that jobs take as input, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def read_jsonl(path: Path, row: Callable[[dict[str, Any]], Any],
+               error: type[Exception] = ValueError) -> Iterator[Any]:
+    """Yield `row(obj)` for each non-blank line of `path`. A line that is not a JSON object,
+    or that `row` rejects (KeyError, TypeError, ValueError), raises `error` naming
+    `path line N` and why.
+
+    >>> import tempfile, os
+    >>> p = Path(tempfile.mkdtemp()) / "x.jsonl"
+    >>> _ = p.write_text('{"a": 1}\\n\\n{"b": 2}\\n')
+    >>> list(read_jsonl(p, lambda o: o["a"]))
+    Traceback (most recent call last):
+    ...
+    ValueError: ... line 3: KeyError 'a'
+    """
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise error(f"{path} line {n}: not JSON ({exc})") from None
+            if not isinstance(obj, dict):
+                raise error(f"{path} line {n}: not a JSON object")
+            try:
+                yield row(obj)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise error(f"{path} line {n}: {type(exc).__name__} {exc}") from None
