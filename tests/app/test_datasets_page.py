@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.jobs import queue
@@ -17,15 +15,6 @@ from backend.synth.demo import seed_demo_dataset
 from tests.support.openai_server import OpenAIServer
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "datasets.py")
-
-
-@pytest.fixture(autouse=True)
-def _clear_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def run_page() -> AppTest:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.prefs.pairs import build_items
@@ -15,15 +13,6 @@ from backend.store import Store
 from backend.store import prefs as S
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "preferences.py")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def _seed(ws, mode="pairwise", n=3) -> None:

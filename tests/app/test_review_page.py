@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -15,15 +14,6 @@ from backend.store import datasets as ds
 from backend.store import review as rstore
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "review.py")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def _seed(ws, n: int = 12) -> list[str]:
