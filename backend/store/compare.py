@@ -3,7 +3,8 @@ raw metrics), curves downsampled inside DuckDB, sweep groups, config diffs and s
 generations.
 
 Curves: each selected run's x span is cut into at most `max_points` equal-width buckets inside
-DuckDB; a bucket gives its mean x, mean value and min/max band. The page gets numpy arrays,
+DuckDB; a bucket gives its mean x, mean value and min/max band. By step, long runs read buckets
+pre-aggregated at ingest (`metric_buckets`) instead of raw rows. The page gets numpy arrays,
 never a DataFrame of raw rows.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.store import metric_buckets
 from backend.store.db import Store
 from backend.store.run_summary import HPARAMS, SELECT_COLUMNS
 
@@ -160,6 +162,12 @@ def curves(store: Store, run_ids: list[str], metric: str, *, x: str = "step",
     into `max_points` equal-width buckets; each non-empty bucket gives its mean x, mean value
     and min/max. Non-finite values are skipped. x = tokens takes the latest tokens_seen at or
     before the step. Runs without a summary row or without the metric are absent.
+
+    x = step for a run longer than `max_points` steps that was never resumed reads its
+    buckets from `metric_buckets` instead (kept at ingest): the narrowest stored width giving
+    at most `max_points` buckets, aligned at multiples of the width (so between max_points/8
+    and max_points points). Resumed runs stay on the raw rows, which keep each step's latest
+    value.
     """
     if x not in _X_SQL:
         raise CompareError(f"x: {x!r}; use one of {', '.join(_X_SQL)}")
@@ -169,13 +177,65 @@ def curves(store: Store, run_ids: list[str], metric: str, *, x: str = "step",
     if not run_ids:
         return {}
     marks = ", ".join("?" * len(run_ids))
-    attempts = {r["id"]: r["attempt"] for r in store.rows(
-        f"SELECT id, attempt FROM jobs WHERE id IN ({marks})", run_ids)}
-    union = " UNION ALL ".join(_points_sql((attempts.get(r) or 1) > 1) for r in run_ids)
+    runs = {r["run_id"]: r for r in store.rows(
+        f"SELECT s.run_id, s.last_step, j.attempt FROM run_summary s LEFT JOIN jobs j"
+        f" ON j.id = s.run_id WHERE s.run_id IN ({marks})", run_ids)}
+    run_ids = [r for r in run_ids if r in runs]
+    widths: dict[str, int] = {}
+    if x == "step":  # stored buckets serve runs that never rewrote a step
+        for r in run_ids:
+            width = metric_buckets.width_for((runs[r]["last_step"] or 0) + 1.0, max_points)
+            if width and (runs[r]["attempt"] or 1) <= 1:
+                widths[r] = width
+    out = _stored_curves(store, widths, metric) if widths else {}
+    raw = [r for r in run_ids if r not in widths]
+    if raw:
+        out.update(_raw_curves(store, raw, {r: runs[r]["attempt"] or 1 for r in raw}, metric,
+                               x, int(max_points)))
+    return {r: out[r] for r in run_ids if r in out}
+
+
+def _split(cols: dict[str, np.ndarray]) -> dict[str, Curve]:
+    """Rows ordered by job_id, bucket -> one Curve per job."""
+    ids = np.asarray(cols["job_id"], dtype=object)
+    if not len(ids):
+        return {}
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    out = {}
+    for a, b in zip(starts, ends, strict=True):
+        out[str(ids[a])] = Curve(*(np.asarray(cols[c][a:b], dtype=float)
+                                   for c in ("x", "y", "y_min", "y_max")),
+                                 n=np.asarray(cols["n"][a:b], dtype=np.int64))
+    return out
+
+
+def _fetch(store: Store, sql: str, params: list[Any]) -> dict[str, Curve]:
+    cur = store.cursor()
+    try:
+        return _split(cur.execute(sql, params).fetchnumpy())
+    finally:
+        cur.close()
+
+
+def _stored_curves(store: Store, widths: dict[str, int], metric: str) -> dict[str, Curve]:
+    """Curves from `metric_buckets`: each run at its own stored width, buckets aligned at
+    multiples of it. One equality branch per run so DuckDB skips blocks by their min/max."""
+    union = " UNION ALL ".join(
+        "SELECT job_id, bucket, n, sum_x, sum_y, min_y, max_y FROM metric_buckets"
+        " WHERE job_id = ? AND name = ? AND width = ?" for _ in widths)
+    sql = (f"SELECT job_id, sum_x / n AS x, sum_y / n AS y, min_y AS y_min, max_y AS y_max, n"
+           f" FROM ({union}) ORDER BY job_id, bucket")
+    return _fetch(store, sql, [v for r, w in widths.items() for v in (r, metric, w)])
+
+
+def _raw_curves(store: Store, run_ids: list[str], attempts: dict[str, int], metric: str,
+                x: str, k: int) -> dict[str, Curve]:
+    """Curves bucketed from raw metric rows: `k` equal-width buckets over the run's x span."""
+    union = " UNION ALL ".join(_points_sql(attempts[r] > 1) for r in run_ids)
     x_expr, lo, hi = _X_SQL[x]
     join = _TOKENS_JOIN if x == "tokens" else ""
     tok = f", tok AS ({union})" if x == "tokens" else ""
-    k = int(max_points)
     sql = f"""
     WITH r AS ({union}){tok},
     p AS (SELECT r.job_id, {x_expr} AS x, r.value, {lo} AS lo, {hi} AS hi
@@ -190,22 +250,7 @@ def curves(store: Store, run_ids: list[str], metric: str, *, x: str = "step",
     """
     params = [v for r in run_ids for v in (r, metric)]
     params += [v for r in run_ids for v in (r, "tokens_seen")] if x == "tokens" else []
-    cur = store.cursor()
-    try:
-        cols = cur.execute(sql, params).fetchnumpy()
-    finally:
-        cur.close()
-    ids = np.asarray(cols["job_id"], dtype=object)
-    if not len(ids):
-        return {}
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], len(ids)]
-    out = {}
-    for a, b in zip(starts, ends, strict=True):
-        out[str(ids[a])] = Curve(*(np.asarray(cols[c][a:b], dtype=float)
-                                   for c in ("x", "y", "y_min", "y_max")),
-                                 n=np.asarray(cols["n"][a:b], dtype=np.int64))
-    return {r: out[r] for r in run_ids if r in out}
+    return _fetch(store, sql, params)
 
 
 def ema(y: np.ndarray, weight: float) -> np.ndarray:

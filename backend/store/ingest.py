@@ -22,7 +22,7 @@ import pyarrow.json as pj
 from backend.jobs import queue
 from backend.jobs.kinds import KINDS, load
 from backend.jobs.status import JobStatus, JobStatusError, read_status
-from backend.store import run_summary
+from backend.store import metric_buckets, run_summary
 from backend.store.db import Store
 from backend.workspace import Workspace
 
@@ -51,6 +51,7 @@ def ingest_metrics(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) ->
             "INSERT INTO metrics SELECT ?, step, name, value, t FROM _metrics_chunk", [job_id]
         )
         run_summary.merge_metrics(cur, job_id, "_metrics_chunk")  # keep run_summary current
+        metric_buckets.merge_metrics(cur, job_id, "_metrics_chunk")  # and the curves' buckets
     finally:
         cur.unregister("_metrics_chunk")
     return table.num_rows

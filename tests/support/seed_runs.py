@@ -8,7 +8,8 @@ little, a sweep over learning rate and LoRA rank):
   finished `train` job leaves them, without queue markers (no worker picks them up). Pass
   `store=` to ingest them at once; a running dashboard ingests them by itself.
 - `seed_bulk(store, runs, steps)` fills jobs + metrics directly inside DuckDB with range()
-  (15M metric rows in seconds), then rebuilds `run_summary`: for benches.
+  (15M metric rows in seconds), then rebuilds `run_summary` and `metric_buckets`: for
+  benches.
 
     python -m tests.support.seed_runs WORKSPACE [N] [STEPS]   # seed folders for a demo
 """
@@ -140,9 +141,12 @@ def seed_runs(ws: Workspace, n: int = 4, *, steps: int = 100, group_id: str | No
 def seed_bulk(store: Store, runs: int = 1000, steps: int = 5000, *, group_size: int = 100,
               batch: int = 50) -> list[str]:
     """`runs` train jobs with `steps` x 3 metrics (loss, eval_loss, tokens_seen) generated in
-    DuckDB with range(), inserted run by run (as ingestion would), then `run_summary` rebuilt.
-    Values follow `shape`; noise comes from hash() so every load is identical."""
+    DuckDB with range(), inserted run by run (as ingestion would), then `run_summary` and
+    `metric_buckets` rebuilt. Values follow `shape`; noise comes from hash() so every load is
+    identical."""
+    from backend.store import metric_buckets
     from backend.store.run_summary import rebuild
+
 
     lrs = "[" + ", ".join(repr(x) for x in LEARNING_RATES) + "]"
     ranks = "[" + ", ".join(str(x) for x in RANKS) + "]"
@@ -187,6 +191,8 @@ def seed_bulk(store: Store, runs: int = 1000, steps: int = 5000, *, group_size: 
                 ORDER BY id, step, m.name""")
     with store.transaction() as cur:
         rebuild(cur)
+    with store.transaction() as cur:  # the same SQL as migration 0011's backfill
+        metric_buckets.rebuild(cur)
     return [f"bulk-{r:05d}" for r in range(runs)]
 
 

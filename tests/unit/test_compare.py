@@ -1,6 +1,7 @@
-"""Compare queries: DuckDB downsampling against numpy on known data, run_summary kept current
-across ingests (and equal to a full rebuild and to the migration's backfill), leaderboard,
-table filters, config diff, side-by-side generations and EMA."""
+"""Compare queries: DuckDB downsampling (raw rows, and the buckets kept at ingest) against numpy
+on known data; run_summary and metric_buckets kept current across ingests (and equal to a full
+rebuild and to the migration's backfill); leaderboard, table filters, config diff, side-by-side
+generations and EMA."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from backend.jobs.status import JobState, read_status, write_status
-from backend.store import compare, run_summary
+from backend.store import compare, metric_buckets, run_summary
 from backend.store.ingest import ingest_all
 from backend.store.migrations import HERE as MIGRATIONS
 from tests.support.seed_runs import run_id_for, seed_runs, train_spec, write_run
@@ -34,8 +35,20 @@ def _expected(x, v, lo, hi, k):
     return mean_x, mean_v, mins, maxs, n
 
 
-@pytest.mark.parametrize(("steps", "k"), [(5000, 1000), (103, 7), (40, 1000)])
-def test_buckets_match_numpy(ws, store, steps, k):
+def _expected_fixed(x, v, width):
+    """Buckets [i * width, (i + 1) * width) of steps, as numpy computes them."""
+    b = (x // width).astype(int)
+    keep = np.unique(b)
+    n = np.bincount(b)[keep]
+    return (np.bincount(b, weights=x)[keep] / n, np.bincount(b, weights=v)[keep] / n,
+            np.array([v[b == i].min() for i in keep]),
+            np.array([v[b == i].max() for i in keep]), n)
+
+
+# (5000, 1000) and (103, 7) read stored buckets (widths 8 and 64); (40, 1000) the raw rows.
+@pytest.mark.parametrize(("steps", "k", "width"), [(5000, 1000, 8), (103, 7, 64),
+                                                   (40, 1000, None)])
+def test_buckets_match_numpy(ws, store, steps, k, width):
     run_id = run_id_for(0)
     write_run(ws, run_id, train_spec(0), steps=steps, noise_seed=3)
     ingest_all(store, ws)
@@ -43,12 +56,17 @@ def test_buckets_match_numpy(ws, store, steps, k):
     x = np.array([r["step"] for r in loss], dtype=float)
     v = np.array([r["value"] for r in loss])
     hi = max(r["step"] for r in rows) + 1.0
+    assert metric_buckets.width_for(hi, k) == width
 
     curve = compare.curves(store, [run_id], "loss", max_points=k)[run_id]
 
     assert len(curve.x) <= k
     assert curve.n.sum() == steps
-    ex, ev, emin, emax, en = _expected(x, v, 0.0, hi, k)
+    if width:
+        ex, ev, emin, emax, en = _expected_fixed(x, v, width)
+        assert len(curve.x) == math.ceil(hi / width) > k / 8
+    else:
+        ex, ev, emin, emax, en = _expected(x, v, 0.0, hi, k)
     np.testing.assert_array_equal(curve.n, en)
     np.testing.assert_allclose(curve.x, ex, rtol=1e-12)
     np.testing.assert_allclose(curve.y, ev, rtol=1e-12)
@@ -56,8 +74,88 @@ def test_buckets_match_numpy(ws, store, steps, k):
     np.testing.assert_array_equal(curve.y_max, emax)
     assert isinstance(curve.y, np.ndarray) and curve.y.dtype == np.float64
     assert bool(np.all(curve.y_min <= curve.y)) and bool(np.all(curve.y <= curve.y_max))
-    if steps > k:
-        assert len(curve.x) == k and (curve.y_max > curve.y_min).any()
+    assert (curve.y_max > curve.y_min).any() == (width is not None)
+
+
+def _buckets(store):
+    return store.df("SELECT * FROM metric_buckets ORDER BY job_id, name, width, bucket")
+
+
+def test_stored_buckets_at_every_width_match_numpy_and_a_rebuild(ws, store):
+    """Ingested in five chunks (one torn line), the buckets equal numpy over all the rows
+    at every width, a rebuild from the metrics table, and the migration's backfill."""
+    run_id = run_id_for(0)
+    write_run(ws, run_id, train_spec(0), steps=700, noise_seed=5)
+    path = ws.job_dir(run_id) / "metrics.jsonl"
+    data = path.read_bytes()
+    for cut in (len(data) // 5, len(data) // 3 + 11, len(data) // 2, 4 * len(data) // 5):
+        path.write_bytes(data[:cut])
+        ingest_all(store, ws)
+    path.write_bytes(data)
+    ingest_all(store, ws)
+    assert store.scalar("SELECT count(*) FROM ingest_offsets WHERE file = 'metrics.jsonl'"
+                        " AND lines = ?", [data.count(b"\n")]) == 1
+    incremental = _buckets(store)
+    _, rows = _metric_rows(ws, run_id, "loss")
+    for name in ("loss", "eval_loss", "tokens_seen"):
+        pts = [r for r in rows if r["name"] == name]
+        x = np.array([r["step"] for r in pts], dtype=float)
+        v = np.array([r["value"] for r in pts])
+        for width in metric_buckets.WIDTHS:
+            got = incremental[(incremental["name"] == name) & (incremental["width"] == width)]
+            ex, ev, emin, emax, en = _expected_fixed(x, v, width)
+            np.testing.assert_array_equal(got["bucket"], np.unique(x // width))
+            np.testing.assert_array_equal(got["n"], en)
+            np.testing.assert_allclose(got["sum_x"] / got["n"], ex, rtol=1e-12)
+            np.testing.assert_allclose(got["sum_y"] / got["n"], ev, rtol=1e-12)
+            np.testing.assert_array_equal(got["min_y"], emin)
+            np.testing.assert_array_equal(got["max_y"], emax)
+
+    def same(other):
+        assert len(other) == len(incremental)
+        exact = ["job_id", "name", "width", "bucket", "n", "min_y", "max_y"]
+        assert other[exact].equals(incremental[exact])
+        for col in ("sum_x", "sum_y"):  # summed in another order: equal to rounding
+            np.testing.assert_allclose(other[col], incremental[col], rtol=1e-12)
+
+    with store.transaction() as cur:
+        metric_buckets.rebuild(cur)
+    same(_buckets(store))
+    sql = (MIGRATIONS / "0011_metric_buckets.sql").read_text()
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM metric_buckets")
+        cur.execute(sql[sql.index("INSERT INTO metric_buckets"):])
+    same(_buckets(store))
+
+
+def test_resumed_long_run_stays_on_raw_rows(ws, store):
+    """Steps 11..20 reported again by attempt 2: the buckets count both values, so by step
+    the run is bucketed from its raw rows, latest value of each step."""
+    run_id = run_id_for(0)
+    write_run(ws, run_id, train_spec(0), steps=20)
+    status = read_status(ws.job_dir(run_id))
+    status.attempt = 2
+    write_status(ws.job_dir(run_id), status)
+    with open(ws.job_dir(run_id) / "metrics.jsonl", "a") as fh:
+        for step in range(11, 21):
+            fh.write(json.dumps({"step": step, "name": "loss", "value": 100.0 + step,
+                                 "t": 2e9 + step}) + "\n")
+    ingest_all(store, ws)
+    assert metric_buckets.width_for(21.0, 5) == 8  # a fresh run this long would use them
+    assert store.scalar("SELECT sum(n) FROM metric_buckets WHERE job_id = ? AND name = 'loss'"
+                        " AND width = 8", [run_id]) == 30
+    loss, _ = _metric_rows(ws, run_id, "loss")
+    latest = {r["step"]: r["value"] for r in loss}  # later lines win
+    x = np.array(sorted(latest), dtype=float)
+    v = np.array([latest[s] for s in sorted(latest)])
+
+    curve = compare.curves(store, [run_id], "loss", max_points=5)[run_id]
+
+    ex, ev, emin, emax, en = _expected(x, v, 0.0, 21.0, 5)
+    np.testing.assert_array_equal(curve.n, en)
+    np.testing.assert_allclose(curve.y, ev, rtol=1e-12)
+    np.testing.assert_array_equal(curve.y_max, emax)
+    assert curve.y_max[-1] == 120.0
 
 
 def test_wall_and_token_axes_follow_the_runs_clock_and_tokens(ws, store):
