@@ -1,10 +1,10 @@
 """The `ftstudio` command: the dashboard, the worker, jobs, the demo model and a health check.
 
-    ftstudio up [--port 8501]       serve the dashboard on 127.0.0.1
-    ftstudio worker                 run queued jobs in this terminal
-    ftstudio jobs list|show|cancel|resume
-    ftstudio demo-model --out DIR   build the tiny demo model
-    ftstudio doctor [--json]        what this machine and workspace can do
+ftstudio up [--port 8501]       serve the dashboard on 127.0.0.1
+ftstudio worker                 run queued jobs in this terminal
+ftstudio jobs list|show|cancel|resume
+ftstudio demo-model --out DIR   build the tiny demo model
+ftstudio doctor [--json]        what this machine and workspace can do
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from backend.synth.cli import dataset_app, generate
 from backend.train.cli import runs_app, sweep_cmd, train_cmd
 from backend.users_cli import users_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Fine-Tuning Studio: data, review, training, comparison, preferences.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Fine-Tuning Studio: data, review, training, comparison, preferences.",
+)
 jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, cancel and resume jobs.")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(users_app, name="users")
@@ -49,9 +52,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @app.command()
-def up(port: int = typer.Option(8501, help="Port on 127.0.0.1."),
-       address: str = typer.Option("127.0.0.1", help="Bind address; keep loopback unless the "
-                                   "studio sits behind an authenticating proxy.")) -> None:
+def up(
+    port: int = typer.Option(8501, help="Port on 127.0.0.1."),
+    address: str = typer.Option(
+        "127.0.0.1",
+        help="Bind address; keep loopback unless the studio sits behind an authenticating proxy.",
+    ),
+) -> None:
     """Serve the dashboard (Streamlit) with the demo workspace on first use."""
     ws = common.workspace()  # resolved here, from the caller's folder and settings
     env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws.root)}
@@ -61,14 +68,27 @@ def up(port: int = typer.Option(8501, help="Port on 127.0.0.1."),
 
 def dashboard_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]:
     """The Streamlit command line; loopback unless an address is given."""
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "studio" / "app.py"),
-            "--server.address", address, "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "studio" / "app.py"),
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
 
 
 @app.command("worker")
-def worker_cmd(idle_exit: float = typer.Option(None, help="Exit after this many idle seconds.")
-               ) -> None:
+def worker_cmd(
+    idle_exit: float = typer.Option(None, help="Exit after this many idle seconds."),
+) -> None:
     """Run queued jobs (one GPU job at a time) until stopped."""
     from backend.jobs.worker import WorkerBusy, serve
 
@@ -90,8 +110,9 @@ def jobs_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
     ws = common.workspace()
     items = queue.list_jobs(ws)
     if as_json:
-        common.emit_json([_job_dict(s) if isinstance(s, JobStatus) else {"error": str(s)}
-                          for s in items])
+        common.emit_json(
+            [_job_dict(s) if isinstance(s, JobStatus) else {"error": str(s)} for s in items]
+        )
         return
     if not items:
         typer.echo("no jobs yet")
@@ -103,8 +124,11 @@ def jobs_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: str, as_json: bool = typer.Option(False, "--json"),
-              log_lines: int = typer.Option(20, help="Lines of log to show.")) -> None:
+def jobs_show(
+    job_id: str,
+    as_json: bool = typer.Option(False, "--json"),
+    log_lines: int = typer.Option(20, help="Lines of log to show."),
+) -> None:
     """One job: status, spec and the tail of its log."""
     ws = common.workspace()
     try:
@@ -127,8 +151,9 @@ def jobs_show(job_id: str, as_json: bool = typer.Option(False, "--json"),
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: str, grace: float = typer.Option(10.0, help="Seconds before SIGKILL.")
-                ) -> None:
+def jobs_cancel(
+    job_id: str, grace: float = typer.Option(10.0, help="Seconds before SIGKILL.")
+) -> None:
     """Cancel a queued or running job (SIGTERM, then SIGKILL after the grace period)."""
     ws = common.workspace()
     try:
@@ -161,8 +186,9 @@ def jobs_resume(job_id: str, detach: bool = typer.Option(False, help="Queue and 
 
 @app.command("demo-model")
 def demo_model(
-    out: Annotated[Path | None, typer.Option(help="Folder to write (default: "
-                                             "workspace/models/tiny-llama).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder to write (default: workspace/models/tiny-llama).")
+    ] = None,
     seed: int = typer.Option(0),
 ) -> None:
     """Build the tiny demo model (tokenizer + Llama-architecture weights), no download."""
@@ -186,22 +212,27 @@ def doctor_report() -> dict:
 
     try:
         device = connections.device_summary()
-        report.update(torch=device["torch"], cuda=device["cuda"], device=device["device"],
-                      bf16=device["bf16"])
+        report.update(
+            torch=device["torch"], cuda=device["cuda"], device=device["device"], bf16=device["bf16"]
+        )
     except ImportError as exc:
         report["torch"] = f"missing ({exc})"
     try:
         import bitsandbytes as bnb
 
         report["bitsandbytes"] = bnb.__version__
-        report["bnb_4bit"] = "available (CUDA)" if report.get("cuda") else \
-            "available on CPU with float32 compute (slow; QLoRA is meant for CUDA)"
+        report["bnb_4bit"] = (
+            "available (CUDA)"
+            if report.get("cuda")
+            else "available on CPU with float32 compute (slow; QLoRA is meant for CUDA)"
+        )
     except Exception as exc:  # bitsandbytes raises various errors on odd machines
         report["bitsandbytes"] = f"unavailable ({type(exc).__name__}: {exc})"
     ws_path = cfg.workspace
     report["workspace"] = str(ws_path)
-    report["workspace_writable"] = os.access(ws_path if ws_path.exists() else ws_path.parent,
-                                             os.W_OK)
+    report["workspace_writable"] = os.access(
+        ws_path if ws_path.exists() else ws_path.parent, os.W_OK
+    )
     usage = shutil.disk_usage(ws_path if ws_path.exists() else ws_path.parent)
     report["disk_free_gb"] = round(usage.free / 2**30, 1)
     pid, command = holder_of(ws_path / "studio.duckdb")

@@ -68,8 +68,14 @@ def ingest_now(ws: Workspace) -> bool:
     return True
 
 
-def run_job(kind: str, spec: dict[str, Any] | BaseModel, *, detach: bool = False,
-            quiet: bool = False, group_id: str | None = None) -> JobStatus:
+def run_job(
+    kind: str,
+    spec: dict[str, Any] | BaseModel,
+    *,
+    detach: bool = False,
+    quiet: bool = False,
+    group_id: str | None = None,
+) -> JobStatus:
     """Queue a job; unless `detach`, wait for it with a progress bar, ingest its results when
     no dashboard holds the database, and exit non-zero if it did not succeed."""
     ws = workspace()
@@ -104,8 +110,13 @@ def wait_with_progress(ws: Workspace, job_id: str, quiet: bool = False) -> JobSt
         return queue.wait(ws, job_id, on_status=report)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[line]}"),
-                  TimeRemainingColumn(), transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[line]}"),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
         task = bar.add_task(job_id, total=None, line="queued")
 
         def update(s: JobStatus) -> None:

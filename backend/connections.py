@@ -40,8 +40,11 @@ def check_label_studio(cfg: Settings, timeout: float = 5.0) -> tuple[bool, str]:
             return False, f"{base}/health answered HTTP {health.status_code}"
         if not cfg.label_studio_token:
             return False, "server is up, but no token is set (LABEL_STUDIO_API_KEY)"
-        me = httpx.get(base + "/api/current-user/whoami", timeout=timeout,
-                       headers={"Authorization": f"Token {secret(cfg.label_studio_token)}"})
+        me = httpx.get(
+            base + "/api/current-user/whoami",
+            timeout=timeout,
+            headers={"Authorization": f"Token {secret(cfg.label_studio_token)}"},
+        )
     except httpx.HTTPError as exc:
         return False, f"{base} is unreachable: {type(exc).__name__}"
     if me.status_code != 200:

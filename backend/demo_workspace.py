@@ -59,7 +59,8 @@ def continue_demo(store: Store, ws: Workspace) -> str | None:
     if state.get("train_job") or not (demo_model_path(ws) / "config.json").exists():
         return None
     if store.scalar("SELECT count(*) FROM runs") or store.scalar(
-            "SELECT count(*) FROM jobs WHERE kind = 'train'"):
+        "SELECT count(*) FROM jobs WHERE kind = 'train'"
+    ):
         state["train_job"] = "skipped: runs already exist"
     else:
         from backend.store.datasets import DatasetNotFound
@@ -70,10 +71,22 @@ def continue_demo(store: Store, ws: Workspace) -> str | None:
             fields = dataset_file(store, ws, DEMO_DATASET)
         except (ConfigError, DatasetNotFound):
             return None  # no sample dataset (yet): nothing to train on
-        config = make_config({**fields, "base_model": str(demo_model_path(ws)), "max_steps": 30,
-                              "eval_steps": 10, "save_steps": 10, "batch_size": 4,
-                              "learning_rate": 2e-3, "lora_r": 8, "lora_alpha": 16,
-                              "max_length": 256, "n_eval_prompts": 2, "max_new_tokens": 24})
+        config = make_config(
+            {
+                **fields,
+                "base_model": str(demo_model_path(ws)),
+                "max_steps": 30,
+                "eval_steps": 10,
+                "save_steps": 10,
+                "batch_size": 4,
+                "learning_rate": 2e-3,
+                "lora_r": 8,
+                "lora_alpha": 16,
+                "max_length": 256,
+                "n_eval_prompts": 2,
+                "max_new_tokens": 24,
+            }
+        )
         state["train_job"] = submit_run(ws, config)
     from backend.workspace import atomic_write_text
 

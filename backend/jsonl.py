@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-def read_jsonl(path: Path, row: Callable[[dict[str, Any]], Any],
-               error: type[Exception] = ValueError) -> Iterator[Any]:
+def read_jsonl(
+    path: Path, row: Callable[[dict[str, Any]], Any], error: type[Exception] = ValueError
+) -> Iterator[Any]:
     """Yield `row(obj)` for each non-blank line of `path`. A line that is not a JSON object,
     or that `row` rejects (KeyError, TypeError, ValueError), raises `error` naming
     `path line N` and why.

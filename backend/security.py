@@ -71,18 +71,21 @@ def sniff(data: bytes) -> str:
     return "csv"
 
 
-def check_upload(name: str, data: bytes, allowed: set[str],
-                 max_bytes: int = MAX_UPLOAD_BYTES) -> str:
+def check_upload(
+    name: str, data: bytes, allowed: set[str], max_bytes: int = MAX_UPLOAD_BYTES
+) -> str:
     """The kind of an upload, or `UploadError` naming the file and what is wrong."""
     if len(data) > max_bytes:
-        raise UploadError(f"{name}: {len(data) / 2**20:.1f} MiB is over the "
-                          f"{max_bytes / 2**20:.0f} MiB limit")
+        raise UploadError(
+            f"{name}: {len(data) / 2**20:.1f} MiB is over the {max_bytes / 2**20:.0f} MiB limit"
+        )
     if not data.strip():
         raise UploadError(f"{name}: the file is empty")
     kind = sniff(data)
     if kind not in allowed:
-        raise UploadError(f"{name}: its content looks like {kind}, expected one of "
-                          f"{', '.join(sorted(allowed))}")
+        raise UploadError(
+            f"{name}: its content looks like {kind}, expected one of {', '.join(sorted(allowed))}"
+        )
     return kind
 
 

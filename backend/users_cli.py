@@ -13,9 +13,11 @@ users_app = typer.Typer(no_args_is_help=True, help="Local accounts and roles.")
 
 
 @users_app.command("add")
-def add(username: str,
-        role: str = typer.Option(..., help="reviewer, analyst, lead or admin."),
-        password_stdin: bool = typer.Option(False, help="Read the password from stdin.")) -> None:
+def add(
+    username: str,
+    role: str = typer.Option(..., help="reviewer, analyst, lead or admin."),
+    password_stdin: bool = typer.Option(False, help="Read the password from stdin."),
+) -> None:
     """Add an account; there is no default password."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")

@@ -1,11 +1,11 @@
 """The workspace folder layout, in one place.
 
-    studio.duckdb          the database (one process holds it)
-    jobs/<id>/             one folder per job: spec.json status.json log.txt events.jsonl ...
-    queue/pending|running  queue markers, moved between folders with atomic renames
-    runs/<id>/             training artefacts
-    models/                local base models (the tiny demo model is built here)
-    exports/               exported datasets
+studio.duckdb          the database (one process holds it)
+jobs/<id>/             one folder per job: spec.json status.json log.txt events.jsonl ...
+queue/pending|running  queue markers, moved between folders with atomic renames
+runs/<id>/             training artefacts
+models/                local base models (the tiny demo model is built here)
+exports/               exported datasets
 """
 
 from __future__ import annotations
@@ -64,8 +64,14 @@ class Workspace:
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"workspace {root} exists but is not a folder")
         try:
-            for path in (self.jobs, self.pending, self.running, self.runs, self.models,
-                         self.exports):
+            for path in (
+                self.jobs,
+                self.pending,
+                self.running,
+                self.runs,
+                self.models,
+                self.exports,
+            ):
                 path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkspaceError(

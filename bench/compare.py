@@ -102,8 +102,9 @@ def raw_rows(store: Store, ids: list[str]) -> pd.DataFrame:
 def _raw_figure(frames: dict[str, pd.DataFrame]) -> str:
     """Every raw point of METRIC of each run (a frame of step, value), one trace a run."""
     fig = go.Figure()
-    fig.update_layout(template="studio", title=f"{METRIC} by step", xaxis_title="step",
-                      yaxis_title=METRIC)
+    fig.update_layout(
+        template="studio", title=f"{METRIC} by step", xaxis_title="step", yaxis_title=METRIC
+    )
     for run_id, d in frames.items():
         fig.add_trace(go.Scatter(x=d["step"], y=d["value"], mode="lines", name=run_id))
     return to_browser(fig)
@@ -113,8 +114,9 @@ def pandas_curves(store: Store, ids: list[str]) -> str:
     """The naive page: the runs' raw rows from the metrics table into pandas, every point
     plotted (one trace a run)."""
     df = raw_rows(store, ids)
-    return _raw_figure({r: df[(df["job_id"] == r) & (df["name"] == METRIC)].sort_values("step")
-                        for r in ids})
+    return _raw_figure(
+        {r: df[(df["job_id"] == r) & (df["name"] == METRIC)].sort_values("step") for r in ids}
+    )
 
 
 def jsonl_curves(ws: Workspace, ids: list[str]) -> str:
@@ -129,10 +131,12 @@ def jsonl_curves(ws: Workspace, ids: list[str]) -> str:
 
 def _arrays(payload: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """(x, y) of each trace of a figure's JSON, typed arrays decoded."""
+
     def dec(v):
         if isinstance(v, dict):
             return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
         return np.asarray(v, dtype=float)
+
     return [(dec(t["x"]), dec(t["y"])) for t in json.loads(payload)["data"]]
 
 
@@ -142,8 +146,9 @@ def same_points(a: str, b: str) -> None:
     ta, tb = _arrays(a), _arrays(b)
     assert len(ta) == len(tb), "the baselines drew a different number of runs"
     for (xa, ya), (xb, yb) in zip(ta, tb, strict=True):
-        assert np.array_equal(xa, xb) and np.allclose(ya, yb, rtol=1e-12, atol=0), \
+        assert np.array_equal(xa, xb) and np.allclose(ya, yb, rtol=1e-12, atol=0), (
             "the baselines drew different points"
+        )
 
 
 def write_metrics_jsonl(store: Store, ws: Workspace, ids: list[str]) -> int:
@@ -155,8 +160,11 @@ def write_metrics_jsonl(store: Store, ws: Workspace, ids: list[str]) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         cur = store.cursor()
         try:
-            cur.execute(f"COPY (SELECT step, name, value, t FROM metrics WHERE job_id = ?"
-                        f" ORDER BY step, name) TO '{path}' (FORMAT json)", [run_id])
+            cur.execute(
+                f"COPY (SELECT step, name, value, t FROM metrics WHERE job_id = ?"
+                f" ORDER BY step, name) TO '{path}' (FORMAT json)",
+                [run_id],
+            )
         finally:
             cur.close()
         total += path.stat().st_size
@@ -203,8 +211,10 @@ def main() -> None:
         t0 = time.perf_counter()
         ids = seed_bulk(store, args.runs, args.steps)
         rows = store.scalar("SELECT count(*) FROM metrics")
-        print(f"workspace: {args.runs} runs x {args.steps} steps x 3 metrics = {rows:,} rows, "
-              f"generated in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"workspace: {args.runs} runs x {args.steps} steps x 3 metrics = {rows:,} rows, "
+            f"generated in {time.perf_counter() - t0:.1f} s"
+        )
         picked = ids[:: max(1, len(ids) // args.selected)][: args.selected]
         ws = Workspace(Path(tmp) / "workspace")
         jsonl_bytes = write_metrics_jsonl(store, ws, picked)
@@ -214,38 +224,59 @@ def main() -> None:
         assert list(lb["run_id"]) == list(plb["run_id"]), "leaderboards disagree"
         assert (lb["best_eval_loss"] - plb["best_eval_loss"]).abs().max() < 1e-12
         print(f"leaderboard, run_summary query:   {fast_lb * 1e3:8.1f} ms")
-        print(f"leaderboard, pandas over all rows: {slow_lb * 1e3:8.1f} ms"
-              f"  ({slow_lb / fast_lb:,.0f}x)")
+        print(
+            f"leaderboard, pandas over all rows: {slow_lb * 1e3:8.1f} ms"
+            f"  ({slow_lb / fast_lb:,.0f}x)"
+        )
 
         parts: dict = {}
         studio_curves(store, picked)  # warm each path once (validators, caches, files)
         pandas_curves(store, picked)
         jsonl_curves(ws, picked)
         (fast, payload), (slow, raw_payload), (slow_jsonl, jsonl_payload) = interleaved(
-            [lambda: studio_curves(store, picked, parts), lambda: pandas_curves(store, picked),
-             lambda: jsonl_curves(ws, picked)], args.repeat)
+            [
+                lambda: studio_curves(store, picked, parts),
+                lambda: pandas_curves(store, picked),
+                lambda: jsonl_curves(ws, picked),
+            ],
+            args.repeat,
+        )
         same_points(raw_payload, jsonl_payload)
         slow_px, _ = timed(lambda: pandas_px_curves(store, picked), args.repeat)
-        print(f"curves of {len(picked)} runs, DuckDB buckets + figure: {fast * 1e3:8.1f} ms"
-              f"  ({len(payload) / 2**10:,.0f} KiB to the browser; last call: query"
-              f" {parts['query'] * 1e3:.0f} ms, figure {parts['figure'] * 1e3:.0f} ms,"
-              f" JSON {parts['json'] * 1e3:.0f} ms)")
-        print(f"curves of {len(picked)} runs, baseline JSONL: pandas.read_json of the runs'"
-              f" metrics.jsonl ({jsonl_bytes / 2**20:.0f} MiB) + go.Scatter of every point:"
-              f" {slow_jsonl * 1e3:8.1f} ms  ({len(jsonl_payload) / 2**10:,.0f} KiB to the"
-              f" browser)")
-        print(f"curves of {len(picked)} runs, baseline table: metrics table rows -> pandas"
-              f" + go.Scatter of every point: {slow * 1e3:8.1f} ms"
-              f"  ({len(raw_payload) / 2**10:,.0f} KiB to the browser)")
-        print(f"curves of {len(picked)} runs, metrics table rows -> pandas + px.line:"
-              f" {slow_px * 1e3:8.1f} ms  ({slow_px / fast:.1f}x)")
-        print(f"peak memory: {rss_gib():.2f} GiB; machine: {os.cpu_count()} cores, load average"
-              f" {os.getloadavg()[0]:.1f} (others' work slows both sides)")
+        print(
+            f"curves of {len(picked)} runs, DuckDB buckets + figure: {fast * 1e3:8.1f} ms"
+            f"  ({len(payload) / 2**10:,.0f} KiB to the browser; last call: query"
+            f" {parts['query'] * 1e3:.0f} ms, figure {parts['figure'] * 1e3:.0f} ms,"
+            f" JSON {parts['json'] * 1e3:.0f} ms)"
+        )
+        print(
+            f"curves of {len(picked)} runs, baseline JSONL: pandas.read_json of the runs'"
+            f" metrics.jsonl ({jsonl_bytes / 2**20:.0f} MiB) + go.Scatter of every point:"
+            f" {slow_jsonl * 1e3:8.1f} ms  ({len(jsonl_payload) / 2**10:,.0f} KiB to the"
+            f" browser)"
+        )
+        print(
+            f"curves of {len(picked)} runs, baseline table: metrics table rows -> pandas"
+            f" + go.Scatter of every point: {slow * 1e3:8.1f} ms"
+            f"  ({len(raw_payload) / 2**10:,.0f} KiB to the browser)"
+        )
+        print(
+            f"curves of {len(picked)} runs, metrics table rows -> pandas + px.line:"
+            f" {slow_px * 1e3:8.1f} ms  ({slow_px / fast:.1f}x)"
+        )
+        print(
+            f"peak memory: {rss_gib():.2f} GiB; machine: {os.cpu_count()} cores, load average"
+            f" {os.getloadavg()[0]:.1f} (others' work slows both sides)"
+        )
         store.close()
-    print(f"ratio against baseline table (metrics table rows -> pandas + go.Scatter) / studio"
-          f" curves: {slow / fast:.1f}x")
-    print(f"ratio against baseline JSONL (the issue's: pandas loads the runs' raw metrics.jsonl"
-          f" + go.Scatter) / studio curves: {slow_jsonl / fast:.1f}x")
+    print(
+        f"ratio against baseline table (metrics table rows -> pandas + go.Scatter) / studio"
+        f" curves: {slow / fast:.1f}x"
+    )
+    print(
+        f"ratio against baseline JSONL (the issue's: pandas loads the runs' raw metrics.jsonl"
+        f" + go.Scatter) / studio curves: {slow_jsonl / fast:.1f}x"
+    )
 
 
 if __name__ == "__main__":

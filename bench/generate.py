@@ -37,11 +37,13 @@ sys.stdin.read()
 
 async def run(base_url: str, n: int, concurrency: int) -> tuple[float, int]:
     """Send n requests with `concurrency` in flight; return (seconds, valid examples)."""
-    recipe = Recipe(topics=["billing", "gantt chart", "permissions", "exports"],
-                    per_topic=(n + 3) // 4)
+    recipe = Recipe(
+        topics=["billing", "gantt chart", "permissions", "exports"], per_topic=(n + 3) // 4
+    )
     items = plan(recipe)[:n]
-    provider = OpenAIProvider(base_url=base_url, api_key="bench", model="bench",
-                              concurrency=concurrency)
+    provider = OpenAIProvider(
+        base_url=base_url, api_key="bench", model="bench", concurrency=concurrency
+    )
     schema = output_schema("messages")
     queue = list(items)
     ok = 0
@@ -50,14 +52,19 @@ async def run(base_url: str, n: int, concurrency: int) -> tuple[float, int]:
         nonlocal ok
         while queue:
             item = queue.pop()
-            [res] = await provider.complete([build_prompt(recipe, item)], schema=schema,
-                                            temperature=0.8, max_tokens=256)
+            [res] = await provider.complete(
+                [build_prompt(recipe, item)], schema=schema, temperature=0.8, max_tokens=256
+            )
             if res.text and parse_output(res.text, "messages"):
                 ok += 1
 
     # warm up: open the `concurrency` keep-alive connections before timing the steady state
-    await provider.complete([build_prompt(recipe, it) for it in items[:concurrency]],
-                            schema=schema, temperature=0.8, max_tokens=256)
+    await provider.complete(
+        [build_prompt(recipe, it) for it in items[:concurrency]],
+        schema=schema,
+        temperature=0.8,
+        max_tokens=256,
+    )
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     seconds = time.perf_counter() - t0
@@ -71,9 +78,12 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.05)
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args()
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(root=str(ROOT),
-                                                                   delay=args.delay)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER.format(root=str(ROOT), delay=args.delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base_url = server.stdout.readline().strip()
         results = {}
@@ -81,8 +91,10 @@ def main() -> None:
             seconds, ok = asyncio.run(run(base_url, args.requests, c))
             assert ok == args.requests, f"only {ok} of {args.requests} valid at concurrency {c}"
             results[c] = args.requests / seconds
-            print(f"concurrency {c:3}: {args.requests} requests in {seconds:.2f} s = "
-                  f"{results[c]:.1f} req/s")
+            print(
+                f"concurrency {c:3}: {args.requests} requests in {seconds:.2f} s = "
+                f"{results[c]:.1f} req/s"
+            )
     finally:
         server.stdin.close()
         server.wait(timeout=10)
@@ -90,8 +102,10 @@ def main() -> None:
     hi = results[args.concurrency]
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} cores, load average {load:.1f} (others' work slows both)")
-    print(f"ideal at concurrency {args.concurrency}: {ideal:.0f} req/s; reached "
-          f"{hi / ideal:.0%} of it")
+    print(
+        f"ideal at concurrency {args.concurrency}: {ideal:.0f} req/s; reached "
+        f"{hi / ideal:.0%} of it"
+    )
     print(f"ratio concurrency {args.concurrency} / 1: {hi / results[1]:.1f}x")
 
 

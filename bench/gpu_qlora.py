@@ -21,8 +21,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0,
-               "4090": 165.0, "L4": 121.0, "T4": 65.0}
+PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+    "4090": 165.0,
+    "L4": 121.0,
+    "T4": 65.0,
+}
 
 
 def main() -> int:
@@ -36,8 +44,10 @@ def main() -> int:
     import torch
 
     if not torch.cuda.is_available():
-        print("no CUDA device: this bench needs a GPU (QLoRA runs on bitsandbytes 4-bit). "
-              "Nothing measured.")
+        print(
+            "no CUDA device: this bench needs a GPU (QLoRA runs on bitsandbytes 4-bit). "
+            "Nothing measured."
+        )
         return 0
     from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
 
@@ -48,11 +58,20 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="ftstudio-qlora-"))
     tok = build_tokenizer(8192)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=2048, intermediate_size=5632,
-                      num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
-                      head_dim=64, max_position_embeddings=4096, tie_word_embeddings=False,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        head_dim=64,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     n_params = sum(p.numel() for p in model.parameters())
@@ -63,12 +82,31 @@ def main() -> int:
     with open(tmp / "data.jsonl", "w") as fh:
         for i in range(args.batch_size * args.steps):
             text = " ".join(words[(i + j) % len(words)] for j in range(args.seq // 2))
-            fh.write(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
-                                              {"role": "assistant", "content": text}]}) + "\n")
-    config = make_config({"base_model": str(tmp / "model"), **file_fields(tmp / "data.jsonl"),
-                          "quant": "4bit", "max_steps": args.steps, "batch_size": args.batch_size,
-                          "max_length": args.seq, "eval_split": 0.0, "learning_rate": 1e-4,
-                          "save_steps": 10_000, "packing": True})
+            fh.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"q{i}"},
+                            {"role": "assistant", "content": text},
+                        ]
+                    }
+                )
+                + "\n"
+            )
+    config = make_config(
+        {
+            "base_model": str(tmp / "model"),
+            **file_fields(tmp / "data.jsonl"),
+            "quant": "4bit",
+            "max_steps": args.steps,
+            "batch_size": args.batch_size,
+            "max_length": args.seq,
+            "eval_split": 0.0,
+            "learning_rate": 1e-4,
+            "save_steps": 10_000,
+            "packing": True,
+        }
+    )
     rt = decide("4bit", "cuda")
     points: list[tuple[float, float]] = []
 
@@ -79,9 +117,17 @@ def main() -> int:
                 points.append((time.perf_counter(), logs["num_tokens"]))
 
     tokenizer, model = load_model(config, rt)
-    trainer = build_trainer(config, rt, model, tokenizer, [json.loads(x) for x in
-                            (tmp / "data.jsonl").read_text().splitlines()], [], tmp / "out",
-                            [Clock()], save_strategy="no")
+    trainer = build_trainer(
+        config,
+        rt,
+        model,
+        tokenizer,
+        [json.loads(x) for x in (tmp / "data.jsonl").read_text().splitlines()],
+        [],
+        tmp / "out",
+        [Clock()],
+        save_strategy="no",
+    )
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
     skip = min(5, len(points) - 2)  # leave out warm-up steps
@@ -93,8 +139,10 @@ def main() -> int:
     print(f"model: {n_params / 1e9:.2f}B parameters (Llama architecture, random weights)")
     print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     if peak:
-        print(f"MFU estimate (6*N*tokens/s over {peak:.0f} TFLOP/s): "
-              f"{6 * n_params * tps / (peak * 1e12):.1%}")
+        print(
+            f"MFU estimate (6*N*tokens/s over {peak:.0f} TFLOP/s): "
+            f"{6 * n_params * tps / (peak * 1e12):.1%}"
+        )
     print(f"tokens/s: {tps:.0f}")
     return 0
 

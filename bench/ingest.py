@@ -27,8 +27,17 @@ def write_metrics(path: Path, rows: int) -> None:
     with open(path, "w") as fh:
         for i in range(rows):
             step = i // len(names)
-            fh.write(json.dumps({"step": step, "name": names[i % len(names)],
-                                 "value": rng.random(), "t": 1.7e9 + step * 0.1}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "step": step,
+                        "name": names[i % len(names)],
+                        "value": rng.random(),
+                        "t": 1.7e9 + step * 0.1,
+                    }
+                )
+                + "\n"
+            )
 
 
 def per_row_loop(store: Store, job_id: str, path: Path) -> int:
@@ -38,8 +47,10 @@ def per_row_loop(store: Store, job_id: str, path: Path) -> int:
     with open(path) as fh:
         for line in fh:
             r = json.loads(line)
-            cur.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
-                        [job_id, r["step"], r["name"], r["value"], r["t"]])
+            cur.execute(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                [job_id, r["step"], r["name"], r["value"], r["t"]],
+            )
             n += 1
     cur.execute("COMMIT")
     return n
@@ -71,7 +82,9 @@ def main() -> None:
         print(f"per-row insert:    {slow:7.2f} s  ({args.rows / slow:,.0f} rows/s)")
         same = store.scalar(
             "SELECT count(*) FROM (SELECT step, name, value FROM metrics WHERE job_id = ? "
-            "EXCEPT SELECT step, name, value FROM metrics WHERE job_id = 'loop')", [job_id])
+            "EXCEPT SELECT step, name, value FROM metrics WHERE job_id = 'loop')",
+            [job_id],
+        )
         assert same == 0, "both paths must store the same rows"
         store.close()
     print(f"ratio (per-row / store): {slow / fast:.1f}x")

@@ -15,8 +15,10 @@ from pathlib import Path
 from backend.review.scoring import load_model, score_examples
 from backend.train.demo_model import build_tiny_model
 
-WORDS = ("invite members settings board gantt sprint export report billing invoice admin role "
-         "task due date timeline comment guest permission workspace owner").split()
+WORDS = (
+    "invite members settings board gantt sprint export report billing invoice admin role "
+    "task due date timeline comment guest permission workspace owner"
+).split()
 
 
 def make_examples(n: int, seed: int = 0) -> list[dict]:
@@ -25,9 +27,16 @@ def make_examples(n: int, seed: int = 0) -> list[dict]:
     def text(lo: int, hi: int) -> str:
         return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
 
-    return [{"id": f"e{i}", "messages": [{"role": "user", "content": text(5, 60)},
-                                         {"role": "assistant", "content": text(5, 120)}]}
-            for i in range(n)]
+    return [
+        {
+            "id": f"e{i}",
+            "messages": [
+                {"role": "user", "content": text(5, 60)},
+                {"role": "assistant", "content": text(5, 120)},
+            ],
+        }
+        for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -53,8 +62,10 @@ def main() -> None:
     print(f"model: hidden {args.hidden}, {args.layers} layers, vocab {len(tok)}, on {device}")
     print(f"examples: {len(examples)}, response tokens: {sum(r['n_tokens'] for r in single)}")
     print(f"one at a time: {t_single:.2f}s ({len(examples) / t_single:.1f} examples/s)")
-    print(f"batched {args.batch} + bucketing: {t_batched:.2f}s "
-          f"({len(examples) / t_batched:.1f} examples/s)")
+    print(
+        f"batched {args.batch} + bucketing: {t_batched:.2f}s "
+        f"({len(examples) / t_batched:.1f} examples/s)"
+    )
     print(f"largest |nll difference|: {worst:.2e}")
     print(f"speed-up batched/single: {t_single / t_batched:.1f}x (goal >= 4x)")
 

@@ -22,18 +22,31 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ANSWERS = ["Open Settings, then Members, and invite them by email.",
-           "Tasks need a start date and a due date to appear on the timeline.",
-           "Open Reports, pick the sprint, and choose Export to get a CSV file.",
-           "Invoices are sent on the first day of each month to the workspace owner."]
+ANSWERS = [
+    "Open Settings, then Members, and invite them by email.",
+    "Tasks need a start date and a due date to appear on the timeline.",
+    "Open Reports, pick the sprint, and choose Export to get a CSV file.",
+    "Invoices are sent on the first day of each month to the workspace owner.",
+]
 
 
 def write_data(path: Path, n: int = 64) -> Path:
     with open(path, "w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"messages": [
-                {"role": "user", "content": f"Question {i}: how does this part work, please?"},
-                {"role": "assistant", "content": ANSWERS[i % 4] * 2}]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {
+                                "role": "user",
+                                "content": f"Question {i}: how does this part work, please?",
+                            },
+                            {"role": "assistant", "content": ANSWERS[i % 4] * 2},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -60,22 +73,45 @@ def run_bare(fields: dict) -> float:
 
     tok = AutoTokenizer.from_pretrained(fields["base_model"])
     model = AutoModelForCausalLM.from_pretrained(fields["base_model"], dtype=torch.float32)
-    rows = [{"messages": json.loads(line)["messages"]}
-            for line in Path(fields["data_path"]).read_text().splitlines()]
+    rows = [
+        {"messages": json.loads(line)["messages"]}
+        for line in Path(fields["data_path"]).read_text().splitlines()
+    ]
     with tempfile.TemporaryDirectory() as out:
         args = SFTConfig(
-            output_dir=out, learning_rate=fields["learning_rate"], lr_scheduler_type="cosine",
-            warmup_steps=0.03, per_device_train_batch_size=fields["batch_size"],
-            max_steps=fields["max_steps"], seed=fields["seed"], data_seed=fields["seed"],
-            max_length=fields["max_length"], assistant_only_loss=True, use_cpu=True, bf16=False,
-            dataloader_pin_memory=False, activation_checkpointing=False, logging_steps=1,
-            save_strategy="no", report_to="none", disable_tqdm=True)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                             processing_class=tok, callbacks=[Clock()],
-                             peft_config=LoraConfig(r=fields["lora_r"],
-                                                    lora_alpha=fields["lora_alpha"],
-                                                    lora_dropout=0.05, target_modules="all-linear",
-                                                    task_type="CAUSAL_LM"))
+            output_dir=out,
+            learning_rate=fields["learning_rate"],
+            lr_scheduler_type="cosine",
+            warmup_steps=0.03,
+            per_device_train_batch_size=fields["batch_size"],
+            max_steps=fields["max_steps"],
+            seed=fields["seed"],
+            data_seed=fields["seed"],
+            max_length=fields["max_length"],
+            assistant_only_loss=True,
+            use_cpu=True,
+            bf16=False,
+            dataloader_pin_memory=False,
+            activation_checkpointing=False,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tok,
+            callbacks=[Clock()],
+            peft_config=LoraConfig(
+                r=fields["lora_r"],
+                lora_alpha=fields["lora_alpha"],
+                lora_dropout=0.05,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            ),
+        )
         trainer.train()
     return rate(points)
 
@@ -112,17 +148,30 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="ftstudio-bench-"))
     model = build_tiny_model(tmp / "model", hidden_size=128, layers=4)
-    fields = {"base_model": str(model), **file_fields(write_data(tmp / "data.jsonl")),
-              "learning_rate": 1e-4, "batch_size": 8, "max_steps": args.steps, "seed": 7,
-              "max_length": 128, "lora_r": 16, "lora_alpha": 32, "eval_split": 0.0,
-              "n_eval_prompts": 1, "max_new_tokens": 4, "quant": "none",
-              "save_steps": 10_000}
+    fields = {
+        "base_model": str(model),
+        **file_fields(write_data(tmp / "data.jsonl")),
+        "learning_rate": 1e-4,
+        "batch_size": 8,
+        "max_steps": args.steps,
+        "seed": 7,
+        "max_length": 128,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "eval_split": 0.0,
+        "n_eval_prompts": 1,
+        "max_new_tokens": 4,
+        "quant": "none",
+        "save_steps": 10_000,
+    }
     bare, studio = [], []
     for i in range(args.repeats):
         bare.append(run_bare(fields))
         studio.append(run_studio(fields, tmp / f"ws{i}"))
-        print(f"repeat {i + 1}: bare TRL {bare[-1]:.0f} tok/s, studio job {studio[-1]:.0f} tok/s",
-              flush=True)
+        print(
+            f"repeat {i + 1}: bare TRL {bare[-1]:.0f} tok/s, studio job {studio[-1]:.0f} tok/s",
+            flush=True,
+        )
     b, s = max(bare), max(studio)
     print(f"bare TRL tokens/s: {b:.0f}")
     print(f"studio job tokens/s: {s:.0f}")

@@ -8,8 +8,10 @@ from studio import auth, resources
 auth.guard("audit")
 
 st.title("Audit")
-st.caption("Every review, ranking, job launch and cancel, approval, import and export, with "
-           "who did it and when.")
+st.caption(
+    "Every review, ranking, job launch and cancel, approval, import and export, with "
+    "who did it and when."
+)
 
 store = resources.store()
 c1, c2 = st.columns(2)

@@ -14,8 +14,10 @@ from studio.components.jobs import progress_row
 auth.guard("jobs")
 
 st.title("Jobs")
-st.caption("Everything that runs in the background: generation, scoring, training, judging, "
-           "drift checks. Jobs keep running when you close the browser.")
+st.caption(
+    "Everything that runs in the background: generation, scoring, training, judging, "
+    "drift checks. Jobs keep running when you close the browser."
+)
 state.show_flash()
 
 store, ws = resources.store(), resources.workspace()
@@ -32,14 +34,28 @@ def job_list() -> None:
     if ingestor.last_error:
         st.warning(f"Ingestion problem: {ingestor.last_error}")
     if table.empty:
-        st.info("No jobs yet. Jobs appear here when you generate data, score, train or check "
-                "drift; the demo model job starts on first launch.")
+        st.info(
+            "No jobs yet. Jobs appear here when you generate data, score, train or check "
+            "drift; the demo model job starts on first launch."
+        )
         return
     selection = st.dataframe(
-        table, hide_index=True, on_select="rerun", selection_mode="single-row",
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
         key="jobs_table",
-        column_order=["id", "kind", "title", "state", "done", "total", "seconds", "attempt",
-                      "error"],
+        column_order=[
+            "id",
+            "kind",
+            "title",
+            "state",
+            "done",
+            "total",
+            "seconds",
+            "attempt",
+            "error",
+        ],
         column_config={"seconds": st.column_config.NumberColumn("seconds", format="%.1f")},
     )
     rows = selection.selection.rows if selection else []
@@ -69,19 +85,22 @@ def detail(job_id: str) -> None:
     if timing:
         st.caption(" · ".join(timing))
     b1, b2, _ = st.columns([1, 1, 4])
-    if status.state not in TERMINAL and b1.button("Cancel", key=f"cancel-{job_id}",
-                                                  icon=":material/cancel:"):
+    if status.state not in TERMINAL and b1.button(
+        "Cancel", key=f"cancel-{job_id}", icon=":material/cancel:"
+    ):
         try:  # refused here by role; the cancel itself may wait out a grace period
             who = require(auth.actor(), "cancel_job")
         except PermissionDenied as exc:
             st.error(str(exc))
         else:
-            threading.Thread(target=queue.cancel, args=(ws, job_id),
-                             kwargs={"actor": who}, daemon=True).start()
+            threading.Thread(
+                target=queue.cancel, args=(ws, job_id), kwargs={"actor": who}, daemon=True
+            ).start()
             state.flash(f"Cancel requested for {job_id}.")
             st.rerun()
-    if status.state in RESUMABLE and b2.button("Resume", key=f"resume-{job_id}",
-                                               icon=":material/play_arrow:"):
+    if status.state in RESUMABLE and b2.button(
+        "Resume", key=f"resume-{job_id}", icon=":material/play_arrow:"
+    ):
         try:
             queue.resume(ws, job_id, actor=auth.actor())
         except (queue.JobError, PermissionDenied) as exc:

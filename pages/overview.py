@@ -9,8 +9,10 @@ from studio import auth, resources
 from studio.components.jobs import live_active_jobs
 
 st.title("Overview")
-st.caption("Your fine-tuning project at a glance: each stage of the loop, running jobs, "
-           "and what to do next.")
+st.caption(
+    "Your fine-tuning project at a glance: each stage of the loop, running jobs, "
+    "and what to do next."
+)
 
 store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
 counts = ov.job_counts(store)
@@ -19,8 +21,7 @@ cols = st.columns(4)
 cols[0].metric("Running jobs", counts.get("running", 0))
 cols[1].metric("Queued jobs", counts.get("queued", 0))
 cols[2].metric("Finished jobs", counts.get("succeeded", 0))
-cols[3].metric("Failed or interrupted",
-               counts.get("failed", 0) + counts.get("interrupted", 0))
+cols[3].metric("Failed or interrupted", counts.get("failed", 0) + counts.get("interrupted", 0))
 
 st.subheader("Pipeline")
 stages = ov.pipeline(store)
@@ -41,11 +42,13 @@ with left:
     if best.empty:
         st.caption("No evaluated run yet: launch one on the Training page.")
     else:
-        st.dataframe(best[["rank", "run_id", "best_eval_loss", "final_train_loss", "state"]],
-                     hide_index=True)
+        st.dataframe(
+            best[["rank", "run_id", "best_eval_loss", "final_train_loss", "state"]], hide_index=True
+        )
         if auth.can_open("compare"):
-            st.page_link("../pages/compare.py", label="Compare runs",
-                         icon=":material/compare_arrows:")
+            st.page_link(
+                "../pages/compare.py", label="Compare runs", icon=":material/compare_arrows:"
+            )
 with right:
     st.subheader("Open alerts")
     open_alerts = monitoring.alerts(store, state="open")
@@ -60,8 +63,7 @@ if not cfg.openai_base_url and not cfg.local_model_dir:
         if demo_model_path(ws).exists():
             st.text(NOISE_NOTE)
         else:
-            st.text("The tiny demo model is being built by a job (see Active jobs). "
-                    + NOISE_NOTE)
+            st.text("The tiny demo model is being built by a job (see Active jobs). " + NOISE_NOTE)
         st.markdown(
             "To use real text, set `OPENAI_BASE_URL`, `OPENAI_API_KEY` and "
             "`FTSTUDIO_LLM_MODEL` (any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, "

@@ -32,8 +32,10 @@ auth.guard("preferences")
 
 state.init()
 st.title("Preferences")
-st.caption("Rank answers side by side, blind; add an AI judge; see who agrees and which model "
-           "wins; turn the decided pairs into DPO training data.")
+st.caption(
+    "Rank answers side by side, blind; add an AI judge; see who agrees and which model "
+    "wins; turn the decided pairs into DPO training data."
+)
 state.show_flash()
 store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
 
@@ -47,34 +49,52 @@ cols[2].metric("Judge verdicts", sum(r["source"] == "judge" for r in all_rows))
 cols[3].metric("Preference pairs", sum(p["n_pairs"] for p in pref_sets))
 
 t_rank, t_judge, t_agree, t_board, t_export = st.tabs(
-    ["Rank", "Judge", "Agreement", "Leaderboard", "Export and DPO"])
+    ["Rank", "Judge", "Agreement", "Leaderboard", "Export and DPO"]
+)
 
 
 def new_set_form() -> None:
     """Make a comparison set from the generations of two or more sources."""
     sources = S.generation_sources(store)
     if len(sources) < 2:
-        st.info("Comparisons need outputs from two or more sources: train runs (each answers "
-                "its eval prompts), or answer the same prompts with the base model "
-                "with `ftstudio prefs answer --model DIR --prompts-from RUN`).")
+        st.info(
+            "Comparisons need outputs from two or more sources: train runs (each answers "
+            "its eval prompts), or answer the same prompts with the base model "
+            "with `ftstudio prefs answer --model DIR --prompts-from RUN`)."
+        )
         if not sources:
             return
     options = [s["source"] for s in sources]
     with st.form("new_set"):
         name = st.text_input("Name", f"compare-{len(sets) + 1}")
-        chosen = st.multiselect("Sources (runs, base:, endpoint:)", options,
-                                default=options[:2])
-        mode = st.radio("Mode", ["pairwise", "ranking"], horizontal=True,
-                        help="pairwise: A / B / tie / both bad; ranking: order N answers.")
+        chosen = st.multiselect("Sources (runs, base:, endpoint:)", options, default=options[:2])
+        mode = st.radio(
+            "Mode",
+            ["pairwise", "ranking"],
+            horizontal=True,
+            help="pairwise: A / B / tie / both bad; ranking: order N answers.",
+        )
         analysts = st.text_input("Analysts (comma-separated)", "me")
-        overlap = st.slider("Overlap", 0.0, 1.0, 0.2, 0.05,
-                            help="Share of items given to two analysts, for agreement.")
+        overlap = st.slider(
+            "Overlap",
+            0.0,
+            1.0,
+            0.2,
+            0.05,
+            help="Share of items given to two analysts, for agreement.",
+        )
         if st.form_submit_button("Create comparison set", type="primary"):
             try:
                 items = build_items(S.generation_outputs(store, chosen), mode=mode)
-                cs = S.create_comparison_set(store, name, items, mode=mode,
-                                             analysts=analysts.split(","), overlap=overlap,
-                                             actor=auth.actor())
+                cs = S.create_comparison_set(
+                    store,
+                    name,
+                    items,
+                    mode=mode,
+                    analysts=analysts.split(","),
+                    overlap=overlap,
+                    actor=auth.actor(),
+                )
                 st.session_state[state.PREFS_SET] = cs["name"]
                 state.flash(f"Comparison set {cs['name']}: {cs['n_items']} items")
                 st.rerun()
@@ -124,8 +144,14 @@ def rank_item(item: dict, analyst: str) -> None:
         order = st.multiselect("Best to worst (pick in order)", labels)
         if st.form_submit_button("Submit ranking", type="primary"):
             try:
-                S.record_judgement(store, item["id"], analyst, "ranking",
-                                   ranking=[labels.index(x) for x in order], actor=auth.actor())
+                S.record_judgement(
+                    store,
+                    item["id"],
+                    analyst,
+                    "ranking",
+                    ranking=[labels.index(x) for x in order],
+                    actor=auth.actor(),
+                )
                 st.rerun()
             except ValueError as exc:
                 st.error(str(exc))
@@ -140,8 +166,9 @@ with t_rank:
     if sets:
         names = [s["name"] for s in sets]
         current = st.session_state.get(state.PREFS_SET)
-        set_name = st.selectbox("Comparison set", names,
-                                index=names.index(current) if current in names else 0)
+        set_name = st.selectbox(
+            "Comparison set", names, index=names.index(current) if current in names else 0
+        )
         st.session_state[state.PREFS_SET] = set_name
         cs = next(s for s in sets if s["name"] == set_name)
         analyst = auth.identity_input("Your name", key=state.PREFS_ANALYST)
@@ -155,18 +182,26 @@ with t_rank:
         if not analyst:
             st.info("Type your name to start ranking.")
         elif mine is None:
-            st.warning(f"{analyst!r} has no items in this set; assigned analysts are "
-                       f"{', '.join(cs['analysts'])}.")
+            st.warning(
+                f"{analyst!r} has no items in this set; assigned analysts are "
+                f"{', '.join(cs['analysts'])}."
+            )
         else:
-            st.progress(mine["judged"] / mine["assigned"] if mine["assigned"] else 1.0,
-                        text=f"{mine['judged']}/{mine['assigned']} judged by {analyst}")
+            st.progress(
+                mine["judged"] / mine["assigned"] if mine["assigned"] else 1.0,
+                text=f"{mine['judged']}/{mine['assigned']} judged by {analyst}",
+            )
             item = S.next_item(store, cs["id"], analyst)
             if item is None:
-                st.success("All your items are ranked. See Agreement and Leaderboard, or build "
-                           "a preference set on Export and DPO.")
+                st.success(
+                    "All your items are ranked. See Agreement and Leaderboard, or build "
+                    "a preference set on Export and DPO."
+                )
             else:
-                st.caption("Keys: A, B, T (tie), X (both bad), S (skip). Sources are hidden "
-                           "and positions shuffled.")
+                st.caption(
+                    "Keys: A, B, T (tie), X (both bad), S (skip). Sources are hidden "
+                    "and positions shuffled."
+                )
                 rank_item(item, analyst)
 
 with t_judge:
@@ -176,32 +211,57 @@ with t_judge:
     else:
         with st.form("judge"):
             jset = st.selectbox("Comparison set", pairwise)
-            provider = st.radio("Judge", ["openai", "local"], horizontal=True,
-                                help="An OpenAI-compatible endpoint, or a local model folder.")
-            model = st.text_input("Model", cfg.llm_model or "",
-                                  help="Endpoint model name, or a local model folder.")
+            provider = st.radio(
+                "Judge",
+                ["openai", "local"],
+                horizontal=True,
+                help="An OpenAI-compatible endpoint, or a local model folder.",
+            )
+            model = st.text_input(
+                "Model", cfg.llm_model or "", help="Endpoint model name, or a local model folder."
+            )
             base_url = st.text_input("Base URL", cfg.openai_base_url or "")
             limit = st.number_input("Most pairs (0 = all)", 0, 100000, 0)
             if st.form_submit_button("Start judge job", type="primary"):
                 try:  # a local judge is a typed model folder: keep it inside allowed roots
                     if provider == "local":
                         model = str(confine_any(model, allowed_roots(cfg, ws, models=True)))
-                    job_id = submit_judge(store, ws, jset, model=model, provider=provider,
-                                          base_url=base_url or None, limit=limit or None,
-                                          actor=auth.actor())
+                    job_id = submit_judge(
+                        store,
+                        ws,
+                        jset,
+                        model=model,
+                        provider=provider,
+                        base_url=base_url or None,
+                        limit=limit or None,
+                        actor=auth.actor(),
+                    )
                     resources.ingestor()
-                    state.flash(f"Judge job {job_id} queued: each pair is asked twice, "
-                                "positions swapped")
+                    state.flash(
+                        f"Judge job {job_id} queued: each pair is asked twice, positions swapped"
+                    )
                     st.rerun()
                 except (ValueError, SpecError, PermissionDenied) as exc:
                     st.error(str(exc))
         live_active_jobs("No judge job is running.")
     verdicts = [r for r in all_rows if r["source"] == "judge"]
     if verdicts:
-        st.dataframe(pd.DataFrame([{"item": r["item_id"], "judge": r["annotator"],
-                                    "verdict": r["verdict"], "winner": r["winner"],
-                                    "rationale": r["rationale"], "when": r["created"]}
-                                   for r in verdicts]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "item": r["item_id"],
+                        "judge": r["annotator"],
+                        "verdict": r["verdict"],
+                        "winner": r["winner"],
+                        "rationale": r["rationale"],
+                        "when": r["created"],
+                    }
+                    for r in verdicts
+                ]
+            ),
+            hide_index=True,
+        )
 
 
 def agreement_table(rows: list[dict]) -> pd.DataFrame:
@@ -212,31 +272,62 @@ def agreement_table(rows: list[dict]) -> pd.DataFrame:
         a = agr.annotator_agreement(human, ties=ties)
         j = agr.judge_human_agreement(human, judge, ties=ties)
         label = "with ties" if ties else "without ties"
-        out.append({"between": "analysts", "ties": label, "items": a["items"],
-                    "agreement": a["agreement"], "kappa / alpha": a["krippendorff_alpha"],
-                    "statistic": "Krippendorff's alpha"})
+        out.append(
+            {
+                "between": "analysts",
+                "ties": label,
+                "items": a["items"],
+                "agreement": a["agreement"],
+                "kappa / alpha": a["krippendorff_alpha"],
+                "statistic": "Krippendorff's alpha",
+            }
+        )
         for p in a["pairs"]:
-            out.append({"between": " & ".join(p["analysts"]), "ties": label,
-                        "items": p["items"], "agreement": p["agreement"],
-                        "kappa / alpha": p["cohen_kappa"], "statistic": "Cohen's kappa"})
-        out.append({"between": "judge vs analysts", "ties": label, "items": j["items"],
-                    "agreement": j["agreement"], "kappa / alpha": j["cohen_kappa"],
-                    "statistic": f"Cohen's kappa ({j['inconsistent']} inconsistent left out)"})
+            out.append(
+                {
+                    "between": " & ".join(p["analysts"]),
+                    "ties": label,
+                    "items": p["items"],
+                    "agreement": p["agreement"],
+                    "kappa / alpha": p["cohen_kappa"],
+                    "statistic": "Cohen's kappa",
+                }
+            )
+        out.append(
+            {
+                "between": "judge vs analysts",
+                "ties": label,
+                "items": j["items"],
+                "agreement": j["agreement"],
+                "kappa / alpha": j["cohen_kappa"],
+                "statistic": f"Cohen's kappa ({j['inconsistent']} inconsistent left out)",
+            }
+        )
     return pd.DataFrame(out)
 
 
 with t_agree:
     if not all_rows:
-        st.info("No judgements yet: rank pairs on the Rank tab (give some items to two "
-                "analysts with overlap) or start a judge job.")
+        st.info(
+            "No judgements yet: rank pairs on the Rank tab (give some items to two "
+            "analysts with overlap) or start a judge job."
+        )
     else:
         scope = st.selectbox("Scope", ["all sets", *[s["name"] for s in sets]], key="agree_set")
-        rows = all_rows if scope == "all sets" else \
-            [r for r in all_rows if r["set_id"] == next(s["id"] for s in sets
-                                                        if s["name"] == scope)]
+        rows = (
+            all_rows
+            if scope == "all sets"
+            else [
+                r
+                for r in all_rows
+                if r["set_id"] == next(s["id"] for s in sets if s["name"] == scope)
+            ]
+        )
         st.dataframe(agreement_table(rows), hide_index=True)
-        st.caption("Without ties: only items every rater decided A or B. Kappa near 0 means "
-                   "chance agreement; above 0.6 is usually taken as substantial.")
+        st.caption(
+            "Without ties: only items every rater decided A or B. Kappa near 0 means "
+            "chance agreement; above 0.6 is usually taken as substantial."
+        )
 
 with t_board:
     who = st.radio("Judgements", ["all", "human", "judge"], horizontal=True)
@@ -246,17 +337,31 @@ with t_board:
         st.info("No decided comparisons yet: rank on the Rank tab or run a judge.")
     else:
         table = pd.DataFrame(board["ratings"])
-        fig = figure("Bradley-Terry rating (95% bootstrap interval)", "source",
-                     "rating (Elo scale)")
-        fig.add_bar(x=table["source"], y=table["rating"], error_y={
-            "type": "data", "symmetric": False, "array": table["ci_high"] - table["rating"],
-            "arrayminus": table["rating"] - table["ci_low"]})
+        fig = figure(
+            "Bradley-Terry rating (95% bootstrap interval)", "source", "rating (Elo scale)"
+        )
+        fig.add_bar(
+            x=table["source"],
+            y=table["rating"],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": table["ci_high"] - table["rating"],
+                "arrayminus": table["rating"] - table["ci_low"],
+            },
+        )
         st.plotly_chart(fig, use_container_width=True)
         st.dataframe(table, hide_index=True)
         matrix = pd.DataFrame(board["win_rate"]).T
         heat = figure("Win rate of row against column (ties count half)", "opponent", "source")
-        heat.add_heatmap(z=matrix.values, x=list(matrix.columns), y=list(matrix.index),
-                         zmin=0, zmax=1, colorscale="RdBu")
+        heat.add_heatmap(
+            z=matrix.values,
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            zmin=0,
+            zmax=1,
+            colorscale="RdBu",
+        )
         st.plotly_chart(heat, use_container_width=True)
 
 with t_export:
@@ -268,11 +373,17 @@ with t_export:
             human_only = st.checkbox("Analysts only (leave judge verdicts out)")
             if st.form_submit_button("Build new version", type="primary"):
                 try:
-                    v = build_preference_set(store, pname, src, sources=("human",)
-                                             if human_only else ("human", "judge"),
-                                             actor=auth.actor())
-                    state.flash(f"{pname} v{v['number']}: {v['n_pairs']} pairs; dropped "
-                                f"{v['dropped'] or 'none'}")
+                    v = build_preference_set(
+                        store,
+                        pname,
+                        src,
+                        sources=("human",) if human_only else ("human", "judge"),
+                        actor=auth.actor(),
+                    )
+                    state.flash(
+                        f"{pname} v{v['number']}: {v['n_pairs']} pairs; dropped "
+                        f"{v['dropped'] or 'none'}"
+                    )
                     st.rerun()
                 except ValueError as exc:
                     st.error(str(exc))
@@ -286,38 +397,55 @@ with t_export:
                 try:
                     check_upload(up.name, up.getvalue(), {"jsonl"})
                     path.write_bytes(up.getvalue())
-                    v = import_preference_file(store, iname, path, fmt, label=up.name,
-                                               actor=auth.actor())
-                    state.flash(f"{iname} v{v['number']}: {v['n_pairs']} pairs; dropped "
-                                f"{v['dropped'] or 'none'}")
+                    v = import_preference_file(
+                        store, iname, path, fmt, label=up.name, actor=auth.actor()
+                    )
+                    state.flash(
+                        f"{iname} v{v['number']}: {v['n_pairs']} pairs; dropped "
+                        f"{v['dropped'] or 'none'}"
+                    )
                     st.rerun()
                 except (ValueError, PermissionDenied) as exc:
                     st.error(str(exc))
     if not pref_sets:
-        st.info("No preference sets yet: build one from ranked comparisons above, or import "
-                "HH-RLHF, DPO JSONL or ratings.")
+        st.info(
+            "No preference sets yet: build one from ranked comparisons above, or import "
+            "HH-RLHF, DPO JSONL or ratings."
+        )
     else:
         st.dataframe(pd.DataFrame(pref_sets), hide_index=True)
         pick = st.selectbox("Preference set", [p["name"] for p in pref_sets], key="export_set")
         conversational = st.toggle("Conversational (chat turns)", True)
         who = auth.actor()
         if who.can("import_export"):
-            v, body = export_preference_jsonl(store, pick, conversational=conversational,
-                                              actor=who)
-            st.download_button(f"Download {pick} v{v['number']} (TRL DPO JSONL)", body,
-                               file_name=f"{pick}-v{v['number']}.jsonl", on_click=audit,
-                               args=(store, who, "prefs.export", pick,
-                                     {"version": v["number"], "pairs": v["n_pairs"]}))
+            v, body = export_preference_jsonl(store, pick, conversational=conversational, actor=who)
+            st.download_button(
+                f"Download {pick} v{v['number']} (TRL DPO JSONL)",
+                body,
+                file_name=f"{pick}-v{v['number']}.jsonl",
+                on_click=audit,
+                args=(
+                    store,
+                    who,
+                    "prefs.export",
+                    pick,
+                    {"version": v["number"], "pairs": v["n_pairs"]},
+                ),
+            )
         else:
             st.caption(f"Downloads are for leads and admins ({who.role}s may not export).")
         st.subheader("DPO run")
-        st.caption("LoRA on the base model; the reference is the same base with the adapter "
-                   "off. On CPU this runs plain LoRA and is slow beyond a few steps.")
+        st.caption(
+            "LoRA on the base model; the reference is the same base with the adapter "
+            "off. On CPU this runs plain LoRA and is slow beyond a few steps."
+        )
         with st.form("dpo"):
             model_roots = allowed_roots(cfg, ws, models=True)
-            base = st.text_input("Base model folder", relative_to_roots(
-                cfg.local_model_dir or ws.models / "tiny-llama", model_roots),
-                help="Relative to the workspace or to the configured local model's folder.")
+            base = st.text_input(
+                "Base model folder",
+                relative_to_roots(cfg.local_model_dir or ws.models / "tiny-llama", model_roots),
+                help="Relative to the workspace or to the configured local model's folder.",
+            )
             steps = st.number_input("Max steps", 1, 100000, 20)
             lr = st.number_input("Learning rate", 1e-7, 1.0, 5e-5, format="%.1e")
             beta = st.number_input("Beta", 0.01, 10.0, 0.1)
@@ -325,14 +453,19 @@ with t_export:
                 from backend.train.launch import make_config, submit_run
 
                 try:
-                    fields = {"base_model": str(confine_any(base, model_roots)),
-                              "max_steps": int(steps),
-                              "learning_rate": lr, "beta": beta,
-                              **prefs_train_fields(store, ws, pick)}
+                    fields = {
+                        "base_model": str(confine_any(base, model_roots)),
+                        "max_steps": int(steps),
+                        "learning_rate": lr,
+                        "beta": beta,
+                        **prefs_train_fields(store, ws, pick),
+                    }
                     job_id = submit_run(ws, make_config(fields), actor=auth.actor())
                     resources.ingestor()
-                    state.flash(f"DPO run {job_id} queued; its rewards/margins and "
-                                "rewards/accuracies show on Compare")
+                    state.flash(
+                        f"DPO run {job_id} queued; its rewards/margins and "
+                        "rewards/accuracies show on Compare"
+                    )
                     st.rerun()
                 except (ValueError, PermissionDenied) as exc:
                     st.error(str(exc))

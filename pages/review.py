@@ -24,8 +24,10 @@ auth.guard("review")
 
 state.init()
 st.title("Review")
-st.caption("Send reviewers the examples the model is least sure of; their verdicts make the next "
-           "dataset version.")
+st.caption(
+    "Send reviewers the examples the model is least sure of; their verdicts make the next "
+    "dataset version."
+)
 state.show_flash()
 store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
 
@@ -56,31 +58,53 @@ def connection() -> tuple[str | None, str | None]:
 
 
 t_score, t_flag, t_ls, t_here, t_rounds = st.tabs(
-    ["Score", "Flag", "Label Studio", "Review here", "Rounds"])
+    ["Score", "Flag", "Label Studio", "Review here", "Rounds"]
+)
 
 with t_score:
     model_roots = allowed_roots(cfg, ws, models=True)
-    default_model = relative_to_roots(cfg.local_model_dir or ws.models / "tiny-llama",
-                                      model_roots)
-    model = st.text_input("Model folder", default_model,
-                          help="A local transformers model folder (the base model), relative to "
-                          "the workspace or to the configured local model's folder.")
+    default_model = relative_to_roots(cfg.local_model_dir or ws.models / "tiny-llama", model_roots)
+    model = st.text_input(
+        "Model folder",
+        default_model,
+        help="A local transformers model folder (the base model), relative to "
+        "the workspace or to the configured local model's folder.",
+    )
     try:
         model_dir = confine_any(model, model_roots)
     except UnsafePathError as exc:
         model_dir = None
         st.error(f"Model folder: {exc}")
     newest = rstore.newest_adapter(store, str(model_dir), root=ws.root) if model_dir else None
-    labels = {"newest": f"newest run's adapter ({newest['run_id']})" if newest
-              else "newest run's adapter (no run yet: base only)",
-              "base": "base only", "folder": "another adapter folder"}
-    use = st.radio("Adapter", list(labels), format_func=labels.get, horizontal=True,
-                   help="By default scores come from the newest succeeded training run on this "
-                   "base model, so each round is judged by the latest tuned model.")
-    adapter = st.text_input("LoRA adapter folder", "", help="A run's adapter folder, relative "
-                            "to the workspace (runs/<run>/adapter).") if use == "folder" else ""
-    include = st.checkbox("Include examples reviewed in earlier rounds", False,
-                          help="Off: re-score only what is left to review.")
+    labels = {
+        "newest": f"newest run's adapter ({newest['run_id']})"
+        if newest
+        else "newest run's adapter (no run yet: base only)",
+        "base": "base only",
+        "folder": "another adapter folder",
+    }
+    use = st.radio(
+        "Adapter",
+        list(labels),
+        format_func=labels.get,
+        horizontal=True,
+        help="By default scores come from the newest succeeded training run on this "
+        "base model, so each round is judged by the latest tuned model.",
+    )
+    adapter = (
+        st.text_input(
+            "LoRA adapter folder",
+            "",
+            help="A run's adapter folder, relative to the workspace (runs/<run>/adapter).",
+        )
+        if use == "folder"
+        else ""
+    )
+    include = st.checkbox(
+        "Include examples reviewed in earlier rounds",
+        False,
+        help="Off: re-score only what is left to review.",
+    )
     choice = None
     try:
         if model_dir is None:
@@ -88,22 +112,34 @@ with t_score:
         elif use == "folder" and not adapter.strip():
             st.info("Enter a run's adapter folder (runs/<run>/adapter).")
         else:
-            adapter_dir = confine_any(adapter, allowed_roots(cfg, ws)) if adapter.strip() \
-                else None
-            choice = choose_adapter(store, str(model_dir), adapter_path=adapter_dir and
-                                    str(adapter_dir), base_only=use == "base", root=ws.root)
+            adapter_dir = confine_any(adapter, allowed_roots(cfg, ws)) if adapter.strip() else None
+            choice = choose_adapter(
+                store,
+                str(model_dir),
+                adapter_path=adapter_dir and str(adapter_dir),
+                base_only=use == "base",
+                root=ws.root,
+            )
             st.caption(f"Scoring with {choice.describe()}")
     except (UnsafePathError, ValueError) as exc:
         st.error(str(exc))
     if st.button("Score this dataset", type="primary", disabled=choice is None):
         try:
             who = require(auth.actor(), "launch_job")
-            spec, n, ver = prepare_spec(store, ws, dataset, str(model_dir),
-                                        adapter_path=choice.path, only_unreviewed=not include)
+            spec, n, ver = prepare_spec(
+                store,
+                ws,
+                dataset,
+                str(model_dir),
+                adapter_path=choice.path,
+                only_unreviewed=not include,
+            )
             job_id = queue.submit(ws, "score", spec, actor=who)
             worker.ensure_worker(ws)
-            state.flash(f"Scoring {n} examples of {dataset} v{ver['number']} (round "
-                        f"{spec['round']}) with {choice.describe()}: job {job_id}")
+            state.flash(
+                f"Scoring {n} examples of {dataset} v{ver['number']} (round "
+                f"{spec['round']}) with {choice.describe()}: job {job_id}"
+            )
             st.rerun()
         except (ValueError, SpecError, OSError, PermissionDenied) as exc:
             st.error(f"Could not start scoring: {exc}")
@@ -118,15 +154,26 @@ with t_flag:
         st.info("Score the dataset first (Score tab).")
     else:
         job = st.selectbox("Scoring run", [r["job_id"] for r in score_runs])
-        method = st.radio("Signal", ["nll", "entropy"], horizontal=True,
-                          help="nll: how surprising the response is; entropy: how unsure the "
-                          "model is of each next token.")
+        method = st.radio(
+            "Signal",
+            ["nll", "entropy"],
+            horizontal=True,
+            help="nll: how surprising the response is; entropy: how unsure the "
+            "model is of each next token.",
+        )
         kind = st.radio("Policy", ["top_k", "percentile", "threshold"], horizontal=True)
         scores = rstore.scores_of(store, job, method)
-        default = {"top_k": min(20.0, float(len(scores))), "percentile": 80.0,
-                   "threshold": float(pd.Series(scores).median()) if scores else 0.0}[kind]
-        value = st.number_input("Value", value=default, key=f"flag_value_{kind}",
-                                help=FlagPolicy.model_fields["value"].description)
+        default = {
+            "top_k": min(20.0, float(len(scores))),
+            "percentile": 80.0,
+            "threshold": float(pd.Series(scores).median()) if scores else 0.0,
+        }[kind]
+        value = st.number_input(
+            "Value",
+            value=default,
+            key=f"flag_value_{kind}",
+            help=FlagPolicy.model_fields["value"].description,
+        )
         qc = st.select_slider("Random QC share", [0.0, 0.05, 0.07, 0.10], value=0.05)
         try:
             policy = FlagPolicy(kind=kind, value=value, qc_share=qc)
@@ -134,18 +181,26 @@ with t_flag:
             st.error(str(exc))
             st.stop()
         cut = cut_value(scores, policy)
-        fig = figure(f"{method} per example ({len(scores)} scored)", f"{method} (nats per token)",
-                     "examples")
+        fig = figure(
+            f"{method} per example ({len(scores)} scored)", f"{method} (nats per token)", "examples"
+        )
         fig.add_histogram(x=list(scores.values()), nbinsx=40, name=method)
         if cut is not None:
-            fig.add_vline(x=cut, line_dash="dash", line_color="#e4572e",
-                          annotation_text=f"cut {cut:.3f}")
+            fig.add_vline(
+                x=cut, line_dash="dash", line_color="#e4572e", annotation_text=f"cut {cut:.3f}"
+            )
         st.plotly_chart(fig, use_container_width=True)
         st.caption(f"{len(flag(scores, policy))} flagged at or above the cut, plus the QC sample.")
         if st.button("Create review batch", type="primary"):
             try:
-                b = rstore.create_batch(store, dataset=dataset, score_job_id=job, policy=policy,
-                                        method=method, actor=auth.actor())
+                b = rstore.create_batch(
+                    store,
+                    dataset=dataset,
+                    score_job_id=job,
+                    policy=policy,
+                    method=method,
+                    actor=auth.actor(),
+                )
                 state.flash(f"Batch {b['id']}: {b['n_flagged']} flagged + {b['n_qc']} QC")
                 st.rerun()
             except ValueError as exc:
@@ -154,12 +209,15 @@ with t_flag:
 with t_ls:
     url, token = connection()
     if not url or not token:
-        st.info("No Label Studio configured. Run `ftstudio labelstudio up` (a local server) or "
-                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY; meanwhile use Review here.")
+        st.info(
+            "No Label Studio configured. Run `ftstudio labelstudio up` (a local server) or "
+            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY; meanwhile use Review here."
+        )
     else:
         healthy = lss.healthy(url)
         (st.success if healthy else st.warning)(
-            f"Label Studio at {url}: {'reachable' if healthy else 'not answering'}")
+            f"Label Studio at {url}: {'reachable' if healthy else 'not answering'}"
+        )
     if not batch_rows:
         st.info("No review batch yet: create one on the Flag tab.")
     elif url and token:
@@ -170,15 +228,18 @@ with t_ls:
         try:
             if c1.button("Push to Label Studio", disabled=bool(batch["ls_project_id"])):
                 with st.spinner("Creating the project and importing tasks"):
-                    res = lsync.push_batch(store, batch_id, url, token, overlap_share=overlap,
-                                           actor=auth.actor())
+                    res = lsync.push_batch(
+                        store, batch_id, url, token, overlap_share=overlap, actor=auth.actor()
+                    )
                 state.flash(f"Pushed {res['tasks']} tasks to project {res['project_id']}")
                 st.rerun()
             if c2.button("Pull verdicts", disabled=not batch["ls_project_id"]):
                 with st.spinner("Reading the full JSON export"):
                     res = lsync.pull_batch(store, batch_id, url, token, actor=auth.actor())
-                state.flash(f"Pulled {res['annotations']} annotations: {res['new']} new, "
-                            f"{res['updated']} updated, {res['unchanged']} unchanged")
+                state.flash(
+                    f"Pulled {res['annotations']} annotations: {res['new']} new, "
+                    f"{res['updated']} updated, {res['unchanged']} unchanged"
+                )
                 st.rerun()
             if c3.button("Apply verdicts", disabled=bool(batch["applied_version_id"])):
                 res = rstore.apply_batch(store, batch_id, actor=auth.actor())
@@ -187,23 +248,39 @@ with t_ls:
         except (ValueError, lsync.LabelStudioError) as exc:
             st.error(str(exc))
         prog = lsync.progress(store, batch_id)
-        st.progress(prog["reviewed"] / max(prog["items"], 1),
-                    text=f"{prog['reviewed']}/{prog['items']} items reviewed")
+        st.progress(
+            prog["reviewed"] / max(prog["items"], 1),
+            text=f"{prog['reviewed']}/{prog['items']} items reviewed",
+        )
         k1, k2, k3 = st.columns(3)
         k1.metric("Items with 2+ reviewers", prog["overlap_items"])
-        k2.metric("Cohen's kappa", "–" if prog["cohen_kappa"] is None
-                  else f"{prog['cohen_kappa']:.2f}")
-        k3.metric("Fleiss' kappa", "–" if prog["fleiss_kappa"] is None
-                  else f"{prog['fleiss_kappa']:.2f}")
+        k2.metric(
+            "Cohen's kappa", "–" if prog["cohen_kappa"] is None else f"{prog['cohen_kappa']:.2f}"
+        )
+        k3.metric(
+            "Fleiss' kappa", "–" if prog["fleiss_kappa"] is None else f"{prog['fleiss_kappa']:.2f}"
+        )
         if prog["reviewers"]:
             st.dataframe(pd.DataFrame(prog["reviewers"]).T.rename_axis("reviewer"))
         if batch["ls_project_id"]:
-            links = pd.DataFrame([{"example": i["example_id"][:12], "reason": i["reason"],
-                                   "score": i["score"], "task": lsync.task_link(
-                                       url, batch["ls_project_id"], i["ls_task_id"])}
-                                  for i in rstore.batch_items(store, batch_id)])
-            st.dataframe(links, hide_index=True, column_config={
-                "task": st.column_config.LinkColumn("task", display_text="open in Label Studio")})
+            links = pd.DataFrame(
+                [
+                    {
+                        "example": i["example_id"][:12],
+                        "reason": i["reason"],
+                        "score": i["score"],
+                        "task": lsync.task_link(url, batch["ls_project_id"], i["ls_task_id"]),
+                    }
+                    for i in rstore.batch_items(store, batch_id)
+                ]
+            )
+            st.dataframe(
+                links,
+                hide_index=True,
+                column_config={
+                    "task": st.column_config.LinkColumn("task", display_text="open in Label Studio")
+                },
+            )
 
 with t_here:
     if not batch_rows:
@@ -213,24 +290,34 @@ with t_here:
         reviewer = auth.identity_input("Your name", key=state.REVIEWER)
         item = rstore.next_unreviewed(store, batch_id, reviewer) if reviewer else None
         if item is None:
-            st.success("Nothing left for you in this batch. Apply the verdicts on the Label "
-                       "Studio tab, or pick another batch.")
+            st.success(
+                "Nothing left for you in this batch. Apply the verdicts on the Label "
+                "Studio tab, or pick another batch."
+            )
         else:
-            st.caption(f"{item['reason']} · score {item['score']:.3f} · {item['example_id'][:12]}"
-                       if item["score"] is not None else item["reason"])
+            st.caption(
+                f"{item['reason']} · score {item['score']:.3f} · {item['example_id'][:12]}"
+                if item["score"] is not None
+                else item["reason"]
+            )
             for msg in item["messages"]:
                 with st.chat_message(msg["role"]):
                     st.text(msg["content"])
             with st.form(f"verdict_{item['example_id']}", clear_on_submit=True):
                 verdict = st.radio("Verdict", ["accept", "reject", "correct"], horizontal=True)
                 cats = st.multiselect("Issues", CATEGORIES)
-                corrected = st.text_area("Corrected response (for 'correct')",
-                                         item["messages"][-1]["content"])
+                corrected = st.text_area(
+                    "Corrected response (for 'correct')", item["messages"][-1]["content"]
+                )
                 if st.form_submit_button("Submit and next", type="primary"):
                     try:
-                        v = Verdict(example_id=item["example_id"], reviewer=reviewer,
-                                    verdict=verdict, categories=cats,
-                                    corrected=corrected if verdict == "correct" else None)
+                        v = Verdict(
+                            example_id=item["example_id"],
+                            reviewer=reviewer,
+                            verdict=verdict,
+                            categories=cats,
+                            corrected=corrected if verdict == "correct" else None,
+                        )
                         rstore.add_in_app_review(store, batch_id, v, actor=auth.actor())
                         st.rerun()
                     except (ValueError, PermissionDenied) as exc:
@@ -239,21 +326,37 @@ with t_here:
 with t_rounds:
     rows = rstore.rounds(store, dataset)
     if rows and rows[-1]["batch"] is not None and batch_rows[-1]["applied_version_id"]:
-        st.info("Round applied. Re-score what is left on the Score tab (it uses the newest "
-                "run's adapter by default) to see whether the flagged share fell.")
+        st.info(
+            "Round applied. Re-score what is left on the Score tab (it uses the newest "
+            "run's adapter by default) to see whether the flagged share fell."
+        )
     if not rows:
-        st.info("No rounds yet. Each batch is a round; after applying one, score the new version "
-                "again (with the newest adapter) to see whether the flagged share fell.")
+        st.info(
+            "No rounds yet. Each batch is a round; after applying one, score the new version "
+            "again (with the newest adapter) to see whether the flagged share fell."
+        )
     else:
         table = pd.DataFrame(rows)
         fig = figure("Flagged share by round", "round", "share of scored examples")
-        fig.add_scatter(x=table["round"], y=table["share_above_first_cut"], mode="lines+markers",
-                        name="above the first round's cut")
-        fig.add_scatter(x=table["round"], y=table["flagged_share"], mode="lines+markers",
-                        name="flagged by the round's own policy")
+        fig.add_scatter(
+            x=table["round"],
+            y=table["share_above_first_cut"],
+            mode="lines+markers",
+            name="above the first round's cut",
+        )
+        fig.add_scatter(
+            x=table["round"],
+            y=table["flagged_share"],
+            mode="lines+markers",
+            name="flagged by the round's own policy",
+        )
         st.plotly_chart(fig, use_container_width=True)
         if len(rows) > 1:
             a, b = rows[-2]["share_above_first_cut"], rows[-1]["share_above_first_cut"]
-            st.metric(f"Above the first cut, round {rows[-1]['round']}", f"{b:.0%}",
-                      delta=f"{(b - a) * 100:+.1f} pts", delta_color="inverse")
+            st.metric(
+                f"Above the first cut, round {rows[-1]['round']}",
+                f"{b:.0%}",
+                delta=f"{(b - a) * 100:+.1f} pts",
+                delta_color="inverse",
+            )
         st.dataframe(table, hide_index=True)

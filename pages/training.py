@@ -22,8 +22,10 @@ from studio.components.jobs import progress_row
 auth.guard("training")
 
 st.title("Training")
-st.caption("Fine-tune a base model with LoRA (QLoRA on a CUDA GPU) on a dataset version; runs "
-           "train in the background, one at a time, and keep going if you close the browser.")
+st.caption(
+    "Fine-tune a base model with LoRA (QLoRA on a CUDA GPU) on a dataset version; runs "
+    "train in the background, one at a time, and keep going if you close the browser."
+)
 state.init()
 state.show_flash()
 
@@ -69,14 +71,14 @@ def field_widget(name: str, prefix: str):
     if isinstance(default, bool):
         return st.checkbox(label, default, key=key, help=help_)
     if name in ("max_steps", "eval_steps"):
-        value = st.number_input(label, min_value=0, value=0, step=1, key=key,
-                                help=help_ + " 0 = not set.")
+        value = st.number_input(
+            label, min_value=0, value=0, step=1, key=key, help=help_ + " 0 = not set."
+        )
         return int(value) or None
     if isinstance(default, int):
         return int(st.number_input(label, value=default, step=1, key=key, help=help_))
     if name == "learning_rate":
-        return st.number_input(label, value=default, format="%.2e", step=1e-5, key=key,
-                               help=help_)
+        return st.number_input(label, value=default, format="%.2e", step=1e-5, key=key, help=help_)
     return float(st.number_input(label, value=float(default), key=key, help=help_))
 
 
@@ -84,11 +86,14 @@ def dataset_picker(prefix: str) -> tuple[str | None, str | None]:
     if not datasets:
         st.info("No datasets yet: create one on the Datasets page, then come back to train.")
         return None, None
-    name = st.selectbox("dataset", [d["name"] for d in datasets], key=f"{prefix}_dataset",
-                        help=help_text("dataset"))
+    name = st.selectbox(
+        "dataset", [d["name"] for d in datasets], key=f"{prefix}_dataset", help=help_text("dataset")
+    )
     versions = list_versions(store, name)
-    labels = {f"v{v['number']} · {v['n_examples']} examples · {v['hash'][:10]}": v["id"]
-              for v in reversed(versions)}
+    labels = {
+        f"v{v['number']} · {v['n_examples']} examples · {v['hash'][:10]}": v["id"]
+        for v in reversed(versions)
+    }
     chosen = st.selectbox("version", list(labels), key=f"{prefix}_version")
     return name, labels.get(chosen)
 
@@ -107,13 +112,19 @@ def submit(fields: dict, dataset: str, version: str | None, sweep: dict | None =
             st.session_state[state.SELECTED_RUN] = job_id
             state.flash(f"Queued run {job_id}. Open the Run tab to watch it.")
         elif sweep["mode"] == "optuna":
-            job_id = submit_optuna(ws, fields, n_trials=sweep["trials"],
-                                   lr_range=sweep["lr_range"], ranks=sweep["ranks"],
-                                   actor=who)
+            job_id = submit_optuna(
+                ws,
+                fields,
+                n_trials=sweep["trials"],
+                lr_range=sweep["lr_range"],
+                ranks=sweep["ranks"],
+                actor=who,
+            )
             state.flash(f"Queued optuna sweep job {job_id}.")
         else:
-            group, ids = submit_sweep(ws, fields, sweep["space"], sweep["mode"],
-                                      sweep["trials"], actor=who)
+            group, ids = submit_sweep(
+                ws, fields, sweep["space"], sweep["mode"], sweep["trials"], actor=who
+            )
             state.flash(f"Queued {len(ids)} runs in {group}.")
     except (ConfigError, UnsafePathError, PermissionDenied) as exc:
         st.error(f"Not queued: {exc}")
@@ -140,11 +151,15 @@ with tab_new:
         submit(fields, dataset, version)
 
 with tab_sweep:
-    st.caption("A grid or random sweep queues one run per point as one group; optuna trains "
-               "trials inside one job with TPE sampling and pruning on the eval loss.")
+    st.caption(
+        "A grid or random sweep queues one run per point as one group; optuna trains "
+        "trials inside one job with TPE sampling and pruning on the eval loss."
+    )
     with st.form("sweep"):
-        base = {name: field_widget(name, "sw") for name in ("base_model", "quant", "max_steps",
-                                                            "max_length", "eval_split")}
+        base = {
+            name: field_widget(name, "sw")
+            for name in ("base_model", "quant", "max_steps", "max_length", "eval_split")
+        }
         sw_dataset, sw_version = dataset_picker("sw")
         mode = st.radio("mode", ["grid", "random", "optuna"], horizontal=True)
         lrs = st.text_input("learning rates", "1e-4, 5e-5", help=help_text("learning_rate"))
@@ -157,17 +172,35 @@ with tab_sweep:
         from backend.train.sweep import parse_values
 
         try:
-            space = {k: parse_values(k, v) for k, v in (("learning_rate", lrs), ("lora_r", ranks),
-                     ("batch_size", batches), ("epochs", epochs)) if v.strip()}
+            space = {
+                k: parse_values(k, v)
+                for k, v in (
+                    ("learning_rate", lrs),
+                    ("lora_r", ranks),
+                    ("batch_size", batches),
+                    ("epochs", epochs),
+                )
+                if v.strip()
+            }
         except ConfigError as exc:
             st.error(str(exc))
         else:
             lr_values = space.get("learning_rate", [1e-5, 1e-3])
-            submit(base, sw_dataset, sw_version, {
-                "mode": mode, "space": space, "trials": trials,
-                "lr_range": (min(lr_values), max(lr_values) * (1.0001 if len(lr_values) == 1
-                                                               else 1)),
-                "ranks": space.get("lora_r")})
+            submit(
+                base,
+                sw_dataset,
+                sw_version,
+                {
+                    "mode": mode,
+                    "space": space,
+                    "trials": trials,
+                    "lr_range": (
+                        min(lr_values),
+                        max(lr_values) * (1.0001 if len(lr_values) == 1 else 1),
+                    ),
+                    "ranks": space.get("lora_r"),
+                },
+            )
 
 
 @st.fragment(run_every=2)
@@ -182,9 +215,22 @@ def queue_view() -> None:
             st.error(str(exc))
     table = runs_store.list_runs(store)
     if table:
-        st.dataframe(table, hide_index=True, column_order=[
-            "id", "state", "group_id", "dataset", "base_model", "first_loss", "last_loss",
-            "eval_loss", "perplexity", "device"])
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_order=[
+                "id",
+                "state",
+                "group_id",
+                "dataset",
+                "base_model",
+                "first_loss",
+                "last_loss",
+                "eval_loss",
+                "perplexity",
+                "device",
+            ],
+        )
 
 
 with tab_queue:
@@ -192,22 +238,29 @@ with tab_queue:
 
 
 def curves(run_id: str) -> None:
-    df = runs_store.run_metrics(store, [run_id], ["loss", "eval_loss", "learning_rate",
-                                                  "tokens_per_s"])
+    df = runs_store.run_metrics(
+        store, [run_id], ["loss", "eval_loss", "learning_rate", "tokens_per_s"]
+    )
     if df.empty:
         st.caption("No metrics yet: they appear after the first training step.")
         return
-    charts = [("Loss", "loss (nats/token)", ["loss", "eval_loss"]),
-              ("Learning rate", "learning rate", ["learning_rate"]),
-              ("Throughput", "tokens per second", ["tokens_per_s"])]
+    charts = [
+        ("Loss", "loss (nats/token)", ["loss", "eval_loss"]),
+        ("Learning rate", "learning rate", ["learning_rate"]),
+        ("Throughput", "tokens per second", ["tokens_per_s"]),
+    ]
     for col, (title, y_title, names) in zip(st.columns(3), charts, strict=True):
         fig = figure(title, "step", y_title)
         for name in names:
             part = df[df["name"] == name]
             if not part.empty:
-                fig.add_scatter(x=part["step"], y=part["value"], name=name,
-                                mode="lines+markers" if name == "eval_loss" else "lines",
-                                line={"color": color_for(run_id + name)})
+                fig.add_scatter(
+                    x=part["step"],
+                    y=part["value"],
+                    name=name,
+                    mode="lines+markers" if name == "eval_loss" else "lines",
+                    line={"color": color_for(run_id + name)},
+                )
         col.plotly_chart(fig, use_container_width=True)
 
 
@@ -222,18 +275,27 @@ def run_view(run_id: str) -> None:
     if status.error:
         st.error(status.error)
     b1, b2, _ = st.columns([1, 1, 4])
-    if b1.button("Cancel", disabled=status.state in TERMINAL, key="cancel_run",
-                 help="Save a checkpoint at the end of this step and stop."):
+    if b1.button(
+        "Cancel",
+        disabled=status.state in TERMINAL,
+        key="cancel_run",
+        help="Save a checkpoint at the end of this step and stop.",
+    ):
         try:
             who = require(auth.actor(), "cancel_job")
         except PermissionDenied as exc:
             st.error(str(exc))
         else:  # the run sees the file at its next step, saves a checkpoint and stops
-            (ws.job_dir(run_id) / "cancel").write_text(json.dumps(
-                {"by": who.username, "t": time.time(), "from": "Training page"}))
+            (ws.job_dir(run_id) / "cancel").write_text(
+                json.dumps({"by": who.username, "t": time.time(), "from": "Training page"})
+            )
             st.toast("Cancel requested: the run saves a checkpoint and stops.")
-    if b2.button("Resume", disabled=status.state not in RESUMABLE, key="resume_run",
-                 help="Queue it again; it continues from its last checkpoint."):
+    if b2.button(
+        "Resume",
+        disabled=status.state not in RESUMABLE,
+        key="resume_run",
+        help="Queue it again; it continues from its last checkpoint.",
+    ):
         from backend.jobs.worker import ensure_worker
 
         try:
@@ -246,8 +308,12 @@ def run_view(run_id: str) -> None:
     curves(run_id)
     log = ws.job_dir(run_id) / "log.txt"
     with st.expander("Log (last 30 lines)", expanded=status.state == JobState.running):
-        st.code("\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                if log.exists() else "no log yet", language=None)
+        st.code(
+            "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            if log.exists()
+            else "no log yet",
+            language=None,
+        )
 
 
 def run_details(run_id: str) -> None:
@@ -276,14 +342,19 @@ def run_details(run_id: str) -> None:
             st.text(g["output"])
     st.subheader("What ran")
     st.text(f"device: {run['device'] or '(not started)'}")
-    st.text(f"dataset: {run['dataset']}  version {run['dataset_version_id']}  "
-            f"hash {run['dataset_hash']}")
+    st.text(
+        f"dataset: {run['dataset']}  version {run['dataset_version_id']}  "
+        f"hash {run['dataset_hash']}"
+    )
     st.code(json.dumps(run["config"], indent=1), language="json")
     if run["packages"]:
         st.code(json.dumps(run["packages"], indent=1), language="json")
     st.subheader("Artefacts")
-    for label, path in (("adapter", run["adapter_path"]), ("merged model", run["merged_path"]),
-                        ("run folder", run["run_dir"])):
+    for label, path in (
+        ("adapter", run["adapter_path"]),
+        ("merged model", run["merged_path"]),
+        ("run folder", run["run_dir"]),
+    ):
         if path:
             st.text(f"{label}: {path}")
     if not run["adapter_path"]:

@@ -9,8 +9,10 @@ from studio import auth, resources
 auth.guard("users")
 
 st.title("Users")
-st.caption("Accounts and roles: reviewers review, analysts rank, leads run everything, "
-           "admins also manage users and settings.")
+st.caption(
+    "Accounts and roles: reviewers review, analysts rank, leads run everything, "
+    "admins also manage users and settings."
+)
 
 store = resources.store()
 accounts = users.list_users(store)
@@ -23,8 +25,10 @@ with tab_list:
     if accounts:
         st.dataframe(accounts, hide_index=True)
     else:
-        st.info("No accounts yet: the studio runs in single-user mode. Add the first admin "
-                "here or with `ftstudio users add NAME --role admin`.")
+        st.info(
+            "No accounts yet: the studio runs in single-user mode. Add the first admin "
+            "here or with `ftstudio users add NAME --role admin`."
+        )
 with tab_add, st.form("add-user", clear_on_submit=True):
     name = st.text_input("User name (or e-mail)")
     role = st.selectbox("Role", ROLES, index=0)

@@ -47,20 +47,31 @@ auth.sidebar(actor)
 # section -> (page file stem, title, icon), in the order of the work
 NAV = {
     "Home": [("overview", "Overview", ":material/dashboard:")],
-    "Data": [("datasets", "Datasets", ":material/dataset:"),
-             ("review", "Review", ":material/rate_review:")],
-    "Train": [("training", "Training", ":material/model_training:"),
-              ("compare", "Compare", ":material/compare_arrows:")],
+    "Data": [
+        ("datasets", "Datasets", ":material/dataset:"),
+        ("review", "Review", ":material/rate_review:"),
+    ],
+    "Train": [
+        ("training", "Training", ":material/model_training:"),
+        ("compare", "Compare", ":material/compare_arrows:"),
+    ],
     "Align": [("preferences", "Preferences", ":material/thumbs_up_down:")],
-    "Operate": [("monitoring", "Monitoring", ":material/monitoring:"),
-                ("jobs", "Jobs", ":material/work_history:")],
-    "Admin": [("settings", "Settings", ":material/settings:"),
-              ("users", "Users", ":material/group:"),
-              ("audit", "Audit", ":material/history:")],
+    "Operate": [
+        ("monitoring", "Monitoring", ":material/monitoring:"),
+        ("jobs", "Jobs", ":material/work_history:"),
+    ],
+    "Admin": [
+        ("settings", "Settings", ":material/settings:"),
+        ("users", "Users", ":material/group:"),
+        ("audit", "Audit", ":material/history:"),
+    ],
 }
 sections = {
-    section: [st.Page(f"../pages/{stem}.py", title=title, icon=icon, default=stem == "overview")
-              for stem, title, icon in items if auth_rules.page_allowed(actor, stem)]
+    section: [
+        st.Page(f"../pages/{stem}.py", title=title, icon=icon, default=stem == "overview")
+        for stem, title, icon in items
+        if auth_rules.page_allowed(actor, stem)
+    ]
     for section, items in NAV.items()
 }
 st.navigation({name: pages for name, pages in sections.items() if pages}).run()

@@ -40,8 +40,9 @@ def _resolve() -> Actor:
             st.button("Sign in", on_click=st.login, type="primary")
             st.stop()
         email = str(st.user.get("email") or st.user.get("sub"))
-        role = next((u["role"] for u in users.list_users(store) if u["username"] == email),
-                    "reviewer")
+        role = next(
+            (u["role"] for u in users.list_users(store) if u["username"] == email), "reviewer"
+        )
         return Actor(email, role)
     if users.count_users(store) == 0:
         return LOCAL_ADMIN
@@ -72,9 +73,11 @@ def _sign_in_form(store) -> None:
 def sidebar(actor: Actor) -> None:
     with st.sidebar:
         if actor == LOCAL_ADMIN:
-            st.caption("Single-user mode: no accounts exist, so whoever reaches this address "
-                       "acts as admin. Keep the studio on 127.0.0.1, or create accounts with "
-                       "`ftstudio users add NAME --role admin`.")
+            st.caption(
+                "Single-user mode: no accounts exist, so whoever reaches this address "
+                "acts as admin. Keep the studio on 127.0.0.1, or create accounts with "
+                "`ftstudio users add NAME --role admin`."
+            )
             return
         st.caption(f"Signed in as {actor.username} ({actor.role})")
         if _oidc_configured():
@@ -97,8 +100,10 @@ def guard(page: str) -> Actor:
 
     who = actor()
     if not page_allowed(who, page):
-        st.error(f"{who.username} ({who.role}) may not open this page: it needs the "
-                 f"'{PAGE_PERMISSION[page].replace('_', ' ')}' permission. Ask an admin.")
+        st.error(
+            f"{who.username} ({who.role}) may not open this page: it needs the "
+            f"'{PAGE_PERMISSION[page].replace('_', ' ')}' permission. Ask an admin."
+        )
         st.stop()
     return who
 

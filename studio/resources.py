@@ -36,5 +36,6 @@ def ingestor():
     from backend.jobs.service import Ingestor
 
     db, ws = store(), workspace()
-    return Ingestor(db, ws, stale_after_s=settings().stale_after_s,
-                    after_tick=lambda: continue_demo(db, ws)).start()
+    return Ingestor(
+        db, ws, stale_after_s=settings().stale_after_s, after_tick=lambda: continue_demo(db, ws)
+    ).start()

@@ -48,18 +48,23 @@ def _record(row: dict, where: str) -> dict[str, Any]:
     response = next((row[k] for k in RESPONSE_KEYS if row.get(k)), None)
     msgs = row.get("messages")
     if prompt is None and isinstance(msgs, list):
-        users = [m.get("content", "") for m in msgs if isinstance(m, dict)
-                 and m.get("role") == "user"]
-        answers = [m.get("content", "") for m in msgs if isinstance(m, dict)
-                   and m.get("role") == "assistant"]
+        users = [
+            m.get("content", "") for m in msgs if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        answers = [
+            m.get("content", "")
+            for m in msgs
+            if isinstance(m, dict) and m.get("role") == "assistant"
+        ]
         prompt = "\n".join(users) or None
         response = response or (answers[-1] if answers else None)
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError(f"{where}: no prompt; give one of the fields "
-                         f"{', '.join(PROMPT_KEYS)} or a messages list with a user turn")
+        raise ValueError(
+            f"{where}: no prompt; give one of the fields "
+            f"{', '.join(PROMPT_KEYS)} or a messages list with a user turn"
+        )
     t = next((row[k] for k in TIME_KEYS if row.get(k) not in (None, "")), None)
-    return {"prompt": prompt, "response": str(response) if response else None,
-            "t": _time(t, where)}
+    return {"prompt": prompt, "response": str(response) if response else None, "t": _time(t, where)}
 
 
 def parse_production(data: bytes, name: str) -> list[dict[str, Any]]:
@@ -91,13 +96,20 @@ def parse_production(data: bytes, name: str) -> list[dict[str, Any]]:
     return out
 
 
-def ingest_bytes(store: Store, monitor: str | None, data: bytes, name: str,
-                 source: str = "upload") -> dict:
+def ingest_bytes(
+    store: Store, monitor: str | None, data: bytes, name: str, source: str = "upload"
+) -> dict:
     """Parse and store one batch for a monitor (the only one when `monitor` is None)."""
     m = mon.the_monitor(store, monitor)
     records = parse_production(data, name)
-    return mon.add_batch(store, m["id"], records, source=source, name=name,
-                         content_hash=hashlib.sha256(data).hexdigest())
+    return mon.add_batch(
+        store,
+        m["id"],
+        records,
+        source=source,
+        name=name,
+        content_hash=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def ingest_file(store: Store, monitor: str | None, path: Path, source: str = "cli") -> dict:
@@ -141,8 +153,9 @@ def scan_watched(store: Store) -> tuple[list[dict], list[str]]:
 
 def prompt_text(messages: list[dict]) -> str:
     """The prompt of a chat example: its user turns before the last assistant turn."""
-    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"),
-               default=len(messages))
+    last = max(
+        (i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages)
+    )
     return "\n".join(m["content"] for m in messages[:last] if m.get("role") == "user")
 
 
@@ -155,8 +168,9 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = False,
-                 actor: Actor | None = None) -> dict:
+def submit_check(
+    store: Store, ws: Workspace, monitor: str, *, force: bool = False, actor: Actor | None = None
+) -> dict:
     """Queue a drift job over the monitor's unchecked batches. Returns {"check_id", "job_id"}
     or {"skipped": reason} when the window is smaller than the monitor's `min_window`."""
     require(actor, "launch_job")
@@ -165,8 +179,11 @@ def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = Fal
     pending = mon.unchecked_batches(store, m["id"])
     records = mon.batch_records(store, [b["id"] for b in pending])
     if not records or (len(records) < cfg.min_window and not force):
-        return {"monitor": m["name"], "skipped": f"{len(records)} new prompts; a check waits "
-                f"for {cfg.min_window} (the monitor's min_window)"}
+        return {
+            "monitor": m["name"],
+            "skipped": f"{len(records)} new prompts; a check waits "
+            f"for {cfg.min_window} (the monitor's min_window)",
+        }
     examples = version_examples(store, m["reference_version_id"])
     reference = [{"text": prompt_text(e["messages"]), "topic": e.get("topic")} for e in examples]
     reference = [r for r in reference if r["text"].strip()]
@@ -177,25 +194,42 @@ def submit_check(store: Store, ws: Workspace, monitor: str, *, force: bool = Fal
     _write_jsonl(folder / "reference.jsonl", reference)
     _write_jsonl(folder / "window.jsonl", [{"text": r["prompt"]} for r in records])
     job_id = queue.new_job_id("drift")
-    mon.record_check(store, check_id=check_id, monitor_id=m["id"], job_id=job_id,
-                     reference_version_id=m["reference_version_id"],
-                     batch_ids=[b["id"] for b in pending],
-                     window_start=min(b["window_start"] for b in pending),
-                     window_end=max(b["window_end"] for b in pending),
-                     n_reference=len(reference), n_window=len(records))
-    spec = {"monitor_id": m["id"], "monitor_name": m["name"], "check_id": check_id,
-            "reference_version_id": m["reference_version_id"],
-            "reference_path": str(folder / "reference.jsonl"),
-            "window_path": str(folder / "window.jsonl"), "config": cfg.model_dump(mode="json")}
+    mon.record_check(
+        store,
+        check_id=check_id,
+        monitor_id=m["id"],
+        job_id=job_id,
+        reference_version_id=m["reference_version_id"],
+        batch_ids=[b["id"] for b in pending],
+        window_start=min(b["window_start"] for b in pending),
+        window_end=max(b["window_end"] for b in pending),
+        n_reference=len(reference),
+        n_window=len(records),
+    )
+    spec = {
+        "monitor_id": m["id"],
+        "monitor_name": m["name"],
+        "check_id": check_id,
+        "reference_version_id": m["reference_version_id"],
+        "reference_path": str(folder / "reference.jsonl"),
+        "window_path": str(folder / "window.jsonl"),
+        "config": cfg.model_dump(mode="json"),
+    }
     try:
         queue.submit(ws, "drift", spec, job_id=job_id, actor=actor)
     except Exception:
         mon.drop_check(store, check_id)  # its batches go back into the next window
         raise
-    out = {"monitor": m["name"], "check_id": check_id, "job_id": job_id,
-           "n_window": len(records), "n_reference": len(reference)}
-    return out | quality.submit(store, ws, m, check_id, records, cfg.quality, seed=cfg.seed,
-                                actor=actor)
+    out = {
+        "monitor": m["name"],
+        "check_id": check_id,
+        "job_id": job_id,
+        "n_window": len(records),
+        "n_reference": len(reference),
+    }
+    return out | quality.submit(
+        store, ws, m, check_id, records, cfg.quality, seed=cfg.seed, actor=actor
+    )
 
 
 def submit_all(store: Store, ws: Workspace, *, actor: Actor | None = None) -> list[dict]:

@@ -1,10 +1,10 @@
 """`ftstudio monitor ...`: create monitors, ingest production batches, run checks (cron-able).
 
-    ftstudio monitor create NAME --reference DATASET [--version N] [--watch DIR] [--auto-approve]
-    ftstudio monitor ingest FILE|DIR [--monitor NAME]
-    ftstudio monitor check [--json] [--force]     exit 1 when an alert fired
-    ftstudio monitor list [--json]
-    ftstudio monitor approve PLAN_ID
+ftstudio monitor create NAME --reference DATASET [--version N] [--watch DIR] [--auto-approve]
+ftstudio monitor ingest FILE|DIR [--monitor NAME]
+ftstudio monitor check [--json] [--force]     exit 1 when an alert fired
+ftstudio monitor list [--json]
+ftstudio monitor approve PLAN_ID
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import typer
 
 from backend import cli_common as common
 
-monitor_app = typer.Typer(no_args_is_help=True, help="Watch production data for drift and "
-                          "propose retraining.")
+monitor_app = typer.Typer(
+    no_args_is_help=True, help="Watch production data for drift and propose retraining."
+)
 
 
 def _store():
@@ -25,19 +26,27 @@ def _store():
 
 
 @monitor_app.command("create")
-def create(name: str, reference: str = typer.Option(..., help="Reference dataset name."),
-           version: str = typer.Option(None, help="Version number or id (default: latest)."),
-           watch: Path = typer.Option(None, help="Folder of JSONL/CSV read at each check."),  # noqa: B008
-           auto_approve: bool = typer.Option(False, help="Approve retraining plans at once."),
-           as_json: bool = typer.Option(False, "--json")) -> None:
+def create(
+    name: str,
+    reference: str = typer.Option(..., help="Reference dataset name."),
+    version: str = typer.Option(None, help="Version number or id (default: latest)."),
+    watch: Path = typer.Option(None, help="Folder of JSONL/CSV read at each check."),  # noqa: B008
+    auto_approve: bool = typer.Option(False, help="Approve retraining plans at once."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Create a monitor comparing production prompts with a reference dataset version."""
     from backend.store import monitoring as mon
 
     ws, store = _store()
     try:
-        m = mon.create_monitor(store, name, reference=reference, version=version,
-                               config={"auto_approve": auto_approve},
-                               watch_dir=str(watch.resolve()) if watch else None)
+        m = mon.create_monitor(
+            store,
+            name,
+            reference=reference,
+            version=version,
+            config={"auto_approve": auto_approve},
+            watch_dir=str(watch.resolve()) if watch else None,
+        )
     except ValueError as exc:
         common.fail(str(exc))
     finally:
@@ -46,14 +55,18 @@ def create(name: str, reference: str = typer.Option(..., help="Reference dataset
     if as_json:
         common.emit_json(out)
         return
-    typer.echo(f"monitor {m['name']} ({m['id']}) on {m['reference_dataset']} "
-               f"version {m['reference_version_id']}")
+    typer.echo(
+        f"monitor {m['name']} ({m['id']}) on {m['reference_dataset']} "
+        f"version {m['reference_version_id']}"
+    )
 
 
 @monitor_app.command("ingest")
-def ingest(path: Path = typer.Argument(..., help="JSONL/CSV of prompts, or a folder."),  # noqa: B008
-           monitor: str = typer.Option(None, help="Monitor name (default: the only one)."),
-           as_json: bool = typer.Option(False, "--json")) -> None:
+def ingest(
+    path: Path = typer.Argument(..., help="JSONL/CSV of prompts, or a folder."),  # noqa: B008
+    monitor: str = typer.Option(None, help="Monitor name (default: the only one)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Store a batch of production prompts (a folder: every file not seen before)."""
     from backend.drift import checks
     from backend.store import monitoring as mon
@@ -73,8 +86,10 @@ def ingest(path: Path = typer.Argument(..., help="JSONL/CSV of prompts, or a fol
         common.emit_json({"batches": new, "errors": errors})
     else:
         for b in new:
-            typer.echo(f"batch {b['id']}: {b['n_records']} prompts ({b['n_responses']} with "
-                       f"responses), window {b['window_start']} .. {b['window_end']}")
+            typer.echo(
+                f"batch {b['id']}: {b['n_records']} prompts ({b['n_responses']} with "
+                f"responses), window {b['window_start']} .. {b['window_end']}"
+            )
         for e in errors:
             typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
     if errors:
@@ -82,9 +97,11 @@ def ingest(path: Path = typer.Argument(..., help="JSONL/CSV of prompts, or a fol
 
 
 @monitor_app.command("check")
-def check(as_json: bool = typer.Option(False, "--json"),
-          force: bool = typer.Option(False, help="Check even below a monitor's min_window."),
-          timeout: float = typer.Option(1800, help="Seconds to wait for the drift jobs.")) -> None:
+def check(
+    as_json: bool = typer.Option(False, "--json"),
+    force: bool = typer.Option(False, help="Check even below a monitor's min_window."),
+    timeout: float = typer.Option(1800, help="Seconds to wait for the drift jobs."),
+) -> None:
     """Run every monitor once (scan watched folders, drift job, trigger rules). Exit status 1
     when an alert fired, so cron can mail it."""
     from backend.drift import checks, triggers
@@ -95,8 +112,9 @@ def check(as_json: bool = typer.Option(False, "--json"),
     ws, store = _store()
     try:
         _, scan_errors = checks.scan_watched(store)
-        submitted = [checks.submit_check(store, ws, m["id"], force=force)
-                     for m in mon.list_monitors(store)]
+        submitted = [
+            checks.submit_check(store, ws, m["id"], force=force) for m in mon.list_monitors(store)
+        ]
         jobs = [s["job_id"] for s in submitted if "job_id" in s]
         jobs += [j for s in submitted for j in s.get("quality_jobs", [])]  # model-side scores
         if jobs:
@@ -112,8 +130,15 @@ def check(as_json: bool = typer.Option(False, "--json"),
         results = []
         for s in submitted:
             reps = mon.reports(store, check_id=s["check_id"]) if "check_id" in s else []
-            results.append({**s, "reports": [{k: r[k] for k in ("method", "statistic",
-                                              "threshold", "verdict")} for r in reps]})
+            results.append(
+                {
+                    **s,
+                    "reports": [
+                        {k: r[k] for k in ("method", "statistic", "threshold", "verdict")}
+                        for r in reps
+                    ],
+                }
+            )
     finally:
         store.close()
     if as_json:
@@ -125,8 +150,10 @@ def check(as_json: bool = typer.Option(False, "--json"),
                 continue
             typer.echo(f"{r['monitor']}: {r['n_window']} prompts against {r['n_reference']}")
             for rep in r["reports"]:
-                typer.echo(f"  {rep['method']:11} {rep['statistic']:8.4f} > "
-                           f"{rep['threshold']:8.4f}? {rep['verdict']}")
+                typer.echo(
+                    f"  {rep['method']:11} {rep['statistic']:8.4f} > "
+                    f"{rep['threshold']:8.4f}? {rep['verdict']}"
+                )
         for a in fired:
             typer.secho(f"ALERT {a['message']} (plan {a['plan_id']})", fg=typer.colors.RED)
         for e in scan_errors:
@@ -150,11 +177,14 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         common.emit_json({"monitors": rows, "plans": plans})
         return
     for m in rows:
-        typer.echo(f"{m['name']:20} {m['state']:9} {m['reference_dataset']} "
-                   f"batches {m['n_batches']}")
+        typer.echo(
+            f"{m['name']:20} {m['state']:9} {m['reference_dataset']} batches {m['n_batches']}"
+        )
     for p in plans:
-        typer.echo(f"plan {p['id']} ({p['monitor']}): {p['state']} "
-                   + "; ".join(f"{s['name']} {s['state']}" for s in p["steps"]))
+        typer.echo(
+            f"plan {p['id']} ({p['monitor']}): {p['state']} "
+            + "; ".join(f"{s['name']} {s['state']}" for s in p["steps"])
+        )
 
 
 @monitor_app.command("approve")

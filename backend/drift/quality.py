@@ -48,8 +48,8 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 def _has_answer(messages: Any) -> bool:
     return isinstance(messages, list) and any(
-        isinstance(m, dict) and m.get("role") == "assistant" and m.get("content")
-        for m in messages)
+        isinstance(m, dict) and m.get("role") == "assistant" and m.get("content") for m in messages
+    )
 
 
 def training_examples(store: Store, run: dict) -> tuple[list[dict], str]:
@@ -66,8 +66,9 @@ def training_examples(store: Store, run: dict) -> tuple[list[dict], str]:
     elif cfg.get("dataset_version_id"):
         rows = version_examples(store, cfg["dataset_version_id"])
     else:
-        raise ValueError(f"run {run['id']}: its data file {path} is gone and it names no "
-                         "dataset version")
+        raise ValueError(
+            f"run {run['id']}: its data file {path} is gone and it names no dataset version"
+        )
     rows = [{"messages": r["messages"]} for r in rows if _has_answer(r.get("messages"))]
     train, held = split(rows, float(cfg.get("eval_split") or 0), int(cfg.get("seed", 42)))
     chosen, source = (held, "held-out") if held else (train, "training")
@@ -75,12 +76,25 @@ def training_examples(store: Store, run: dict) -> tuple[list[dict], str]:
 
 
 def _spec(path: Path, run: dict, max_length: int) -> dict:
-    return {"examples_path": str(path), "model_path": run["base_model"],
-            "adapter_path": run["adapter_path"], "max_length": max_length}
+    return {
+        "examples_path": str(path),
+        "model_path": run["base_model"],
+        "adapter_path": run["adapter_path"],
+        "max_length": max_length,
+    }
 
 
-def submit(store: Store, ws: Workspace, monitor: dict, check_id: str, records: list[dict],
-           cfg: QualityConfig, *, seed: int = 0, actor: Actor | None = None) -> dict:
+def submit(
+    store: Store,
+    ws: Workspace,
+    monitor: dict,
+    check_id: str,
+    records: list[dict],
+    cfg: QualityConfig,
+    *,
+    seed: int = 0,
+    actor: Actor | None = None,
+) -> dict:
     """Queue the score jobs of a check's quality report. Returns {"quality_jobs": [...]} or
     {"quality": why none} (no run yet, too few responses, ...); never fails the drift check."""
     from backend.drift.triggers import last_run
@@ -90,17 +104,31 @@ def submit(store: Store, ws: Workspace, monitor: dict, check_id: str, records: l
         return {"quality": "quality scoring is off for this monitor"}
     answered = [r for r in records if r.get("response")]
     if len(answered) < cfg.min_responses:
-        return {"quality": f"{len(answered)} prompts came with responses; a quality report "
-                f"needs {cfg.min_responses}"}
+        return {
+            "quality": f"{len(answered)} prompts came with responses; a quality report "
+            f"needs {cfg.min_responses}"
+        }
     run = last_run(store)
     if run is None:
-        return {"quality": "no trained run yet: quality is measured against a run's "
-                "training-time scores"}
+        return {
+            "quality": "no trained run yet: quality is measured against a run's "
+            "training-time scores"
+        }
     folder = ws.root / "monitoring" / check_id
-    window = _sample([{"id": f"{r['batch_id']}:{r['position']}",
-                       "messages": [{"role": "user", "content": r["prompt"]},
-                                    {"role": "assistant", "content": r["response"]}]}
-                      for r in answered], cfg.max_examples, seed)
+    window = _sample(
+        [
+            {
+                "id": f"{r['batch_id']}:{r['position']}",
+                "messages": [
+                    {"role": "user", "content": r["prompt"]},
+                    {"role": "assistant", "content": r["response"]},
+                ],
+            }
+            for r in answered
+        ],
+        cfg.max_examples,
+        seed,
+    )
     max_length = int(json.loads(run["config"] or "{}").get("max_length") or 1024)
     jobs = []
     try:
@@ -112,24 +140,40 @@ def submit(store: Store, ws: Workspace, monitor: dict, check_id: str, records: l
             examples = _sample(examples, cfg.max_examples, seed)
             path = ws.root / "monitoring" / f"baseline-{run['id']}" / "examples.jsonl"
             _write(path, examples)
-            base = {"baseline_job_id": queue.submit(ws, "score", _spec(path, run, max_length),
-                                                    group_id=check_id, actor=actor),
-                    "baseline_source": source, "n_baseline": len(examples)}
+            base = {
+                "baseline_job_id": queue.submit(
+                    ws, "score", _spec(path, run, max_length), group_id=check_id, actor=actor
+                ),
+                "baseline_source": source,
+                "n_baseline": len(examples),
+            }
             jobs.append(base["baseline_job_id"])
         _write(folder / "quality_window.jsonl", window)
-        window_job = queue.submit(ws, "score", _spec(folder / "quality_window.jsonl", run,
-                                                     max_length), group_id=check_id,
-                                  actor=actor)
+        window_job = queue.submit(
+            ws,
+            "score",
+            _spec(folder / "quality_window.jsonl", run, max_length),
+            group_id=check_id,
+            actor=actor,
+        )
         jobs.append(window_job)
     except (SpecError, ValueError, OSError) as exc:
         for job_id in jobs:
             queue.cancel(ws, job_id, actor=None)  # ours, queued a moment ago
         return {"quality": f"not scored: {exc}"}
-    mon.record_quality(store, check_id=check_id, monitor_id=monitor["id"], run_id=run["id"],
-                       model=model_label(run["base_model"], run["adapter_path"]),
-                       window_job_id=window_job, baseline_job_id=base["baseline_job_id"],
-                       baseline_source=base["baseline_source"], n_window=len(window),
-                       n_baseline=base["n_baseline"], margin=cfg.margin)
+    mon.record_quality(
+        store,
+        check_id=check_id,
+        monitor_id=monitor["id"],
+        run_id=run["id"],
+        model=model_label(run["base_model"], run["adapter_path"]),
+        window_job_id=window_job,
+        baseline_job_id=base["baseline_job_id"],
+        baseline_source=base["baseline_source"],
+        n_window=len(window),
+        n_baseline=base["n_baseline"],
+        margin=cfg.margin,
+    )
     return {"quality_jobs": jobs, "quality_run": run["id"]}
 
 
@@ -144,20 +188,34 @@ def settle(store: Store, check: dict) -> str:
         return "pending"
     if states != ("succeeded", "succeeded"):
         return "done"  # the drift verdicts stand alone; the failed job says why on Jobs
-    window, base = (mon.score_means(store, q["window_job_id"]),
-                    mon.score_means(store, q["baseline_job_id"]))
+    window, base = (
+        mon.score_means(store, q["window_job_id"]),
+        mon.score_means(store, q["baseline_job_id"]),
+    )
     rows = []
     for method, key in METHODS.items():
         if key not in window or key not in base:
             continue
         threshold = base[key]["mean"] * (1 + q["margin"])
-        rows.append({"method": method, "statistic": window[key]["mean"], "threshold": threshold,
-                     "verdict": "drift" if window[key]["mean"] > threshold else "ok",
-                     "n_reference": base[key]["n"], "n_window": window[key]["n"],
-                     "details": {"training_mean": base[key]["mean"], "margin": q["margin"],
-                                 "baseline_source": q["baseline_source"], "run_id": q["run_id"],
-                                 "model": q["model"], "window_job": q["window_job_id"],
-                                 "baseline_job": q["baseline_job_id"],
-                                 "unit": "nats per response token"}})
+        rows.append(
+            {
+                "method": method,
+                "statistic": window[key]["mean"],
+                "threshold": threshold,
+                "verdict": "drift" if window[key]["mean"] > threshold else "ok",
+                "n_reference": base[key]["n"],
+                "n_window": window[key]["n"],
+                "details": {
+                    "training_mean": base[key]["mean"],
+                    "margin": q["margin"],
+                    "baseline_source": q["baseline_source"],
+                    "run_id": q["run_id"],
+                    "model": q["model"],
+                    "window_job": q["window_job_id"],
+                    "baseline_job": q["baseline_job_id"],
+                    "unit": "nats per response token",
+                },
+            }
+        )
     mon.add_reports(store, check, rows)
     return "done"

@@ -40,12 +40,20 @@ FLAG_TOP_K = 20  # prompts sent to reviewers per plan (the least certain ones)
 
 def _steps(check: dict, n_resp: int) -> list[dict[str, Any]]:
     return [
-        {"name": "review", "kind": "score", "state": "proposed",
-         "what": f"flag the window's prompts for review ({n_resp} of {check['n_window']} came "
-                 "with responses): score them under the newest model, send the least certain "
-                 "to reviewers"},
-        {"name": "train", "kind": "train", "state": "proposed",
-         "what": "targeted fine-tune from the last run's adapter on the reviewed data"},
+        {
+            "name": "review",
+            "kind": "score",
+            "state": "proposed",
+            "what": f"flag the window's prompts for review ({n_resp} of {check['n_window']} came "
+            "with responses): score them under the newest model, send the least certain "
+            "to reviewers",
+        },
+        {
+            "name": "train",
+            "kind": "train",
+            "state": "proposed",
+            "what": "targeted fine-tune from the last run's adapter on the reviewed data",
+        },
     ]
 
 
@@ -56,10 +64,14 @@ def evaluate(store: Store, ws: Workspace) -> list[dict]:
         m = mon.get_monitor(store, check["monitor_id"])
         if check["job_state"] != "succeeded":
             with store.transaction() as cur:  # its batches go back into the next window
-                cur.execute("UPDATE drift_checks SET evaluated = ?, error = ? WHERE id = ?",
-                            [mon.now(), check["job_error"] or check["job_state"], check["id"]])
-                cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?",
-                            [check["id"]])
+                cur.execute(
+                    "UPDATE drift_checks SET evaluated = ?, error = ? WHERE id = ?",
+                    [mon.now(), check["job_error"] or check["job_state"], check["id"]],
+                )
+                cur.execute(
+                    "UPDATE production_batches SET check_id = NULL WHERE check_id = ?",
+                    [check["id"]],
+                )
             continue
         if quality.settle(store, check) == "pending":
             continue  # its quality score jobs are still running: evaluate once they end
@@ -70,35 +82,56 @@ def evaluate(store: Store, ws: Workspace) -> list[dict]:
         alert = plan_id = None
         with store.transaction() as cur:
             state = cur.execute("SELECT state FROM monitors WHERE id = ?", [m["id"]]).fetchone()[0]
-            open_id = cur.execute("SELECT id FROM alerts WHERE monitor_id = ? AND state = 'open'",
-                                  [m["id"]]).fetchone()
+            open_id = cur.execute(
+                "SELECT id FROM alerts WHERE monitor_id = ? AND state = 'open'", [m["id"]]
+            ).fetchone()
             if drifted and state == "ok":
                 alert = mon._id("alert")
-                message = (f"{m['name']}: {len(drift)} of {len(reps)} methods found drift "
-                           f"({', '.join(drift)}) in {check['n_window']} prompts")
-                cur.execute("INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,NULL)",
-                            [alert, m["id"], check["id"], json.dumps(drift), message, "open", 1,
-                             mon.now()])
-                n_resp = cur.execute("SELECT coalesce(sum(n_responses), 0) FROM"
-                                     " production_batches WHERE check_id = ?",
-                                     [check["id"]]).fetchone()[0]
+                message = (
+                    f"{m['name']}: {len(drift)} of {len(reps)} methods found drift "
+                    f"({', '.join(drift)}) in {check['n_window']} prompts"
+                )
+                cur.execute(
+                    "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,NULL)",
+                    [alert, m["id"], check["id"], json.dumps(drift), message, "open", 1, mon.now()],
+                )
+                n_resp = cur.execute(
+                    "SELECT coalesce(sum(n_responses), 0) FROM"
+                    " production_batches WHERE check_id = ?",
+                    [check["id"]],
+                ).fetchone()[0]
                 plan_id = mon._id("plan")
-                cur.execute("INSERT INTO retraining_plans VALUES (?,?,?,?,false,NULL,NULL,?,?,?)",
-                            [plan_id, m["id"], alert, "proposed",
-                             json.dumps(_steps(check, int(n_resp))), mon.now(), mon.now()])
+                cur.execute(
+                    "INSERT INTO retraining_plans VALUES (?,?,?,?,false,NULL,NULL,?,?,?)",
+                    [
+                        plan_id,
+                        m["id"],
+                        alert,
+                        "proposed",
+                        json.dumps(_steps(check, int(n_resp))),
+                        mon.now(),
+                        mon.now(),
+                    ],
+                )
                 cur.execute("UPDATE monitors SET state = 'alerting' WHERE id = ?", [m["id"]])
-                fired.append({"id": alert, "monitor": m["name"], "message": message,
-                              "plan_id": plan_id})
+                fired.append(
+                    {"id": alert, "monitor": m["name"], "message": message, "plan_id": plan_id}
+                )
             elif drifted and open_id:
                 alert = open_id[0]
                 cur.execute("UPDATE alerts SET n_checks = n_checks + 1 WHERE id = ?", [alert])
             elif not drifted and state == "alerting":
-                cur.execute("UPDATE alerts SET state = 'resolved', resolved = ? WHERE"
-                            " monitor_id = ? AND state = 'open'", [mon.now(), m["id"]])
+                cur.execute(
+                    "UPDATE alerts SET state = 'resolved', resolved = ? WHERE"
+                    " monitor_id = ? AND state = 'open'",
+                    [mon.now(), m["id"]],
+                )
                 cur.execute("UPDATE monitors SET state = 'ok' WHERE id = ?", [m["id"]])
-            cur.execute("UPDATE drift_checks SET evaluated = ?, n_drift = ?, drifted = ?,"
-                        " alert_id = ? WHERE id = ?",
-                        [mon.now(), len(drift), drifted, alert, check["id"]])
+            cur.execute(
+                "UPDATE drift_checks SET evaluated = ?, n_drift = ?, drifted = ?,"
+                " alert_id = ? WHERE id = ?",
+                [mon.now(), len(drift), drifted, alert, check["id"]],
+            )
         if plan_id and m["config"].auto_approve:
             approve(store, ws, plan_id, actor="auto-approve", auto=True)
     return fired
@@ -113,7 +146,8 @@ def last_run(store: Store) -> dict | None:
     rows = store.rows(
         "SELECT r.id, r.base_model, r.adapter_path, r.merged_path, r.config, j.spec FROM runs r"
         " JOIN jobs j ON j.id = r.id WHERE j.state = 'succeeded' AND r.adapter_path IS NOT NULL"
-        " ORDER BY j.finished DESC LIMIT 1")
+        " ORDER BY j.finished DESC LIMIT 1"
+    )
     return rows[0] if rows else None
 
 
@@ -134,9 +168,12 @@ def _base_model(store: Store, ws: Workspace) -> tuple[str | None, str | None, di
 def _review_dataset(store: Store, monitor: dict, plan: dict) -> dict | None:
     """A new version of `<monitor>-drift` holding the alert's window prompts with responses."""
     alert = store.rows("SELECT check_id FROM alerts WHERE id = ?", [plan["alert_id"]])[0]
-    rows = store.rows("SELECT r.* FROM production_records r JOIN production_batches b"
-                      " ON b.id = r.batch_id WHERE b.check_id = ? AND r.response IS NOT NULL"
-                      " ORDER BY r.batch_id, r.position", [alert["check_id"]])
+    rows = store.rows(
+        "SELECT r.* FROM production_records r JOIN production_batches b"
+        " ON b.id = r.batch_id WHERE b.check_id = ? AND r.response IS NOT NULL"
+        " ORDER BY r.batch_id, r.position",
+        [alert["check_id"]],
+    )
     if not rows:
         return None
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{monitor['name']}-drift").strip("-.")[:80]
@@ -147,10 +184,21 @@ def _review_dataset(store: Store, monitor: dict, plan: dict) -> dict | None:
             create_dataset(store, name, recipe={"source": "drift", "monitor": monitor["name"]})
         except ValueError:
             pass  # exists without versions
-    examples = [{"messages": [{"role": "user", "content": r["prompt"]},
-                              {"role": "assistant", "content": r["response"]}],
-                 "origin": {"source": "production", "batch": r["batch_id"],
-                            "monitor": monitor["name"], "plan": plan["id"]}} for r in rows]
+    examples = [
+        {
+            "messages": [
+                {"role": "user", "content": r["prompt"]},
+                {"role": "assistant", "content": r["response"]},
+            ],
+            "origin": {
+                "source": "production",
+                "batch": r["batch_id"],
+                "monitor": monitor["name"],
+                "plan": plan["id"],
+            },
+        }
+        for r in rows
+    ]
     return add_version(store, name, examples, note=f"drift window of alert {plan['alert_id']}")
 
 
@@ -161,8 +209,9 @@ def _acting(actor: Actor | str) -> tuple[Actor | None, str]:
     return None, actor
 
 
-def approve(store: Store, ws: Workspace, plan_id: str, *, actor: Actor | str = "lead",
-            auto: bool = False) -> dict:
+def approve(
+    store: Store, ws: Workspace, plan_id: str, *, actor: Actor | str = "lead", auto: bool = False
+) -> dict:
     """Approve a proposed plan: queue its review step (the `score` job); the train step is
     queued by `advance` once the review is done. A signed-in `actor` must hold approve_plan
     (a plain name is the trusted shell's label, e.g. the CLI's --actor); audited."""
@@ -176,44 +225,78 @@ def approve(store: Store, ws: Workspace, plan_id: str, *, actor: Actor | str = "
     review, train = steps[0], steps[1]
     for s in (review, train):
         if s["kind"] not in KINDS:
-            steps[steps.index(s)] = _blocked(s, f"the `{s['kind']}` job kind is not registered "
-                                             "in backend/jobs/kinds.py")
+            steps[steps.index(s)] = _blocked(
+                s, f"the `{s['kind']}` job kind is not registered in backend/jobs/kinds.py"
+            )
     review, train = steps
     if review["state"] != "blocked":
         steps[0] = _queue_review(store, ws, monitor, plan, review, actor=who)
     if steps[0]["state"] == "blocked" and train["state"] != "blocked":
         steps[1] = _blocked(train, "waits for the review step, which is blocked")
     elif train["state"] != "blocked":
-        steps[1] = {**train, "state": "waiting",
-                    "reason": "queued when the review batch is applied"}
-    mon.save_plan(store, plan_id, state="approved", steps=steps, approved_by=name,
-                  auto_approved=auto)
-    users.audit(store, who or Actor(name, "shell"), "plan.approve", plan_id,
-                {"auto": auto, "monitor": monitor["name"]})
+        steps[1] = {
+            **train,
+            "state": "waiting",
+            "reason": "queued when the review batch is applied",
+        }
+    mon.save_plan(
+        store, plan_id, state="approved", steps=steps, approved_by=name, auto_approved=auto
+    )
+    users.audit(
+        store,
+        who or Actor(name, "shell"),
+        "plan.approve",
+        plan_id,
+        {"auto": auto, "monitor": monitor["name"]},
+    )
     return advance_plan(store, ws, plan_id)
 
 
-def _queue_review(store: Store, ws: Workspace, monitor: dict, plan: dict, step: dict, *,
-                  actor: Actor | None = None) -> dict:
+def _queue_review(
+    store: Store,
+    ws: Workspace,
+    monitor: dict,
+    plan: dict,
+    step: dict,
+    *,
+    actor: Actor | None = None,
+) -> dict:
     version = _review_dataset(store, monitor, plan)
     if version is None:
-        return _blocked(step, "the drifted window has no responses to review; ingest prompts "
-                        "with their responses (a `response` field)")
+        return _blocked(
+            step,
+            "the drifted window has no responses to review; ingest prompts "
+            "with their responses (a `response` field)",
+        )
     model_path, adapter_path, run = _base_model(store, ws)
     if model_path is None:
-        return _blocked(step, "no model to score with: train a run, set FTSTUDIO_LOCAL_MODEL, "
-                        "or build the demo model")
+        return _blocked(
+            step,
+            "no model to score with: train a run, set FTSTUDIO_LOCAL_MODEL, "
+            "or build the demo model",
+        )
     folder = ws.root / "monitoring" / plan["id"]
     data = folder / "review.jsonl"
     write_version_jsonl(store, version["id"], data)
-    spec = {"examples_path": str(data), "model_path": model_path, "adapter_path": adapter_path,
-            "dataset": version["dataset"], "version_id": version["id"]}
+    spec = {
+        "examples_path": str(data),
+        "model_path": model_path,
+        "adapter_path": adapter_path,
+        "dataset": version["dataset"],
+        "version_id": version["id"],
+    }
     try:
         job_id = queue.submit(ws, "score", spec, group_id=plan["id"], actor=actor)
     except SpecError as exc:
         return _blocked(step, str(exc))
-    return {**step, "state": "queued", "job_id": job_id, "dataset": version["dataset"],
-            "version_id": version["id"], "run_id": run["id"] if run else None}
+    return {
+        **step,
+        "state": "queued",
+        "job_id": job_id,
+        "dataset": version["dataset"],
+        "version_id": version["id"],
+        "run_id": run["id"] if run else None,
+    }
 
 
 def _train_spec(store: Store, ws: Workspace, plan: dict, version: dict) -> dict:
@@ -224,10 +307,15 @@ def _train_spec(store: Store, ws: Workspace, plan: dict, version: dict) -> dict:
         base = json.loads(run["config"] or run["spec"] or "{}")
     data = ws.root / "monitoring" / plan["id"] / f"train-{version['id']}.jsonl"
     write_version_jsonl(store, version["id"], data)
-    spec = {**{k: v for k, v in base.items() if k in cls.model_fields},
-            "base_model": (run or {}).get("merged_path") or model_path,
-            "dataset": version["dataset"], "dataset_version_id": version["id"],
-            "dataset_hash": version.get("hash"), "data_path": str(data), "method": "sft"}
+    spec = {
+        **{k: v for k, v in base.items() if k in cls.model_fields},
+        "base_model": (run or {}).get("merged_path") or model_path,
+        "dataset": version["dataset"],
+        "dataset_version_id": version["id"],
+        "dataset_hash": version.get("hash"),
+        "data_path": str(data),
+        "method": "sft",
+    }
     for field in ("init_adapter", "adapter_path", "resume_adapter"):
         if field in cls.model_fields and adapter_path:
             spec[field] = adapter_path
@@ -242,8 +330,13 @@ def _queue_train(store: Store, ws: Workspace, plan: dict, step: dict, version: d
         job_id = queue.submit(ws, "train", spec, group_id=plan["id"])
     except (SpecError, ValueError) as exc:
         return _blocked(step, str(exc))
-    return {**step, "state": "queued", "job_id": job_id, "version_id": version["id"],
-            "base_model": spec["base_model"]}
+    return {
+        **step,
+        "state": "queued",
+        "job_id": job_id,
+        "version_id": version["id"],
+        "base_model": spec["base_model"],
+    }
 
 
 def advance_plan(store: Store, ws: Workspace, plan_id: str) -> dict:
@@ -259,11 +352,18 @@ def advance_plan(store: Store, ws: Workspace, plan_id: str) -> dict:
     if review["state"] == "queued":
         state = store.scalar("SELECT state FROM jobs WHERE id = ?", [review["job_id"]])
         if state == "succeeded":
-            batch = rv.create_batch(store, dataset=review["dataset"],
-                                    score_job_id=review["job_id"],
-                                    policy=FlagPolicy(kind="top_k", value=FLAG_TOP_K))
-            review = steps[0] = {**review, "state": "in review", "batch_id": batch["id"],
-                                 "n_flagged": batch["n_flagged"]}
+            batch = rv.create_batch(
+                store,
+                dataset=review["dataset"],
+                score_job_id=review["job_id"],
+                policy=FlagPolicy(kind="top_k", value=FLAG_TOP_K),
+            )
+            review = steps[0] = {
+                **review,
+                "state": "in review",
+                "batch_id": batch["id"],
+                "n_flagged": batch["n_flagged"],
+            }
         elif state in ("failed", "cancelled", "interrupted"):
             review = steps[0] = _blocked(review, f"the score job {review['job_id']} {state}")
     if review["state"] == "in review" and train["state"] == "waiting":

@@ -32,8 +32,7 @@ def first_user_turn(messages: list[dict]) -> str | None:
     return None
 
 
-def pick_prompts(explicit: list[str], held_out: list[dict], train: list[dict], n: int
-                 ) -> list[str]:
+def pick_prompts(explicit: list[str], held_out: list[dict], train: list[dict], n: int) -> list[str]:
     """The eval prompts: the ones given, else the first user turns of held-out examples
     (training examples when nothing is held out), without repeats."""
     if explicit:
@@ -48,13 +47,25 @@ def pick_prompts(explicit: list[str], held_out: list[dict], train: list[dict], n
     return out
 
 
-def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64,
-             temperature: float = 0.0, seed: int = 0, batch_size: int = 8) -> list[dict[str, Any]]:
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> list[dict[str, Any]]:
     """Answer each prompt as a single user turn; greedy when temperature is 0."""
     import torch
 
-    params = {"max_new_tokens": max_new_tokens, "temperature": temperature,
-              "do_sample": temperature > 0, "seed": seed}
+    params = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "do_sample": temperature > 0,
+        "seed": seed,
+    }
     if not prompts:
         return []
     torch.manual_seed(seed)
@@ -68,14 +79,20 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64,
     out: list[dict[str, Any]] = []
     try:
         for i in range(0, len(prompts), batch_size):
-            chunk = prompts[i:i + batch_size]
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}],
-                                                   add_generation_prompt=True, tokenize=False)
-                     for p in chunk]
-            enc = tokenizer(texts, return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens,
-                                      "pad_token_id": tokenizer.pad_token_id}
+            chunk = prompts[i : i + batch_size]
+            texts = [
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
+                )
+                for p in chunk
+            ]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                device
+            )
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max_new_tokens,
+                "pad_token_id": tokenizer.pad_token_id,
+            }
             if temperature > 0:
                 kwargs.update(do_sample=True, temperature=temperature)
             else:

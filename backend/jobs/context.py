@@ -22,8 +22,9 @@ class JobCancelled(Exception):
 
 
 class JobContext:
-    def __init__(self, workspace: Workspace, job_dir: Path, status: JobStatus,
-                 heartbeat_s: float = 2.0):
+    def __init__(
+        self, workspace: Workspace, job_dir: Path, status: JobStatus, heartbeat_s: float = 2.0
+    ):
         self.workspace = workspace
         self.dir = Path(job_dir)
         self.id = status.id
@@ -66,8 +67,14 @@ class JobContext:
             raise JobCancelled("cancelled by request")
 
     # reporting -----------------------------------------------------------------------------
-    def progress(self, done: float, total: float | None = None, *, unit: str | None = None,
-                 message: str | None = None) -> None:
+    def progress(
+        self,
+        done: float,
+        total: float | None = None,
+        *,
+        unit: str | None = None,
+        message: str | None = None,
+    ) -> None:
         """Report progress; rate and ETA come from the recent samples."""
         with self._lock:
             s = self._status

@@ -43,9 +43,15 @@ def _who(actor: Actor | None) -> str:
     return actor.username if actor else "shell"
 
 
-def submit(ws: Workspace, kind: str, spec: dict[str, Any] | BaseModel, *,
-           group_id: str | None = None, job_id: str | None = None,
-           actor: Actor | None = None) -> str:
+def submit(
+    ws: Workspace,
+    kind: str,
+    spec: dict[str, Any] | BaseModel,
+    *,
+    group_id: str | None = None,
+    job_id: str | None = None,
+    actor: Actor | None = None,
+) -> str:
     """Validate the spec, write the job folder, then queue it. Returns the job id.
 
     The folder is written under a temporary name and renamed into place, so a half-written
@@ -64,8 +70,14 @@ def submit(ws: Workspace, kind: str, spec: dict[str, Any] | BaseModel, *,
     (tmp / "spec.json").write_text(
         json.dumps({"kind": kind, "spec": parsed.model_dump(mode="json")}, indent=1)
     )
-    status = JobStatus(id=job_id, kind=kind, title=parsed.title(), created=now(),
-                       group_id=group_id, submitted_by=_who(actor))
+    status = JobStatus(
+        id=job_id,
+        kind=kind,
+        title=parsed.title(),
+        created=now(),
+        group_id=group_id,
+        submitted_by=_who(actor),
+    )
     write_status(tmp, status)
     os.rename(tmp, final)
     _enqueue(ws, job_id)
@@ -115,24 +127,30 @@ def get(ws: Workspace, job_id: str) -> JobStatus:
     return reconcile_one(ws, read_status(job_dir), stale_after_s=None)
 
 
-def reconcile_one(ws: Workspace, status: JobStatus, stale_after_s: float | None = 30.0
-                  ) -> JobStatus:
+def reconcile_one(
+    ws: Workspace, status: JobStatus, stale_after_s: float | None = 30.0
+) -> JobStatus:
     """A running job whose process is gone (or whose heartbeat is stale) becomes interrupted."""
     if status.state != JobState.running:
         return status
     dead = status.pid is not None and not process_alive(status.pid, status.pid_start)
-    stale = (stale_after_s is not None and status.heartbeat is not None
-             and now() - status.heartbeat > stale_after_s)
+    stale = (
+        stale_after_s is not None
+        and status.heartbeat is not None
+        and now() - status.heartbeat > stale_after_s
+    )
     if not (dead or stale):
         return status
     job_dir = ws.job_dir(status.id)
     cancelled = (job_dir / "cancel").exists()
     status.state = JobState.cancelled if cancelled else JobState.interrupted
     status.error = status.error or (
-        "cancelled" if cancelled else
-        "the job's process stopped without finishing (killed, or the machine restarted); "
+        "cancelled"
+        if cancelled
+        else "the job's process stopped without finishing (killed, or the machine restarted); "
         "resume it to continue from its last checkpoint"
-        if dead else f"no heartbeat for {now() - (status.heartbeat or 0):.0f}s"
+        if dead
+        else f"no heartbeat for {now() - (status.heartbeat or 0):.0f}s"
     )
     status.finished = status.finished or now()
     write_status(job_dir, status)
@@ -214,8 +232,9 @@ def pending_count(ws: Workspace) -> int:
     return sum(1 for _ in ws.pending.iterdir()) if ws.pending.exists() else 0
 
 
-def cancel(ws: Workspace, job_id: str, grace_s: float = 10.0,
-           actor: Actor | None = None) -> JobStatus:
+def cancel(
+    ws: Workspace, job_id: str, grace_s: float = 10.0, actor: Actor | None = None
+) -> JobStatus:
     """Cancel a job: a queued one never starts; a running one gets SIGTERM to its process
     group, then SIGKILL after `grace_s` seconds. The cancel file records who asked."""
     require(actor, "cancel_job")
@@ -257,8 +276,10 @@ def resume(ws: Workspace, job_id: str, actor: Actor | None = None) -> JobStatus:
     job_dir = ws.job_dir(job_id)
     status = get(ws, job_id)
     if status.state not in RESUMABLE:
-        raise JobError(f"job {job_id} is {status.state}; only "
-                       f"{', '.join(sorted(RESUMABLE))} jobs can be resumed")
+        raise JobError(
+            f"job {job_id} is {status.state}; only "
+            f"{', '.join(sorted(RESUMABLE))} jobs can be resumed"
+        )
     (job_dir / "cancel").unlink(missing_ok=True)
     status.state, status.error, status.finished = JobState.queued, None, None
     status.attempt += 1
@@ -269,8 +290,9 @@ def resume(ws: Workspace, job_id: str, actor: Actor | None = None) -> JobStatus:
     return status
 
 
-def wait(ws: Workspace, job_id: str, poll_s: float = 0.5, timeout_s: float | None = None,
-         on_status=None) -> JobStatus:
+def wait(
+    ws: Workspace, job_id: str, poll_s: float = 0.5, timeout_s: float | None = None, on_status=None
+) -> JobStatus:
     """Block until the job ends, calling `on_status(status)` at each poll."""
     deadline = None if timeout_s is None else time.time() + timeout_s
     while True:

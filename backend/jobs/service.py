@@ -19,8 +19,14 @@ log = logging.getLogger(__name__)
 class Ingestor:
     """Ingest every `interval_s` seconds on a daemon thread; `tick()` does one pass now."""
 
-    def __init__(self, store: Store, ws: Workspace, interval_s: float = 2.0,
-                 stale_after_s: float = 30.0, after_tick: Callable[[], object] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        ws: Workspace,
+        interval_s: float = 2.0,
+        stale_after_s: float = 30.0,
+        after_tick: Callable[[], object] | None = None,
+    ):
         self.store, self.ws, self.interval_s = store, ws, interval_s
         self.after_tick = after_tick
         self.stale_after_s = stale_after_s

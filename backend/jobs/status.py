@@ -57,7 +57,7 @@ class JobStatus(BaseModel):
     submitted_by: str | None = None  # user name, or "shell" for the command line
 
     def progress_line(self) -> str:
-        """"done/total · rate · ETA", the one-line progress shown everywhere."""
+        """ "done/total · rate · ETA", the one-line progress shown everywhere."""
         parts = [f"{self.done:g}/{self.total:g} {self.unit}" if self.total else f"{self.done:g}"]
         if self.rate:
             parts.append(f"{self.rate:.2f} {self.unit}/s")

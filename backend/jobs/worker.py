@@ -63,10 +63,22 @@ def ensure_worker(ws: Workspace, idle_exit_s: float = 300.0) -> bool:
     try:
         log = open(ws.root / "worker.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.jobs.worker", str(ws.root),
-             "--idle-exit", str(idle_exit_s), "--lock-fd", str(lock.fileno())],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, close_fds=True, pass_fds=(lock.fileno(),),
+            [
+                sys.executable,
+                "-m",
+                "backend.jobs.worker",
+                str(ws.root),
+                "--idle-exit",
+                str(idle_exit_s),
+                "--lock-fd",
+                str(lock.fileno()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=(lock.fileno(),),
         )
         log.close()
         lock.seek(0)
@@ -83,8 +95,11 @@ def _spawn(ws: Workspace, job_id: str) -> subprocess.Popen:
     log = open(job_dir / "log.txt", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend.jobs.run", str(ws.root), job_id],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        start_new_session=True, close_fds=True,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        close_fds=True,
     )
     log.close()
     return proc
@@ -111,8 +126,13 @@ def _finish(ws: Workspace, job_id: str, code: int) -> None:
     queue.release(ws, job_id)
 
 
-def serve(ws: Workspace, idle_exit_s: float | None = None, poll_s: float = 0.3,
-          stale_after_s: float = 30.0, lock_fd: int | None = None) -> None:
+def serve(
+    ws: Workspace,
+    idle_exit_s: float | None = None,
+    poll_s: float = 0.3,
+    stale_after_s: float = 30.0,
+    lock_fd: int | None = None,
+) -> None:
     lock = os.fdopen(lock_fd, "a+") if lock_fd is not None else _try_lock(ws)
     if lock is None:
         raise WorkerBusy(f"a worker already serves {ws.root}")
@@ -142,13 +162,16 @@ def serve(ws: Workspace, idle_exit_s: float | None = None, poll_s: float = 0.3,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workspace", type=Path)
-    parser.add_argument("--idle-exit", type=float, default=None,
-                        help="exit after this many idle seconds (default: never)")
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        help="exit after this many idle seconds (default: never)",
+    )
     parser.add_argument("--lock-fd", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        serve(Workspace(args.workspace.resolve()), idle_exit_s=args.idle_exit,
-              lock_fd=args.lock_fd)
+        serve(Workspace(args.workspace.resolve()), idle_exit_s=args.idle_exit, lock_fd=args.lock_fd)
     except WorkerBusy as exc:
         print(exc, file=sys.stderr)  # noqa: T201
         return 0

@@ -43,8 +43,9 @@ def fleiss_kappa(counts: Sequence[Sequence[int]]) -> float:
         return math.nan
     totals = {sum(row) for row in counts}
     if len(totals) != 1:
-        raise ValueError(f"Fleiss' kappa needs the same number of raters per item; got "
-                         f"{sorted(totals)}")
+        raise ValueError(
+            f"Fleiss' kappa needs the same number of raters per item; got {sorted(totals)}"
+        )
     m = totals.pop()
     if m < 2:
         raise ValueError("Fleiss' kappa needs two or more raters per item")
@@ -105,10 +106,16 @@ def annotator_agreement(rows: list[dict], *, ties: bool = True) -> dict[str, Any
     for x, y in itertools.combinations(analysts, 2):
         shared = [v for v in items.values() if x in v and y in v]
         if shared:
-            pairs.append({"analysts": [x, y], "items": len(shared),
-                          "agreement": _clean(sum(v[x] == v[y] for v in shared) / len(shared)),
-                          "cohen_kappa": _clean(cohen_kappa([v[x] for v in shared],
-                                                            [v[y] for v in shared]))})
+            pairs.append(
+                {
+                    "analysts": [x, y],
+                    "items": len(shared),
+                    "agreement": _clean(sum(v[x] == v[y] for v in shared) / len(shared)),
+                    "cohen_kappa": _clean(
+                        cohen_kappa([v[x] for v in shared], [v[y] for v in shared])
+                    ),
+                }
+            )
     units = [list(v.values()) for v in items.values()]
     categories = sorted({c for u in units for c in u})
     fleiss = None
@@ -118,14 +125,20 @@ def annotator_agreement(rows: list[dict], *, ties: bool = True) -> dict[str, Any
         table = [[Counter(u)[c] for c in categories] for u in units if len(u) == m]
         fleiss = {"raters": m, "items": len(table), "kappa": _clean(fleiss_kappa(table))}
     agree = [len(set(u)) == 1 for u in units]
-    return {"ties": ties, "items": len(units), "analysts": analysts,
-            "agreement": _clean(sum(agree) / len(agree)) if agree else None,
-            "pairs": pairs, "fleiss": fleiss,
-            "krippendorff_alpha": _clean(krippendorff_alpha(units)) if units else None}
+    return {
+        "ties": ties,
+        "items": len(units),
+        "analysts": analysts,
+        "agreement": _clean(sum(agree) / len(agree)) if agree else None,
+        "pairs": pairs,
+        "fleiss": fleiss,
+        "krippendorff_alpha": _clean(krippendorff_alpha(units)) if units else None,
+    }
 
 
-def judge_human_agreement(human: list[dict], judge: list[dict], *, ties: bool = True
-                          ) -> dict[str, Any]:
+def judge_human_agreement(
+    human: list[dict], judge: list[dict], *, ties: bool = True
+) -> dict[str, Any]:
     """The judge against the analysts' majority on the items both judged. Items where the
     analysts have no majority are left out; inconsistent judge verdicts are counted, not
     compared."""
@@ -141,7 +154,12 @@ def judge_human_agreement(human: list[dict], judge: list[dict], *, ties: bool = 
     if not ties:
         both = [i for i in both if verdicts[i] in DECISIVE and majority[i] in DECISIVE]
     h, j = [majority[i] for i in both], [verdicts[i] for i in both]
-    return {"ties": ties, "items": len(both), "inconsistent": inconsistent,
-            "agreement": _clean(sum(x == y for x, y in zip(h, j, strict=True)) / len(both))
-            if both else None,
-            "cohen_kappa": _clean(cohen_kappa(h, j)) if both else None}
+    return {
+        "ties": ties,
+        "items": len(both),
+        "inconsistent": inconsistent,
+        "agreement": _clean(sum(x == y for x, y in zip(h, j, strict=True)) / len(both))
+        if both
+        else None,
+        "cohen_kappa": _clean(cohen_kappa(h, j)) if both else None,
+    }

@@ -24,9 +24,10 @@ from backend.jobs.kinds import JobSpec
 class AnswerSpec(JobSpec):
     """An answer job: one reply per prompt from a base model or an endpoint."""
 
-    provider: Literal["local", "openai"] = Field("local", description="A local model folder "
-                                                 "(the base model) or an OpenAI-compatible "
-                                                 "endpoint.")
+    provider: Literal["local", "openai"] = Field(
+        "local",
+        description="A local model folder (the base model) or an OpenAI-compatible endpoint.",
+    )
     model: str = Field(description="Local model folder, or the model name at the endpoint.")
     base_url: str | None = Field(None, description="Endpoint base URL (default: Settings).")
     prompts: list[str] = Field(min_length=1, description="Prompts, each one user turn.")
@@ -54,15 +55,20 @@ async def _run(ctx: JobContext, spec: AnswerSpec) -> None:
     if spec.provider == "local":
         provider = LocalProvider(spec.model, device=cfg.device)
     else:
-        provider = OpenAIProvider(base_url=spec.base_url or cfg.openai_base_url,
-                                  api_key=secret(cfg.openai_api_key), model=spec.model)
+        provider = OpenAIProvider(
+            base_url=spec.base_url or cfg.openai_base_url,
+            api_key=secret(cfg.openai_api_key),
+            model=spec.model,
+        )
     source = spec.source_id()
     ctx.progress(0, len(spec.prompts), unit="prompts")
     try:
-        results = await provider.complete([[{"role": "user", "content": p}]
-                                           for p in spec.prompts], schema={},
-                                          temperature=spec.temperature,
-                                          max_tokens=spec.max_new_tokens)
+        results = await provider.complete(
+            [[{"role": "user", "content": p}] for p in spec.prompts],
+            schema={},
+            temperature=spec.temperature,
+            max_tokens=spec.max_new_tokens,
+        )
     finally:
         await provider.aclose()
     rows = []
@@ -70,9 +76,19 @@ async def _run(ctx: JobContext, spec: AnswerSpec) -> None:
         if res.error or res.text is None:
             ctx.event(f"no answer to {prompt[:60]!r}: {res.error}", level="warning")
             continue
-        rows.append({"run_id": source, "step": 0, "prompt": prompt, "output": res.text,
-                     "params": {"max_new_tokens": spec.max_new_tokens,
-                                "temperature": spec.temperature, "t": time.time()}})
+        rows.append(
+            {
+                "run_id": source,
+                "step": 0,
+                "prompt": prompt,
+                "output": res.text,
+                "params": {
+                    "max_new_tokens": spec.max_new_tokens,
+                    "temperature": spec.temperature,
+                    "t": time.time(),
+                },
+            }
+        )
     ctx.output("generations.jsonl", rows)
     ctx.progress(len(spec.prompts), len(spec.prompts))
     ctx.event(f"{len(rows)} of {len(spec.prompts)} prompts answered as {source}")

@@ -23,8 +23,9 @@ import typer
 
 from backend import cli_common as common
 
-prefs_app = typer.Typer(no_args_is_help=True, help="Rank outputs, judge, leaderboard, "
-                        "preference data for DPO.")
+prefs_app = typer.Typer(
+    no_args_is_help=True, help="Rank outputs, judge, leaderboard, preference data for DPO."
+)
 
 
 def _store():
@@ -34,13 +35,15 @@ def _store():
 
 
 @prefs_app.command("compare")
-def compare_cmd(name: str,
-                source: Annotated[list[str], typer.Option(help="Run id or source id (two or "
-                                                          "more).")],
-                analyst: Annotated[list[str], typer.Option(help="Analyst names.")],
-                mode: str = typer.Option("pairwise", help="pairwise | ranking."),
-                overlap: float = typer.Option(0.2, help="Share of items given to two analysts."),
-                seed: int = typer.Option(0), as_json: bool = typer.Option(False, "--json")) -> None:
+def compare_cmd(
+    name: str,
+    source: Annotated[list[str], typer.Option(help="Run id or source id (two or more).")],
+    analyst: Annotated[list[str], typer.Option(help="Analyst names.")],
+    mode: str = typer.Option("pairwise", help="pairwise | ranking."),
+    overlap: float = typer.Option(0.2, help="Share of items given to two analysts."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Make a blind comparison set from the generations of two or more sources."""
     from backend.prefs.pairs import build_items
     from backend.store import prefs as S
@@ -50,11 +53,13 @@ def compare_cmd(name: str,
         outputs = S.generation_outputs(store, source)
         empty = [s for s, o in outputs.items() if not o]
         if empty:
-            common.fail(f"no generations for {', '.join(empty)}; `ftstudio runs list` shows runs",
-                        code=2)
+            common.fail(
+                f"no generations for {', '.join(empty)}; `ftstudio runs list` shows runs", code=2
+            )
         items = build_items(outputs, mode=mode, seed=seed)
-        cs = S.create_comparison_set(store, name, items, mode=mode, analysts=analyst,
-                                     overlap=overlap, seed=seed)
+        cs = S.create_comparison_set(
+            store, name, items, mode=mode, analysts=analyst, overlap=overlap, seed=seed
+        )
     except ValueError as exc:
         common.fail(str(exc), code=2)
     finally:
@@ -62,19 +67,22 @@ def compare_cmd(name: str,
     if as_json:
         common.emit_json(cs)
     else:
-        typer.echo(f"comparison set {cs['name']}: {cs['n_items']} items for "
-                   f"{', '.join(cs['analysts'])}")
+        typer.echo(
+            f"comparison set {cs['name']}: {cs['n_items']} items for {', '.join(cs['analysts'])}"
+        )
 
 
 @prefs_app.command("answer")
-def answer_cmd(model: str = typer.Option(..., help="Local model folder (the base model) or "
-                                         "endpoint model name."),
-               provider: str = typer.Option("local", help="local | openai."),
-               prompts_from: str = typer.Option(..., help="Answer the prompts of this run / "
-                                                "source."),
-               base_url: str = typer.Option(None, help="Endpoint base URL (openai)."),
-               max_new_tokens: int = typer.Option(64), detach: bool = typer.Option(False)
-               ) -> None:
+def answer_cmd(
+    model: str = typer.Option(
+        ..., help="Local model folder (the base model) or endpoint model name."
+    ),
+    provider: str = typer.Option("local", help="local | openai."),
+    prompts_from: str = typer.Option(..., help="Answer the prompts of this run / source."),
+    base_url: str = typer.Option(None, help="Endpoint base URL (openai)."),
+    max_new_tokens: int = typer.Option(64),
+    detach: bool = typer.Option(False),
+) -> None:
     """Answer a run's eval prompts with the base model or an endpoint: a new source
     (base:<folder> / endpoint:<model>) for comparison sets."""
     from backend.store import prefs as S
@@ -85,21 +93,30 @@ def answer_cmd(model: str = typer.Option(..., help="Local model folder (the base
     finally:
         store.close()
     if not prompts:
-        common.fail(f"no generations for {prompts_from!r}; `ftstudio runs list` shows runs",
-                    code=2)
-    common.run_job("answer", {"provider": provider, "model": model, "base_url": base_url,
-                              "prompts": prompts, "max_new_tokens": max_new_tokens},
-                   detach=detach)
+        common.fail(f"no generations for {prompts_from!r}; `ftstudio runs list` shows runs", code=2)
+    common.run_job(
+        "answer",
+        {
+            "provider": provider,
+            "model": model,
+            "base_url": base_url,
+            "prompts": prompts,
+            "max_new_tokens": max_new_tokens,
+        },
+        detach=detach,
+    )
 
 
 @prefs_app.command("judge")
-def judge_cmd(comparison_set: str, model: str = typer.Option("", help="Judge model (default: "
-                                                              "Settings)."),
-              provider: str = typer.Option("openai", help="openai | local."),
-              base_url: str = typer.Option(None, help="OpenAI-compatible base URL."),
-              limit: int = typer.Option(None, help="Judge at most N pairs."),
-              rejudge: bool = typer.Option(False, help="Ask again about judged pairs."),
-              detach: bool = typer.Option(False, help="Queue and return.")) -> None:
+def judge_cmd(
+    comparison_set: str,
+    model: str = typer.Option("", help="Judge model (default: Settings)."),
+    provider: str = typer.Option("openai", help="openai | local."),
+    base_url: str = typer.Option(None, help="OpenAI-compatible base URL."),
+    limit: int = typer.Option(None, help="Judge at most N pairs."),
+    rejudge: bool = typer.Option(False, help="Ask again about judged pairs."),
+    detach: bool = typer.Option(False, help="Queue and return."),
+) -> None:
     """Ask an LLM judge about every pair of a comparison set, twice with positions swapped."""
     from backend.jobs import worker
     from backend.jobs.kinds import SpecError
@@ -108,8 +125,16 @@ def judge_cmd(comparison_set: str, model: str = typer.Option("", help="Judge mod
     ws, store = _store()
     model = model or (common.settings().llm_model or "")
     try:
-        job_id = submit_judge(store, ws, comparison_set, model=model, provider=provider,
-                              base_url=base_url, limit=limit, rejudge=rejudge)
+        job_id = submit_judge(
+            store,
+            ws,
+            comparison_set,
+            model=model,
+            provider=provider,
+            base_url=base_url,
+            limit=limit,
+            rejudge=rejudge,
+        )
     except (ValueError, SpecError) as exc:
         common.fail(str(exc), code=2)
     finally:
@@ -132,10 +157,12 @@ def _judgement_rows(store, set_name: str | None, source: str | None) -> list[dic
 
 
 @prefs_app.command("leaderboard")
-def leaderboard_cmd(set_name: str = typer.Option(None, "--set", help="One comparison set."),
-                    source: str = typer.Option(None, help="human | judge (default: both)."),
-                    n_boot: int = typer.Option(200, help="Bootstrap resamples."),
-                    as_json: bool = typer.Option(False, "--json")) -> None:
+def leaderboard_cmd(
+    set_name: str = typer.Option(None, "--set", help="One comparison set."),
+    source: str = typer.Option(None, help="human | judge (default: both)."),
+    n_boot: int = typer.Option(200, help="Bootstrap resamples."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Bradley-Terry ratings with bootstrap intervals and the win-rate matrix."""
     from backend.prefs.leaderboard import leaderboard, outcome_groups
     from backend.store.prefs import PrefsNotFound
@@ -152,16 +179,22 @@ def leaderboard_cmd(set_name: str = typer.Option(None, "--set", help="One compar
         common.emit_json(board)
         return
     if not board["ratings"]:
-        typer.echo("no decided comparisons yet: rank pairs on the Preferences page or run "
-                   "`ftstudio prefs judge`")
+        typer.echo(
+            "no decided comparisons yet: rank pairs on the Preferences page or run "
+            "`ftstudio prefs judge`"
+        )
     for r in board["ratings"]:
-        typer.echo(f"{r['source']:40} {r['rating']:7.1f}  [{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
-                   f"  n={r['comparisons']}")
+        typer.echo(
+            f"{r['source']:40} {r['rating']:7.1f}  [{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
+            f"  n={r['comparisons']}"
+        )
 
 
 @prefs_app.command("agreement")
-def agreement_cmd(set_name: str = typer.Option(None, "--set", help="One comparison set."),
-                  as_json: bool = typer.Option(False, "--json")) -> None:
+def agreement_cmd(
+    set_name: str = typer.Option(None, "--set", help="One comparison set."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Inter-annotator and judge-human agreement, with and without ties."""
     from backend.prefs.agreement import annotator_agreement, judge_human_agreement
 
@@ -174,31 +207,43 @@ def agreement_cmd(set_name: str = typer.Option(None, "--set", help="One comparis
         store.close()
     human = [r for r in rows if r["source"] == "human" and r["verdict"] != "ranking"]
     judge = [r for r in rows if r["source"] == "judge"]
-    out = {f"analysts_{k}": annotator_agreement(human, ties=t)
-           for k, t in (("with_ties", True), ("without_ties", False))}
-    out.update({f"judge_{k}": judge_human_agreement(human, judge, ties=t)
-                for k, t in (("with_ties", True), ("without_ties", False))})
+    out = {
+        f"analysts_{k}": annotator_agreement(human, ties=t)
+        for k, t in (("with_ties", True), ("without_ties", False))
+    }
+    out.update(
+        {
+            f"judge_{k}": judge_human_agreement(human, judge, ties=t)
+            for k, t in (("with_ties", True), ("without_ties", False))
+        }
+    )
     if as_json:
         common.emit_json(out)
         return
     for key, rep in out.items():
-        extra = f" alpha={rep.get('krippendorff_alpha')}" if "krippendorff_alpha" in rep else \
-            f" kappa={rep.get('cohen_kappa')} inconsistent={rep.get('inconsistent')}"
+        extra = (
+            f" alpha={rep.get('krippendorff_alpha')}"
+            if "krippendorff_alpha" in rep
+            else f" kappa={rep.get('cohen_kappa')} inconsistent={rep.get('inconsistent')}"
+        )
         typer.echo(f"{key:22} items={rep['items']} agreement={rep['agreement']}{extra}")
 
 
 @prefs_app.command("build")
-def build_cmd(name: str,
-              from_set: Annotated[list[str], typer.Option("--from", help="Comparison set(s).")],
-              human_only: bool = typer.Option(False, help="Leave judge verdicts out."),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+def build_cmd(
+    name: str,
+    from_set: Annotated[list[str], typer.Option("--from", help="Comparison set(s).")],
+    human_only: bool = typer.Option(False, help="Leave judge verdicts out."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """A new preference set version from decided comparisons (ties etc. dropped)."""
     from backend.prefs.submit import build_preference_set
 
     ws, store = _store()
     try:
-        v = build_preference_set(store, name, from_set,
-                                 sources=("human",) if human_only else ("human", "judge"))
+        v = build_preference_set(
+            store, name, from_set, sources=("human",) if human_only else ("human", "judge")
+        )
     except ValueError as exc:
         common.fail(str(exc), code=2)
     finally:
@@ -210,9 +255,12 @@ def build_cmd(name: str,
 
 
 @prefs_app.command("import")
-def import_cmd(name: str, file: Path,
-               fmt: str = typer.Option(..., "--format", help="hh-rlhf | dpo-jsonl | ratings."),
-               as_json: bool = typer.Option(False, "--json")) -> None:
+def import_cmd(
+    name: str,
+    file: Path,
+    fmt: str = typer.Option(..., "--format", help="hh-rlhf | dpo-jsonl | ratings."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Import external preference data as a new version of preference set NAME."""
     from backend.prefs.export import import_rows
     from backend.store.prefs import add_preference_version
@@ -237,11 +285,13 @@ def import_cmd(name: str, file: Path,
 
 
 @prefs_app.command("export")
-def export_cmd(name: str, out: Annotated[Path, typer.Option(help="JSONL file to write.")],
-               fmt: str = typer.Option("dpo-jsonl", "--format", help="dpo-jsonl."),
-               version: str = typer.Option(None, help="Version number or id (default: latest)."),
-               plain: bool = typer.Option(False, help="Plain strings instead of chat turns.")
-               ) -> None:
+def export_cmd(
+    name: str,
+    out: Annotated[Path, typer.Option(help="JSONL file to write.")],
+    fmt: str = typer.Option("dpo-jsonl", "--format", help="dpo-jsonl."),
+    version: str = typer.Option(None, help="Version number or id (default: latest)."),
+    plain: bool = typer.Option(False, help="Plain strings instead of chat turns."),
+) -> None:
     """Write a preference set version in TRL's DPO format (prompt / chosen / rejected)."""
     from backend.store.prefs import resolve_preference_version, write_preference_jsonl
 
@@ -266,24 +316,29 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
 
     ws, store = _store()
     try:
-        data = {"comparison_sets": S.list_comparison_sets(store),
-                "preference_sets": S.list_preference_sets(store)}
+        data = {
+            "comparison_sets": S.list_comparison_sets(store),
+            "preference_sets": S.list_preference_sets(store),
+        }
     finally:
         store.close()
     if as_json:
         common.emit_json(data)
         return
     for cs in data["comparison_sets"]:
-        typer.echo(f"compare {cs['name']:30} {cs['mode']:9} {cs['n_judged']}/{cs['n_items']} "
-                   "judged")
+        typer.echo(
+            f"compare {cs['name']:30} {cs['mode']:9} {cs['n_judged']}/{cs['n_items']} judged"
+        )
     for ps in data["preference_sets"]:
         typer.echo(f"prefs   {ps['name']:30} v{ps['number']} {ps['n_pairs']} pairs")
 
 
 @prefs_app.command("push")
-def push_cmd(set_name: str = typer.Argument(..., metavar="SET"),
-             raters: int = typer.Option(2, help="Annotators per overlap task."),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+def push_cmd(
+    set_name: str = typer.Argument(..., metavar="SET"),
+    raters: int = typer.Option(2, help="Annotators per overlap task."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Push a comparison set to Label Studio (Pairwise or Ranker project)."""
     from backend.prefs import labelstudio as pls
     from backend.review.cli import connection
@@ -303,8 +358,10 @@ def push_cmd(set_name: str = typer.Argument(..., metavar="SET"),
 
 
 @prefs_app.command("pull")
-def pull_cmd(set_name: str = typer.Argument(..., metavar="SET"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+def pull_cmd(
+    set_name: str = typer.Argument(..., metavar="SET"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Pull judgements of a pushed set from Label Studio (pulling twice adds nothing)."""
     from backend.prefs import labelstudio as pls
     from backend.review.cli import connection
@@ -320,8 +377,10 @@ def pull_cmd(set_name: str = typer.Argument(..., metavar="SET"),
     if as_json:
         common.emit_json(res)
     else:
-        typer.echo(f"{res['annotations']} annotations: {res['new']} new, {res['updated']} "
-                   f"updated, {res['unchanged']} unchanged; {len(res['skipped'])} skipped")
+        typer.echo(
+            f"{res['annotations']} annotations: {res['new']} new, {res['updated']} "
+            f"updated, {res['unchanged']} unchanged; {len(res['skipped'])} skipped"
+        )
         for s in res["skipped"][:10]:
             typer.echo(f"  skipped annotation {s['annotation']}: {s['why']}")
 

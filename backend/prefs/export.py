@@ -26,6 +26,7 @@ _ROLE = {"Human": "user", "Assistant": "assistant"}
 
 # --- export ---------------------------------------------------------------------------------
 
+
 def _plain(turns: list[dict]) -> str:
     if len(turns) == 1:
         return turns[0]["content"]
@@ -36,10 +37,12 @@ def dpo_row(pair: dict, conversational: bool = True) -> dict:
     """One TRL DPO row. Conversational: lists of {role, content} (DPOTrainer applies the chat
     template); plain: strings."""
     if conversational:
-        return {"prompt": pair["prompt"], "chosen": pair["chosen"],
-                "rejected": pair["rejected"]}
-    return {"prompt": _plain(pair["prompt"]), "chosen": _plain(pair["chosen"]),
-            "rejected": _plain(pair["rejected"])}
+        return {"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"]}
+    return {
+        "prompt": _plain(pair["prompt"]),
+        "chosen": _plain(pair["chosen"]),
+        "rejected": _plain(pair["rejected"]),
+    }
 
 
 def _majority(verdicts: list[str]) -> str | None:
@@ -71,21 +74,30 @@ def pairs_from_judgements(rows: list[dict]) -> tuple[list[dict], dict[str, int]]
             if verdict not in ("A", "B"):
                 dropped[verdict] += 1
                 continue
-            best, worst = (responses[0], responses[1]) if verdict == "A" else \
-                (responses[1], responses[0])
+            best, worst = (
+                (responses[0], responses[1]) if verdict == "A" else (responses[1], responses[0])
+            )
         if best["text"].strip() == worst["text"].strip():
             dropped["identical"] += 1
             continue
-        pairs.append({"prompt": group[0]["prompt"],
-                      "chosen": [{"role": "assistant", "content": best["text"]}],
-                      "rejected": [{"role": "assistant", "content": worst["text"]}],
-                      "origin": {"item": item_id, "comparisons": [r["id"] for r in group],
-                                 "chosen_source": best["source"],
-                                 "rejected_source": worst["source"]}})
+        pairs.append(
+            {
+                "prompt": group[0]["prompt"],
+                "chosen": [{"role": "assistant", "content": best["text"]}],
+                "rejected": [{"role": "assistant", "content": worst["text"]}],
+                "origin": {
+                    "item": item_id,
+                    "comparisons": [r["id"] for r in group],
+                    "chosen_source": best["source"],
+                    "rejected_source": worst["source"],
+                },
+            }
+        )
     return pairs, dict(dropped)
 
 
 # --- import ---------------------------------------------------------------------------------
+
 
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:
     """(line number, value) of every non-blank line; InvalidPairs names lines that are not
@@ -118,8 +130,9 @@ def parse_transcript(text: str) -> list[dict]:
     parts = _TURN.split(text if text.startswith("\n\n") else "\n\n" + text.lstrip())
     if parts[0].strip() or len(parts) < 3:
         raise ValueError("transcript does not start with '\\n\\nHuman:'")
-    return [{"role": _ROLE[parts[i]], "content": parts[i + 1].strip()}
-            for i in range(1, len(parts), 2)]
+    return [
+        {"role": _ROLE[parts[i]], "content": parts[i + 1].strip()} for i in range(1, len(parts), 2)
+    ]
 
 
 def hh_pair(row: Any) -> dict:
@@ -132,8 +145,9 @@ def hh_pair(row: Any) -> dict:
         if turns[-1]["role"] != "assistant":
             raise ValueError(f"{name} does not end with an Assistant turn")
     if chosen[:-1] != rejected[:-1]:
-        raise ValueError("chosen and rejected do not share the conversation before the last "
-                         "Assistant turn")
+        raise ValueError(
+            "chosen and rejected do not share the conversation before the last Assistant turn"
+        )
     if not chosen[:-1]:
         raise ValueError("no Human turn before the Assistant reply")
     return {"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]}
@@ -151,8 +165,11 @@ def ratings_pair(row: Any) -> dict | None:
     for i, r in enumerate(responses, 1):
         text = r.get("text", r.get("response")) if isinstance(r, dict) else None
         rating = r.get("rating", r.get("score")) if isinstance(r, dict) else None
-        if not isinstance(text, str) or isinstance(rating, bool) or \
-                not isinstance(rating, int | float):
+        if (
+            not isinstance(text, str)
+            or isinstance(rating, bool)
+            or not isinstance(rating, int | float)
+        ):
             raise ValueError(f"response {i} needs 'text' and a numeric 'rating'")
         scored.append((float(rating), text))
     best = max(scored, key=lambda s: s[0])
@@ -180,8 +197,11 @@ def import_rows(path: Path, fmt: str) -> tuple[list[dict], dict[str, int]]:
                     continue
             else:
                 pair = row
-            if isinstance(pair, dict) and pair.get("chosen") == pair.get("rejected") \
-                    and "chosen" in pair:
+            if (
+                isinstance(pair, dict)
+                and pair.get("chosen") == pair.get("rejected")
+                and "chosen" in pair
+            ):
                 dropped["identical"] += 1
                 continue
             clean = normalise_pair(pair)

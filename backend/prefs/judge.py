@@ -27,28 +27,41 @@ from backend.jobs.kinds import JobSpec
 from backend.prefs.pairs import VERDICTS, combine
 
 OUTPUT = "judgements.jsonl"
-SCHEMA = {"type": "object", "additionalProperties": False, "required": ["verdict", "rationale"],
-          "properties": {"verdict": {"type": "string", "enum": list(VERDICTS)},
-                         "rationale": {"type": "string"}}}
-DEFAULT_CRITERIA = ("Prefer the response that answers the user's request correctly, helpfully "
-                    "and concisely. Say tie when they are equally good, both_bad when neither "
-                    "is acceptable.")
-SYSTEM = ("You are an impartial judge of assistant responses. Do not let the order of the "
-          "responses or their length sway you. Reply with JSON only: "
-          '{"verdict": "A" | "B" | "tie" | "both_bad", "rationale": "<one or two sentences>"}.')
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["verdict", "rationale"],
+    "properties": {
+        "verdict": {"type": "string", "enum": list(VERDICTS)},
+        "rationale": {"type": "string"},
+    },
+}
+DEFAULT_CRITERIA = (
+    "Prefer the response that answers the user's request correctly, helpfully "
+    "and concisely. Say tie when they are equally good, both_bad when neither "
+    "is acceptable."
+)
+SYSTEM = (
+    "You are an impartial judge of assistant responses. Do not let the order of the "
+    "responses or their length sway you. Reply with JSON only: "
+    '{"verdict": "A" | "B" | "tie" | "both_bad", "rationale": "<one or two sentences>"}.'
+)
 
 
 class JudgeSpec(JobSpec):
     """A judge job. Field descriptions are the help texts of the Judge tab."""
 
     comparison_set: str = Field(description="Comparison set whose pairs are judged.")
-    items_path: str = Field(description="JSONL of {item_id, prompt, responses} written by the "
-                            "submitter.")
-    provider: Literal["openai", "local"] = Field("openai", description="Where the judge runs: "
-                                                 "an OpenAI-compatible endpoint or a local "
-                                                 "model folder.")
-    base_url: str | None = Field(None, description="OpenAI-compatible base URL (default: "
-                                 "Settings).")
+    items_path: str = Field(
+        description="JSONL of {item_id, prompt, responses} written by the submitter."
+    )
+    provider: Literal["openai", "local"] = Field(
+        "openai",
+        description="Where the judge runs: an OpenAI-compatible endpoint or a local model folder.",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (default: Settings)."
+    )
     model: str = Field("", description="Judge model name at the endpoint, or a local folder.")
     criteria: str = Field(DEFAULT_CRITERIA, description="What makes a response better.")
     concurrency: int = Field(8, ge=1, le=256, description="Items judged at once.")
@@ -67,14 +80,26 @@ class VerdictError(ValueError):
 
 def judge_prompt(prompt: list[dict], first: str, second: str, criteria: str) -> list[dict]:
     convo = "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"{criteria}\n\n[Conversation]\n{convo}\n\n"
-                                        f"[Response A]\n{first}\n\n[Response B]\n{second}\n\n"
-                                        "Which response is better?"}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"{criteria}\n\n[Conversation]\n{convo}\n\n"
+            f"[Response A]\n{first}\n\n[Response B]\n{second}\n\n"
+            "Which response is better?",
+        },
+    ]
 
 
-_ALIASES = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both_bad", "both bad": "both_bad",
-            "bothbad": "both_bad", "both-bad": "both_bad"}
+_ALIASES = {
+    "a": "A",
+    "b": "B",
+    "tie": "tie",
+    "both_bad": "both_bad",
+    "both bad": "both_bad",
+    "bothbad": "both_bad",
+    "both-bad": "both_bad",
+}
 
 
 def parse_verdict(text: str | None) -> tuple[str, str]:
@@ -94,16 +119,24 @@ def parse_verdict(text: str | None) -> tuple[str, str]:
         raise VerdictError(f"reply is not a JSON object: {text[:80]!r}")
     verdict = _ALIASES.get(str(data.get("verdict", "")).strip().lower())
     if verdict is None:
-        raise VerdictError(f"verdict {data.get('verdict')!r} is not one of "
-                           f"{', '.join(VERDICTS)}")
+        raise VerdictError(f"verdict {data.get('verdict')!r} is not one of {', '.join(VERDICTS)}")
     return verdict, str(data.get("rationale") or "")
 
 
 def items_file(ws_exports: Path, set_name: str, items: list[dict]) -> Path:
     """Write the items a judge job reads (content-addressed, so it never changes under a job)."""
-    body = "".join(json.dumps({"item_id": it["id"], "prompt": it["prompt"],
-                               "responses": [r["text"] for r in it["responses"]]},
-                              ensure_ascii=False) + "\n" for it in items)
+    body = "".join(
+        json.dumps(
+            {
+                "item_id": it["id"],
+                "prompt": it["prompt"],
+                "responses": [r["text"] for r in it["responses"]],
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for it in items
+    )
     digest = hashlib.sha256(body.encode()).hexdigest()[:12]
     path = Path(ws_exports) / f"judge-{set_name}-{digest}.jsonl"
     if not path.exists():
@@ -122,11 +155,15 @@ def make_provider(spec: JudgeSpec):
     if spec.provider == "local":
         model = spec.model or (str(cfg.local_model_dir) if cfg.local_model_dir else "")
         return LocalProvider(model, device=cfg.device)
-    return OpenAIProvider(base_url=spec.base_url or cfg.openai_base_url,
-                          api_key=secret(cfg.openai_api_key),
-                          model=spec.model or cfg.llm_model or "",
-                          concurrency=spec.concurrency, max_retries=spec.max_retries,
-                          backoff_s=spec.backoff_s, timeout_s=spec.timeout_s)
+    return OpenAIProvider(
+        base_url=spec.base_url or cfg.openai_base_url,
+        api_key=secret(cfg.openai_api_key),
+        model=spec.model or cfg.llm_model or "",
+        concurrency=spec.concurrency,
+        max_retries=spec.max_retries,
+        backoff_s=spec.backoff_s,
+        timeout_s=spec.timeout_s,
+    )
 
 
 def _done_items(path: Path) -> set[str]:
@@ -145,8 +182,11 @@ def run_judge(ctx: JobContext, spec: JudgeSpec) -> None:
 
 
 async def _run(ctx: JobContext, spec: JudgeSpec) -> None:
-    items = [json.loads(line) for line in Path(spec.items_path).read_text("utf-8").splitlines()
-             if line.strip()]
+    items = [
+        json.loads(line)
+        for line in Path(spec.items_path).read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     done = _done_items(ctx.dir / OUTPUT)
     todo = [it for it in items if it["item_id"] not in done]
     ctx.progress(len(done), len(items), unit="pairs")
@@ -159,10 +199,13 @@ async def _run(ctx: JobContext, spec: JudgeSpec) -> None:
         async with sem:
             ctx.check_cancelled()
             a, b = it["responses"]
-            prompts = [judge_prompt(it["prompt"], a, b, spec.criteria),
-                       judge_prompt(it["prompt"], b, a, spec.criteria)]
-            results = await provider.complete(prompts, schema=SCHEMA, temperature=0.0,
-                                              max_tokens=spec.max_tokens)
+            prompts = [
+                judge_prompt(it["prompt"], a, b, spec.criteria),
+                judge_prompt(it["prompt"], b, a, spec.criteria),
+            ]
+            results = await provider.complete(
+                prompts, schema=SCHEMA, temperature=0.0, max_tokens=spec.max_tokens
+            )
             try:
                 passes = []
                 for order, res in zip(("AB", "BA"), results, strict=True):
@@ -171,25 +214,45 @@ async def _run(ctx: JobContext, spec: JudgeSpec) -> None:
                     passes.append((order, *parse_verdict(res.text)))
             except VerdictError as exc:
                 counts["failed"] += 1
-                ctx.event(f"item {it['item_id']}: no verdict ({exc})", level="warning",
-                          item_id=it["item_id"], error=str(exc))
+                ctx.event(
+                    f"item {it['item_id']}: no verdict ({exc})",
+                    level="warning",
+                    item_id=it["item_id"],
+                    error=str(exc),
+                )
                 return
             verdict = combine(passes[0][1], passes[1][1])
             counts["inconsistent"] += verdict == "inconsistent"
             counts["judged"] += 1
-            ctx.output(OUTPUT, [{"item_id": it["item_id"], "verdict": verdict, "model": model,
-                                 "rationale": passes[0][2], "t": time.time(),
-                                 "passes": [{"order": o, "verdict": v, "rationale": r}
-                                            for o, v, r in passes]}])
+            ctx.output(
+                OUTPUT,
+                [
+                    {
+                        "item_id": it["item_id"],
+                        "verdict": verdict,
+                        "model": model,
+                        "rationale": passes[0][2],
+                        "t": time.time(),
+                        "passes": [
+                            {"order": o, "verdict": v, "rationale": r} for o, v, r in passes
+                        ],
+                    }
+                ],
+            )
             ctx.progress(len(done) + counts["judged"] + counts["failed"], len(items))
 
     try:
         await asyncio.gather(*(one(it) for it in todo))
     finally:
         await provider.aclose()
-    ctx.event(f"judged {counts['judged']} pairs ({counts['inconsistent']} inconsistent when "
-              f"swapped), {counts['failed']} without a verdict", **counts)
+    ctx.event(
+        f"judged {counts['judged']} pairs ({counts['inconsistent']} inconsistent when "
+        f"swapped), {counts['failed']} without a verdict",
+        **counts,
+    )
     if todo and counts["failed"] == len(todo):
-        raise RuntimeError(f"the judge gave no verdict on any of {len(todo)} pairs; see the "
-                           "warnings in the job's events (endpoint errors or replies that are "
-                           "not JSON verdicts)")
+        raise RuntimeError(
+            f"the judge gave no verdict on any of {len(todo)} pairs; see the "
+            "warnings in the job's events (endpoint errors or replies that are "
+            "not JSON verdicts)"
+        )

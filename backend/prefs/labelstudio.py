@@ -25,8 +25,15 @@ from backend.store import prefs as S
 from backend.store import prefs_ls as L
 from backend.store.db import Store
 
-__all__ = ["LabelStudioError", "label_config", "push_set", "pull_set", "parse_annotation",
-           "project_link", "connection"]
+__all__ = [
+    "LabelStudioError",
+    "label_config",
+    "push_set",
+    "pull_set",
+    "parse_annotation",
+    "project_link",
+    "connection",
+]
 
 TIE, BOTH_BAD = "Tie", "Both bad"
 
@@ -36,8 +43,7 @@ def label_config(mode: str, n_responses: int = 2) -> str:
     prompt = '<Header value="Prompt"/><Text name="prompt" value="$prompt"/>'
     if mode == "pairwise":
         return (
-            "<View>" + prompt +
-            '<Header value="Click the better response"/>'
+            "<View>" + prompt + '<Header value="Click the better response"/>'
             '<Pairwise name="pick" toName="a,b"/>'
             '<View style="display: flex; gap: 1em;">'
             '<View style="flex: 50%;"><Header value="Response A"/><Text name="a" value="$a"/>'
@@ -47,13 +53,17 @@ def label_config(mode: str, n_responses: int = 2) -> str:
             '<Header value="Or, when neither wins"/>'
             '<Choices name="other" toName="prompt" choice="single" showInline="true">'
             f'<Choice value="{TIE}"/><Choice value="{BOTH_BAD}"/></Choices>'
-            "</View>")
+            "</View>"
+        )
     if mode == "ranking":
-        return ("<View>" + prompt +
-                f'<Header value="Drag the {n_responses} answers into order, best first"/>'
-                '<List name="answers" value="$answers" title="Answers"/>'
-                '<Ranker name="rank" toName="answers"/>'
-                "</View>")
+        return (
+            "<View>"
+            + prompt
+            + f'<Header value="Drag the {n_responses} answers into order, best first"/>'
+            '<List name="answers" value="$answers" title="Answers"/>'
+            '<Ranker name="rank" toName="answers"/>'
+            "</View>"
+        )
     raise ValueError(f"mode {mode!r} is unknown; use pairwise or ranking")
 
 
@@ -63,19 +73,31 @@ def _prompt_text(messages: list[dict]) -> str:
 
 def task_payload(item: dict, mode: str) -> dict:
     """Task data of one item: blind labels only, never the sources."""
-    data: dict[str, Any] = {"prompt": _prompt_text(item["prompt"]), "item_id": item["id"],
-                            "set_id": item["set_id"]}
+    data: dict[str, Any] = {
+        "prompt": _prompt_text(item["prompt"]),
+        "item_id": item["id"],
+        "set_id": item["set_id"],
+    }
     texts = [r["text"] for r in item["responses"]]
     if mode == "pairwise":
         data.update(a=texts[0], b=texts[1])
     else:
-        data["answers"] = [{"id": f"answer-{i + 1}", "title": f"Answer {i + 1}", "body": t}
-                           for i, t in enumerate(texts)]
+        data["answers"] = [
+            {"id": f"answer-{i + 1}", "title": f"Answer {i + 1}", "body": t}
+            for i, t in enumerate(texts)
+        ]
     return {"data": data}
 
 
-def push_set(store: Store, set_name: str, url: str, token: str, *, raters: int = 2,
-             actor: Actor | None = None) -> dict:
+def push_set(
+    store: Store,
+    set_name: str,
+    url: str,
+    token: str,
+    *,
+    raters: int = 2,
+    actor: Actor | None = None,
+) -> dict:
     """Create a project for the comparison set and import every item as a task.
 
     The set's overlap share becomes the project's overlap cohort: that share of tasks is
@@ -93,19 +115,31 @@ def push_set(store: Store, set_name: str, url: str, token: str, *, raters: int =
     n = max(len(i["responses"]) for i in items)
     ls = client(url, token)
     overlap = float(cs["overlap"])
-    project = _wrap("creating the project", url, lambda: ls.projects.create(
-        title=f"{cs['name']} ({cs['mode']})"[:50], label_config=label_config(cs["mode"], n),
-        maximum_annotations=max(raters, 1) if overlap > 0 else 1,
-        overlap_cohort_percentage=int(round(overlap * 100)), show_collab_predictions=False,
-        description=f"Blind {cs['mode']} comparison set {cs['name']} from the studio: sources "
-                    "are hidden and positions shuffled."))
+    project = _wrap(
+        "creating the project",
+        url,
+        lambda: ls.projects.create(
+            title=f"{cs['name']} ({cs['mode']})"[:50],
+            label_config=label_config(cs["mode"], n),
+            maximum_annotations=max(raters, 1) if overlap > 0 else 1,
+            overlap_cohort_percentage=int(round(overlap * 100)),
+            show_collab_predictions=False,
+            description=f"Blind {cs['mode']} comparison set {cs['name']} from the studio: sources "
+            "are hidden and positions shuffled.",
+        ),
+    )
     tasks = [task_payload(i, cs["mode"]) for i in items]
     _wrap("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
     listed = _wrap("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
     task_ids = {t.data["item_id"]: t.id for t in listed}
     L.set_project(store, cs["id"], url.rstrip("/"), project.id, task_ids)
-    return {"set": cs["name"], "mode": cs["mode"], "project_id": project.id,
-            "tasks": len(task_ids), "url": f"{url.rstrip('/')}/projects/{project.id}/data"}
+    return {
+        "set": cs["name"],
+        "mode": cs["mode"],
+        "project_id": project.id,
+        "tasks": len(task_ids),
+        "url": f"{url.rstrip('/')}/projects/{project.id}/data",
+    }
 
 
 def project_link(store: Store, set_id: str) -> str | None:
@@ -116,8 +150,11 @@ def project_link(store: Store, set_id: str) -> str | None:
 
 def _annotator(completed_by: Any, users: dict[int, dict]) -> str:
     if isinstance(completed_by, dict):
-        return completed_by.get("email") or completed_by.get("username") \
+        return (
+            completed_by.get("email")
+            or completed_by.get("username")
             or f"ls-user-{completed_by.get('id')}"
+        )
     u = users.get(completed_by) or {}
     return u.get("email") or u.get("username") or f"ls-user-{completed_by}"
 
@@ -152,14 +189,23 @@ def parse_annotation(ann: dict, mode: str, n_responses: int) -> tuple[str, list[
     return "ranking", [ids.index(x) for x in order]
 
 
-def pull_set(store: Store, set_name: str, url: str, token: str, *, actor: Actor | None = None,
-             on_stage: Callable[[str], None] | None = None) -> dict:
+def pull_set(
+    store: Store,
+    set_name: str,
+    url: str,
+    token: str,
+    *,
+    actor: Actor | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> dict:
     """Fetch the project's full JSON export and upsert its judgements (idempotent)."""
     cs = S.get_comparison_set(store, set_name)
     project = L.get_project(store, cs["id"])
     if project is None:
-        raise ValueError(f"comparison set {cs['name']} was not pushed to Label Studio yet: "
-                         f"`ftstudio prefs push {cs['name']}`")
+        raise ValueError(
+            f"comparison set {cs['name']} was not pushed to Label Studio yet: "
+            f"`ftstudio prefs push {cs['name']}`"
+        )
     pid = project["project_id"]
     ls = client(url, token)
     stage = on_stage or (lambda _s: None)
@@ -167,39 +213,65 @@ def pull_set(store: Store, set_name: str, url: str, token: str, *, actor: Actor 
     users = _wrap("listing users", url, lambda: list(ls.users.list()))
     by_id = {u.id: {"email": u.email, "username": getattr(u, "username", None)} for u in users}
     stage("export")
-    raw = _wrap("downloading the export", url, lambda: b"".join(
-        ls.projects.exports.download_sync(pid, export_type="JSON", download_all_tasks=False)))
+    raw = _wrap(
+        "downloading the export",
+        url,
+        lambda: b"".join(
+            ls.projects.exports.download_sync(pid, export_type="JSON", download_all_tasks=False)
+        ),
+    )
     stage("parse")
     try:
         exported = json.loads(raw)
     except ValueError as exc:
-        raise LabelStudioError(f"the export from {url} is not JSON ({exc}); nothing was "
-                               "changed") from exc
+        raise LabelStudioError(
+            f"the export from {url} is not JSON ({exc}); nothing was changed"
+        ) from exc
     sizes = {i["id"]: len(i["responses"]) for i in S.set_items(store, cs["id"])}
     rows, skipped = [], []
     for task in exported:
         item_id = (task.get("data") or {}).get("item_id")
         for ann in task.get("annotations") or []:
             if item_id not in sizes:
-                skipped.append({"annotation": ann.get("id"), "why": f"task {task.get('id')} "
-                                "names no item of this set"})
+                skipped.append(
+                    {
+                        "annotation": ann.get("id"),
+                        "why": f"task {task.get('id')} names no item of this set",
+                    }
+                )
                 continue
             try:
                 verdict, ranking = parse_annotation(ann, cs["mode"], sizes[item_id])
             except ValueError as exc:
                 skipped.append({"annotation": ann.get("id"), "why": str(exc)})
                 continue
-            rows.append({"id": f"ls:{pid}:{ann['id']}", "item_id": item_id,
-                         "annotator": _annotator(ann.get("completed_by"), by_id),
-                         "verdict": verdict, "ranking": ranking,
-                         "detail": {"channel": "label-studio", "project_id": pid,
-                                    "task_id": task.get("id"), "annotation_id": ann["id"],
-                                    "created": ann.get("created_at"),
-                                    "updated": ann.get("updated_at")}})
+            rows.append(
+                {
+                    "id": f"ls:{pid}:{ann['id']}",
+                    "item_id": item_id,
+                    "annotator": _annotator(ann.get("completed_by"), by_id),
+                    "verdict": verdict,
+                    "ranking": ranking,
+                    "detail": {
+                        "channel": "label-studio",
+                        "project_id": pid,
+                        "task_id": task.get("id"),
+                        "annotation_id": ann["id"],
+                        "created": ann.get("created_at"),
+                        "updated": ann.get("updated_at"),
+                    },
+                }
+            )
     stage("store")
     counts = L.upsert_ls_judgements(store, cs["id"], rows, actor=actor)
-    return {"set": cs["name"], "project_id": pid, "tasks": len(exported),
-            "annotations": len(rows), "skipped": skipped, **counts}
+    return {
+        "set": cs["name"],
+        "project_id": pid,
+        "tasks": len(exported),
+        "annotations": len(rows),
+        "skipped": skipped,
+        **counts,
+    }
 
 
 def connection(settings: Any, ws: Any) -> tuple[str | None, str | None]:

@@ -33,8 +33,14 @@ def _tables(groups: list[list[Outcome]], index: dict[str, int]) -> tuple[np.ndar
     return games, wins
 
 
-def fit(games: np.ndarray, wins: np.ndarray, *, prior: float = 0.1, max_iter: int = 2000,
-        tol: float = 1e-10) -> np.ndarray:
+def fit(
+    games: np.ndarray,
+    wins: np.ndarray,
+    *,
+    prior: float = 0.1,
+    max_iter: int = 2000,
+    tol: float = 1e-10,
+) -> np.ndarray:
     """Bradley-Terry strengths (geometric mean 1) by MM from a games matrix and win totals."""
     k = len(wins)
     if k == 0:
@@ -62,8 +68,14 @@ def outcome_groups(rows: list[dict]) -> list[list[Outcome]]:
     return [g for g in groups if g]
 
 
-def leaderboard(groups: list[list[Outcome]], *, n_boot: int = 200, seed: int = 0,
-                level: float = 0.95, prior: float = 0.1) -> dict[str, Any]:
+def leaderboard(
+    groups: list[list[Outcome]],
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    prior: float = 0.1,
+) -> dict[str, Any]:
     """Ratings with bootstrap intervals (judgements resampled with replacement) and the
     win-rate matrix (row's share of points against column, ties half)."""
     players = sorted({s for g in groups for a, b, _ in g for s in (a, b)})
@@ -88,14 +100,33 @@ def leaderboard(groups: list[list[Outcome]], *, n_boot: int = 200, seed: int = 0
             points[index[b], index[a]] += 1 - s
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(games > 0, points / np.where(games > 0, games, 1), np.nan)
-    table = [{"source": s, "rating": round(float(rating[i]), 1),
-              "ci_low": round(float(low[i]), 1), "ci_high": round(float(high[i]), 1),
-              "comparisons": int(games[i].sum()), "points": round(float(points[i].sum()), 1),
-              "win_rate": round(float(points[i].sum() / games[i].sum()), 4)
-              if games[i].sum() else None}
-             for i, s in enumerate(players)]
+    table = [
+        {
+            "source": s,
+            "rating": round(float(rating[i]), 1),
+            "ci_low": round(float(low[i]), 1),
+            "ci_high": round(float(high[i]), 1),
+            "comparisons": int(games[i].sum()),
+            "points": round(float(points[i].sum()), 1),
+            "win_rate": round(float(points[i].sum() / games[i].sum()), 4)
+            if games[i].sum()
+            else None,
+        }
+        for i, s in enumerate(players)
+    ]
     table.sort(key=lambda r: -r["rating"])
-    matrix = {a: {b: (None if math.isnan(share[i, j]) else round(float(share[i, j]), 4))
-                  for j, b in enumerate(players) if j != i} for i, a in enumerate(players)}
-    return {"ratings": table, "win_rate": matrix, "judgements": len(groups),
-            "level": level, "n_boot": n_boot}
+    matrix = {
+        a: {
+            b: (None if math.isnan(share[i, j]) else round(float(share[i, j]), 4))
+            for j, b in enumerate(players)
+            if j != i
+        }
+        for i, a in enumerate(players)
+    }
+    return {
+        "ratings": table,
+        "win_rate": matrix,
+        "judgements": len(groups),
+        "level": level,
+        "n_boot": n_boot,
+    }

@@ -36,9 +36,14 @@ def prompt_text(messages: list[dict]) -> str:
     return users[-1] if users else (messages[-1]["content"] if messages else "")
 
 
-def build_items(outputs: dict[str, dict[str, str]], *, mode: str = "pairwise", seed: int = 0,
-                prompts: list[str] | None = None, pairs_per_prompt: int | None = 1
-                ) -> list[dict]:
+def build_items(
+    outputs: dict[str, dict[str, str]],
+    *,
+    mode: str = "pairwise",
+    seed: int = 0,
+    prompts: list[str] | None = None,
+    pairs_per_prompt: int | None = 1,
+) -> list[dict]:
     """Items of a comparison set from the outputs of two or more sources.
 
     pairwise: for each prompt, `pairs_per_prompt` source pairs (None = every pair) drawn among
@@ -69,14 +74,18 @@ def build_items(outputs: dict[str, dict[str, str]], *, mode: str = "pairwise", s
         for group in groups:
             group = list(group)
             rng.shuffle(group)  # blind: position says nothing about the source
-            items.append({"prompt": prompt_messages(prompt),
-                          "responses": [{"source": s, "text": outputs[s][prompt]}
-                                        for s in group]})
+            items.append(
+                {
+                    "prompt": prompt_messages(prompt),
+                    "responses": [{"source": s, "text": outputs[s][prompt]} for s in group],
+                }
+            )
     return items
 
 
-def assign(n_items: int, analysts: list[str], *, overlap: float = 0.2, raters: int = 2,
-           seed: int = 0) -> list[tuple[int, str]]:
+def assign(
+    n_items: int, analysts: list[str], *, overlap: float = 0.2, raters: int = 2, seed: int = 0
+) -> list[tuple[int, str]]:
     """(item index, analyst) pairs: every item to one analyst, in turn, and a share `overlap`
     of the items to `raters` different analysts, so agreement can be measured.
 
@@ -124,30 +133,37 @@ def winner(responses: list[dict], verdict: str) -> str | None:
     return None
 
 
-def check_verdict(verdict: str, n_responses: int, ranking: list[int] | None = None,
-                  judge: bool = False) -> None:
+def check_verdict(
+    verdict: str, n_responses: int, ranking: list[int] | None = None, judge: bool = False
+) -> None:
     """Raise ValueError naming what is wrong with a verdict for an item."""
     allowed = JUDGE_VERDICTS if judge else VERDICTS
     if verdict == "ranking":
         if ranking is None or sorted(ranking) != list(range(n_responses)):
-            raise ValueError(f"a ranking must order each of the {n_responses} responses once "
-                             f"(indices 0..{n_responses - 1}); got {ranking}")
+            raise ValueError(
+                f"a ranking must order each of the {n_responses} responses once "
+                f"(indices 0..{n_responses - 1}); got {ranking}"
+            )
         return
     if verdict not in allowed:
         raise ValueError(f"verdict {verdict!r} is unknown; use one of {', '.join(allowed)}")
     if n_responses != 2:
-        raise ValueError(f"verdict {verdict!r} is for pairs; this item has {n_responses} "
-                         "responses: give a ranking")
+        raise ValueError(
+            f"verdict {verdict!r} is for pairs; this item has {n_responses} "
+            "responses: give a ranking"
+        )
 
 
-def pairwise_outcomes(responses: list[dict], verdict: str, ranking: list[int] | None
-                      ) -> list[tuple[str, str, float]]:
+def pairwise_outcomes(
+    responses: list[dict], verdict: str, ranking: list[int] | None
+) -> list[tuple[str, str, float]]:
     """(source i, source j, score of i) for every pair a judgement decides: 1 win, 0.5 tie.
     Both-bad and inconsistent verdicts decide nothing; a ranking decides every pair in it."""
     if verdict == "ranking" and ranking:
         order = [responses[i]["source"] for i in ranking]
-        return [(order[i], order[j], 1.0) for i in range(len(order))
-                for j in range(i + 1, len(order))]
+        return [
+            (order[i], order[j], 1.0) for i in range(len(order)) for j in range(i + 1, len(order))
+        ]
     if len(responses) != 2:
         return []
     a, b = responses[0]["source"], responses[1]["source"]

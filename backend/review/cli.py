@@ -12,13 +12,16 @@ from backend import cli_common as common
 from backend.config import secret
 
 labelstudio_app = typer.Typer(no_args_is_help=True, help="A local Label Studio server.")
-review_app = typer.Typer(no_args_is_help=True,
-                         help="Score, flag and review uncertain examples (Label Studio or here).")
+review_app = typer.Typer(
+    no_args_is_help=True, help="Score, flag and review uncertain examples (Label Studio or here)."
+)
 
 
 @labelstudio_app.command("up")
-def ls_up(port: int = typer.Option(8080, help="Port on 127.0.0.1 (the next free one if busy)."),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+def ls_up(
+    port: int = typer.Option(8080, help="Port on 127.0.0.1 (the next free one if busy)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Start the workspace's Label Studio (its own venv, created on first use)."""
     from backend.review import labelstudio_server as srv
 
@@ -28,13 +31,15 @@ def ls_up(port: int = typer.Option(8080, help="Port on 127.0.0.1 (the next free 
     except (srv.LabelStudioServerError, OSError) as exc:
         common.fail(str(exc))
     if as_json:
-        common.emit_json({"url": info.url, "token": token, "pid": info.pid,
-                          "start_seconds": info.start_seconds})
+        common.emit_json(
+            {"url": info.url, "token": token, "pid": info.pid, "start_seconds": info.start_seconds}
+        )
         return
     typer.echo(f"url: {info.url}")
     typer.echo(f"token: {token}")
-    typer.echo(f"started in {info.start_seconds}s (pid {info.pid}); stop with "
-               "`ftstudio labelstudio down`")
+    typer.echo(
+        f"started in {info.start_seconds}s (pid {info.pid}); stop with `ftstudio labelstudio down`"
+    )
 
 
 @labelstudio_app.command("down")
@@ -68,34 +73,54 @@ def connection() -> tuple[str, str]:
     ws = common.workspace()
     info, token = srv.read_info(ws), srv.token(ws)
     if info is None or token is None:
-        common.fail("no Label Studio configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, "
-                    "or run `ftstudio labelstudio up`")
+        common.fail(
+            "no Label Studio configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, "
+            "or run `ftstudio labelstudio up`"
+        )
     return info.url, token
 
 
 @review_app.command("score")
-def score(dataset: str = typer.Option(..., help="Dataset name."),
-          model: str = typer.Option(..., help="Base model folder."),
-          adapter: str = typer.Option(None, help="LoRA adapter folder (default: the newest "
-                                      "succeeded run's adapter on this base model)."),
-          base_only: bool = typer.Option(False, "--base-only", help="Score with the base "
-                                         "model alone, even when a run's adapter exists."),
-          include_reviewed: bool = typer.Option(False, "--include-reviewed", help="Also score "
-                                                "examples reviewed in earlier rounds."),
-          version: str = typer.Option(None, help="Version id or number (default: latest)."),
-          batch_size: int = typer.Option(16), detach: bool = typer.Option(False),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+def score(
+    dataset: str = typer.Option(..., help="Dataset name."),
+    model: str = typer.Option(..., help="Base model folder."),
+    adapter: str = typer.Option(
+        None,
+        help="LoRA adapter folder (default: the newest "
+        "succeeded run's adapter on this base model).",
+    ),
+    base_only: bool = typer.Option(
+        False,
+        "--base-only",
+        help="Score with the base model alone, even when a run's adapter exists.",
+    ),
+    include_reviewed: bool = typer.Option(
+        False, "--include-reviewed", help="Also score examples reviewed in earlier rounds."
+    ),
+    version: str = typer.Option(None, help="Version id or number (default: latest)."),
+    batch_size: int = typer.Option(16),
+    detach: bool = typer.Option(False),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Score every example of a dataset version (job kind `score`) not yet reviewed."""
     from backend.review.scoring import choose_adapter, prepare_spec
 
     ws = common.workspace()
     store = common.open_store(ws)
     try:
-        choice = choose_adapter(store, model, adapter_path=adapter, base_only=base_only,
-                                root=ws.root)
-        spec, n, ver = prepare_spec(store, ws, dataset, model, adapter_path=choice.path,
-                                    version=version, batch_size=batch_size,
-                                    only_unreviewed=not include_reviewed)
+        choice = choose_adapter(
+            store, model, adapter_path=adapter, base_only=base_only, root=ws.root
+        )
+        spec, n, ver = prepare_spec(
+            store,
+            ws,
+            dataset,
+            model,
+            adapter_path=choice.path,
+            version=version,
+            batch_size=batch_size,
+            only_unreviewed=not include_reviewed,
+        )
     except (ValueError, OSError) as exc:
         common.fail(str(exc))
     finally:
@@ -104,36 +129,65 @@ def score(dataset: str = typer.Option(..., help="Dataset name."),
         typer.echo(choice.describe())
     status = common.run_job("score", spec, detach=detach, quiet=as_json)
     if as_json:
-        common.emit_json({"job_id": status.id, "state": status.state, "examples": n,
-                          "version_id": ver["id"], "adapter": choice.path,
-                          "adapter_run_id": choice.run_id, "round": spec["round"]})
+        common.emit_json(
+            {
+                "job_id": status.id,
+                "state": status.state,
+                "examples": n,
+                "version_id": ver["id"],
+                "adapter": choice.path,
+                "adapter_run_id": choice.run_id,
+                "round": spec["round"],
+            }
+        )
     else:
-        typer.echo(f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']}, "
-                   f"round {spec['round']})")
+        typer.echo(
+            f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']}, "
+            f"round {spec['round']})"
+        )
 
 
-def _make_batch(store, dataset: str, top: int | None, threshold: float | None,
-                percentile: float | None, method: str, qc_share: float) -> dict:
+def _make_batch(
+    store,
+    dataset: str,
+    top: int | None,
+    threshold: float | None,
+    percentile: float | None,
+    method: str,
+    qc_share: float,
+) -> dict:
     from backend.review.flagging import FlagPolicy
     from backend.store import review as rstore
 
-    chosen = [(k, v) for k, v in (("top_k", top), ("threshold", threshold),
-                                  ("percentile", percentile)) if v is not None]
+    chosen = [
+        (k, v)
+        for k, v in (("top_k", top), ("threshold", threshold), ("percentile", percentile))
+        if v is not None
+    ]
     if len(chosen) > 1:
         common.fail("choose one of --top, --threshold, --percentile")
     kind, value = chosen[0] if chosen else ("top_k", 20)
     policy = FlagPolicy(kind=kind, value=value, qc_share=qc_share)
-    return rstore.create_batch(store, dataset=dataset, score_job_id=rstore.latest_score_job(
-        store, dataset), policy=policy, method=method)
+    return rstore.create_batch(
+        store,
+        dataset=dataset,
+        score_job_id=rstore.latest_score_job(store, dataset),
+        policy=policy,
+        method=method,
+    )
 
 
 @review_app.command("push")
-def push(dataset: str = typer.Option(...), top: int = typer.Option(None, help="Flag the k "
-         "least certain."), threshold: float = typer.Option(None), percentile: float =
-         typer.Option(None), method: str = typer.Option("nll", help="nll or entropy."),
-         qc_share: float = typer.Option(0.05), overlap: float = typer.Option(
-             0.2, help="Share of tasks that two reviewers see."),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def push(
+    dataset: str = typer.Option(...),
+    top: int = typer.Option(None, help="Flag the k least certain."),
+    threshold: float = typer.Option(None),
+    percentile: float = typer.Option(None),
+    method: str = typer.Option("nll", help="nll or entropy."),
+    qc_share: float = typer.Option(0.05),
+    overlap: float = typer.Option(0.2, help="Share of tasks that two reviewers see."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Flag the latest scores of a dataset and push the batch to Label Studio."""
     from backend.review import labelstudio as lsync
 
@@ -150,15 +204,21 @@ def push(dataset: str = typer.Option(...), top: int = typer.Option(None, help="F
     if as_json:
         common.emit_json(result)
     else:
-        typer.echo(f"batch {batch['id']}: {batch['n_flagged']} flagged + {batch['n_qc']} QC "
-                   f"-> {result['url']}")
+        typer.echo(
+            f"batch {batch['id']}: {batch['n_flagged']} flagged + {batch['n_qc']} QC "
+            f"-> {result['url']}"
+        )
 
 
 @review_app.command("pull")
-def pull(dataset: str = typer.Option(...), batch: str = typer.Option(None, help="Batch id "
-         "(default: the dataset's latest)."), apply: bool = typer.Option(
-             False, help="Also write the next dataset version from the verdicts."),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def pull(
+    dataset: str = typer.Option(...),
+    batch: str = typer.Option(None, help="Batch id (default: the dataset's latest)."),
+    apply: bool = typer.Option(
+        False, help="Also write the next dataset version from the verdicts."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Pull verdicts from Label Studio (idempotent), optionally applying them."""
     from backend.review import labelstudio as lsync
     from backend.store import review as rstore
@@ -180,15 +240,20 @@ def pull(dataset: str = typer.Option(...), batch: str = typer.Option(None, help=
     if as_json:
         common.emit_json(result)
         return
-    typer.echo(f"batch {result['batch']}: {result['annotations']} annotations "
-               f"({result['new']} new, {result['updated']} updated, {result['unchanged']} same)")
+    typer.echo(
+        f"batch {result['batch']}: {result['annotations']} annotations "
+        f"({result['new']} new, {result['updated']} updated, {result['unchanged']} same)"
+    )
     if "version" in result:
         typer.echo(f"new version v{result['version']['number']}: {result['version']['note']}")
 
 
 @review_app.command("apply")
-def apply_cmd(dataset: str = typer.Option(...), batch: str = typer.Option(None),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+def apply_cmd(
+    dataset: str = typer.Option(...),
+    batch: str = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Write the next dataset version from a batch's verdicts."""
     from backend.store import review as rstore
 

@@ -17,11 +17,17 @@ from backend.synth.qc import qc_sample
 
 class FlagPolicy(BaseModel):
     kind: Literal["top_k", "threshold", "percentile"] = Field(
-        "top_k", description="top_k: the k least certain; threshold: score at or above a value; "
-        "percentile: at or above the given percentile of the scores.")
+        "top_k",
+        description="top_k: the k least certain; threshold: score at or above a value; "
+        "percentile: at or above the given percentile of the scores.",
+    )
     value: float = Field(20, description="k, the score threshold, or the percentile (0-100).")
-    qc_share: float = Field(0.05, ge=0, le=0.10, description="Share of the rest added as a "
-                            "random QC sample (0, or 5%-10%).")
+    qc_share: float = Field(
+        0.05,
+        ge=0,
+        le=0.10,
+        description="Share of the rest added as a random QC sample (0, or 5%-10%).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> FlagPolicy:
@@ -74,8 +80,7 @@ def flag(scores: dict[str, float], policy: FlagPolicy) -> list[tuple[str, float]
     return [(i, s) for i, s in ranked if cut is not None and s >= cut]
 
 
-def qc_extra(ids: list[str], flagged: set[str], share: float, *, seed: int | str = 0
-             ) -> list[str]:
+def qc_extra(ids: list[str], flagged: set[str], share: float, *, seed: int | str = 0) -> list[str]:
     """A seeded random QC sample of the examples that were not flagged."""
     rest = [i for i in ids if i not in flagged]
     if share <= 0 or not rest:

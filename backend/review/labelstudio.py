@@ -63,12 +63,16 @@ def _wrap(what: str, url: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except httpx.HTTPError as exc:
-        raise LabelStudioError(f"{what}: Label Studio at {url} did not answer "
-                               f"({type(exc).__name__}: {exc}). Is it running? "
-                               "`ftstudio labelstudio status` tells. Nothing was changed.") from exc
+        raise LabelStudioError(
+            f"{what}: Label Studio at {url} did not answer "
+            f"({type(exc).__name__}: {exc}). Is it running? "
+            "`ftstudio labelstudio status` tells. Nothing was changed."
+        ) from exc
     except ApiError as exc:
-        raise LabelStudioError(f"{what}: Label Studio at {url} answered HTTP {exc.status_code}: "
-                               f"{str(exc.body)[:300]}. Nothing was changed.") from exc
+        raise LabelStudioError(
+            f"{what}: Label Studio at {url} answered HTTP {exc.status_code}: "
+            f"{str(exc.body)[:300]}. Nothing was changed."
+        ) from exc
 
 
 def split_prompt(messages: list[dict]) -> tuple[str, str]:
@@ -85,44 +89,80 @@ def task_payload(item: dict, batch_id: str, model: str | None) -> dict:
     score = item.get("score")
     certainty = math.exp(-score) if score is not None and score >= 0 else 0.5
     return {
-        "data": {"instruction": instruction, "response": response,
-                 "example_id": item["example_id"], "batch_id": batch_id,
-                 "uncertainty": score, "reason": item["reason"]},
-        "predictions": [{
-            "model_version": model or "studio",
-            "score": certainty,
-            "result": [{"from_name": "verdict", "to_name": "response", "type": "choices",
-                        "value": {"choices": ["accept" if certainty >= 0.5 else "reject"]}}],
-        }],
+        "data": {
+            "instruction": instruction,
+            "response": response,
+            "example_id": item["example_id"],
+            "batch_id": batch_id,
+            "uncertainty": score,
+            "reason": item["reason"],
+        },
+        "predictions": [
+            {
+                "model_version": model or "studio",
+                "score": certainty,
+                "result": [
+                    {
+                        "from_name": "verdict",
+                        "to_name": "response",
+                        "type": "choices",
+                        "value": {"choices": ["accept" if certainty >= 0.5 else "reject"]},
+                    }
+                ],
+            }
+        ],
     }
 
 
 @audited("edit_data", "review.push", "batch_id")
-def push_batch(store: Store, batch_id: str, url: str, token: str, *, overlap_share: float = 0.2,
-               reviewers_per_overlap: int = 2) -> dict:
+def push_batch(
+    store: Store,
+    batch_id: str,
+    url: str,
+    token: str,
+    *,
+    overlap_share: float = 0.2,
+    reviewers_per_overlap: int = 2,
+) -> dict:
     """Create a project for the batch and import its items as tasks with predictions."""
     batch = rstore.get_batch(store, batch_id)
     if batch["ls_project_id"]:
-        raise ValueError(f"batch {batch_id} is already in Label Studio project "
-                         f"{batch['ls_project_id']} at {batch['ls_url']}")
+        raise ValueError(
+            f"batch {batch_id} is already in Label Studio project "
+            f"{batch['ls_project_id']} at {batch['ls_url']}"
+        )
     items = rstore.batch_items(store, batch_id)
     if not items:
         raise ValueError(f"batch {batch_id} has no items to push")
     ls = client(url, token)
     title = f"{batch['dataset']} review round {batch['round']} ({batch_id})"[:50]
-    project = _wrap("creating the project", url, lambda: ls.projects.create(
-        title=title, label_config=label_config(), sampling=SAMPLING,
-        maximum_annotations=reviewers_per_overlap if overlap_share > 0 else 1,
-        overlap_cohort_percentage=int(round(overlap_share * 100)),
-        show_collab_predictions=False, model_version=batch["model"] or "studio",
-        description=f"Flagged by {batch['method']} under {batch['model']}; least certain first."))
+    project = _wrap(
+        "creating the project",
+        url,
+        lambda: ls.projects.create(
+            title=title,
+            label_config=label_config(),
+            sampling=SAMPLING,
+            maximum_annotations=reviewers_per_overlap if overlap_share > 0 else 1,
+            overlap_cohort_percentage=int(round(overlap_share * 100)),
+            show_collab_predictions=False,
+            model_version=batch["model"] or "studio",
+            description=(
+                f"Flagged by {batch['method']} under {batch['model']}; least certain first."
+            ),
+        ),
+    )
     tasks = [task_payload(i, batch_id, batch["model"]) for i in items]
     _wrap("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
     listed = _wrap("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
     task_ids = {t.data["example_id"]: t.id for t in listed}
     rstore.set_project(store, batch_id, url, project.id, task_ids)
-    return {"batch": batch_id, "project_id": project.id, "tasks": len(task_ids),
-            "url": f"{url.rstrip('/')}/projects/{project.id}/data"}
+    return {
+        "batch": batch_id,
+        "project_id": project.id,
+        "tasks": len(task_ids),
+        "url": f"{url.rstrip('/')}/projects/{project.id}/data",
+    }
 
 
 def task_link(url: str, project_id: int, task_id: int) -> str:
@@ -147,10 +187,18 @@ def parse_annotation(ann: dict, example_id: str, reviewer: str) -> dict | None:
         verdict = "correct"
     if verdict not in ("accept", "reject", "correct"):
         return None
-    return {"id": f"ls:{ann['id']}", "external_id": str(ann["id"]), "example_id": example_id,
-            "reviewer": reviewer, "verdict": verdict, "categories": categories,
-            "corrected": corrected, "source": "label-studio",
-            "created": ann.get("created_at"), "updated": ann.get("updated_at")}
+    return {
+        "id": f"ls:{ann['id']}",
+        "external_id": str(ann["id"]),
+        "example_id": example_id,
+        "reviewer": reviewer,
+        "verdict": verdict,
+        "categories": categories,
+        "corrected": corrected,
+        "source": "label-studio",
+        "created": ann.get("created_at"),
+        "updated": ann.get("updated_at"),
+    }
 
 
 def _reviewer(completed_by: Any, emails: dict[int, str]) -> str:
@@ -160,8 +208,9 @@ def _reviewer(completed_by: Any, emails: dict[int, str]) -> str:
 
 
 @audited("review", "review.pull", "batch_id")
-def pull_batch(store: Store, batch_id: str, url: str, token: str,
-               on_stage: Callable[[str], None] | None = None) -> dict:
+def pull_batch(
+    store: Store, batch_id: str, url: str, token: str, on_stage: Callable[[str], None] | None = None
+) -> dict:
     """Fetch the project's full JSON export and upsert its verdicts (idempotent)."""
     batch = rstore.get_batch(store, batch_id)
     if not batch["ls_project_id"]:
@@ -172,15 +221,22 @@ def pull_batch(store: Store, batch_id: str, url: str, token: str,
     users = _wrap("listing users", url, lambda: list(ls.users.list()))
     emails = {u.id: u.email for u in users}
     stage("export")
-    raw = _wrap("downloading the export", url, lambda: b"".join(
-        ls.projects.exports.download_sync(batch["ls_project_id"], export_type="JSON",
-                                          download_all_tasks=False)))
+    raw = _wrap(
+        "downloading the export",
+        url,
+        lambda: b"".join(
+            ls.projects.exports.download_sync(
+                batch["ls_project_id"], export_type="JSON", download_all_tasks=False
+            )
+        ),
+    )
     stage("parse")
     try:
         exported = json.loads(raw)
     except ValueError as exc:
-        raise LabelStudioError(f"the export from {url} is not JSON ({exc}); nothing was "
-                               "changed") from exc
+        raise LabelStudioError(
+            f"the export from {url} is not JSON ({exc}); nothing was changed"
+        ) from exc
     rows, skipped = [], 0
     for task in exported:
         example_id = (task.get("data") or {}).get("example_id")
@@ -192,8 +248,13 @@ def pull_batch(store: Store, batch_id: str, url: str, token: str,
                 rows.append(row)
     stage("store")
     counts = rstore.upsert_reviews(store, batch_id, rows)
-    return {"batch": batch_id, "tasks": len(exported), "annotations": len(rows),
-            "skipped": skipped, **counts}
+    return {
+        "batch": batch_id,
+        "tasks": len(exported),
+        "annotations": len(rows),
+        "skipped": skipped,
+        **counts,
+    }
 
 
 def progress(store: Store, batch_id: str) -> dict:
@@ -214,6 +275,11 @@ def progress(store: Store, batch_id: str) -> dict:
         b = [list(v.values())[1] for v in overlap]
         pair_kappa = cohen_kappa(a, b)
     n_items = len(rstore.batch_items(store, batch_id))
-    return {"items": n_items, "reviewed": len(by_item), "reviewers": per,
-            "overlap_items": len(overlap), "cohen_kappa": pair_kappa,
-            "fleiss_kappa": fleiss_kappa(list(v.values()) for v in overlap)}
+    return {
+        "items": n_items,
+        "reviewed": len(by_item),
+        "reviewers": per,
+        "overlap_items": len(overlap),
+        "cohen_kappa": pair_kappa,
+        "fleiss_kappa": fleiss_kappa(list(v.values()) for v in overlap),
+    }

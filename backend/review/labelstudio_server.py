@@ -86,18 +86,28 @@ def ensure_venv(venv: Path = VENV, *, quiet: bool = True) -> Path:
 
 
 def _base_env(data_dir: Path) -> dict[str, str]:
-    drop = ("HOST", "PORT", "USERNAME", "PASSWORD", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV",
-            "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items()
-           if k not in drop and not k.startswith("LABEL_STUDIO_")}
-    env.update({
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
-        "COLLECT_ANALYTICS": "false",
-        "LATEST_VERSION_CHECK": "false",
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        "PYTHONUNBUFFERED": "1",
-    })
+    drop = (
+        "HOST",
+        "PORT",
+        "USERNAME",
+        "PASSWORD",
+        "DJANGO_SETTINGS_MODULE",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in drop and not k.startswith("LABEL_STUDIO_")
+    }
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -109,13 +119,21 @@ def ensure_template(venv: Path = VENV) -> Path:
     tmp = venv / ".template-building"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    code = ("from label_studio.server import _setup_env, _apply_database_migrations\n"
-            "_setup_env(); _apply_database_migrations()\n")
-    done = subprocess.run([str(venv_python(venv)), "-c", code], env=_base_env(tmp),
-                          capture_output=True, text=True, cwd=tmp)
+    code = (
+        "from label_studio.server import _setup_env, _apply_database_migrations\n"
+        "_setup_env(); _apply_database_migrations()\n"
+    )
+    done = subprocess.run(
+        [str(venv_python(venv)), "-c", code],
+        env=_base_env(tmp),
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+    )
     if done.returncode != 0:
-        raise LabelStudioServerError(f"migrating a Label Studio data folder failed: "
-                                     f"{done.stderr[-2000:]}")
+        raise LabelStudioServerError(
+            f"migrating a Label Studio data folder failed: {done.stderr[-2000:]}"
+        )
     (tmp / ".ready").write_text("migrated")
     shutil.rmtree(template, ignore_errors=True)
     tmp.rename(template)
@@ -131,8 +149,11 @@ def credentials(data_dir: Path) -> dict[str, str]:
     path = _credentials_path(data_dir)
     if path.exists():
         return json.loads(path.read_text())
-    creds = {"username": ADMIN_EMAIL, "password": secrets.token_urlsafe(16),
-             "token": secrets.token_hex(20)}
+    creds = {
+        "username": ADMIN_EMAIL,
+        "password": secrets.token_urlsafe(16),
+        "token": secrets.token_hex(20),
+    }
     fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(creds, fh)
@@ -166,12 +187,19 @@ def status(ws: Workspace) -> dict:
     if info is None:
         return {"running": False, "message": "no local Label Studio was started here"}
     running = info.alive and healthy(info.url)
-    return {"running": running, "url": info.url, "port": info.port, "pid": info.pid,
-            "data_dir": info.data_dir, "start_seconds": info.start_seconds}
+    return {
+        "running": running,
+        "url": info.url,
+        "port": info.port,
+        "pid": info.pid,
+        "data_dir": info.data_dir,
+        "start_seconds": info.start_seconds,
+    }
 
 
-def up(ws: Workspace, port: int = 8080, *, timeout_s: float = 240.0,
-       venv: Path = VENV) -> tuple[ServerInfo, str]:
+def up(
+    ws: Workspace, port: int = 8080, *, timeout_s: float = 240.0, venv: Path = VENV
+) -> tuple[ServerInfo, str]:
     """Start (or find) the workspace's local server; returns its info and API token."""
     current = read_info(ws)
     if current and current.alive and healthy(current.url):
@@ -186,24 +214,45 @@ def up(ws: Workspace, port: int = 8080, *, timeout_s: float = 240.0,
         shutil.copytree(ensure_template(venv), data_dir)
     creds = credentials(data_dir)
     env = _base_env(data_dir)
-    env.update({"LABEL_STUDIO_USERNAME": creds["username"],
-                "LABEL_STUDIO_PASSWORD": creds["password"],
-                "LABEL_STUDIO_USER_TOKEN": creds["token"]})
+    env.update(
+        {
+            "LABEL_STUDIO_USERNAME": creds["username"],
+            "LABEL_STUDIO_PASSWORD": creds["password"],
+            "LABEL_STUDIO_USER_TOKEN": creds["token"],
+        }
+    )
     log_path = folder / "server.log"
     log = open(log_path, "ab")
     start_offset = log.tell()
     ls_bin = venv / "bin" / "label-studio"
-    cmd = [str(ls_bin), "start", "--no-browser", "--internal-host", "127.0.0.1",
-           "--port", str(port), "--data-dir", str(data_dir)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=folder, start_new_session=True)
+    cmd = [
+        str(ls_bin),
+        "start",
+        "--no-browser",
+        "--internal-host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=folder,
+        start_new_session=True,
+    )
     log.close()
     bound = None
     while time.time() - t0 < timeout_s:
         if proc.poll() is not None:
             tail = log_path.read_bytes()[start_offset:][-2000:].decode(errors="replace")
-            raise LabelStudioServerError(f"Label Studio exited with code {proc.returncode}; "
-                                         f"the end of {log_path}:\n{tail}")
+            raise LabelStudioServerError(
+                f"Label Studio exited with code {proc.returncode}; the end of {log_path}:\n{tail}"
+            )
         if bound is None:
             found = _BOUND.search(log_path.read_bytes()[start_offset:].decode(errors="replace"))
             bound = int(found.group(1)) if found else None
@@ -212,11 +261,17 @@ def up(ws: Workspace, port: int = 8080, *, timeout_s: float = 240.0,
         time.sleep(0.3)
     else:
         _terminate(proc.pid)
-        raise LabelStudioServerError(f"Label Studio did not answer /health within {timeout_s:.0f}s;"
-                                     f" see {log_path}")
-    info = ServerInfo(url=f"http://127.0.0.1:{bound}", port=bound, pid=proc.pid,
-                      data_dir=str(data_dir), started=time.time(),
-                      start_seconds=round(time.time() - t0, 1))
+        raise LabelStudioServerError(
+            f"Label Studio did not answer /health within {timeout_s:.0f}s; see {log_path}"
+        )
+    info = ServerInfo(
+        url=f"http://127.0.0.1:{bound}",
+        port=bound,
+        pid=proc.pid,
+        data_dir=str(data_dir),
+        started=time.time(),
+        start_seconds=round(time.time() - t0, 1),
+    )
     atomic_write_text(folder / "server.json", json.dumps(info.__dict__, indent=1))
     return info, creds["token"]
 

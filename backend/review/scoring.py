@@ -59,8 +59,11 @@ class ScoreSpec(JobSpec):
 def model_label(model_path: str, adapter_path: str | None = None) -> str:
     """A short, stable name for a model (+ adapter), used as the `model` key of scores."""
     name = Path(model_path).name
-    return f"{name}+{Path(adapter_path).parent.name or Path(adapter_path).name}" if adapter_path \
+    return (
+        f"{name}+{Path(adapter_path).parent.name or Path(adapter_path).name}"
+        if adapter_path
         else name
+    )
 
 
 @dataclass
@@ -82,8 +85,9 @@ def encode(tok: Any, example_id: str, messages: Sequence[dict], max_length: int)
     """Token ids of prompt + response with the prompt length, via the chat template."""
     prompt, answer = split_messages(messages)
     if getattr(tok, "chat_template", None):
-        p_ids = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                        return_dict=False)
+        p_ids = tok.apply_chat_template(
+            prompt, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
         full = tok.apply_chat_template([*prompt, answer], tokenize=True, return_dict=False)
         if full[: len(p_ids)] != p_ids:  # template re-tokenises the boundary: fall back
             full = p_ids + tok(answer["content"], add_special_tokens=False)["input_ids"]
@@ -144,8 +148,14 @@ def score_batch(model: Any, batch: list[Encoded], pad_id: int, chunk: int) -> li
     out = []
     for row, e in enumerate(batch):
         n = int(counts[row])
-        out.append({"id": e.id, "nll": float(nll_sum[row]) / n, "entropy": float(ent_sum[row]) / n,
-                    "n_tokens": n})
+        out.append(
+            {
+                "id": e.id,
+                "nll": float(nll_sum[row]) / n,
+                "entropy": float(ent_sum[row]) / n,
+                "n_tokens": n,
+            }
+        )
     return out
 
 
@@ -181,13 +191,22 @@ def load_model(model_path: str, adapter_path: str | None = None, device: str = "
 
 def read_examples(path: Path) -> list[dict]:
     """The {id, messages} lines of a JSONL file, with a clear error naming a bad line."""
-    return list(read_jsonl(path, lambda obj: {"id": str(obj["id"]),
-                                              "messages": list(obj["messages"])}))
+    return list(
+        read_jsonl(path, lambda obj: {"id": str(obj["id"]), "messages": list(obj["messages"])})
+    )
 
 
-def score_examples(tok: Any, model: Any, examples: list[dict], *, batch_size: int = 16,
-                   max_length: int = 1024, chunk: int = 512, bucket: bool = True,
-                   on_batch: Any = None) -> list[dict]:
+def score_examples(
+    tok: Any,
+    model: Any,
+    examples: list[dict],
+    *,
+    batch_size: int = 16,
+    max_length: int = 1024,
+    chunk: int = 512,
+    bucket: bool = True,
+    on_batch: Any = None,
+) -> list[dict]:
     """Score every example; returns rows {id, nll, entropy, n_tokens} in input order."""
     encoded = [encode(tok, e["id"], e["messages"], max_length) for e in examples]
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
@@ -207,8 +226,11 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
     ctx.progress(len(done_ids), len(examples), unit="examples", message="loading the model")
     tok, model = load_model(spec.model_path, spec.adapter_path, spec.device)
     label = model_label(spec.model_path, spec.adapter_path)
-    ctx.event(f"scoring {len(todo)} examples under {label}", model=label,
-              device=str(next(model.parameters()).device))
+    ctx.event(
+        f"scoring {len(todo)} examples under {label}",
+        model=label,
+        device=str(next(model.parameters()).device),
+    )
     started = time.time()
     done = list(done_ids)
 
@@ -216,15 +238,33 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
     step = max(spec.batch_size * 4, 1)
     for i in range(0, len(todo), step):
         ctx.check_cancelled()
-        rows = score_examples(tok, model, todo[i : i + step], batch_size=spec.batch_size,
-                              max_length=spec.max_length, chunk=spec.chunk_positions,
-                              bucket=spec.bucket)
-        ctx.output("scores.jsonl", [
-            {"example_id": r["id"], "method": m, "model": label, "score": r[m],
-             "n_tokens": r["n_tokens"], "version_id": spec.version_id, "dataset": spec.dataset,
-             "round": spec.round}
-            for r in rows for m in METHODS if math.isfinite(r[m])
-        ])
+        rows = score_examples(
+            tok,
+            model,
+            todo[i : i + step],
+            batch_size=spec.batch_size,
+            max_length=spec.max_length,
+            chunk=spec.chunk_positions,
+            bucket=spec.bucket,
+        )
+        ctx.output(
+            "scores.jsonl",
+            [
+                {
+                    "example_id": r["id"],
+                    "method": m,
+                    "model": label,
+                    "score": r[m],
+                    "n_tokens": r["n_tokens"],
+                    "version_id": spec.version_id,
+                    "dataset": spec.dataset,
+                    "round": spec.round,
+                }
+                for r in rows
+                for m in METHODS
+                if math.isfinite(r[m])
+            ],
+        )
         done.extend(r["id"] for r in rows)
         ctx.write_checkpoint({"done": done})
         ctx.progress(len(done), len(examples))
@@ -235,17 +275,27 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
 @dataclass
 class AdapterChoice:
     """Which adapter a scoring run uses, and why (shown on the page and by the CLI)."""
+
     path: str | None
     run_id: str | None
     reason: str
 
     def describe(self) -> str:
-        return f"adapter: {self.path} ({self.reason})" if self.path else \
-            f"adapter: none, base model only ({self.reason})"
+        return (
+            f"adapter: {self.path} ({self.reason})"
+            if self.path
+            else f"adapter: none, base model only ({self.reason})"
+        )
 
 
-def choose_adapter(store: Any, model_path: str, *, adapter_path: str | None = None,
-                   base_only: bool = False, root: Path | None = None) -> AdapterChoice:
+def choose_adapter(
+    store: Any,
+    model_path: str,
+    *,
+    adapter_path: str | None = None,
+    base_only: bool = False,
+    root: Path | None = None,
+) -> AdapterChoice:
     """The adapter to score with: the one given, none when `base_only`, else the newest
     succeeded run's adapter on this base model (the loop re-scores with the newest adapter)."""
     from backend.store import review as rstore
@@ -261,14 +311,24 @@ def choose_adapter(store: Any, model_path: str, *, adapter_path: str | None = No
     newest = rstore.newest_adapter(store, model_path, root=root)
     if newest is None:
         return AdapterChoice(None, None, f"no succeeded run on {Path(model_path).name} yet")
-    return AdapterChoice(newest["adapter_path"], newest["run_id"],
-                         f"newest succeeded run {newest['run_id']} on this base model")
+    return AdapterChoice(
+        newest["adapter_path"],
+        newest["run_id"],
+        f"newest succeeded run {newest['run_id']} on this base model",
+    )
 
 
-def prepare_spec(store: Any, ws: Any, dataset: str, model_path: str, *,
-                 adapter_path: str | None = None, version: str | int | None = None,
-                 batch_size: int = 16, only_unreviewed: bool = False
-                 ) -> tuple[dict, int, dict]:
+def prepare_spec(
+    store: Any,
+    ws: Any,
+    dataset: str,
+    model_path: str,
+    *,
+    adapter_path: str | None = None,
+    version: str | int | None = None,
+    batch_size: int = 16,
+    only_unreviewed: bool = False,
+) -> tuple[dict, int, dict]:
     """Write the version's examples to a file under the workspace and build the job spec
     (the job never opens the database). With `only_unreviewed`, examples that a reviewer
     already judged in an earlier batch are left out (the loop re-scores what is left).
@@ -286,14 +346,26 @@ def prepare_spec(store: Any, ws: Any, dataset: str, model_path: str, *,
     skip = rstore.reviewed_ids(store, dataset) if only_unreviewed else set()
     rows = [e for e in ds.version_examples(store, ver["id"]) if e["id"] not in skip]
     if not rows:
-        raise ValueError(f"dataset {dataset!r} v{ver['number']} has no "
-                         f"{'unreviewed ' if skip else ''}examples to score")
-    atomic_write_text(path, "".join(json.dumps({"id": e["id"], "messages": e["messages"]},
-                                               ensure_ascii=False) + "\n" for e in rows))
-    spec = {"examples_path": str(path), "model_path": str(Path(model_path).resolve()),
-            "adapter_path": str(Path(adapter_path).resolve()) if adapter_path else None,
-            "dataset": dataset, "version_id": ver["id"],
-            "round": len(rstore.batches(store, dataset)) + 1, "batch_size": batch_size}
+        raise ValueError(
+            f"dataset {dataset!r} v{ver['number']} has no "
+            f"{'unreviewed ' if skip else ''}examples to score"
+        )
+    atomic_write_text(
+        path,
+        "".join(
+            json.dumps({"id": e["id"], "messages": e["messages"]}, ensure_ascii=False) + "\n"
+            for e in rows
+        ),
+    )
+    spec = {
+        "examples_path": str(path),
+        "model_path": str(Path(model_path).resolve()),
+        "adapter_path": str(Path(adapter_path).resolve()) if adapter_path else None,
+        "dataset": dataset,
+        "version_id": ver["id"],
+        "round": len(rstore.batches(store, dataset)) + 1,
+        "batch_size": batch_size,
+    }
     return spec, len(rows), ver
 
 

@@ -14,8 +14,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-CATEGORIES = ["factual error", "off topic", "unsafe", "formatting", "incomplete", "tone",
-              "prompt problem"]
+CATEGORIES = [
+    "factual error",
+    "off topic",
+    "unsafe",
+    "formatting",
+    "incomplete",
+    "tone",
+    "prompt problem",
+]
 VERDICTS = ("accept", "reject", "correct")
 # when reviewers split evenly, the more cautious verdict wins
 _CAUTION = {"reject": 0, "correct": 1, "accept": 2}
@@ -62,8 +69,9 @@ def corrected_messages(messages: list[dict], text: str) -> list[dict]:
     raise ValueError("example has no assistant turn to correct")
 
 
-def apply_decisions(examples: list[dict], decisions: dict[str, dict], *, batch_id: str
-                    ) -> tuple[list[dict], dict[str, int]]:
+def apply_decisions(
+    examples: list[dict], decisions: dict[str, dict], *, batch_id: str
+) -> tuple[list[dict], dict[str, int]]:
     """The next version's examples: accepted and unreviewed stay, rejected leave, corrected are
     replaced in place by a new example naming its parent and its reviewers."""
     out, counts = [], Counter()
@@ -78,10 +86,14 @@ def apply_decisions(examples: list[dict], decisions: dict[str, dict], *, batch_i
         elif d["verdict"] == "reject":
             counts["rejected"] += 1
         else:
-            out.append({"messages": corrected_messages(ex["messages"], d["corrected"]),
-                        "topic": ex.get("topic"), "parent_id": ex["id"],
-                        "origin": {"source": "review", "batch": batch_id,
-                                   "reviewers": d["reviewers"]}})
+            out.append(
+                {
+                    "messages": corrected_messages(ex["messages"], d["corrected"]),
+                    "topic": ex.get("topic"),
+                    "parent_id": ex["id"],
+                    "origin": {"source": "review", "batch": batch_id, "reviewers": d["reviewers"]},
+                }
+            )
             counts["corrected"] += 1
     return out, dict(counts)
 

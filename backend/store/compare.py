@@ -31,17 +31,36 @@ X_AXES: dict[str, str] = {
 }
 # metric -> unit shown on axes; unknown metrics show their name alone.
 METRIC_UNITS: dict[str, str] = {
-    "loss": "nats/token", "eval_loss": "nats/token", "learning_rate": "lr",
-    "grad_norm": "L2 norm", "epoch": "epochs", "tokens_seen": "tokens",
-    "tokens_per_s": "tokens/s", "mean_token_accuracy": "fraction",
-    "peak_gpu_mem_mb": "MiB", "best_eval_loss": "nats/token", "final_eval_loss": "nats/token",
-    "final_train_loss": "nats/token", "duration_s": "s", "perplexity": "ppl",
+    "loss": "nats/token",
+    "eval_loss": "nats/token",
+    "learning_rate": "lr",
+    "grad_norm": "L2 norm",
+    "epoch": "epochs",
+    "tokens_seen": "tokens",
+    "tokens_per_s": "tokens/s",
+    "mean_token_accuracy": "fraction",
+    "peak_gpu_mem_mb": "MiB",
+    "best_eval_loss": "nats/token",
+    "final_eval_loss": "nats/token",
+    "final_train_loss": "nats/token",
+    "duration_s": "s",
+    "perplexity": "ppl",
 }
 # Summary figures a sweep can be judged on (lower is better for the losses).
-SUMMARY_METRICS = ("best_eval_loss", "final_eval_loss", "final_train_loss", "tokens_per_s",
-                   "duration_s")
-LOWER_IS_BETTER = {"best_eval_loss", "final_eval_loss", "final_train_loss", "duration_s",
-                   "perplexity"}
+SUMMARY_METRICS = (
+    "best_eval_loss",
+    "final_eval_loss",
+    "final_train_loss",
+    "tokens_per_s",
+    "duration_s",
+)
+LOWER_IS_BETTER = {
+    "best_eval_loss",
+    "final_eval_loss",
+    "final_train_loss",
+    "duration_s",
+    "perplexity",
+}
 
 _TABLE_SQL = f"""
 SELECT {SELECT_COLUMNS}, v.number AS dataset_version, e.perplexity
@@ -49,9 +68,21 @@ FROM run_summary s
 LEFT JOIN dataset_versions v ON v.id = s.dataset_version_id
 LEFT JOIN run_eval e ON e.run_id = s.run_id
 """
-SORTABLE = ("best_eval_loss", "final_eval_loss", "final_train_loss", "duration_s",
-            "tokens_per_s", "created", "learning_rate", "lora_r", "batch_size", "run_id",
-            "group_id", "state", "last_step")
+SORTABLE = (
+    "best_eval_loss",
+    "final_eval_loss",
+    "final_train_loss",
+    "duration_s",
+    "tokens_per_s",
+    "created",
+    "learning_rate",
+    "lora_r",
+    "batch_size",
+    "run_id",
+    "group_id",
+    "state",
+    "last_step",
+)
 
 
 class CompareError(ValueError):
@@ -64,9 +95,16 @@ def label(unit_key: str) -> str:
     return f"{unit_key} ({unit})" if unit else unit_key
 
 
-def runs_table(store: Store, *, group: str | None = None, states: list[str] | None = None,
-               search: str | None = None, sort: str = "best_eval_loss",
-               descending: bool = False, by_group: bool = False) -> pd.DataFrame:
+def runs_table(
+    store: Store,
+    *,
+    group: str | None = None,
+    states: list[str] | None = None,
+    search: str | None = None,
+    sort: str = "best_eval_loss",
+    descending: bool = False,
+    by_group: bool = False,
+) -> pd.DataFrame:
     """One row per run from `run_summary`: hyperparameters, dataset version, best/final
     losses, duration, tokens/s, state and sweep group. Filters are optional; `by_group`
     orders by sweep group first so each sweep's runs sit together."""
@@ -95,11 +133,13 @@ def sweep_groups(store: Store) -> pd.DataFrame:
         "SELECT group_id, count(*) AS runs, count(*) FILTER (WHERE state = 'succeeded')"
         " AS finished, min(best_eval_loss) AS best_eval_loss,"
         " arg_min(run_id, best_eval_loss) AS best_run FROM run_summary"
-        " WHERE group_id IS NOT NULL GROUP BY group_id ORDER BY best_eval_loss NULLS LAST")
+        " WHERE group_id IS NOT NULL GROUP BY group_id ORDER BY best_eval_loss NULLS LAST"
+    )
 
 
-def leaderboard(store: Store, *, metric: str = "best_eval_loss", group: str | None = None,
-                limit: int = 10) -> pd.DataFrame:
+def leaderboard(
+    store: Store, *, metric: str = "best_eval_loss", group: str | None = None, limit: int = 10
+) -> pd.DataFrame:
     """The best runs by a summary metric (ascending for losses), ranked 1..limit."""
     if metric not in SUMMARY_METRICS:
         raise CompareError(f"metric: {metric!r}; rank by one of {', '.join(SUMMARY_METRICS)}")
@@ -108,7 +148,9 @@ def leaderboard(store: Store, *, metric: str = "best_eval_loss", group: str | No
     return store.df(
         f"SELECT row_number() OVER (ORDER BY {metric} {direction} NULLS LAST, run_id) AS rank, *"
         f" FROM (SELECT {SELECT_COLUMNS} FROM run_summary s {where})"
-        f" WHERE {metric} IS NOT NULL ORDER BY rank LIMIT ?", [*params, int(limit)])
+        f" WHERE {metric} IS NOT NULL ORDER BY rank LIMIT ?",
+        [*params, int(limit)],
+    )
 
 
 def metric_names(store: Store, run_ids: list[str]) -> list[str]:
@@ -116,8 +158,11 @@ def metric_names(store: Store, run_ids: list[str]) -> list[str]:
     if not run_ids:
         return []
     marks = ", ".join("?" * len(run_ids))
-    rows = store.rows(f"SELECT DISTINCT unnest(metric_names) AS name FROM run_summary"
-                      f" WHERE run_id IN ({marks}) ORDER BY name", run_ids)
+    rows = store.rows(
+        f"SELECT DISTINCT unnest(metric_names) AS name FROM run_summary"
+        f" WHERE run_id IN ({marks}) ORDER BY name",
+        run_ids,
+    )
     return [r["name"] for r in rows]
 
 
@@ -148,14 +193,19 @@ def _points_sql(resumed: bool) -> str:
     min/max (an IN list scans the table). A resumed run reported some steps twice: keep the
     latest value of each step."""
     if resumed:
-        return ("SELECT job_id, step, arg_max(value, t) AS value, max(t) AS t FROM metrics"
-                " WHERE job_id = ? AND name = ? AND isfinite(value) GROUP BY job_id, step")
-    return "SELECT job_id, step, value, t FROM metrics WHERE job_id = ? AND name = ? AND" \
-           " isfinite(value)"
+        return (
+            "SELECT job_id, step, arg_max(value, t) AS value, max(t) AS t FROM metrics"
+            " WHERE job_id = ? AND name = ? AND isfinite(value) GROUP BY job_id, step"
+        )
+    return (
+        "SELECT job_id, step, value, t FROM metrics WHERE job_id = ? AND name = ? AND"
+        " isfinite(value)"
+    )
 
 
-def curves(store: Store, run_ids: list[str], metric: str, *, x: str = "step",
-           max_points: int = MAX_POINTS) -> dict[str, Curve]:
+def curves(
+    store: Store, run_ids: list[str], metric: str, *, x: str = "step", max_points: int = MAX_POINTS
+) -> dict[str, Curve]:
     """`metric` of each run, at most `max_points` points per run, bucketed in DuckDB.
 
     The run's x span (steps, wall seconds since its first metric, or tokens seen) is cut
@@ -177,9 +227,14 @@ def curves(store: Store, run_ids: list[str], metric: str, *, x: str = "step",
     if not run_ids:
         return {}
     marks = ", ".join("?" * len(run_ids))
-    runs = {r["run_id"]: r for r in store.rows(
-        f"SELECT s.run_id, s.last_step, j.attempt FROM run_summary s LEFT JOIN jobs j"
-        f" ON j.id = s.run_id WHERE s.run_id IN ({marks})", run_ids)}
+    runs = {
+        r["run_id"]: r
+        for r in store.rows(
+            f"SELECT s.run_id, s.last_step, j.attempt FROM run_summary s LEFT JOIN jobs j"
+            f" ON j.id = s.run_id WHERE s.run_id IN ({marks})",
+            run_ids,
+        )
+    }
     run_ids = [r for r in run_ids if r in runs]
     widths: dict[str, int] = {}
     if x == "step":  # stored buckets serve runs that never rewrote a step
@@ -190,8 +245,11 @@ def curves(store: Store, run_ids: list[str], metric: str, *, x: str = "step",
     out = _stored_curves(store, widths, metric) if widths else {}
     raw = [r for r in run_ids if r not in widths]
     if raw:
-        out.update(_raw_curves(store, raw, {r: runs[r]["attempt"] or 1 for r in raw}, metric,
-                               x, int(max_points)))
+        out.update(
+            _raw_curves(
+                store, raw, {r: runs[r]["attempt"] or 1 for r in raw}, metric, x, int(max_points)
+            )
+        )
     return {r: out[r] for r in run_ids if r in out}
 
 
@@ -204,9 +262,10 @@ def _split(cols: dict[str, np.ndarray]) -> dict[str, Curve]:
     ends = np.r_[starts[1:], len(ids)]
     out = {}
     for a, b in zip(starts, ends, strict=True):
-        out[str(ids[a])] = Curve(*(np.asarray(cols[c][a:b], dtype=float)
-                                   for c in ("x", "y", "y_min", "y_max")),
-                                 n=np.asarray(cols["n"][a:b], dtype=np.int64))
+        out[str(ids[a])] = Curve(
+            *(np.asarray(cols[c][a:b], dtype=float) for c in ("x", "y", "y_min", "y_max")),
+            n=np.asarray(cols["n"][a:b], dtype=np.int64),
+        )
     return out
 
 
@@ -223,14 +282,19 @@ def _stored_curves(store: Store, widths: dict[str, int], metric: str) -> dict[st
     multiples of it. One equality branch per run so DuckDB skips blocks by their min/max."""
     union = " UNION ALL ".join(
         "SELECT job_id, bucket, n, sum_x, sum_y, min_y, max_y FROM metric_buckets"
-        " WHERE job_id = ? AND name = ? AND width = ?" for _ in widths)
-    sql = (f"SELECT job_id, sum_x / n AS x, sum_y / n AS y, min_y AS y_min, max_y AS y_max, n"
-           f" FROM ({union}) ORDER BY job_id, bucket")
+        " WHERE job_id = ? AND name = ? AND width = ?"
+        for _ in widths
+    )
+    sql = (
+        f"SELECT job_id, sum_x / n AS x, sum_y / n AS y, min_y AS y_min, max_y AS y_max, n"
+        f" FROM ({union}) ORDER BY job_id, bucket"
+    )
     return _fetch(store, sql, [v for r, w in widths.items() for v in (r, metric, w)])
 
 
-def _raw_curves(store: Store, run_ids: list[str], attempts: dict[str, int], metric: str,
-                x: str, k: int) -> dict[str, Curve]:
+def _raw_curves(
+    store: Store, run_ids: list[str], attempts: dict[str, int], metric: str, x: str, k: int
+) -> dict[str, Curve]:
     """Curves bucketed from raw metric rows: `k` equal-width buckets over the run's x span."""
     union = " UNION ALL ".join(_points_sql(attempts[r] > 1) for r in run_ids)
     x_expr, lo, hi = _X_SQL[x]
@@ -272,16 +336,18 @@ def ema(y: np.ndarray, weight: float) -> np.ndarray:
     out = np.empty_like(y)
     last = np.zeros(y.shape[:-1] + (1,))
     for start in range(0, y.shape[-1], block):
-        seg = y[..., start:start + block]
+        seg = y[..., start : start + block]
         k = np.arange(seg.shape[-1])
-        s = weight ** (k + 1) * last + (1 - weight) * weight ** k * np.cumsum(
-            seg * weight ** -k, axis=-1)
-        out[..., start:start + len(k)] = s / (1 - weight ** (start + k + 1))
+        s = weight ** (k + 1) * last + (1 - weight) * weight**k * np.cumsum(
+            seg * weight**-k, axis=-1
+        )
+        out[..., start : start + len(k)] = s / (1 - weight ** (start + k + 1))
         last = s[..., -1:]
     return out
 
 
 # --- configs and generations ------------------------------------------------------------------
+
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
@@ -294,8 +360,11 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def run_config(store: Store, run_id: str) -> dict[str, Any]:
     """The config a run trained with (runs.config, or the job's spec before it reported)."""
-    row = store.rows("SELECT coalesce(r.config, j.spec) AS config FROM jobs j"
-                     " LEFT JOIN runs r ON r.id = j.id WHERE j.id = ?", [run_id])
+    row = store.rows(
+        "SELECT coalesce(r.config, j.spec) AS config FROM jobs j"
+        " LEFT JOIN runs r ON r.id = j.id WHERE j.id = ?",
+        [run_id],
+    )
     if not row or row[0]["config"] is None:
         raise CompareError(f"no run {run_id!r}")
     return json.loads(row[0]["config"])
@@ -309,8 +378,7 @@ def config_diff(store: Store, a: str, b: str, *, all_fields: bool = False) -> pd
     for key in sorted(set(ca) | set(cb)):
         va, vb = ca.get(key), cb.get(key)
         if all_fields or va != vb:
-            rows.append({"field": key, a: json.dumps(va), b: json.dumps(vb),
-                         "differs": va != vb})
+            rows.append({"field": key, a: json.dumps(va), b: json.dumps(vb), "differs": va != vb})
     return pd.DataFrame(rows, columns=["field", a, b, "differs"])
 
 
@@ -324,7 +392,9 @@ def side_by_side(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
         f"WITH g AS (SELECT *, rowid AS rid FROM generations WHERE run_id IN ({marks})),"
         f" latest AS (SELECT run_id, max(step) AS step FROM g GROUP BY run_id)"
         f" SELECT g.run_id, g.prompt, g.output FROM g JOIN latest l ON l.run_id = g.run_id"
-        f" AND g.step IS NOT DISTINCT FROM l.step ORDER BY g.rid", run_ids)
+        f" AND g.step IS NOT DISTINCT FROM l.step ORDER BY g.rid",
+        run_ids,
+    )
     by_prompt: dict[str, dict[str, str]] = {}
     for r in rows:
         by_prompt.setdefault(r["prompt"], {})[r["run_id"]] = r["output"]

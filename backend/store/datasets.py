@@ -108,8 +108,13 @@ def _dataset_row(cur: duckdb.DuckDBPyConnection, dataset: str) -> dict:
     row = result.fetchone()
     if row is None:
         raise DatasetNotFound(f"no dataset named {dataset!r}")
-    return {"id": row[0], "name": row[1], "format": row[2],
-            "recipe": json.loads(row[3]) if row[3] else None, "created": _iso(row[4])}
+    return {
+        "id": row[0],
+        "name": row[1],
+        "format": row[2],
+        "recipe": json.loads(row[3]) if row[3] else None,
+        "created": _iso(row[4]),
+    }
 
 
 def _iso(value: Any) -> str | None:
@@ -117,8 +122,9 @@ def _iso(value: Any) -> str | None:
 
 
 @audited("edit_data", "dataset.create", "name")
-def create_dataset(store: Store, name: str, *, format: str = "messages",
-                   recipe: dict | None = None) -> dict:
+def create_dataset(
+    store: Store, name: str, *, format: str = "messages", recipe: dict | None = None
+) -> dict:
     """Create an empty dataset; raises DatasetExists or ValueError for a bad name/format."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(
@@ -186,12 +192,23 @@ def _normalise(ex: Any) -> tuple[dict | None, str | None]:
     if origin is not None and not isinstance(origin, dict):
         return None, "origin is not an object"
     messages = [{"role": m["role"], "content": m["content"]} for m in ex["messages"]]
-    return {"id": example_id(messages), "messages": messages, "topic": topic,
-            "parent_id": ex.get("parent_id"), "origin": origin}, None
+    return {
+        "id": example_id(messages),
+        "messages": messages,
+        "topic": topic,
+        "parent_id": ex.get("parent_id"),
+        "origin": origin,
+    }, None
 
 
-def add_version_cur(cur: duckdb.DuckDBPyConnection, dataset: str, examples: list[dict], *,
-                    parent_version_id: str | None = None, note: str = "") -> dict:
+def add_version_cur(
+    cur: duckdb.DuckDBPyConnection,
+    dataset: str,
+    examples: list[dict],
+    *,
+    parent_version_id: str | None = None,
+    note: str = "",
+) -> dict:
     """`add_version` inside a caller's transaction (ingest handlers use this)."""
     ds = _dataset_row(cur, dataset)
     clean, problems = [], []
@@ -210,59 +227,105 @@ def add_version_cur(cur: duckdb.DuckDBPyConnection, dataset: str, examples: list
             seen.add(ex["id"])
             ordered.append(ex)
     if parent_version_id is not None:
-        parent = cur.execute("SELECT dataset_id FROM dataset_versions WHERE id = ?",
-                             [parent_version_id]).fetchone()
+        parent = cur.execute(
+            "SELECT dataset_id FROM dataset_versions WHERE id = ?", [parent_version_id]
+        ).fetchone()
         if parent is None:
             raise DatasetNotFound(f"no version {parent_version_id!r} to use as parent")
     ids = [ex["id"] for ex in ordered]
-    number = (cur.execute("SELECT max(number) FROM dataset_versions WHERE dataset_id = ?",
-                          [ds["id"]]).fetchone()[0] or 0) + 1
+    number = (
+        cur.execute(
+            "SELECT max(number) FROM dataset_versions WHERE dataset_id = ?", [ds["id"]]
+        ).fetchone()[0]
+        or 0
+    ) + 1
     created = now()
     version_id = f"dsv-{uuid.uuid4().hex[:12]}"
     if ordered:
         cur.executemany(
             "INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            [[ex["id"], json.dumps(ex["messages"], ensure_ascii=False), ex["topic"],
-              ex["parent_id"], json.dumps(ex["origin"]) if ex["origin"] is not None else None,
-              created] for ex in ordered],
+            [
+                [
+                    ex["id"],
+                    json.dumps(ex["messages"], ensure_ascii=False),
+                    ex["topic"],
+                    ex["parent_id"],
+                    json.dumps(ex["origin"]) if ex["origin"] is not None else None,
+                    created,
+                ]
+                for ex in ordered
+            ],
         )
     cur.execute(
         "INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [version_id, ds["id"], number, parent_version_id, created, version_hash(ids), len(ids),
-         note],
+        [
+            version_id,
+            ds["id"],
+            number,
+            parent_version_id,
+            created,
+            version_hash(ids),
+            len(ids),
+            note,
+        ],
     )
     if ids:
-        cur.executemany("INSERT INTO version_examples VALUES (?, ?, ?)",
-                        [[version_id, eid, pos] for pos, eid in enumerate(ids)])
-    return {"id": version_id, "dataset": ds["name"], "dataset_id": ds["id"], "number": number,
-            "created": created.isoformat(), "hash": version_hash(ids), "n_examples": len(ids),
-            "parent_version_id": parent_version_id, "note": note,
-            "duplicates_dropped": len(clean) - len(ordered)}
+        cur.executemany(
+            "INSERT INTO version_examples VALUES (?, ?, ?)",
+            [[version_id, eid, pos] for pos, eid in enumerate(ids)],
+        )
+    return {
+        "id": version_id,
+        "dataset": ds["name"],
+        "dataset_id": ds["id"],
+        "number": number,
+        "created": created.isoformat(),
+        "hash": version_hash(ids),
+        "n_examples": len(ids),
+        "parent_version_id": parent_version_id,
+        "note": note,
+        "duplicates_dropped": len(clean) - len(ordered),
+    }
 
 
-def add_version(store: Store, dataset: str, examples: list[dict], *,
-                parent_version_id: str | None = None, note: str = "") -> dict:
+def add_version(
+    store: Store,
+    dataset: str,
+    examples: list[dict],
+    *,
+    parent_version_id: str | None = None,
+    note: str = "",
+) -> dict:
     """Validate and store a new immutable version, all or nothing, in one transaction.
 
     Raises InvalidExamples naming the first bad rows, or DatasetNotFound.
     """
     with store.transaction() as cur:
-        return add_version_cur(cur, dataset, examples, parent_version_id=parent_version_id,
-                               note=note)
+        return add_version_cur(
+            cur, dataset, examples, parent_version_id=parent_version_id, note=note
+        )
 
 
 def _version_dict(row: dict, dataset_name: str) -> dict:
-    return {"id": row["id"], "dataset": dataset_name, "dataset_id": row["dataset_id"],
-            "number": row["number"], "created": _iso(row["created"]), "hash": row["hash"],
-            "n_examples": row["n_examples"], "parent_version_id": row["parent_version_id"],
-            "note": row["note"]}
+    return {
+        "id": row["id"],
+        "dataset": dataset_name,
+        "dataset_id": row["dataset_id"],
+        "number": row["number"],
+        "created": _iso(row["created"]),
+        "hash": row["hash"],
+        "n_examples": row["n_examples"],
+        "parent_version_id": row["parent_version_id"],
+        "note": row["note"],
+    }
 
 
 def list_versions(store: Store, dataset: str) -> list[dict]:
     """A dataset's versions, oldest first."""
     ds = get_dataset(store, dataset)
-    rows = store.rows("SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY number",
-                      [ds["id"]])
+    rows = store.rows(
+        "SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY number", [ds["id"]]
+    )
     return [_version_dict(r, ds["name"]) for r in rows]
 
 
@@ -270,28 +333,37 @@ def resolve_version(store: Store, dataset: str, version: str | int | None = None
     """A version by id, number (3, "3" or "v3"), or the latest when None."""
     ds = get_dataset(store, dataset)
     if version is None:
-        rows = store.rows("SELECT * FROM dataset_versions WHERE dataset_id = ?"
-                          " ORDER BY number DESC LIMIT 1", [ds["id"]])
+        rows = store.rows(
+            "SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY number DESC LIMIT 1",
+            [ds["id"]],
+        )
         if not rows:
             raise DatasetNotFound(f"dataset {ds['name']!r} has no versions yet")
         return _version_dict(rows[0], ds["name"])
     text = str(version)
     number = text[1:] if text[:1] in "vV" and text[1:].isdigit() else text
     if isinstance(version, int) or number.isdigit():
-        rows = store.rows("SELECT * FROM dataset_versions WHERE dataset_id = ? AND number = ?",
-                          [ds["id"], int(number)])
+        rows = store.rows(
+            "SELECT * FROM dataset_versions WHERE dataset_id = ? AND number = ?",
+            [ds["id"], int(number)],
+        )
     else:
-        rows = store.rows("SELECT * FROM dataset_versions WHERE dataset_id = ? AND id = ?",
-                          [ds["id"], text])
+        rows = store.rows(
+            "SELECT * FROM dataset_versions WHERE dataset_id = ? AND id = ?", [ds["id"], text]
+        )
     if not rows:
         raise DatasetNotFound(f"dataset {ds['name']!r} has no version {version!r}")
     return _version_dict(rows[0], ds["name"])
 
 
 def _example_dict(row: dict) -> dict:
-    return {"id": row["id"], "messages": json.loads(row["messages"]), "topic": row["topic"],
-            "parent_id": row["parent_id"],
-            "origin": json.loads(row["origin"]) if row["origin"] else None}
+    return {
+        "id": row["id"],
+        "messages": json.loads(row["messages"]),
+        "topic": row["topic"],
+        "parent_id": row["parent_id"],
+        "origin": json.loads(row["origin"]) if row["origin"] else None,
+    }
 
 
 def version_examples(store: Store, version_id: str) -> list[dict]:
@@ -304,11 +376,14 @@ def version_examples(store: Store, version_id: str) -> list[dict]:
     return [_example_dict(r) for r in rows]
 
 
-def search_examples(store: Store, version_id: str, *, text: str = "", topic: str | None = None,
-                    limit: int = 200) -> list[dict]:
+def search_examples(
+    store: Store, version_id: str, *, text: str = "", topic: str | None = None, limit: int = 200
+) -> list[dict]:
     """Examples of a version whose messages contain `text` (case-insensitive), by topic."""
-    sql = ("SELECT e.id, e.messages, e.topic, e.parent_id, e.origin FROM version_examples ve"
-           " JOIN examples e ON e.id = ve.example_id WHERE ve.version_id = ?")
+    sql = (
+        "SELECT e.id, e.messages, e.topic, e.parent_id, e.origin FROM version_examples ve"
+        " JOIN examples e ON e.id = ve.example_id WHERE ve.version_id = ?"
+    )
     params: list[Any] = [version_id]
     if text:
         sql += " AND contains(lower(CAST(e.messages AS VARCHAR)), lower(?))"
@@ -322,30 +397,42 @@ def search_examples(store: Store, version_id: str, *, text: str = "", topic: str
 
 
 def get_example(store: Store, example_id_: str) -> dict:
-    rows = store.rows("SELECT id, messages, topic, parent_id, origin FROM examples WHERE id = ?",
-                      [example_id_])
+    rows = store.rows(
+        "SELECT id, messages, topic, parent_id, origin FROM examples WHERE id = ?", [example_id_]
+    )
     if not rows:
         raise DatasetNotFound(f"no example {example_id_!r}")
     return _example_dict(rows[0])
 
 
 @audited("edit_data", "dataset.edit_example", "example_id_")
-def edit_example(store: Store, dataset: str, example_id_: str, messages: list[dict], *,
-                 note: str = "") -> dict:
+def edit_example(
+    store: Store, dataset: str, example_id_: str, messages: list[dict], *, note: str = ""
+) -> dict:
     """A new version in which one example is replaced by an edited copy naming its parent."""
     latest = resolve_version(store, dataset)
     items = version_examples(store, latest["id"])
     if not any(e["id"] == example_id_ for e in items):
-        raise DatasetNotFound(f"example {example_id_[:12]} is not in {latest['dataset']} "
-                              f"v{latest['number']}")
+        raise DatasetNotFound(
+            f"example {example_id_[:12]} is not in {latest['dataset']} v{latest['number']}"
+        )
     out = []
     for e in items:
         if e["id"] == example_id_:
-            e = {**e, "messages": messages, "parent_id": example_id_,
-                 "origin": {**(e["origin"] or {}), "edited": True}}
+            e = {
+                **e,
+                "messages": messages,
+                "parent_id": example_id_,
+                "origin": {**(e["origin"] or {}), "edited": True},
+            }
         out.append(e)
-    return add_version(store, dataset, out, parent_version_id=latest["id"],
-                       note=note or f"edited example {example_id_[:12]}")
+    return add_version(
+        store,
+        dataset,
+        out,
+        parent_version_id=latest["id"],
+        note=note or f"edited example {example_id_[:12]}",
+    )
 
 
 def write_version_jsonl(store: Store, version_id: str, path: Path) -> int:
@@ -353,14 +440,14 @@ def write_version_jsonl(store: Store, version_id: str, path: Path) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     items = version_examples(store, version_id)
-    if not items and not store.scalar("SELECT 1 FROM dataset_versions WHERE id = ?",
-                                      [version_id]):
+    if not items and not store.scalar("SELECT 1 FROM dataset_versions WHERE id = ?", [version_id]):
         raise DatasetNotFound(f"no version {version_id!r}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for e in items:
-            fh.write(json.dumps({"id": e["id"], "messages": e["messages"]},
-                                ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps({"id": e["id"], "messages": e["messages"]}, ensure_ascii=False) + "\n"
+            )
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

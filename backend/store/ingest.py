@@ -41,8 +41,9 @@ def parse_lines(chunk: bytes) -> list[dict]:
 def ingest_metrics(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
     table = pj.read_json(
         io.BytesIO(chunk),
-        parse_options=pj.ParseOptions(explicit_schema=METRIC_SCHEMA,
-                                      unexpected_field_behavior="ignore"),
+        parse_options=pj.ParseOptions(
+            explicit_schema=METRIC_SCHEMA, unexpected_field_behavior="ignore"
+        ),
         read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(chunk) + 1, 1 << 28))),
     )
     cur.register("_metrics_chunk", table)
@@ -61,8 +62,16 @@ def ingest_events(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> 
     rows = parse_lines(chunk)
     cur.executemany(
         "INSERT INTO job_events VALUES (?, to_timestamp(?), ?, ?, ?)",
-        [[job_id, r.get("t", 0.0), r.get("level", "info"), str(r.get("message", "")),
-          json.dumps(r.get("data")) if r.get("data") is not None else None] for r in rows],
+        [
+            [
+                job_id,
+                r.get("t", 0.0),
+                r.get("level", "info"),
+                str(r.get("message", "")),
+                json.dumps(r.get("data")) if r.get("data") is not None else None,
+            ]
+            for r in rows
+        ],
     )
     return len(rows)
 
@@ -83,17 +92,24 @@ def _ts(value: float | None) -> datetime | None:
 
 def audit_job(cur: duckdb.DuckDBPyConnection, status: JobStatus, job_dir) -> None:
     """Attribute a job's launch (or resume) and cancel in the audit log, once per attempt."""
+
     def once(action: str, actor: str) -> None:
         seen = cur.execute(
             "SELECT 1 FROM audit_log WHERE action = ? AND target = ? "
-            "AND json_extract(detail, '$.attempt') = ?", [action, status.id, status.attempt]
+            "AND json_extract(detail, '$.attempt') = ?",
+            [action, status.id, status.attempt],
         ).fetchone()
         if not seen:
             cur.execute(
                 "INSERT INTO audit_log (t, actor, action, target, detail) "
                 "VALUES (to_timestamp(?), ?, ?, ?, ?)",
-                [status.created if action == "job.launch" else time.time(), actor, action,
-                 status.id, json.dumps({"attempt": status.attempt, "kind": status.kind})],
+                [
+                    status.created if action == "job.launch" else time.time(),
+                    actor,
+                    action,
+                    status.id,
+                    json.dumps({"attempt": status.attempt, "kind": status.kind}),
+                ],
             )
 
     once("job.launch" if status.attempt == 1 else "job.resume", status.submitted_by or "shell")
@@ -109,20 +125,38 @@ def audit_job(cur: duckdb.DuckDBPyConnection, status: JobStatus, job_dir) -> Non
 def upsert_job(cur: duckdb.DuckDBPyConnection, status: JobStatus, spec: dict) -> None:
     cur.execute(
         "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [status.id, status.kind, status.title, json.dumps(spec), status.state.value,
-         status.done, status.total, status.rate, status.eta_s, status.error, status.attempt,
-         _ts(status.created), _ts(status.started), _ts(status.finished),
-         _ts(status.heartbeat), status.group_id],
+        [
+            status.id,
+            status.kind,
+            status.title,
+            json.dumps(spec),
+            status.state.value,
+            status.done,
+            status.total,
+            status.rate,
+            status.eta_s,
+            status.error,
+            status.attempt,
+            _ts(status.created),
+            _ts(status.started),
+            _ts(status.finished),
+            _ts(status.heartbeat),
+            status.group_id,
+        ],
     )
     run_summary.sync_job(cur, status.id)  # a train job's summary row follows its job row
 
 
-def tail_file(store: Store, job_id: str, name: str, handler: Handler,
-              path, max_bytes: int = 1 << 28) -> int:
+def tail_file(
+    store: Store, job_id: str, name: str, handler: Handler, path, max_bytes: int = 1 << 28
+) -> int:
     """Ingest the complete lines appended to `path` since the stored offset."""
-    offset = store.scalar(
-        "SELECT byte_offset FROM ingest_offsets WHERE job_id = ? AND file = ?", [job_id, name]
-    ) or 0
+    offset = (
+        store.scalar(
+            "SELECT byte_offset FROM ingest_offsets WHERE job_id = ? AND file = ?", [job_id, name]
+        )
+        or 0
+    )
     try:
         size = path.stat().st_size
     except FileNotFoundError:

@@ -41,9 +41,16 @@ def _monitor(row: dict) -> dict:
 
 # monitors ------------------------------------------------------------------------------------
 
-def create_monitor(store: Store, name: str, *, reference: str, version: str | int | None = None,
-                   config: MonitorConfig | dict | None = None,
-                   watch_dir: str | None = None) -> dict:
+
+def create_monitor(
+    store: Store,
+    name: str,
+    *,
+    reference: str,
+    version: str | int | None = None,
+    config: MonitorConfig | dict | None = None,
+    watch_dir: str | None = None,
+) -> dict:
     """A monitor over a reference dataset version (the latest when `version` is None)."""
     if not name or not name.strip() or len(name) > 80:
         raise ValueError(f"monitor name {name!r} must be 1-80 characters")
@@ -53,9 +60,10 @@ def create_monitor(store: Store, name: str, *, reference: str, version: str | in
         if cur.execute("SELECT 1 FROM monitors WHERE name = ?", [name]).fetchone():
             raise ValueError(f"a monitor named {name!r} already exists")
         mid = _id("mon")
-        cur.execute("INSERT INTO monitors VALUES (?,?,?,?,?,?,?,?)",
-                    [mid, name, ref["dataset"], ref["id"], cfg.model_dump_json(), watch_dir, "ok",
-                     now()])
+        cur.execute(
+            "INSERT INTO monitors VALUES (?,?,?,?,?,?,?,?)",
+            [mid, name, ref["dataset"], ref["id"], cfg.model_dump_json(), watch_dir, "ok", now()],
+        )
     return get_monitor(store, mid)
 
 
@@ -75,16 +83,21 @@ def the_monitor(store: Store, monitor: str | None = None) -> dict:
     if len(rows) != 1:
         raise MonitorNotFound(
             "no monitor yet: create one with `ftstudio monitor create NAME --reference DATASET`"
-            if not rows else
-            f"{len(rows)} monitors exist ({', '.join(r['name'] for r in rows)}): name one")
+            if not rows
+            else f"{len(rows)} monitors exist ({', '.join(r['name'] for r in rows)}): name one"
+        )
     return rows[0]
 
 
 def list_monitors(store: Store) -> list[dict]:
-    return [_monitor(r) for r in store.rows(
-        "SELECT m.*, (SELECT count(*) FROM production_batches b WHERE b.monitor_id = m.id)"
-        " AS n_batches, (SELECT max(created) FROM drift_checks c WHERE c.monitor_id = m.id)"
-        " AS last_check FROM monitors m ORDER BY m.name")]
+    return [
+        _monitor(r)
+        for r in store.rows(
+            "SELECT m.*, (SELECT count(*) FROM production_batches b WHERE b.monitor_id = m.id)"
+            " AS n_batches, (SELECT max(created) FROM drift_checks c WHERE c.monitor_id = m.id)"
+            " AS last_check FROM monitors m ORDER BY m.name"
+        )
+    ]
 
 
 def set_config(store: Store, monitor: str, config: MonitorConfig | dict) -> dict:
@@ -100,8 +113,16 @@ def set_config(store: Store, monitor: str, config: MonitorConfig | dict) -> dict
 
 # production batches --------------------------------------------------------------------------
 
-def add_batch(store: Store, monitor_id: str, records: list[dict[str, Any]], *, source: str,
-              name: str | None, content_hash: str) -> dict:
+
+def add_batch(
+    store: Store,
+    monitor_id: str,
+    records: list[dict[str, Any]],
+    *,
+    source: str,
+    name: str | None,
+    content_hash: str,
+) -> dict:
     """Store one batch of production records ({prompt, response?, t?}) in one transaction."""
     if not records:
         raise ValueError(f"{name or 'the batch'} has no prompts")
@@ -109,16 +130,31 @@ def add_batch(store: Store, monitor_id: str, records: list[dict[str, Any]], *, s
     times = [r["t"] for r in records if r.get("t") is not None]
     start, end = (min(times), max(times)) if times else (received, received)
     with store.transaction() as cur:
-        if cur.execute("SELECT 1 FROM production_batches WHERE monitor_id = ? AND content_hash = ?",
-                       [monitor_id, content_hash]).fetchone():
+        if cur.execute(
+            "SELECT 1 FROM production_batches WHERE monitor_id = ? AND content_hash = ?",
+            [monitor_id, content_hash],
+        ).fetchone():
             raise BatchExists(f"{name or 'this batch'} was already ingested for this monitor")
         bid = _id("pb")
-        cur.execute("INSERT INTO production_batches VALUES (?,?,?,?,?,?,?,?,?,?,NULL)",
-                    [bid, monitor_id, source, name, content_hash, len(records),
-                     sum(1 for r in records if r.get("response")), start, end, received])
-        cur.executemany("INSERT INTO production_records VALUES (?,?,?,?,?)",
-                        [[bid, i, r["prompt"], r.get("response"), r.get("t")]
-                         for i, r in enumerate(records)])
+        cur.execute(
+            "INSERT INTO production_batches VALUES (?,?,?,?,?,?,?,?,?,?,NULL)",
+            [
+                bid,
+                monitor_id,
+                source,
+                name,
+                content_hash,
+                len(records),
+                sum(1 for r in records if r.get("response")),
+                start,
+                end,
+                received,
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO production_records VALUES (?,?,?,?,?)",
+            [[bid, i, r["prompt"], r.get("response"), r.get("t")] for i, r in enumerate(records)],
+        )
     return store.rows("SELECT * FROM production_batches WHERE id = ?", [bid])[0]
 
 
@@ -128,38 +164,67 @@ def batches(store: Store, monitor_id: str | None = None) -> list[dict]:
 
 
 def unchecked_batches(store: Store, monitor_id: str) -> list[dict]:
-    return store.rows("SELECT * FROM production_batches WHERE monitor_id = ? AND check_id IS NULL"
-                      " ORDER BY window_start", [monitor_id])
+    return store.rows(
+        "SELECT * FROM production_batches WHERE monitor_id = ? AND check_id IS NULL"
+        " ORDER BY window_start",
+        [monitor_id],
+    )
 
 
 def batch_records(store: Store, batch_ids: list[str]) -> list[dict]:
     if not batch_ids:
         return []
-    return store.rows("SELECT * FROM production_records WHERE list_contains(?, batch_id)"
-                      " ORDER BY batch_id, position", [batch_ids])
+    return store.rows(
+        "SELECT * FROM production_records WHERE list_contains(?, batch_id)"
+        " ORDER BY batch_id, position",
+        [batch_ids],
+    )
 
 
 # checks and reports --------------------------------------------------------------------------
 
-def record_check(store: Store, *, check_id: str, monitor_id: str, job_id: str | None,
-                 reference_version_id: str, batch_ids: list[str], window_start: Any,
-                 window_end: Any, n_reference: int, n_window: int) -> None:
+
+def record_check(
+    store: Store,
+    *,
+    check_id: str,
+    monitor_id: str,
+    job_id: str | None,
+    reference_version_id: str,
+    batch_ids: list[str],
+    window_start: Any,
+    window_end: Any,
+    n_reference: int,
+    n_window: int,
+) -> None:
     """A submitted check, and the batches it consumes (one transaction)."""
     with store.transaction() as cur:
-        cur.execute("INSERT INTO drift_checks (id, monitor_id, job_id, reference_version_id,"
-                    " window_start, window_end, n_reference, n_window, created)"
-                    " VALUES (?,?,?,?,?,?,?,?,?)",
-                    [check_id, monitor_id, job_id, reference_version_id, window_start,
-                     window_end, n_reference, n_window, now()])
-        cur.execute("UPDATE production_batches SET check_id = ? WHERE list_contains(?, id)",
-                    [check_id, batch_ids])
+        cur.execute(
+            "INSERT INTO drift_checks (id, monitor_id, job_id, reference_version_id,"
+            " window_start, window_end, n_reference, n_window, created)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                check_id,
+                monitor_id,
+                job_id,
+                reference_version_id,
+                window_start,
+                window_end,
+                n_reference,
+                n_window,
+                now(),
+            ],
+        )
+        cur.execute(
+            "UPDATE production_batches SET check_id = ? WHERE list_contains(?, id)",
+            [check_id, batch_ids],
+        )
 
 
 def drop_check(store: Store, check_id: str) -> None:
     """Forget a check whose job could not be queued; its batches become unchecked again."""
     with store.transaction() as cur:
-        cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?",
-                    [check_id])
+        cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?", [check_id])
         cur.execute("DELETE FROM drift_checks WHERE id = ?", [check_id])
 
 
@@ -167,13 +232,27 @@ def ingest_results(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) ->
     """The `drift` kind's handler for drift_results.jsonl: one drift_reports row per line."""
     rows = parse_lines(chunk)
     for r in rows:
-        check = cur.execute("SELECT window_start, window_end FROM drift_checks WHERE id = ?",
-                            [r["check_id"]]).fetchone() or (None, None)
-        cur.execute("INSERT OR IGNORE INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [r["check_id"], r["monitor_id"], r["reference_version_id"], check[0],
-                     check[1], r["method"], r["statistic"], r["threshold"], r["verdict"],
-                     json.dumps(r.get("details") or {}), r.get("n_reference"),
-                     r.get("n_window"), now()])
+        check = cur.execute(
+            "SELECT window_start, window_end FROM drift_checks WHERE id = ?", [r["check_id"]]
+        ).fetchone() or (None, None)
+        cur.execute(
+            "INSERT OR IGNORE INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                r["check_id"],
+                r["monitor_id"],
+                r["reference_version_id"],
+                check[0],
+                check[1],
+                r["method"],
+                r["statistic"],
+                r["threshold"],
+                r["verdict"],
+                json.dumps(r.get("details") or {}),
+                r.get("n_reference"),
+                r.get("n_window"),
+                now(),
+            ],
+        )
     return len(rows)
 
 
@@ -182,7 +261,9 @@ def checks(store: Store, monitor_id: str | None = None) -> list[dict]:
     return store.rows(
         "SELECT c.*, m.name AS monitor, j.state AS job_state, j.error AS job_error"
         " FROM drift_checks c JOIN monitors m ON m.id = c.monitor_id"
-        f" LEFT JOIN jobs j ON j.id = c.job_id {where} ORDER BY c.created", params)
+        f" LEFT JOIN jobs j ON j.id = c.job_id {where} ORDER BY c.created",
+        params,
+    )
 
 
 def finished_unevaluated(store: Store) -> list[dict]:
@@ -190,11 +271,11 @@ def finished_unevaluated(store: Store) -> list[dict]:
     return store.rows(
         "SELECT c.*, j.state AS job_state, j.error AS job_error FROM drift_checks c"
         " JOIN jobs j ON j.id = c.job_id WHERE c.evaluated IS NULL"
-        " AND j.state IN ('succeeded', 'failed', 'cancelled', 'interrupted') ORDER BY c.created")
+        " AND j.state IN ('succeeded', 'failed', 'cancelled', 'interrupted') ORDER BY c.created"
+    )
 
 
-def reports(store: Store, monitor_id: str | None = None, check_id: str | None = None
-            ) -> list[dict]:
+def reports(store: Store, monitor_id: str | None = None, check_id: str | None = None) -> list[dict]:
     clauses, params = [], []
     if monitor_id:
         clauses.append("monitor_id = ?")
@@ -216,12 +297,25 @@ FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 
 def record_quality(store: Store, **row: Any) -> None:
     """The score jobs queued for a check's quality report (see migration 0010)."""
-    cols = ("check_id", "monitor_id", "run_id", "model", "window_job_id", "baseline_job_id",
-            "baseline_source", "n_window", "n_baseline", "margin")
+    cols = (
+        "check_id",
+        "monitor_id",
+        "run_id",
+        "model",
+        "window_job_id",
+        "baseline_job_id",
+        "baseline_source",
+        "n_window",
+        "n_baseline",
+        "margin",
+    )
     cur = store.cursor()
     try:
-        cur.execute(f"INSERT INTO quality_checks ({', '.join(cols)}, created)"
-                    f" VALUES ({', '.join('?' * len(cols))}, ?)", [row[c] for c in cols] + [now()])
+        cur.execute(
+            f"INSERT INTO quality_checks ({', '.join(cols)}, created)"
+            f" VALUES ({', '.join('?' * len(cols))}, ?)",
+            [row[c] for c in cols] + [now()],
+        )
     finally:
         cur.close()
 
@@ -233,7 +327,9 @@ def reusable_baseline(store: Store, run_id: str) -> dict | None:
         "SELECT q.baseline_job_id, q.baseline_source, q.n_baseline FROM quality_checks q"
         " LEFT JOIN jobs j ON j.id = q.baseline_job_id WHERE q.run_id = ?"
         " AND coalesce(j.state, 'queued') IN ('queued', 'running', 'succeeded')"
-        " ORDER BY q.created DESC LIMIT 1", [run_id])
+        " ORDER BY q.created DESC LIMIT 1",
+        [run_id],
+    )
     return rows[0] if rows else None
 
 
@@ -242,30 +338,50 @@ def quality_of(store: Store, check_id: str) -> dict | None:
     rows = store.rows(
         "SELECT q.*, w.state AS window_state, b.state AS baseline_state FROM quality_checks q"
         " LEFT JOIN jobs w ON w.id = q.window_job_id LEFT JOIN jobs b ON b.id = q.baseline_job_id"
-        " WHERE q.check_id = ?", [check_id])
+        " WHERE q.check_id = ?",
+        [check_id],
+    )
     return rows[0] if rows else None
 
 
 def score_means(store: Store, job_id: str) -> dict[str, dict]:
     """{method: {mean, n}} of one score job: the mean over examples of their per-token mean."""
-    return {r["method"]: {"mean": r["mean"], "n": r["n"]} for r in store.rows(
-        "SELECT method, avg(score) AS mean, count(*) AS n FROM scores WHERE job_id = ?"
-        " GROUP BY method", [job_id])}
+    return {
+        r["method"]: {"mean": r["mean"], "n": r["n"]}
+        for r in store.rows(
+            "SELECT method, avg(score) AS mean, count(*) AS n FROM scores WHERE job_id = ?"
+            " GROUP BY method",
+            [job_id],
+        )
+    }
 
 
 def add_reports(store: Store, check: dict, rows: list[dict]) -> None:
     """Reports computed outside a drift job (quality), in one transaction."""
     with store.transaction() as cur:
         for r in rows:
-            cur.execute("INSERT OR REPLACE INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [check["id"], check["monitor_id"], check["reference_version_id"],
-                         check["window_start"], check["window_end"], r["method"],
-                         r["statistic"], r["threshold"], r["verdict"],
-                         json.dumps(r.get("details") or {}), r.get("n_reference"),
-                         r.get("n_window"), now()])
+            cur.execute(
+                "INSERT OR REPLACE INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    check["id"],
+                    check["monitor_id"],
+                    check["reference_version_id"],
+                    check["window_start"],
+                    check["window_end"],
+                    r["method"],
+                    r["statistic"],
+                    r["threshold"],
+                    r["verdict"],
+                    json.dumps(r.get("details") or {}),
+                    r.get("n_reference"),
+                    r.get("n_window"),
+                    now(),
+                ],
+            )
 
 
 # alerts and plans ----------------------------------------------------------------------------
+
 
 def alerts(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
     clauses, params = [], []
@@ -276,8 +392,11 @@ def alerts(store: Store, monitor_id: str | None = None, state: str | None = None
         clauses.append("a.state = ?")
         params.append(state)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = store.rows("SELECT a.*, m.name AS monitor FROM alerts a JOIN monitors m"
-                      f" ON m.id = a.monitor_id {where} ORDER BY a.created DESC", params)
+    rows = store.rows(
+        "SELECT a.*, m.name AS monitor FROM alerts a JOIN monitors m"
+        f" ON m.id = a.monitor_id {where} ORDER BY a.created DESC",
+        params,
+    )
     for r in rows:
         r["methods"] = json.loads(r["methods"])
     return rows
@@ -292,8 +411,11 @@ def plans(store: Store, monitor_id: str | None = None, state: str | None = None)
         clauses.append("p.state = ?")
         params.append(state)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = store.rows("SELECT p.*, m.name AS monitor FROM retraining_plans p JOIN monitors m"
-                      f" ON m.id = p.monitor_id {where} ORDER BY p.created DESC", params)
+    rows = store.rows(
+        "SELECT p.*, m.name AS monitor FROM retraining_plans p JOIN monitors m"
+        f" ON m.id = p.monitor_id {where} ORDER BY p.created DESC",
+        params,
+    )
     for r in rows:
         r["steps"] = json.loads(r["steps"])
     return rows
@@ -306,9 +428,15 @@ def get_plan(store: Store, plan_id: str) -> dict:
     return rows[0]
 
 
-def save_plan(store: Store, plan_id: str, *, state: str | None = None,
-              steps: list[dict] | None = None, approved_by: str | None = None,
-              auto_approved: bool | None = None) -> dict:
+def save_plan(
+    store: Store,
+    plan_id: str,
+    *,
+    state: str | None = None,
+    steps: list[dict] | None = None,
+    approved_by: str | None = None,
+    auto_approved: bool | None = None,
+) -> dict:
     sets, params = ["updated = ?"], [now()]
     if state is not None:
         sets.append("state = ?")
@@ -324,8 +452,9 @@ def save_plan(store: Store, plan_id: str, *, state: str | None = None,
         params.append(auto_approved)
     cur = store.cursor()
     try:
-        cur.execute(f"UPDATE retraining_plans SET {', '.join(sets)} WHERE id = ?",
-                    [*params, plan_id])
+        cur.execute(
+            f"UPDATE retraining_plans SET {', '.join(sets)} WHERE id = ?", [*params, plan_id]
+        )
     finally:
         cur.close()
     return get_plan(store, plan_id)

@@ -11,8 +11,9 @@ def job_counts(store: Store) -> dict[str, int]:
 
 
 def _table_exists(store: Store, name: str) -> bool:
-    return bool(store.scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]))
+    return bool(
+        store.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
+    )
 
 
 def _count(store: Store, table: str, where: str = "") -> int | None:
@@ -23,11 +24,11 @@ def _count(store: Store, table: str, where: str = "") -> int | None:
 
 def pipeline(store: Store) -> list[dict]:
     """The loop as stages, each with a count and a state line."""
+
     def stage(name: str, what: str, count: int | None, todo: str) -> dict:
         if count is None:
             return {"name": name, "what": what, "count": 0, "state": "not set up"}
-        return {"name": name, "what": what, "count": count,
-                "state": "ready" if count else todo}
+        return {"name": name, "what": what, "count": count, "state": "ready" if count else todo}
 
     return [
         stage("Generate", "examples", _count(store, "examples"), "write a recipe or import"),

@@ -40,8 +40,9 @@ class InvalidPairs(ValueError):
         self.problems = problems
         shown = "; ".join(f"{where} {i}: {why}" for i, why in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        super().__init__(f"{len(problems)} of {total} rows are invalid, nothing was stored: "
-                         f"{shown}{more}")
+        super().__init__(
+            f"{len(problems)} of {total} rows are invalid, nothing was stored: {shown}{more}"
+        )
 
 
 def now() -> datetime:
@@ -50,8 +51,10 @@ def now() -> datetime:
 
 def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"{what} name {name!r} is not allowed: use 1-80 letters, digits, '.', "
-                         "'_' or '-', starting with a letter or digit")
+        raise ValueError(
+            f"{what} name {name!r} is not allowed: use 1-80 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit"
+        )
 
 
 def _iso(v: Any) -> Any:
@@ -60,15 +63,26 @@ def _iso(v: Any) -> Any:
 
 # --- comparison sets ------------------------------------------------------------------------
 
+
 @audited("edit_data", "prefs.create_set", "name")
-def create_comparison_set(store: Store, name: str, items: list[dict], *, mode: str,
-                          analysts: list[str], overlap: float = 0.2, raters: int = 2,
-                          seed: int = 0) -> dict:
+def create_comparison_set(
+    store: Store,
+    name: str,
+    items: list[dict],
+    *,
+    mode: str,
+    analysts: list[str],
+    overlap: float = 0.2,
+    raters: int = 2,
+    seed: int = 0,
+) -> dict:
     """Store a comparison set (items from `pairs.build_items`) and its assignments."""
     _check_name(name, "comparison set")
     if not items:
-        raise ValueError("no items: the sources share no prompt (each prompt needs answers "
-                         "from at least two sources)")
+        raise ValueError(
+            "no items: the sources share no prompt (each prompt needs answers "
+            "from at least two sources)"
+        )
     plan = P.assign(len(items), analysts, overlap=overlap, raters=raters, seed=seed)
     sources = sorted({r["source"] for it in items for r in it["responses"]})
     set_id = f"cs-{uuid.uuid4().hex[:10]}"
@@ -76,27 +90,54 @@ def create_comparison_set(store: Store, name: str, items: list[dict], *, mode: s
     with store.transaction() as cur:
         if cur.execute("SELECT 1 FROM comparison_sets WHERE name = ?", [name]).fetchone():
             raise ValueError(f"a comparison set named {name!r} already exists")
-        cur.execute("INSERT INTO comparison_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [set_id, name, mode, json.dumps(sources), overlap,
-                     json.dumps([a.strip() for a in analysts if a.strip()]), seed, now()])
-        cur.executemany("INSERT INTO comparison_items VALUES (?, ?, ?, ?, ?)",
-                        [[item_ids[i], set_id, i, json.dumps(it["prompt"], ensure_ascii=False),
-                          json.dumps(it["responses"], ensure_ascii=False)]
-                         for i, it in enumerate(items)])
-        cur.executemany("INSERT INTO comparison_assignments VALUES (?, ?, ?, NULL)",
-                        [[item_ids[i], who, set_id] for i, who in plan])
+        cur.execute(
+            "INSERT INTO comparison_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                set_id,
+                name,
+                mode,
+                json.dumps(sources),
+                overlap,
+                json.dumps([a.strip() for a in analysts if a.strip()]),
+                seed,
+                now(),
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO comparison_items VALUES (?, ?, ?, ?, ?)",
+            [
+                [
+                    item_ids[i],
+                    set_id,
+                    i,
+                    json.dumps(it["prompt"], ensure_ascii=False),
+                    json.dumps(it["responses"], ensure_ascii=False),
+                ]
+                for i, it in enumerate(items)
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO comparison_assignments VALUES (?, ?, ?, NULL)",
+            [[item_ids[i], who, set_id] for i, who in plan],
+        )
     return get_comparison_set(store, set_id)
 
 
 def _set_dict(r: dict) -> dict:
-    return {**r, "sources": json.loads(r["sources"]), "analysts": json.loads(r["analysts"]),
-            "created": _iso(r["created"])}
+    return {
+        **r,
+        "sources": json.loads(r["sources"]),
+        "analysts": json.loads(r["analysts"]),
+        "created": _iso(r["created"]),
+    }
 
 
 def get_comparison_set(store: Store, name_or_id: str) -> dict:
-    rows = store.rows("SELECT *, (SELECT count(*) FROM comparison_items i WHERE i.set_id = s.id)"
-                      " AS n_items FROM comparison_sets s WHERE name = ? OR id = ?",
-                      [name_or_id, name_or_id])
+    rows = store.rows(
+        "SELECT *, (SELECT count(*) FROM comparison_items i WHERE i.set_id = s.id)"
+        " AS n_items FROM comparison_sets s WHERE name = ? OR id = ?",
+        [name_or_id, name_or_id],
+    )
     if not rows:
         raise PrefsNotFound(f"no comparison set {name_or_id!r}")
     return _set_dict(rows[0])
@@ -106,13 +147,19 @@ def list_comparison_sets(store: Store) -> list[dict]:
     rows = store.rows(
         "SELECT s.*, (SELECT count(*) FROM comparison_items i WHERE i.set_id = s.id) AS n_items,"
         " (SELECT count(DISTINCT c.item_id) FROM comparisons c WHERE c.set_id = s.id)"
-        " AS n_judged FROM comparison_sets s ORDER BY s.created")
+        " AS n_judged FROM comparison_sets s ORDER BY s.created"
+    )
     return [_set_dict(r) for r in rows]
 
 
 def _item_dict(r: dict) -> dict:
-    return {"id": r["id"], "set_id": r["set_id"], "position": r["position"],
-            "prompt": json.loads(r["prompt"]), "responses": json.loads(r["responses"])}
+    return {
+        "id": r["id"],
+        "set_id": r["set_id"],
+        "position": r["position"],
+        "prompt": json.loads(r["prompt"]),
+        "responses": json.loads(r["responses"]),
+    }
 
 
 def get_item(store: Store, item_id: str) -> dict:
@@ -123,8 +170,12 @@ def get_item(store: Store, item_id: str) -> dict:
 
 
 def set_items(store: Store, set_id: str) -> list[dict]:
-    return [_item_dict(r) for r in store.rows(
-        "SELECT * FROM comparison_items WHERE set_id = ? ORDER BY position", [set_id])]
+    return [
+        _item_dict(r)
+        for r in store.rows(
+            "SELECT * FROM comparison_items WHERE set_id = ? ORDER BY position", [set_id]
+        )
+    ]
 
 
 def next_item(store: Store, set_id: str, annotator: str) -> dict | None:
@@ -133,7 +184,9 @@ def next_item(store: Store, set_id: str, annotator: str) -> dict | None:
         "SELECT i.* FROM comparison_assignments a JOIN comparison_items i ON i.id = a.item_id"
         " WHERE a.set_id = ? AND a.annotator = ? AND NOT EXISTS (SELECT 1 FROM comparisons c"
         "  WHERE c.item_id = a.item_id AND c.annotator = a.annotator)"
-        " ORDER BY a.skipped NULLS FIRST, i.position LIMIT 1", [set_id, annotator])
+        " ORDER BY a.skipped NULLS FIRST, i.position LIMIT 1",
+        [set_id, annotator],
+    )
     return _item_dict(rows[0]) if rows else None
 
 
@@ -141,8 +194,10 @@ def skip_item(store: Store, item_id: str, annotator: str) -> None:
     """Move the item to the end of the analyst's queue."""
     cur = store.cursor()
     try:
-        cur.execute("UPDATE comparison_assignments SET skipped = ? WHERE item_id = ?"
-                    " AND annotator = ?", [now(), item_id, annotator])
+        cur.execute(
+            "UPDATE comparison_assignments SET skipped = ? WHERE item_id = ? AND annotator = ?",
+            [now(), item_id, annotator],
+        )
     finally:
         cur.close()
 
@@ -154,12 +209,22 @@ def progress(store: Store, set_id: str) -> list[dict]:
         " count(*) FILTER (WHERE EXISTS (SELECT 1 FROM comparisons c WHERE c.item_id = a.item_id"
         "   AND c.annotator = a.annotator)) AS judged,"
         " count(a.skipped) AS skipped FROM comparison_assignments a WHERE a.set_id = ?"
-        " GROUP BY a.annotator ORDER BY a.annotator", [set_id])
+        " GROUP BY a.annotator ORDER BY a.annotator",
+        [set_id],
+    )
 
 
-def record_judgement(store: Store, item_id: str, annotator: str, verdict: str, *,
-                     ranking: list[int] | None = None, rationale: str | None = None,
-                     source: str = "human", actor: Actor | None = None) -> str:
+def record_judgement(
+    store: Store,
+    item_id: str,
+    annotator: str,
+    verdict: str,
+    *,
+    ranking: list[int] | None = None,
+    rationale: str | None = None,
+    source: str = "human",
+    actor: Actor | None = None,
+) -> str:
     """Store one judgement with who and when; ValueError names a bad verdict or annotator.
     A human judgement needs the rank permission (None is the trusted shell or a judge job)."""
     if source == "human":
@@ -174,20 +239,33 @@ def record_judgement(store: Store, item_id: str, annotator: str, verdict: str, *
     cid = f"cmp-{uuid.uuid4().hex}"
     cur = store.cursor()
     try:
-        cur.execute("INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
-                    [cid, item["set_id"], item_id, annotator, source, verdict,
-                     json.dumps(ranking) if ranking is not None else None,
-                     P.winner(item["responses"], verdict), rationale, now()])
+        cur.execute(
+            "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+            [
+                cid,
+                item["set_id"],
+                item_id,
+                annotator,
+                source,
+                verdict,
+                json.dumps(ranking) if ranking is not None else None,
+                P.winner(item["responses"], verdict),
+                rationale,
+                now(),
+            ],
+        )
     finally:
         cur.close()
     if source == "human":
-        audit(store, actor, "prefs.judgement", item_id, {"verdict": verdict,
-                                                         "annotator": annotator})
+        audit(
+            store, actor, "prefs.judgement", item_id, {"verdict": verdict, "annotator": annotator}
+        )
     return cid
 
 
-def judgements(store: Store, *, set_id: str | None = None, source: str | None = None,
-               latest: bool = True) -> list[dict]:
+def judgements(
+    store: Store, *, set_id: str | None = None, source: str | None = None, latest: bool = True
+) -> list[dict]:
     """Judgements joined with their items: one per (item, annotator) when `latest`."""
     where, params = [], []
     if set_id:
@@ -196,13 +274,17 @@ def judgements(store: Store, *, set_id: str | None = None, source: str | None = 
     if source:
         where.append("c.source = ?")
         params.append(source)
-    sql = ("SELECT c.*, i.prompt, i.responses FROM comparisons c"
-           " JOIN comparison_items i ON i.id = c.item_id")
+    sql = (
+        "SELECT c.*, i.prompt, i.responses FROM comparisons c"
+        " JOIN comparison_items i ON i.id = c.item_id"
+    )
     if where:
         sql += " WHERE " + " AND ".join(where)
     if latest:
-        sql += " QUALIFY row_number() OVER (PARTITION BY c.item_id, c.annotator" \
-               " ORDER BY c.created DESC, c.id DESC) = 1"
+        sql += (
+            " QUALIFY row_number() OVER (PARTITION BY c.item_id, c.annotator"
+            " ORDER BY c.created DESC, c.id DESC) = 1"
+        )
     rows = store.rows(sql + " ORDER BY c.created, c.id", params)
     for r in rows:
         r["prompt"], r["responses"] = json.loads(r["prompt"]), json.loads(r["responses"])
@@ -219,19 +301,36 @@ def ingest_judgements(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes)
     values = []
     for n, r in enumerate(rows, 1):
         if r.get("verdict") not in P.JUDGE_VERDICTS or not r.get("item_id"):
-            raise ValueError(f"judgements.jsonl row {n}: needs item_id and a verdict in "
-                             f"{', '.join(P.JUDGE_VERDICTS)}")
-        item = cur.execute("SELECT set_id, responses FROM comparison_items WHERE id = ?",
-                           [r["item_id"]]).fetchone()
+            raise ValueError(
+                f"judgements.jsonl row {n}: needs item_id and a verdict in "
+                f"{', '.join(P.JUDGE_VERDICTS)}"
+            )
+        item = cur.execute(
+            "SELECT set_id, responses FROM comparison_items WHERE id = ?", [r["item_id"]]
+        ).fetchone()
         if item is None:
             raise ValueError(f"judgements.jsonl row {n}: no comparison item {r['item_id']!r}")
-        values.append([f"{job_id}:{r['item_id']}", item[0], r["item_id"],
-                       f"judge:{r.get('model', '?')}", "judge", r["verdict"], None,
-                       P.winner(json.loads(item[1]), r["verdict"]), r.get("rationale"),
-                       json.dumps(r.get("passes")), job_id,
-                       datetime.fromtimestamp(r.get("t") or 0, UTC).replace(tzinfo=None)])
-    cur.executemany("INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO NOTHING", values)
+        values.append(
+            [
+                f"{job_id}:{r['item_id']}",
+                item[0],
+                r["item_id"],
+                f"judge:{r.get('model', '?')}",
+                "judge",
+                r["verdict"],
+                None,
+                P.winner(json.loads(item[1]), r["verdict"]),
+                r.get("rationale"),
+                json.dumps(r.get("passes")),
+                job_id,
+                datetime.fromtimestamp(r.get("t") or 0, UTC).replace(tzinfo=None),
+            ]
+        )
+    cur.executemany(
+        "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO NOTHING",
+        values,
+    )
     return len(rows)
 
 
@@ -240,20 +339,26 @@ def generation_outputs(store: Store, run_ids: list[str]) -> dict[str, dict[str, 
     job: base:<model> and endpoint:<model> sources are stored the same way)."""
     out: dict[str, dict[str, str]] = {}
     for rid in run_ids:
-        rows = store.rows("SELECT prompt, output FROM generations WHERE run_id = ? AND step"
-                          " IS NOT DISTINCT FROM (SELECT max(step) FROM generations WHERE"
-                          " run_id = ?)", [rid, rid])
+        rows = store.rows(
+            "SELECT prompt, output FROM generations WHERE run_id = ? AND step"
+            " IS NOT DISTINCT FROM (SELECT max(step) FROM generations WHERE"
+            " run_id = ?)",
+            [rid, rid],
+        )
         out[rid] = {r["prompt"]: r["output"] for r in rows}
     return out
 
 
 def generation_sources(store: Store) -> list[dict]:
     """Every source with generations: id, prompts answered."""
-    return store.rows("SELECT run_id AS source, count(DISTINCT prompt) AS prompts"
-                      " FROM generations GROUP BY run_id ORDER BY run_id")
+    return store.rows(
+        "SELECT run_id AS source, count(DISTINCT prompt) AS prompts"
+        " FROM generations GROUP BY run_id ORDER BY run_id"
+    )
 
 
 # --- preference sets ------------------------------------------------------------------------
+
 
 def _turns(value: Any, what: str, role: str | None = None) -> list[dict]:
     if isinstance(value, str):
@@ -264,8 +369,11 @@ def _turns(value: Any, what: str, role: str | None = None) -> list[dict]:
         raise ValueError(f"{what} must be text or a non-empty list of {{role, content}} turns")
     turns = []
     for i, m in enumerate(value, 1):
-        if not isinstance(m, dict) or not isinstance(m.get("content"), str) \
-                or m.get("role") not in ("system", "user", "assistant"):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("content"), str)
+            or m.get("role") not in ("system", "user", "assistant")
+        ):
             raise ValueError(f"{what} turn {i} needs a role (system/user/assistant) and text")
         turns.append({"role": m["role"], "content": m["content"]})
     return turns
@@ -284,18 +392,27 @@ def normalise_pair(row: Any) -> dict:
     rejected = _turns(row["rejected"], "rejected", "assistant")
     if chosen == rejected:
         raise ValueError("chosen and rejected are identical")
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected,
-            "origin": row.get("origin")}
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "origin": row.get("origin")}
 
 
 def pair_id(pair: dict) -> str:
-    body = json.dumps([pair["prompt"], pair["chosen"], pair["rejected"]], sort_keys=True,
-                      ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(
+        [pair["prompt"], pair["chosen"], pair["rejected"]],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def add_preference_version(store: Store, name: str, rows: list[dict], *, note: str = "",
-                           parent_version_id: str | None = None) -> dict:
+def add_preference_version(
+    store: Store,
+    name: str,
+    rows: list[dict],
+    *,
+    note: str = "",
+    parent_version_id: str | None = None,
+) -> dict:
     """Validate every row, then store a new immutable version (creating the set on first use),
     all in one transaction. Raises InvalidPairs naming the bad rows (1-based)."""
     _check_name(name, "preference set")
@@ -322,26 +439,48 @@ def add_preference_version(store: Store, name: str, rows: list[dict], *, note: s
         set_id = found[0] if found else f"ps-{uuid.uuid4().hex[:10]}"
         if not found:
             cur.execute("INSERT INTO preference_sets VALUES (?, ?, ?)", [set_id, name, created])
-        number = (cur.execute("SELECT max(number) FROM preference_set_versions WHERE"
-                              " pref_set_id = ?", [set_id]).fetchone()[0] or 0) + 1
+        number = (
+            cur.execute(
+                "SELECT max(number) FROM preference_set_versions WHERE pref_set_id = ?", [set_id]
+            ).fetchone()[0]
+            or 0
+        ) + 1
         vid = f"psv-{uuid.uuid4().hex[:12]}"
         digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         if unique:
             cur.executemany(
                 "INSERT INTO preference_pairs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [[pid, json.dumps(p["prompt"], ensure_ascii=False),
-                  json.dumps(p["chosen"], ensure_ascii=False),
-                  json.dumps(p["rejected"], ensure_ascii=False),
-                  json.dumps(p["origin"]) if p["origin"] is not None else None, created]
-                 for pid, p in zip(ids, unique, strict=True)])
-        cur.execute("INSERT INTO preference_set_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [vid, set_id, number, parent_version_id, created, digest, len(ids), note])
+                [
+                    [
+                        pid,
+                        json.dumps(p["prompt"], ensure_ascii=False),
+                        json.dumps(p["chosen"], ensure_ascii=False),
+                        json.dumps(p["rejected"], ensure_ascii=False),
+                        json.dumps(p["origin"]) if p["origin"] is not None else None,
+                        created,
+                    ]
+                    for pid, p in zip(ids, unique, strict=True)
+                ],
+            )
+        cur.execute(
+            "INSERT INTO preference_set_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [vid, set_id, number, parent_version_id, created, digest, len(ids), note],
+        )
         if ids:
-            cur.executemany("INSERT INTO preference_version_pairs VALUES (?, ?, ?)",
-                            [[vid, pid, pos] for pos, pid in enumerate(ids)])
-    return {"id": vid, "name": name, "number": number, "hash": digest, "n_pairs": len(ids),
-            "duplicates_dropped": len(clean) - len(unique), "created": created.isoformat(),
-            "note": note}
+            cur.executemany(
+                "INSERT INTO preference_version_pairs VALUES (?, ?, ?)",
+                [[vid, pid, pos] for pos, pid in enumerate(ids)],
+            )
+    return {
+        "id": vid,
+        "name": name,
+        "number": number,
+        "hash": digest,
+        "n_pairs": len(ids),
+        "duplicates_dropped": len(clean) - len(unique),
+        "created": created.isoformat(),
+        "note": note,
+    }
 
 
 def list_preference_sets(store: Store) -> list[dict]:
@@ -349,15 +488,17 @@ def list_preference_sets(store: Store) -> list[dict]:
         "SELECT s.name, s.id, s.created, v.id AS version_id, v.number, v.n_pairs, v.hash,"
         " v.note FROM preference_sets s JOIN preference_set_versions v ON v.pref_set_id = s.id"
         " QUALIFY row_number() OVER (PARTITION BY s.id ORDER BY v.number DESC) = 1"
-        " ORDER BY s.created")
+        " ORDER BY s.created"
+    )
     return [{k: _iso(v) for k, v in r.items()} for r in rows]
 
 
-def resolve_preference_version(store: Store, name: str, version: str | int | None = None
-                               ) -> dict:
+def resolve_preference_version(store: Store, name: str, version: str | int | None = None) -> dict:
     """A preference set's version by number (3 / "v3") or id; the latest when None."""
-    sql = ("SELECT v.*, s.name FROM preference_set_versions v JOIN preference_sets s"
-           " ON s.id = v.pref_set_id WHERE (s.name = ? OR s.id = ?)")
+    sql = (
+        "SELECT v.*, s.name FROM preference_set_versions v JOIN preference_sets s"
+        " ON s.id = v.pref_set_id WHERE (s.name = ? OR s.id = ?)"
+    )
     params: list[Any] = [name, name]
     text = str(version) if version is not None else None
     if text is not None:
@@ -371,22 +512,33 @@ def resolve_preference_version(store: Store, name: str, version: str | int | Non
     rows = store.rows(sql + " ORDER BY v.number DESC LIMIT 1", params)
     if not rows:
         what = f"version {version!r} of " if version is not None else ""
-        raise PrefsNotFound(f"no {what}preference set {name!r}; `ftstudio prefs import` or the "
-                            "Export tab makes one")
+        raise PrefsNotFound(
+            f"no {what}preference set {name!r}; `ftstudio prefs import` or the Export tab makes one"
+        )
     return {k: _iso(v) for k, v in rows[0].items()}
 
 
 def version_pairs(store: Store, version_id: str) -> list[dict]:
-    rows = store.rows("SELECT p.* FROM preference_version_pairs vp JOIN preference_pairs p"
-                      " ON p.id = vp.pair_id WHERE vp.version_id = ? ORDER BY vp.position",
-                      [version_id])
-    return [{"id": r["id"], "prompt": json.loads(r["prompt"]), "chosen": json.loads(r["chosen"]),
-             "rejected": json.loads(r["rejected"]),
-             "origin": json.loads(r["origin"]) if r["origin"] else None} for r in rows]
+    rows = store.rows(
+        "SELECT p.* FROM preference_version_pairs vp JOIN preference_pairs p"
+        " ON p.id = vp.pair_id WHERE vp.version_id = ? ORDER BY vp.position",
+        [version_id],
+    )
+    return [
+        {
+            "id": r["id"],
+            "prompt": json.loads(r["prompt"]),
+            "chosen": json.loads(r["chosen"]),
+            "rejected": json.loads(r["rejected"]),
+            "origin": json.loads(r["origin"]) if r["origin"] else None,
+        }
+        for r in rows
+    ]
 
 
-def write_preference_jsonl(store: Store, version_id: str, path: Path, *,
-                           conversational: bool = True) -> int:
+def write_preference_jsonl(
+    store: Store, version_id: str, path: Path, *, conversational: bool = True
+) -> int:
     """Write TRL DPO rows (prompt / chosen / rejected) to `path` atomically; return the count."""
     from backend.prefs.export import dpo_row
 

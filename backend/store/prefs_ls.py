@@ -18,17 +18,20 @@ from backend.store.prefs import get_item, now
 from backend.store.users import audit
 
 
-def set_project(store: Store, set_id: str, url: str, project_id: int,
-                task_ids: dict[str, int]) -> None:
+def set_project(
+    store: Store, set_id: str, url: str, project_id: int, task_ids: dict[str, int]
+) -> None:
     """Record the project a set was pushed to and each item's task, in one transaction."""
     with store.transaction() as cur:
         if cur.execute("SELECT 1 FROM comparison_set_ls WHERE set_id = ?", [set_id]).fetchone():
-            raise ValueError(f"comparison set {set_id} is already linked to a Label Studio "
-                             "project")
-        cur.execute("INSERT INTO comparison_set_ls VALUES (?, ?, ?, ?)",
-                    [set_id, url, project_id, now()])
-        cur.executemany("INSERT INTO comparison_item_ls VALUES (?, ?, ?)",
-                        [[item, set_id, task] for item, task in task_ids.items()])
+            raise ValueError(f"comparison set {set_id} is already linked to a Label Studio project")
+        cur.execute(
+            "INSERT INTO comparison_set_ls VALUES (?, ?, ?, ?)", [set_id, url, project_id, now()]
+        )
+        cur.executemany(
+            "INSERT INTO comparison_item_ls VALUES (?, ?, ?)",
+            [[item, set_id, task] for item, task in task_ids.items()],
+        )
 
 
 def get_project(store: Store, set_id: str) -> dict | None:
@@ -36,11 +39,13 @@ def get_project(store: Store, set_id: str) -> dict | None:
     rows = store.rows("SELECT * FROM comparison_set_ls WHERE set_id = ?", [set_id])
     if not rows:
         return None
-    tasks = store.rows("SELECT item_id, task_id FROM comparison_item_ls WHERE set_id = ?",
-                       [set_id])
-    return {"url": rows[0]["url"], "project_id": rows[0]["project_id"],
-            "pushed": rows[0]["pushed"].isoformat(),
-            "tasks": {t["item_id"]: t["task_id"] for t in tasks}}
+    tasks = store.rows("SELECT item_id, task_id FROM comparison_item_ls WHERE set_id = ?", [set_id])
+    return {
+        "url": rows[0]["url"],
+        "project_id": rows[0]["project_id"],
+        "pushed": rows[0]["pushed"].isoformat(),
+        "tasks": {t["item_id"]: t["task_id"] for t in tasks},
+    }
 
 
 def _ts(value: Any) -> datetime:
@@ -49,8 +54,9 @@ def _ts(value: Any) -> datetime:
     return now()
 
 
-def upsert_ls_judgements(store: Store, set_id: str, rows: list[dict], *,
-                         actor: Actor | None = None) -> dict[str, int]:
+def upsert_ls_judgements(
+    store: Store, set_id: str, rows: list[dict], *, actor: Actor | None = None
+) -> dict[str, int]:
     """Insert or update pulled judgements by id, all in one transaction.
 
     Each row: id, item_id, annotator, verdict, ranking (or None), detail (with `updated`).
@@ -73,18 +79,38 @@ def upsert_ls_judgements(store: Store, set_id: str, rows: list[dict], *,
             ranking = json.dumps(r["ranking"]) if r.get("ranking") is not None else None
             detail = json.dumps(r["detail"])
             when = _ts(r["detail"].get("updated") or r["detail"].get("created"))
-            old = cur.execute("SELECT verdict, ranking, annotator, detail FROM comparisons"
-                              " WHERE id = ?", [r["id"]]).fetchone()
+            old = cur.execute(
+                "SELECT verdict, ranking, annotator, detail FROM comparisons WHERE id = ?",
+                [r["id"]],
+            ).fetchone()
             if old is None:
-                cur.execute("INSERT INTO comparisons VALUES (?, ?, ?, ?, 'human', ?, ?, ?, NULL,"
-                            " ?, NULL, ?)", [r["id"], set_id, r["item_id"], r["annotator"],
-                                             r["verdict"], ranking, win, detail, when])
+                cur.execute(
+                    "INSERT INTO comparisons VALUES (?, ?, ?, ?, 'human', ?, ?, ?, NULL,"
+                    " ?, NULL, ?)",
+                    [
+                        r["id"],
+                        set_id,
+                        r["item_id"],
+                        r["annotator"],
+                        r["verdict"],
+                        ranking,
+                        win,
+                        detail,
+                        when,
+                    ],
+                )
                 counts["new"] += 1
-            elif (old[0], json.loads(old[1] or "null"), old[2], json.loads(old[3] or "null")
-                  ) != (r["verdict"], r.get("ranking"), r["annotator"], r["detail"]):
-                cur.execute("UPDATE comparisons SET annotator = ?, verdict = ?, ranking = ?,"
-                            " winner = ?, detail = ?, created = ? WHERE id = ?",
-                            [r["annotator"], r["verdict"], ranking, win, detail, when, r["id"]])
+            elif (old[0], json.loads(old[1] or "null"), old[2], json.loads(old[3] or "null")) != (
+                r["verdict"],
+                r.get("ranking"),
+                r["annotator"],
+                r["detail"],
+            ):
+                cur.execute(
+                    "UPDATE comparisons SET annotator = ?, verdict = ?, ranking = ?,"
+                    " winner = ?, detail = ?, created = ? WHERE id = ?",
+                    [r["annotator"], r["verdict"], ranking, win, detail, when, r["id"]],
+                )
                 counts["updated"] += 1
             else:
                 counts["unchanged"] += 1

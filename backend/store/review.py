@@ -28,8 +28,20 @@ def insert_scores(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> 
     rows = parse_lines(chunk)
     cur.executemany(
         "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?)",
-        [[job_id, r["example_id"], r["method"], r["model"], float(r["score"]), r.get("n_tokens"),
-          r.get("version_id"), r.get("dataset"), r.get("round", 1)] for r in rows],
+        [
+            [
+                job_id,
+                r["example_id"],
+                r["method"],
+                r["model"],
+                float(r["score"]),
+                r.get("n_tokens"),
+                r.get("version_id"),
+                r.get("dataset"),
+                r.get("round", 1),
+            ]
+            for r in rows
+        ],
     )
     return len(rows)
 
@@ -42,30 +54,38 @@ def score_jobs(store: Store, dataset: str | None = None) -> list[dict]:
         " any_value(s.dataset) AS dataset, any_value(s.round) AS round,"
         " count(DISTINCT s.example_id) AS n, any_value(j.created) AS created"
         f" FROM scores s LEFT JOIN jobs j ON j.id = s.job_id {where}"
-        " GROUP BY s.job_id ORDER BY created DESC NULLS LAST, s.job_id DESC", params)
+        " GROUP BY s.job_id ORDER BY created DESC NULLS LAST, s.job_id DESC",
+        params,
+    )
 
 
 def latest_score_job(store: Store, dataset: str) -> str:
     jobs = score_jobs(store, dataset)
     if not jobs:
-        raise ValueError(f"dataset {dataset!r} has no scores yet: run `ftstudio review score "
-                         f"--dataset {dataset} --model PATH` first")
+        raise ValueError(
+            f"dataset {dataset!r} has no scores yet: run `ftstudio review score "
+            f"--dataset {dataset} --model PATH` first"
+        )
     return jobs[0]["job_id"]
 
 
 def scores_of(store: Store, job_id: str, method: str = "nll") -> dict[str, float]:
-    rows = store.rows("SELECT example_id, score FROM scores WHERE job_id = ? AND method = ?",
-                      [job_id, method])
+    rows = store.rows(
+        "SELECT example_id, score FROM scores WHERE job_id = ? AND method = ?", [job_id, method]
+    )
     return {r["example_id"]: r["score"] for r in rows}
 
 
 @audited("edit_data", "review.create_batch", "dataset")
-def create_batch(store: Store, *, dataset: str, score_job_id: str, policy: FlagPolicy,
-                 method: str = "nll") -> dict:
+def create_batch(
+    store: Store, *, dataset: str, score_job_id: str, policy: FlagPolicy, method: str = "nll"
+) -> dict:
     """Flag the scored examples of one scoring run and record them (plus the QC sample) as a
     review batch. Returns the batch row with counts."""
-    info = store.rows("SELECT any_value(version_id) AS v, any_value(model) AS m FROM scores"
-                      " WHERE job_id = ?", [score_job_id])
+    info = store.rows(
+        "SELECT any_value(version_id) AS v, any_value(model) AS m FROM scores WHERE job_id = ?",
+        [score_job_id],
+    )
     scores = scores_of(store, score_job_id, method)
     if not scores:
         raise ValueError(f"scoring run {score_job_id} has no {method!r} scores")
@@ -73,24 +93,51 @@ def create_batch(store: Store, *, dataset: str, score_job_id: str, policy: FlagP
     flagged = flag(scores, policy)
     flagged_ids = {i for i, _ in flagged}
     batch_id = f"rb-{uuid.uuid4().hex[:10]}"
-    pending = [r["example_id"] for r in store.rows(
-        "SELECT example_id FROM qc_samples WHERE version_id = ? AND status = 'pending'"
-        " ORDER BY example_id", [version_id])] if version_id else []
+    pending = (
+        [
+            r["example_id"]
+            for r in store.rows(
+                "SELECT example_id FROM qc_samples WHERE version_id = ? AND status = 'pending'"
+                " ORDER BY example_id",
+                [version_id],
+            )
+        ]
+        if version_id
+        else []
+    )
     qc = [i for i in pending if i not in flagged_ids] or qc_extra(
-        sorted(scores), flagged_ids, policy.qc_share, seed=batch_id)
+        sorted(scores), flagged_ids, policy.qc_share, seed=batch_id
+    )
     items = [(i, s, "flagged") for i, s in flagged] + [(i, scores.get(i), "qc") for i in qc]
     with store.transaction() as cur:
-        rnd = cur.execute("SELECT count(*) FROM review_batches WHERE dataset = ?",
-                          [dataset]).fetchone()[0] + 1
+        rnd = (
+            cur.execute(
+                "SELECT count(*) FROM review_batches WHERE dataset = ?", [dataset]
+            ).fetchone()[0]
+            + 1
+        )
         cur.execute(
             "INSERT INTO review_batches (id, dataset, version_id, score_job_id, method, model,"
             " policy, round, n_scored, cut, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [batch_id, dataset, version_id, score_job_id, method, model,
-             policy.model_dump_json(), rnd, len(scores), cut_value(scores, policy),
-             datetime.now()])
+            [
+                batch_id,
+                dataset,
+                version_id,
+                score_job_id,
+                method,
+                model,
+                policy.model_dump_json(),
+                rnd,
+                len(scores),
+                cut_value(scores, policy),
+                datetime.now(),
+            ],
+        )
         if items:
-            cur.executemany("INSERT INTO review_items VALUES (?,?,?,?,?,NULL)",
-                            [[batch_id, i, pos, s, why] for pos, (i, s, why) in enumerate(items)])
+            cur.executemany(
+                "INSERT INTO review_items VALUES (?,?,?,?,?,NULL)",
+                [[batch_id, i, pos, s, why] for pos, (i, s, why) in enumerate(items)],
+            )
     return {**get_batch(store, batch_id), "n_flagged": len(flagged), "n_qc": len(qc)}
 
 
@@ -102,8 +149,9 @@ def get_batch(store: Store, batch_id: str) -> dict:
 
 
 def latest_batch(store: Store, dataset: str) -> dict:
-    rows = store.rows("SELECT * FROM review_batches WHERE dataset = ? ORDER BY created DESC"
-                      " LIMIT 1", [dataset])
+    rows = store.rows(
+        "SELECT * FROM review_batches WHERE dataset = ? ORDER BY created DESC LIMIT 1", [dataset]
+    )
     if not rows:
         raise ValueError(f"dataset {dataset!r} has no review batch yet: flag some examples first")
     return rows[0]
@@ -114,26 +162,35 @@ def batches(store: Store, dataset: str | None = None) -> list[dict]:
     return store.rows(
         "SELECT b.*, (SELECT count(*) FROM review_items i WHERE i.batch_id = b.id) AS n_items,"
         " (SELECT count(DISTINCT example_id) FROM reviews r WHERE r.batch_id = b.id)"
-        f" AS n_reviewed FROM review_batches b {where} ORDER BY created", params)
+        f" AS n_reviewed FROM review_batches b {where} ORDER BY created",
+        params,
+    )
 
 
 def batch_items(store: Store, batch_id: str) -> list[dict]:
     """The batch's items with their example's messages, in batch order."""
     rows = store.rows(
         "SELECT i.*, e.messages FROM review_items i JOIN examples e ON e.id = i.example_id"
-        " WHERE i.batch_id = ? ORDER BY i.position", [batch_id])
+        " WHERE i.batch_id = ? ORDER BY i.position",
+        [batch_id],
+    )
     for r in rows:
         r["messages"] = json.loads(r["messages"])
     return rows
 
 
-def set_project(store: Store, batch_id: str, url: str, project_id: int,
-                task_ids: dict[str, int]) -> None:
+def set_project(
+    store: Store, batch_id: str, url: str, project_id: int, task_ids: dict[str, int]
+) -> None:
     with store.transaction() as cur:
-        cur.execute("UPDATE review_batches SET ls_url = ?, ls_project_id = ? WHERE id = ?",
-                    [url, project_id, batch_id])
-        cur.executemany("UPDATE review_items SET ls_task_id = ? WHERE batch_id = ? AND"
-                        " example_id = ?", [[t, batch_id, e] for e, t in task_ids.items()])
+        cur.execute(
+            "UPDATE review_batches SET ls_url = ?, ls_project_id = ? WHERE id = ?",
+            [url, project_id, batch_id],
+        )
+        cur.executemany(
+            "UPDATE review_items SET ls_task_id = ? WHERE batch_id = ? AND example_id = ?",
+            [[t, batch_id, e] for e, t in task_ids.items()],
+        )
 
 
 def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -141,26 +198,53 @@ def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> d
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     with store.transaction() as cur:
         for r in rows:
-            v = Verdict.model_validate({k: r.get(k) for k in
-                                        ("example_id", "reviewer", "verdict", "categories",
-                                         "corrected", "note")})
+            v = Verdict.model_validate(
+                {
+                    k: r.get(k)
+                    for k in (
+                        "example_id",
+                        "reviewer",
+                        "verdict",
+                        "categories",
+                        "corrected",
+                        "note",
+                    )
+                }
+            )
             old = cur.execute("SELECT updated FROM reviews WHERE id = ?", [r["id"]]).fetchone()
-            values = [batch_id, v.example_id, v.reviewer, v.verdict, json.dumps(v.categories),
-                      v.corrected, v.note, r["source"], r.get("external_id"), r.get("created"),
-                      r.get("updated")]
+            values = [
+                batch_id,
+                v.example_id,
+                v.reviewer,
+                v.verdict,
+                json.dumps(v.categories),
+                v.corrected,
+                v.note,
+                r["source"],
+                r.get("external_id"),
+                r.get("created"),
+                r.get("updated"),
+            ]
             if old is None:
-                cur.execute("INSERT INTO reviews VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                            [r["id"], *values])
+                cur.execute(
+                    "INSERT INTO reviews VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [r["id"], *values]
+                )
                 counts["new"] += 1
             elif str(old[0]) != str(_ts(r.get("updated"))):
-                cur.execute("UPDATE reviews SET batch_id=?, example_id=?, reviewer=?, verdict=?,"
-                            " categories=?, corrected=?, note=?, source=?, external_id=?,"
-                            " created=?, updated=? WHERE id = ?", [*values, r["id"]])
+                cur.execute(
+                    "UPDATE reviews SET batch_id=?, example_id=?, reviewer=?, verdict=?,"
+                    " categories=?, corrected=?, note=?, source=?, external_id=?,"
+                    " created=?, updated=? WHERE id = ?",
+                    [*values, r["id"]],
+                )
                 counts["updated"] += 1
             else:
                 counts["unchanged"] += 1
-        cur.execute("UPDATE qc_samples SET status = 'reviewed' WHERE example_id IN"
-                    " (SELECT example_id FROM reviews WHERE batch_id = ?)", [batch_id])
+        cur.execute(
+            "UPDATE qc_samples SET status = 'reviewed' WHERE example_id IN"
+            " (SELECT example_id FROM reviews WHERE batch_id = ?)",
+            [batch_id],
+        )
     return counts
 
 
@@ -170,8 +254,9 @@ def _ts(value: Any) -> Any:
     return value
 
 
-def add_in_app_review(store: Store, batch_id: str, verdict: Verdict, *,
-                      actor: Actor | None = None) -> str:
+def add_in_app_review(
+    store: Store, batch_id: str, verdict: Verdict, *, actor: Actor | None = None
+) -> str:
     """Store a reviewer's verdict from the in-app queue. One verdict per (batch, example,
     reviewer): submitting again (a second tab, a double click) replaces it, never duplicates;
     two reviewers on the same item at once each keep their own."""
@@ -187,8 +272,13 @@ def add_in_app_review(store: Store, batch_id: str, verdict: Verdict, *,
         except (duckdb.TransactionException, duckdb.ConstraintException):
             if attempt == 2:  # the same verdict raced twice; the other write stands
                 raise
-    audit(store, actor, "review.verdict", verdict.example_id,
-          {"batch": batch_id, "verdict": verdict.verdict, "reviewer": verdict.reviewer})
+    audit(
+        store,
+        actor,
+        "review.verdict",
+        verdict.example_id,
+        {"batch": batch_id, "verdict": verdict.verdict, "reviewer": verdict.reviewer},
+    )
     return rid
 
 
@@ -211,8 +301,9 @@ def apply_batch(store: Store, batch_id: str) -> dict:
     """Write the next dataset version from the batch's verdicts (one transaction)."""
     batch = get_batch(store, batch_id)
     if batch["applied_version_id"]:
-        raise ValueError(f"batch {batch_id} was already applied as version "
-                         f"{batch['applied_version_id']}")
+        raise ValueError(
+            f"batch {batch_id} was already applied as version {batch['applied_version_id']}"
+        )
     by_example: dict[str, list[dict]] = {}
     for r in reviews(store, batch_id):
         by_example.setdefault(r["example_id"], []).append(r)
@@ -222,13 +313,17 @@ def apply_batch(store: Store, batch_id: str) -> dict:
     base = resolve_version(store, batch["dataset"])
     examples = version_examples(store, batch["version_id"])
     new, counts = apply_decisions(examples, decisions, batch_id=batch_id)
-    note = (f"review {batch_id} (round {batch['round']}): "
-            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    note = f"review {batch_id} (round {batch['round']}): " + ", ".join(
+        f"{k} {v}" for k, v in sorted(counts.items())
+    )
     with store.transaction() as cur:
-        version = add_version_cur(cur, batch["dataset"], new, parent_version_id=base["id"],
-                                  note=note)
-        cur.execute("UPDATE review_batches SET applied_version_id = ? WHERE id = ?",
-                    [version["id"], batch_id])
+        version = add_version_cur(
+            cur, batch["dataset"], new, parent_version_id=base["id"], note=note
+        )
+        cur.execute(
+            "UPDATE review_batches SET applied_version_id = ? WHERE id = ?",
+            [version["id"], batch_id],
+        )
     return {"version": version, "counts": counts}
 
 
@@ -241,32 +336,54 @@ def rounds(store: Store, dataset: str) -> list[dict]:
     for b in done:
         method = b["method"] or "nll"
         scores = list(scores_of(store, b["score_job_id"], method).values())
-        n_flagged = store.scalar("SELECT count(*) FROM review_items WHERE batch_id = ? AND"
-                                 " reason = 'flagged'", [b["id"]])
+        n_flagged = store.scalar(
+            "SELECT count(*) FROM review_items WHERE batch_id = ? AND reason = 'flagged'", [b["id"]]
+        )
         first_cut = b["cut"] if first_cut is None else first_cut
-        out.append({"round": b["round"], "batch": b["id"], "model": b["model"],
-                    "n_scored": b["n_scored"], "n_flagged": n_flagged,
-                    "flagged_share": n_flagged / b["n_scored"] if b["n_scored"] else 0.0,
-                    "share_above_first_cut": share_at_or_above(scores, first_cut),
-                    "mean_score": sum(scores) / len(scores) if scores else None})
+        out.append(
+            {
+                "round": b["round"],
+                "batch": b["id"],
+                "model": b["model"],
+                "n_scored": b["n_scored"],
+                "n_flagged": n_flagged,
+                "flagged_share": n_flagged / b["n_scored"] if b["n_scored"] else 0.0,
+                "share_above_first_cut": share_at_or_above(scores, first_cut),
+                "mean_score": sum(scores) / len(scores) if scores else None,
+            }
+        )
     if done:
         used = {b["score_job_id"] for b in done}
-        later = [j for j in score_jobs(store, dataset)
-                 if j["job_id"] not in used and (j["round"] or 1) > done[-1]["round"]]
+        later = [
+            j
+            for j in score_jobs(store, dataset)
+            if j["job_id"] not in used and (j["round"] or 1) > done[-1]["round"]
+        ]
         if later:  # newest first: the latest re-scoring of the next round
             j = later[0]
             scores = list(scores_of(store, j["job_id"], method).values())
-            out.append({"round": j["round"], "batch": None, "model": j["model"],
-                        "n_scored": len(scores), "n_flagged": None, "flagged_share": None,
-                        "share_above_first_cut": share_at_or_above(scores, first_cut),
-                        "mean_score": sum(scores) / len(scores) if scores else None})
+            out.append(
+                {
+                    "round": j["round"],
+                    "batch": None,
+                    "model": j["model"],
+                    "n_scored": len(scores),
+                    "n_flagged": None,
+                    "flagged_share": None,
+                    "share_above_first_cut": share_at_or_above(scores, first_cut),
+                    "mean_score": sum(scores) / len(scores) if scores else None,
+                }
+            )
     return out
 
 
 def reviewed_ids(store: Store, dataset: str) -> set[str]:
     """Examples that a reviewer already judged in any batch of this dataset."""
-    rows = store.rows("SELECT DISTINCT r.example_id FROM reviews r JOIN review_batches b"
-                      " ON b.id = r.batch_id WHERE b.dataset = ?", [dataset])
+    rows = store.rows(
+        "SELECT DISTINCT r.example_id FROM reviews r JOIN review_batches b"
+        " ON b.id = r.batch_id WHERE b.dataset = ?",
+        [dataset],
+    )
     return {r["example_id"] for r in rows}
 
 
@@ -292,9 +409,13 @@ def newest_adapter(store: Store, base_model: str, *, root: Path | None = None) -
         "SELECT r.id AS run_id, r.adapter_path, r.base_model, r.dataset, j.finished"
         " FROM runs r JOIN jobs j ON j.id = r.id"
         " WHERE j.state = 'succeeded' AND r.adapter_path IS NOT NULL"
-        " ORDER BY j.finished DESC NULLS LAST, r.updated DESC NULLS LAST, r.id DESC")
+        " ORDER BY j.finished DESC NULLS LAST, r.updated DESC NULLS LAST, r.id DESC"
+    )
     for r in rows:
-        if r["base_model"] and _same_path(r["base_model"], base_model, root) \
-                and Path(r["adapter_path"]).is_dir():
+        if (
+            r["base_model"]
+            and _same_path(r["base_model"], base_model, root)
+            and Path(r["adapter_path"]).is_dir()
+        ):
             return {k: r[k] for k in ("run_id", "adapter_path", "dataset", "finished")}
     return None

@@ -19,16 +19,33 @@ import duckdb
 
 # Hyperparameter columns copied from the train spec: name -> DuckDB type.
 HPARAMS: dict[str, str] = {
-    "learning_rate": "DOUBLE", "lora_r": "INTEGER", "lora_alpha": "INTEGER",
-    "lora_dropout": "DOUBLE", "batch_size": "INTEGER", "grad_accum": "INTEGER",
-    "epochs": "DOUBLE", "max_steps": "INTEGER", "warmup_ratio": "DOUBLE",
-    "max_length": "INTEGER", "seed": "INTEGER", "quant": "VARCHAR",
+    "learning_rate": "DOUBLE",
+    "lora_r": "INTEGER",
+    "lora_alpha": "INTEGER",
+    "lora_dropout": "DOUBLE",
+    "batch_size": "INTEGER",
+    "grad_accum": "INTEGER",
+    "epochs": "DOUBLE",
+    "max_steps": "INTEGER",
+    "warmup_ratio": "DOUBLE",
+    "max_length": "INTEGER",
+    "seed": "INTEGER",
+    "quant": "VARCHAR",
 }
 TEXT_FIELDS = ("method", "base_model", "dataset", "dataset_version_id")
 RUN_KIND = "train"
 
-_BASE_COLS = ["run_id", "title", "group_id", "state", "created", *TEXT_FIELDS, *HPARAMS,
-              "config", "updated"]
+_BASE_COLS = [
+    "run_id",
+    "title",
+    "group_id",
+    "state",
+    "created",
+    *TEXT_FIELDS,
+    *HPARAMS,
+    "config",
+    "updated",
+]
 _BASE_SELECT = ", ".join(
     ["j.id", "j.title", "j.group_id", "j.state", "j.created"]
     + [f"json_extract_string(j.spec, '$.{f}')" for f in TEXT_FIELDS]
@@ -47,7 +64,7 @@ _KEY = "{'t': coalesce(t, -1.0)::DOUBLE, 's': step}"
 
 def _latest(name: str, alias: str) -> str:
     cond = f"FILTER (WHERE name = '{name}' AND isfinite(value))"
-    return (f"arg_max(value, {_KEY}) {cond} AS {alias}, max({_KEY}) {cond} AS {alias}_key")
+    return f"arg_max(value, {_KEY}) {cond} AS {alias}, max({_KEY}) {cond} AS {alias}_key"
 
 
 _AGG = f"""
@@ -56,9 +73,9 @@ SELECT job_id, min(t) AS first_t, max(t) AS last_t, max(step) AS last_step,
        min(value) FILTER (WHERE name = 'eval_loss' AND isfinite(value)) AS best_eval,
        arg_min(step, {{'v': value, 's': step}})
            FILTER (WHERE name = 'eval_loss' AND isfinite(value)) AS best_eval_step,
-       {_latest('eval_loss', 'final_eval')},
-       {_latest('loss', 'final_train')},
-       {_latest('tokens_seen', 'tokens')},
+       {_latest("eval_loss", "final_eval")},
+       {_latest("loss", "final_train")},
+       {_latest("tokens_seen", "tokens")},
        sum(value) FILTER (WHERE name = 'tokens_per_s' AND isfinite(value)) AS tps_sum,
        count(*) FILTER (WHERE name = 'tokens_per_s' AND isfinite(value)) AS tps_n,
        list(DISTINCT name) AS names
@@ -79,16 +96,16 @@ UPDATE run_summary AS s SET
     best_eval_step = CASE WHEN a.best_eval < coalesce(s.best_eval_loss, 'inf'::DOUBLE)
                           THEN a.best_eval_step ELSE s.best_eval_step END,
     best_eval_loss = least(s.best_eval_loss, a.best_eval),
-    final_eval_loss = CASE WHEN {_newer('final_eval_key')} THEN a.final_eval
+    final_eval_loss = CASE WHEN {_newer("final_eval_key")} THEN a.final_eval
                            ELSE s.final_eval_loss END,
-    final_eval_key = CASE WHEN {_newer('final_eval_key')} THEN a.final_eval_key
+    final_eval_key = CASE WHEN {_newer("final_eval_key")} THEN a.final_eval_key
                           ELSE s.final_eval_key END,
-    final_train_loss = CASE WHEN {_newer('final_train_key')} THEN a.final_train
+    final_train_loss = CASE WHEN {_newer("final_train_key")} THEN a.final_train
                             ELSE s.final_train_loss END,
-    final_train_key = CASE WHEN {_newer('final_train_key')} THEN a.final_train_key
+    final_train_key = CASE WHEN {_newer("final_train_key")} THEN a.final_train_key
                            ELSE s.final_train_key END,
-    tokens_seen = CASE WHEN {_newer('tokens_key')} THEN a.tokens ELSE s.tokens_seen END,
-    tokens_key = CASE WHEN {_newer('tokens_key')} THEN a.tokens_key ELSE s.tokens_key END,
+    tokens_seen = CASE WHEN {_newer("tokens_key")} THEN a.tokens ELSE s.tokens_seen END,
+    tokens_key = CASE WHEN {_newer("tokens_key")} THEN a.tokens_key ELSE s.tokens_key END,
     tps_sum = coalesce(s.tps_sum, 0) + coalesce(a.tps_sum, 0),
     tps_n = coalesce(s.tps_n, 0) + a.tps_n,
     metric_names = list_sort(list_distinct(list_concat(coalesce(s.metric_names, []), a.names))),
@@ -97,15 +114,28 @@ FROM ({_AGG}) AS a
 WHERE s.run_id = a.job_id
 """
 
-_AGG_COLUMNS = ("first_t", "last_t", "last_step", "n_points", "best_eval_loss",
-                "best_eval_step", "final_eval_loss", "final_eval_key", "final_train_loss",
-                "final_train_key", "tokens_seen", "tokens_key", "tps_sum", "tps_n",
-                "metric_names")
+_AGG_COLUMNS = (
+    "first_t",
+    "last_t",
+    "last_step",
+    "n_points",
+    "best_eval_loss",
+    "best_eval_step",
+    "final_eval_loss",
+    "final_eval_key",
+    "final_train_loss",
+    "final_train_key",
+    "tokens_seen",
+    "tokens_key",
+    "tps_sum",
+    "tps_n",
+    "metric_names",
+)
 
 # What the runs table shows; derived figures are computed from the row, not from metrics.
 SELECT_COLUMNS = f"""
-    s.run_id, s.title, s.group_id, s.state, s.created, {', '.join('s.' + f for f in TEXT_FIELDS)},
-    {', '.join('s.' + h for h in HPARAMS)},
+    s.run_id, s.title, s.group_id, s.state, s.created, {", ".join("s." + f for f in TEXT_FIELDS)},
+    {", ".join("s." + h for h in HPARAMS)},
     s.best_eval_loss, s.best_eval_step, s.final_eval_loss, s.final_eval_key.s AS final_eval_step,
     s.final_train_loss, s.last_step, s.last_t - s.first_t AS duration_s, s.tokens_seen,
     coalesce(s.tps_sum / nullif(s.tps_n, 0),
@@ -135,8 +165,11 @@ def rebuild(cur: duckdb.DuckDBPyConnection, run_ids: list[str] | None = None) ->
     job_where = f"AND j.id IN ({marks})" if run_ids else ""
     cur.execute(_BASE_UPSERT.replace("__WHERE__", job_where), params)
     reset = ", ".join(f"{c} = NULL" for c in _AGG_COLUMNS)
-    cur.execute(f"UPDATE run_summary SET {reset}"
-                + (f" WHERE run_id IN ({marks})" if run_ids else ""), params)
-    source = ("SELECT job_id, step, name, value, t FROM metrics"
-              + (f" WHERE job_id IN ({marks})" if run_ids else ""))
+    cur.execute(
+        f"UPDATE run_summary SET {reset}" + (f" WHERE run_id IN ({marks})" if run_ids else ""),
+        params,
+    )
+    source = "SELECT job_id, step, name, value, t FROM metrics" + (
+        f" WHERE job_id IN ({marks})" if run_ids else ""
+    )
     cur.execute(_MERGE.replace("__SOURCE__", source), params)

@@ -18,9 +18,22 @@ from backend.store.db import Store
 from backend.store.ingest import parse_lines
 
 RUN_KINDS = ("train",)
-RUN_COLUMNS = ("method", "base_model", "dataset", "dataset_version_id", "dataset_hash", "config",
-               "state", "device", "runtime", "packages", "run_dir", "adapter_path",
-               "merged_path", "attempt")
+RUN_COLUMNS = (
+    "method",
+    "base_model",
+    "dataset",
+    "dataset_version_id",
+    "dataset_hash",
+    "config",
+    "state",
+    "device",
+    "runtime",
+    "packages",
+    "run_dir",
+    "adapter_path",
+    "merged_path",
+    "attempt",
+)
 JSON_COLUMNS = {"config", "runtime", "packages"}
 
 
@@ -36,8 +49,10 @@ def ingest_run_rows(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -
     """run.jsonl: each line updates the run; a missing or null field keeps the stored value."""
     rows = parse_lines(chunk)
     for r in rows:
-        values = [json.dumps(r.get(c)) if c in JSON_COLUMNS and r.get(c) is not None
-                  else r.get(c) for c in RUN_COLUMNS]
+        values = [
+            json.dumps(r.get(c)) if c in JSON_COLUMNS and r.get(c) is not None else r.get(c)
+            for c in RUN_COLUMNS
+        ]
         cols = ", ".join(RUN_COLUMNS)
         updates = ", ".join(f"{c} = coalesce(excluded.{c}, runs.{c})" for c in RUN_COLUMNS)
         cur.execute(
@@ -53,8 +68,16 @@ def ingest_run_eval(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -
     for r in rows:
         cur.execute(
             "INSERT OR REPLACE INTO run_eval VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [r.get("run_id") or job_id, r.get("step"), r.get("eval_loss"), r.get("perplexity"),
-             r.get("first_loss"), r.get("last_loss"), r.get("n_train"), r.get("n_eval")],
+            [
+                r.get("run_id") or job_id,
+                r.get("step"),
+                r.get("eval_loss"),
+                r.get("perplexity"),
+                r.get("first_loss"),
+                r.get("last_loss"),
+                r.get("n_train"),
+                r.get("n_eval"),
+            ],
         )
     return len(rows)
 
@@ -63,12 +86,22 @@ def ingest_generations(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes
     """generations.jsonl; an evaluation written again (a resumed job) replaces its step."""
     rows = parse_lines(chunk)
     for run_id, step in {(r.get("run_id") or job_id, r.get("step")) for r in rows}:
-        cur.execute("DELETE FROM generations WHERE run_id = ? AND step IS NOT DISTINCT FROM ?",
-                    [run_id, step])
+        cur.execute(
+            "DELETE FROM generations WHERE run_id = ? AND step IS NOT DISTINCT FROM ?",
+            [run_id, step],
+        )
     cur.executemany(
         "INSERT INTO generations VALUES (?, ?, ?, ?, ?)",
-        [[r.get("run_id") or job_id, r.get("step"), str(r.get("prompt", "")),
-          str(r.get("output", "")), json.dumps(r.get("params"))] for r in rows],
+        [
+            [
+                r.get("run_id") or job_id,
+                r.get("step"),
+                str(r.get("prompt", "")),
+                str(r.get("output", "")),
+                json.dumps(r.get("params")),
+            ]
+            for r in rows
+        ],
     )
     return len(rows)
 
@@ -76,9 +109,10 @@ def ingest_generations(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes
 def ingest_sweep_trials(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
     rows = parse_lines(chunk)
     for r in rows:
-        cur.execute("INSERT OR REPLACE INTO sweep_trials VALUES (?, ?, ?, ?, ?)",
-                    [job_id, r["trial"], json.dumps(r.get("params")), r.get("eval_loss"),
-                     r.get("state")])
+        cur.execute(
+            "INSERT OR REPLACE INTO sweep_trials VALUES (?, ?, ?, ?, ?)",
+            [job_id, r["trial"], json.dumps(r.get("params")), r.get("eval_loss"), r.get("state")],
+        )
     return len(rows)
 
 
@@ -116,9 +150,12 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     if not rows:
         raise RunNotFound(f"no run {run_id!r}; `ftstudio runs list` shows the runs")
     run = _plain(rows[0])
-    extra = store.rows("SELECT r.config, r.packages, r.runtime, r.merged_path, r.run_dir,"
-                       " r.dataset_version_id, j.spec, j.error FROM jobs j"
-                       " LEFT JOIN runs r ON r.id = j.id WHERE j.id = ?", [run_id])[0]
+    extra = store.rows(
+        "SELECT r.config, r.packages, r.runtime, r.merged_path, r.run_dir,"
+        " r.dataset_version_id, j.spec, j.error FROM jobs j"
+        " LEFT JOIN runs r ON r.id = j.id WHERE j.id = ?",
+        [run_id],
+    )[0]
     run["config"] = json.loads(extra["config"] or extra["spec"])
     run["packages"] = json.loads(extra["packages"]) if extra["packages"] else None
     run["runtime"] = json.loads(extra["runtime"]) if extra["runtime"] else None
@@ -142,16 +179,21 @@ def run_metrics(store: Store, run_ids: list[str], names: list[str] | None = None
 
 
 def run_generations(store: Store, run_id: str) -> list[dict[str, Any]]:
-    rows = store.rows("SELECT step, prompt, output, params FROM generations WHERE run_id = ?"
-                      " ORDER BY step, prompt", [run_id])
+    rows = store.rows(
+        "SELECT step, prompt, output, params FROM generations WHERE run_id = ?"
+        " ORDER BY step, prompt",
+        [run_id],
+    )
     for r in rows:
         r["params"] = json.loads(r["params"]) if r["params"] else None
     return rows
 
 
 def sweep_trials(store: Store, job_id: str) -> list[dict[str, Any]]:
-    rows = store.rows("SELECT trial, params, eval_loss, state FROM sweep_trials"
-                      " WHERE job_id = ? ORDER BY trial", [job_id])
+    rows = store.rows(
+        "SELECT trial, params, eval_loss, state FROM sweep_trials WHERE job_id = ? ORDER BY trial",
+        [job_id],
+    )
     for r in rows:
         r["params"] = json.loads(r["params"]) if r["params"] else None
     return rows

@@ -1,13 +1,13 @@
 """`ftstudio dataset ...` and `ftstudio generate ...`.
 
-    ftstudio dataset create NAME [--format messages|prompt-completion] [--recipe recipe.json]
-    ftstudio dataset list [--json]
-    ftstudio dataset show NAME [--json]        versions oldest first: id, created, examples, hash
-    ftstudio dataset import NAME FILE [--json] JSONL, CSV, Parquet or a HF save_to_disk folder
-    ftstudio dataset export NAME --format messages-jsonl|prompt-completion-jsonl|parquet|hf
-                                 --out PATH [--version N] [--overwrite] [--json]
-    ftstudio generate --dataset NAME --provider openai|local --base-url URL --model M
-                      --topics "a,b,c" --per-topic K --concurrency C [--json] [--detach]
+ftstudio dataset create NAME [--format messages|prompt-completion] [--recipe recipe.json]
+ftstudio dataset list [--json]
+ftstudio dataset show NAME [--json]        versions oldest first: id, created, examples, hash
+ftstudio dataset import NAME FILE [--json] JSONL, CSV, Parquet or a HF save_to_disk folder
+ftstudio dataset export NAME --format messages-jsonl|prompt-completion-jsonl|parquet|hf
+                             --out PATH [--version N] [--overwrite] [--json]
+ftstudio generate --dataset NAME --provider openai|local --base-url URL --model M
+                  --topics "a,b,c" --per-topic K --concurrency C [--json] [--detach]
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import typer
 
 from backend import cli_common as common
 
-dataset_app = typer.Typer(no_args_is_help=True,
-                          help="Create, list, show, import and export datasets.")
+dataset_app = typer.Typer(
+    no_args_is_help=True, help="Create, list, show, import and export datasets."
+)
 
 
 def _store():
@@ -28,11 +29,12 @@ def _store():
 
 
 @dataset_app.command("create")
-def create(name: str,
-           format: str = typer.Option("messages", "--format",
-                                      help="messages or prompt-completion."),
-           recipe: Path = typer.Option(None, help="A recipe JSON file."),  # noqa: B008
-           as_json: bool = typer.Option(False, "--json")) -> None:
+def create(
+    name: str,
+    format: str = typer.Option("messages", "--format", help="messages or prompt-completion."),
+    recipe: Path = typer.Option(None, help="A recipe JSON file."),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Create an empty dataset (optionally with a recipe)."""
     from backend.store import datasets as dstore
     from backend.synth.recipe import Recipe
@@ -69,8 +71,9 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     if not rows:
         typer.echo("no datasets yet: `ftstudio dataset import NAME FILE` or `ftstudio generate`")
     for r in rows:
-        typer.echo(f"{r['name']:30} {r['format']:18} {r['versions']:3} versions "
-                   f"{r['examples']:6} examples")
+        typer.echo(
+            f"{r['name']:30} {r['format']:18} {r['versions']:3} versions {r['examples']:6} examples"
+        )
 
 
 def show_dict(store, name: str) -> dict:
@@ -78,10 +81,18 @@ def show_dict(store, name: str) -> dict:
     from backend.store import datasets as dstore
 
     ds = dstore.get_dataset(store, name)
-    versions = [{"id": v["id"], "number": v["number"], "created": v["created"],
-                 "examples": v["n_examples"], "hash": v["hash"],
-                 "parent_version_id": v["parent_version_id"], "note": v["note"]}
-                for v in dstore.list_versions(store, name)]
+    versions = [
+        {
+            "id": v["id"],
+            "number": v["number"],
+            "created": v["created"],
+            "examples": v["n_examples"],
+            "hash": v["hash"],
+            "parent_version_id": v["parent_version_id"],
+            "note": v["note"],
+        }
+        for v in dstore.list_versions(store, name)
+    ]
     return {**ds, "versions": versions}
 
 
@@ -102,16 +113,21 @@ def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
         return
     typer.echo(f"{data['name']} ({data['id']}, {data['format']})")
     for v in data["versions"]:
-        typer.echo(f"  v{v['number']:<3} {v['created'][:19]} {v['examples']:6} examples "
-                   f"{v['hash'][:12]}  {v['note'] or ''}")
+        typer.echo(
+            f"  v{v['number']:<3} {v['created'][:19]} {v['examples']:6} examples "
+            f"{v['hash'][:12]}  {v['note'] or ''}"
+        )
     if not data["versions"]:
         typer.echo("  no versions yet")
 
 
 @dataset_app.command("import")
-def import_(name: str, file: Path,
-            create: bool = typer.Option(True, help="Create the dataset when missing."),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+def import_(
+    name: str,
+    file: Path,
+    create: bool = typer.Option(True, help="Create the dataset when missing."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Import a file as a new version; all or nothing, bad rows named."""
     from backend.store.datasets import DatasetNotFound
     from backend.synth.importers import ImportFileError, import_file
@@ -126,18 +142,23 @@ def import_(name: str, file: Path,
     if as_json:
         common.emit_json(v)
     else:
-        typer.echo(f"imported {v['n_examples']} examples into {name} v{v['number']} "
-                   f"(hash {v['hash'][:12]})")
+        typer.echo(
+            f"imported {v['n_examples']} examples into {name} v{v['number']} "
+            f"(hash {v['hash'][:12]})"
+        )
 
 
 @dataset_app.command("export")
-def export(name: str,
-           format: str = typer.Option(..., "--format", help="messages-jsonl, "
-                                      "prompt-completion-jsonl, parquet or hf."),
-           out: Path = typer.Option(..., "--out", help="File or folder to write."),  # noqa: B008
-           version: str = typer.Option(None, help="Version number or id (default: latest)."),
-           overwrite: bool = typer.Option(False, help="Replace an existing file."),
-           as_json: bool = typer.Option(False, "--json")) -> None:
+def export(
+    name: str,
+    format: str = typer.Option(
+        ..., "--format", help="messages-jsonl, prompt-completion-jsonl, parquet or hf."
+    ),
+    out: Path = typer.Option(..., "--out", help="File or folder to write."),  # noqa: B008
+    version: str = typer.Option(None, help="Version number or id (default: latest)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing file."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Export a version for training (TRL / HF datasets)."""
     from backend.store.datasets import DatasetNotFound
     from backend.synth.exporters import ExportError, export_version
@@ -152,31 +173,37 @@ def export(name: str,
     if as_json:
         common.emit_json(info)
     else:
-        typer.echo(f"wrote {info['examples']} examples of {name} v{info['version']} to "
-                   f"{info['path']}")
+        typer.echo(
+            f"wrote {info['examples']} examples of {name} v{info['version']} to {info['path']}"
+        )
 
 
 def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def generate(dataset: str = typer.Option(..., help="Dataset to add to (created when missing)."),
-             provider: str = typer.Option(None, help="openai or local (default: the recipe's)."),
-             base_url: str = typer.Option(None, help="OpenAI-compatible base URL (default: "
-                                          "OPENAI_BASE_URL). The key comes from OPENAI_API_KEY."),
-             model: str = typer.Option(None, help="Endpoint model name or local model folder."),
-             topics: str = typer.Option(None, help="Comma-separated topics to cover."),
-             per_topic: int = typer.Option(None, help="Examples per topic."),
-             concurrency: int = typer.Option(8, help="Requests in flight at once."),
-             rpm: float = typer.Option(None, help="Most requests per minute."),
-             task: str = typer.Option(None, help="The task, in plain words."),
-             system_prompt: str = typer.Option(None, help="System prompt of every example."),
-             temperature: float = typer.Option(None, help="Sampling temperature."),
-             qc_share: float = typer.Option(0.07, help="Share marked for human QC (0.05-0.10)."),
-             max_retries: int = typer.Option(4, help="Retries on 429/5xx/timeouts."),
-             timeout: float = typer.Option(60.0, help="Per-request timeout in seconds."),
-             detach: bool = typer.Option(False, help="Queue and return."),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+def generate(
+    dataset: str = typer.Option(..., help="Dataset to add to (created when missing)."),
+    provider: str = typer.Option(None, help="openai or local (default: the recipe's)."),
+    base_url: str = typer.Option(
+        None,
+        help="OpenAI-compatible base URL (default: "
+        "OPENAI_BASE_URL). The key comes from OPENAI_API_KEY.",
+    ),
+    model: str = typer.Option(None, help="Endpoint model name or local model folder."),
+    topics: str = typer.Option(None, help="Comma-separated topics to cover."),
+    per_topic: int = typer.Option(None, help="Examples per topic."),
+    concurrency: int = typer.Option(8, help="Requests in flight at once."),
+    rpm: float = typer.Option(None, help="Most requests per minute."),
+    task: str = typer.Option(None, help="The task, in plain words."),
+    system_prompt: str = typer.Option(None, help="System prompt of every example."),
+    temperature: float = typer.Option(None, help="Sampling temperature."),
+    qc_share: float = typer.Option(0.07, help="Share marked for human QC (0.05-0.10)."),
+    max_retries: int = typer.Option(4, help="Retries on 429/5xx/timeouts."),
+    timeout: float = typer.Option(60.0, help="Per-request timeout in seconds."),
+    detach: bool = typer.Option(False, help="Queue and return."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Generate examples for a dataset from its recipe (options override the recipe)."""
     from backend.jobs.kinds import SpecError
     from backend.store import datasets as dstore
@@ -191,14 +218,30 @@ def generate(dataset: str = typer.Option(..., help="Dataset to add to (created w
             current = dstore.get_dataset(store, dataset)["recipe"] or {}
         except dstore.DatasetNotFound:
             current = {}
-        changes = {"provider": provider, "model": model, "topics": _split(topics),
-                   "per_topic": per_topic, "task": task, "system_prompt": system_prompt,
-                   "temperature": temperature}
-        recipe = Recipe.model_validate({**current, **{k: v for k, v in changes.items()
-                                                      if v is not None}})
-        spec = prepare_spec(store, ws, dataset, recipe=recipe, base_url=base_url,
-                            concurrency=concurrency, rpm=rpm, qc_share=qc_share,
-                            max_retries=max_retries, timeout_s=timeout)
+        changes = {
+            "provider": provider,
+            "model": model,
+            "topics": _split(topics),
+            "per_topic": per_topic,
+            "task": task,
+            "system_prompt": system_prompt,
+            "temperature": temperature,
+        }
+        recipe = Recipe.model_validate(
+            {**current, **{k: v for k, v in changes.items() if v is not None}}
+        )
+        spec = prepare_spec(
+            store,
+            ws,
+            dataset,
+            recipe=recipe,
+            base_url=base_url,
+            concurrency=concurrency,
+            rpm=rpm,
+            qc_share=qc_share,
+            max_retries=max_retries,
+            timeout_s=timeout,
+        )
     except (ValueError, SpecError) as exc:
         common.fail(str(exc), code=2)
     finally:
@@ -220,6 +263,8 @@ def generate(dataset: str = typer.Option(..., help="Dataset to add to (created w
         return
     rep = result.get("report")
     if rep:
-        typer.echo(f"{dataset}: kept {rep['kept']} of {rep['generated']} valid outputs, "
-                   f"{rep.get('rejected', 0)} rejected, {rep['removed']} filtered, "
-                   f"{rep.get('qc_sampled', 0)} marked for QC")
+        typer.echo(
+            f"{dataset}: kept {rep['kept']} of {rep['generated']} valid outputs, "
+            f"{rep.get('rejected', 0)} rejected, {rep['removed']} filtered, "
+            f"{rep.get('qc_sampled', 0)} marked for QC"
+        )

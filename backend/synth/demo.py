@@ -17,15 +17,16 @@ SAMPLE = Path(__file__).resolve().parent.parent / "demo" / "support.jsonl"
 
 DEMO_RECIPE = {
     "task": "Answer customer questions about Tasklane, a project-management tool, the way its "
-            "support team does: friendly, short, with the exact menu path when there is one.",
+    "support team does: friendly, short, with the exact menu path when there is one.",
     "format": "messages",
     "system_prompt": "You are the Tasklane support assistant. Answer clearly and briefly, with "
-                     "steps where they help.",
-    "topics": ["gantt chart", "permissions", "billing", "integrations", "notifications",
-               "exports"],
+    "steps where they help.",
+    "topics": ["gantt chart", "permissions", "billing", "integrations", "notifications", "exports"],
     "seed_examples": [
-        {"user": "How do I open the Gantt chart for my project?",
-         "assistant": "Open the project, then choose View > Gantt in the toolbar at the top."},
+        {
+            "user": "How do I open the Gantt chart for my project?",
+            "assistant": "Open the project, then choose View > Gantt in the toolbar at the top.",
+        },
     ],
     "per_topic": 5,
 }
@@ -41,5 +42,10 @@ def seed_demo_dataset(store: Store) -> dict | None:
     except dstore.DatasetNotFound:
         pass
     dstore.create_dataset(store, DEMO_DATASET, recipe=DEMO_RECIPE)
-    return import_file(store, DEMO_DATASET, SAMPLE, create=False,
-                       note="sample data: Tasklane customer support (hand-written)")
+    return import_file(
+        store,
+        DEMO_DATASET,
+        SAMPLE,
+        create=False,
+        note="sample data: Tasklane customer support (hand-written)",
+    )

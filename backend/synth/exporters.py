@@ -39,12 +39,14 @@ def rows_for(examples: list[dict], fmt: str) -> list[dict]:
         return [to_prompt_completion(e["messages"]) for e in examples]
     if fmt == "messages-jsonl":
         return [{"messages": e["messages"]} for e in examples]
-    return [{"id": e["id"], "topic": e.get("topic") or "", "messages": e["messages"]}
-            for e in examples]
+    return [
+        {"id": e["id"], "topic": e.get("topic") or "", "messages": e["messages"]} for e in examples
+    ]
 
 
-def write_examples(examples: list[dict], fmt: str, out: str | Path, *,
-                   overwrite: bool = False) -> Path:
+def write_examples(
+    examples: list[dict], fmt: str, out: str | Path, *, overwrite: bool = False
+) -> Path:
     """Write examples (dicts with id, messages, topic) to `out` in `fmt`; return the path."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -95,9 +97,16 @@ def _swap_in(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def export_version(store, dataset: str, fmt: str, out: str | Path, *,
-                   version: str | int | None = None, overwrite: bool = False,
-                   actor=None) -> dict:
+def export_version(
+    store,
+    dataset: str,
+    fmt: str,
+    out: str | Path,
+    *,
+    version: str | int | None = None,
+    overwrite: bool = False,
+    actor=None,
+) -> dict:
     """Export a version (latest by default); returns {path, format, version, examples, hash}.
     `actor` must hold import_export (None: the trusted shell); the export is audited."""
     from backend.auth import require
@@ -108,7 +117,19 @@ def export_version(store, dataset: str, fmt: str, out: str | Path, *,
     v = dstore.resolve_version(store, dataset, version)
     examples = dstore.version_examples(store, v["id"])
     path = write_examples(examples, fmt, out, overwrite=overwrite)
-    audit(store, actor, "dataset.export", dataset,
-          {"version": v["number"], "format": fmt, "path": str(path), "examples": len(examples)})
-    return {"path": str(path), "format": fmt, "dataset": v["dataset"], "version": v["number"],
-            "version_id": v["id"], "examples": len(examples), "hash": v["hash"]}
+    audit(
+        store,
+        actor,
+        "dataset.export",
+        dataset,
+        {"version": v["number"], "format": fmt, "path": str(path), "examples": len(examples)},
+    )
+    return {
+        "path": str(path),
+        "format": fmt,
+        "dataset": v["dataset"],
+        "version": v["number"],
+        "version_id": v["id"],
+        "examples": len(examples),
+        "hash": v["hash"],
+    }

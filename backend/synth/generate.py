@@ -38,8 +38,9 @@ class GenerateSpec(JobSpec):
     dataset: str = Field(description="Dataset the kept examples are added to (a new version).")
     recipe: Recipe = Field(description="The recipe, copied from the dataset when submitted.")
     provider: Literal["openai", "local"] = Field("openai", description="Where text comes from.")
-    base_url: str | None = Field(None, description="OpenAI-compatible base URL (default: "
-                                 "Settings).")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (default: Settings)."
+    )
     model: str = Field("", description="Endpoint model name or local model folder.")
     concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
     rpm: float | None = Field(None, gt=0, description="Most requests per minute (empty: none).")
@@ -48,14 +49,21 @@ class GenerateSpec(JobSpec):
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout.")
     batch_size: int = Field(8, ge=1, le=256, description="Local provider batch size.")
     qc_share: float = Field(qc.DEFAULT_SHARE, description="Share marked for human QC (5-10%).")
-    near_dup_threshold: float = Field(0.92, ge=0.5, le=1.0, description="Cosine similarity at "
-                                      "which two examples count as near duplicates.")
-    dedup_method: Literal["embedding", "jaccard"] = Field("embedding", description="Near-dup "
-                                                          "method.")
+    near_dup_threshold: float = Field(
+        0.92,
+        ge=0.5,
+        le=1.0,
+        description="Cosine similarity at which two examples count as near duplicates.",
+    )
+    dedup_method: Literal["embedding", "jaccard"] = Field(
+        "embedding", description="Near-dup method."
+    )
     min_chars: int = Field(10, ge=0, description="Shortest answer kept, in characters.")
     max_chars: int = Field(8000, ge=1, description="Longest answer kept, in characters.")
-    base_jsonl: str | None = Field(None, description="The dataset's current examples (written "
-                                   "by the submitter) to dedupe against.")
+    base_jsonl: str | None = Field(
+        None,
+        description="The dataset's current examples (written by the submitter) to dedupe against.",
+    )
 
     @field_validator("qc_share")
     @classmethod
@@ -99,11 +107,16 @@ def make_provider(spec: GenerateSpec) -> Provider:
         model = spec.model or (str(cfg.local_model_dir) if cfg.local_model_dir else "")
         return LocalProvider(model, batch_size=spec.batch_size, device=cfg.device)
     cfg = Settings()
-    return OpenAIProvider(base_url=spec.base_url or cfg.openai_base_url,
-                          api_key=secret(cfg.openai_api_key), model=spec.model or cfg.llm_model
-                          or "", concurrency=spec.concurrency, rpm=spec.rpm,
-                          max_retries=spec.max_retries, backoff_s=spec.backoff_s,
-                          timeout_s=spec.timeout_s)
+    return OpenAIProvider(
+        base_url=spec.base_url or cfg.openai_base_url,
+        api_key=secret(cfg.openai_api_key),
+        model=spec.model or cfg.llm_model or "",
+        concurrency=spec.concurrency,
+        rpm=spec.rpm,
+        max_retries=spec.max_retries,
+        backoff_s=spec.backoff_s,
+        timeout_s=spec.timeout_s,
+    )
 
 
 def run_generate(ctx: JobContext, spec: GenerateSpec) -> None:
@@ -132,12 +145,19 @@ async def _run(ctx: JobContext, spec: GenerateSpec) -> None:
     _finish(ctx, spec)
 
 
-async def _generate(ctx: JobContext, spec: GenerateSpec, provider: Provider,
-                    todo: list[PlanItem], *, done_count: int, total: int) -> None:
+async def _generate(
+    ctx: JobContext,
+    spec: GenerateSpec,
+    provider: Provider,
+    todo: list[PlanItem],
+    *,
+    done_count: int,
+    total: int,
+) -> None:
     recipe = spec.recipe
     schema = output_schema(recipe.format)
     digest = recipe_digest(recipe)
-    chunks = [todo[i:i + provider.batch_size] for i in range(0, len(todo), provider.batch_size)]
+    chunks = [todo[i : i + provider.batch_size] for i in range(0, len(todo), provider.batch_size)]
     queue: asyncio.Queue = asyncio.Queue()
     for chunk in chunks:
         queue.put_nowait(chunk)
@@ -150,9 +170,9 @@ async def _generate(ctx: JobContext, spec: GenerateSpec, provider: Provider,
             except asyncio.QueueEmpty:
                 return
             prompts = [build_prompt(recipe, it) for it in chunk]
-            results = await provider.complete(prompts, schema=schema,
-                                              temperature=recipe.temperature,
-                                              max_tokens=recipe.max_tokens)
+            results = await provider.complete(
+                prompts, schema=schema, temperature=recipe.temperature, max_tokens=recipe.max_tokens
+            )
             for it, res in zip(chunk, results, strict=True):
                 _record(ctx, spec, provider, it, res, digest, counts)
             counts["done"] += len(chunk)
@@ -161,38 +181,71 @@ async def _generate(ctx: JobContext, spec: GenerateSpec, provider: Provider,
     await asyncio.gather(*(worker() for _ in range(min(provider.concurrency, len(chunks)))))
     retries = getattr(provider, "retries", 0)
     fallbacks = getattr(provider, "fallbacks", 0)
-    ctx.metric(counts["done"], kept=counts["kept"], rejected=counts["rejected"],
-               retries=retries)
+    ctx.metric(counts["done"], kept=counts["kept"], rejected=counts["rejected"], retries=retries)
     if fallbacks:
-        ctx.event("the endpoint refused response_format: asked for JSON in the prompt instead",
-                  level="warning")
+        ctx.event(
+            "the endpoint refused response_format: asked for JSON in the prompt instead",
+            level="warning",
+        )
     if ctx.cancel_requested:
         raise JobCancelled("cancelled by request")
 
 
-def _record(ctx: JobContext, spec: GenerateSpec, provider: Provider, it: PlanItem, res,
-            digest: str, counts: dict) -> None:
+def _record(
+    ctx: JobContext,
+    spec: GenerateSpec,
+    provider: Provider,
+    it: PlanItem,
+    res,
+    digest: str,
+    counts: dict,
+) -> None:
     recipe = spec.recipe
     base = {"item": it.key, "topic": it.topic}
     if res.error:
-        ctx.output("rejects.jsonl", [{**base, "stage": "request", "reason": res.error,
-                                      "raw": None}])
+        ctx.output(
+            "rejects.jsonl", [{**base, "stage": "request", "reason": res.error, "raw": None}]
+        )
         counts["rejected"] += 1
         return
     try:
         messages = parse_output(res.text, recipe.format, recipe.system_prompt)
     except ParseError as exc:
-        ctx.output("rejects.jsonl", [{**base, "stage": exc.stage, "reason": exc.reason,
-                                      "raw": (res.text or "")[:RAW_LIMIT]}])
+        ctx.output(
+            "rejects.jsonl",
+            [
+                {
+                    **base,
+                    "stage": exc.stage,
+                    "reason": exc.reason,
+                    "raw": (res.text or "")[:RAW_LIMIT],
+                }
+            ],
+        )
         counts["rejected"] += 1
         return
-    origin = {"job": ctx.id, "provider": provider.name, "model": provider.model,
-              "recipe": digest, "item": it.key, "structured": res.structured,
-              "knobs": {k: v for k, v in {"tone": it.tone, "complexity": it.complexity,
-                                          "persona": it.persona,
-                                          "language": it.language}.items() if v}}
-    ctx.output("generated.jsonl", [{**base, "example_id": example_id(messages),
-                                    "messages": messages, "origin": origin}])
+    origin = {
+        "job": ctx.id,
+        "provider": provider.name,
+        "model": provider.model,
+        "recipe": digest,
+        "item": it.key,
+        "structured": res.structured,
+        "knobs": {
+            k: v
+            for k, v in {
+                "tone": it.tone,
+                "complexity": it.complexity,
+                "persona": it.persona,
+                "language": it.language,
+            }.items()
+            if v
+        },
+    }
+    ctx.output(
+        "generated.jsonl",
+        [{**base, "example_id": example_id(messages), "messages": messages, "origin": origin}],
+    )
     counts["kept"] += 1
 
 
@@ -204,31 +257,56 @@ def _finish(ctx: JobContext, spec: GenerateSpec) -> None:
     base = read_rows(Path(spec.base_jsonl)) if spec.base_jsonl else []
     ctx.progress(len(order), len(order), message="quality filters")
     kept, removed, report = quality.filter_examples(
-        generated, base=base, min_chars=spec.min_chars, max_chars=spec.max_chars,
-        near_dup_threshold=spec.near_dup_threshold, method=spec.dedup_method)
+        generated,
+        base=base,
+        min_chars=spec.min_chars,
+        max_chars=spec.max_chars,
+        near_dup_threshold=spec.near_dup_threshold,
+        method=spec.dedup_method,
+    )
     rejects = read_rows(ctx.dir / "rejects.jsonl")
     report["rejected"] = len(rejects)
-    report["rejected_by_stage"] = {s: sum(1 for r in rejects if r["stage"] == s)
-                                   for s in sorted({r["stage"] for r in rejects})}
+    report["rejected_by_stage"] = {
+        s: sum(1 for r in rejects if r["stage"] == s) for s in sorted({r["stage"] for r in rejects})
+    }
     sample = qc.qc_sample([r["example_id"] for r in kept], spec.qc_share, seed=ctx.id)
     report["qc_sampled"] = len(sample)
     result = {
         "dataset": spec.dataset,
-        "examples": [{"messages": r["messages"], "topic": r["topic"], "origin": r["origin"]}
-                     for r in kept],
-        "removed": [{"item": r["item"], "topic": r["topic"], "example_id": r["example_id"],
-                     "reason": r["reason"], "raw": quality.example_text(r["messages"])[:RAW_LIMIT]}
-                    for r in removed],
-        "qc": sample, "qc_share": spec.qc_share, "report": report,
+        "examples": [
+            {"messages": r["messages"], "topic": r["topic"], "origin": r["origin"]} for r in kept
+        ],
+        "removed": [
+            {
+                "item": r["item"],
+                "topic": r["topic"],
+                "example_id": r["example_id"],
+                "reason": r["reason"],
+                "raw": quality.example_text(r["messages"])[:RAW_LIMIT],
+            }
+            for r in removed
+        ],
+        "qc": sample,
+        "qc_share": spec.qc_share,
+        "report": report,
     }
     ctx.output("result.jsonl", [result])
-    ctx.event(f"kept {len(kept)} of {len(generated)} valid outputs "
-              f"({len(rejects)} rejected, {len(removed)} filtered, {len(sample)} for QC)",
-              **{k: report[k] for k in ("kept", "removed", "rejected", "qc_sampled")})
+    ctx.event(
+        f"kept {len(kept)} of {len(generated)} valid outputs "
+        f"({len(rejects)} rejected, {len(removed)} filtered, {len(sample)} for QC)",
+        **{k: report[k] for k in ("kept", "removed", "rejected", "qc_sampled")},
+    )
 
 
-def prepare_spec(store, ws, dataset: str, *, create: bool = True,
-                 recipe: dict | Recipe | None = None, **overrides) -> GenerateSpec:
+def prepare_spec(
+    store,
+    ws,
+    dataset: str,
+    *,
+    create: bool = True,
+    recipe: dict | Recipe | None = None,
+    **overrides,
+) -> GenerateSpec:
     """Build a generate spec for `dataset` from its stored recipe (submitter side).
 
     Creates the dataset when missing (with `recipe`), stores an explicit recipe on it, and writes
@@ -244,17 +322,23 @@ def prepare_spec(store, ws, dataset: str, *, create: bool = True,
     except dstore.DatasetNotFound:
         if not create:
             raise
-        fmt = (recipe.format if isinstance(recipe, Recipe) else (recipe or {}).get("format")) \
-            or "messages"
+        fmt = (
+            recipe.format if isinstance(recipe, Recipe) else (recipe or {}).get("format")
+        ) or "messages"
         ds = dstore.create_dataset(store, dataset, format=fmt)
     if recipe is not None:
-        recipe = Recipe.model_validate(recipe if isinstance(recipe, dict)
-                                       else recipe.model_dump(mode="json"))
+        recipe = Recipe.model_validate(
+            recipe if isinstance(recipe, dict) else recipe.model_dump(mode="json")
+        )
         dstore.set_recipe(store, ds["name"], recipe.model_dump(mode="json"))
     else:
         recipe = Recipe.model_validate(ds["recipe"] or {})
-    fields = {"dataset": ds["name"], "recipe": recipe, "provider": recipe.provider,
-              "model": recipe.model}
+    fields = {
+        "dataset": ds["name"],
+        "recipe": recipe,
+        "provider": recipe.provider,
+        "model": recipe.model,
+    }
     fields.update({k: v for k, v in overrides.items() if v is not None})
     try:
         latest = dstore.resolve_version(store, ds["name"])

@@ -16,8 +16,14 @@ from backend.store.datasets import InvalidExamples, message_problem
 
 MAX_LINE_BYTES = 1_000_000
 MAX_FILE_BYTES = 2_000_000_000
-SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
-            ".parquet": "parquet", ".pq": "parquet"}
+SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 class ImportFileError(ValueError):
@@ -27,8 +33,10 @@ class ImportFileError(ValueError):
 def _problems_error(path: Path, problems: list[tuple[int, str]], total: int, where: str) -> str:
     shown = "; ".join(f"{where} {n}: {why}" for n, why in problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return (f"{path.name}: {len(problems)} of {total} rows are invalid, nothing was imported: "
-            f"{shown}{more}")
+    return (
+        f"{path.name}: {len(problems)} of {total} rows are invalid, nothing was imported: "
+        f"{shown}{more}"
+    )
 
 
 def _turns(value: Any, role: str) -> list[dict] | None:
@@ -61,8 +69,7 @@ def row_to_example(row: dict) -> tuple[dict | None, str | None]:
         if prompt is None or completion is None:
             return None, "prompt and completion must be text or lists of chat turns"
         system = row.get("system")
-        head = [{"role": "system", "content": system}] if isinstance(system, str) and system \
-            else []
+        head = [{"role": "system", "content": system}] if isinstance(system, str) and system else []
         messages = head + prompt + completion
     else:
         cols = ", ".join(sorted(map(str, row))) or "none"
@@ -70,8 +77,10 @@ def row_to_example(row: dict) -> tuple[dict | None, str | None]:
     problem = message_problem(messages)
     if problem:
         return None, problem
-    return {"messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-            "topic": topic}, None
+    return {
+        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "topic": topic,
+    }, None
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
@@ -123,8 +132,9 @@ def _read_hf(path: Path) -> list[tuple[int, Any]]:
         raise ImportFileError(f"{path.name}: not a HF save_to_disk folder: {exc}") from None
     if isinstance(data, DatasetDict):
         if "train" not in data:
-            raise ImportFileError(f"{path.name}: a DatasetDict without a 'train' split "
-                                  f"(splits: {', '.join(data)})")
+            raise ImportFileError(
+                f"{path.name}: a DatasetDict without a 'train' split (splits: {', '.join(data)})"
+            )
         data = data["train"]
     return [(i + 1, r) for i, r in enumerate(data)]
 
@@ -140,8 +150,10 @@ def read_examples(path: str | Path) -> list[dict]:
     else:
         kind = SUFFIXES.get(path.suffix.lower())
         if kind is None:
-            raise ImportFileError(f"{path.name}: unknown file type {path.suffix!r}; use .jsonl, "
-                                  ".csv, .parquet or a HF save_to_disk folder")
+            raise ImportFileError(
+                f"{path.name}: unknown file type {path.suffix!r}; use .jsonl, "
+                ".csv, .parquet or a HF save_to_disk folder"
+            )
         size = path.stat().st_size
         if size == 0:
             raise ImportFileError(f"{path.name}: the file is empty")
@@ -167,8 +179,16 @@ def read_examples(path: str | Path) -> list[dict]:
     return examples
 
 
-def import_file(store, dataset: str, path: str | Path, *, create: bool = True,
-                note: str = "", actor=None, label: str | None = None) -> dict:
+def import_file(
+    store,
+    dataset: str,
+    path: str | Path,
+    *,
+    create: bool = True,
+    note: str = "",
+    actor=None,
+    label: str | None = None,
+) -> dict:
     """Import a file as a new version of `dataset` (created when missing); all or nothing.
     `actor` must hold import_export (None: the trusted shell); the import is audited under
     `label` (the uploaded file's own name) or the file's name."""
@@ -191,6 +211,11 @@ def import_file(store, dataset: str, path: str | Path, *, create: bool = True,
         version = dstore.add_version(store, dataset, examples, note=note or f"imported {src}")
     except InvalidExamples as exc:  # read_examples checks the same rules; kept as a guard
         raise ImportFileError(f"{src}: {exc}") from None
-    audit(store, actor, "dataset.import", dataset,
-          {"file": label or src, "version": version["number"], "examples": len(examples)})
+    audit(
+        store,
+        actor,
+        "dataset.import",
+        dataset,
+        {"file": label or src, "version": version["number"], "examples": len(examples)},
+    )
     return version

@@ -70,8 +70,9 @@ def extract_json(text: str) -> dict:
 
 
 def _pydantic_reason(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(object)'}: {e['msg']}"
-                     for e in exc.errors()[:3])
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(object)'}: {e['msg']}" for e in exc.errors()[:3]
+    )
 
 
 def to_messages(data: dict, fmt: str, system_prompt: str = "") -> list[dict]:
@@ -79,8 +80,10 @@ def to_messages(data: dict, fmt: str, system_prompt: str = "") -> list[dict]:
     try:
         if fmt == "prompt-completion":
             pc = PromptCompletionOutput.model_validate(data)
-            turns = [{"role": "user", "content": pc.prompt.strip()},
-                     {"role": "assistant", "content": pc.completion.strip()}]
+            turns = [
+                {"role": "user", "content": pc.prompt.strip()},
+                {"role": "assistant", "content": pc.completion.strip()},
+            ]
         else:
             chat = ChatOutput.model_validate(data)
             turns = [{"role": t.role, "content": t.content.strip()} for t in chat.messages]

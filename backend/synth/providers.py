@@ -42,8 +42,9 @@ class Provider(Protocol):
     batch_size: int
     concurrency: int
 
-    async def complete(self, prompts: list[list[dict]], *, schema: dict, temperature: float,
-                       max_tokens: int) -> list[Completion]: ...
+    async def complete(
+        self, prompts: list[list[dict]], *, schema: dict, temperature: float, max_tokens: int
+    ) -> list[Completion]: ...
 
     async def aclose(self) -> None: ...
 
@@ -87,10 +88,20 @@ class OpenAIProvider:
     name = "openai"
     batch_size = 1
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, model: str,
-                 concurrency: int = 8, rpm: float | None = None, max_retries: int = 4,
-                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, timeout_s: float = 60.0,
-                 structured: bool = True):
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        model: str,
+        concurrency: int = 8,
+        rpm: float | None = None,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        timeout_s: float = 60.0,
+        structured: bool = True,
+    ):
         from openai import AsyncOpenAI
 
         if not model:
@@ -104,16 +115,19 @@ class OpenAIProvider:
         self.retries = 0
         self._limiter = RateLimiter(rpm)
         # local servers accept any key; the SDK insists on one being set
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed",
-                                  timeout=timeout_s, max_retries=0)
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0
+        )
 
     async def aclose(self) -> None:
         await self.client.close()
 
-    async def complete(self, prompts: list[list[dict]], *, schema: dict, temperature: float,
-                       max_tokens: int) -> list[Completion]:
-        return list(await asyncio.gather(*(self._one(p, schema, temperature, max_tokens)
-                                           for p in prompts)))
+    async def complete(
+        self, prompts: list[list[dict]], *, schema: dict, temperature: float, max_tokens: int
+    ) -> list[Completion]:
+        return list(
+            await asyncio.gather(*(self._one(p, schema, temperature, max_tokens) for p in prompts))
+        )
 
     async def _backoff(self, attempt: int, exc: Exception) -> None:
         self.retries += 1
@@ -122,8 +136,9 @@ class OpenAIProvider:
             delay = self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())
         await asyncio.sleep(min(delay, self.max_backoff_s))
 
-    async def _one(self, messages: list[dict], schema: dict, temperature: float,
-                   max_tokens: int) -> Completion:
+    async def _one(
+        self, messages: list[dict], schema: dict, temperature: float, max_tokens: int
+    ) -> Completion:
         import openai
 
         attempt = 0
@@ -131,8 +146,12 @@ class OpenAIProvider:
             attempt += 1
             await self._limiter.wait()
             structured = self.structured
-            kwargs: dict = {"model": self.model, "messages": messages,
-                            "temperature": temperature, "max_tokens": max_tokens}
+            kwargs: dict = {
+                "model": self.model,
+                "messages": messages,
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+            }
             if structured:
                 kwargs["response_format"] = {
                     "type": "json_schema",
@@ -149,33 +168,48 @@ class OpenAIProvider:
                     continue
                 return Completion(None, f"HTTP 400: {_short(exc)}", attempt, structured)
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise ProviderFatal(f"the endpoint refused the credentials: {_short(exc)}. "
-                                    "Check OPENAI_API_KEY on the Settings page.") from None
+                raise ProviderFatal(
+                    f"the endpoint refused the credentials: {_short(exc)}. "
+                    "Check OPENAI_API_KEY on the Settings page."
+                ) from None
             except openai.NotFoundError as exc:
-                raise ProviderFatal(f"the endpoint does not know model {self.model!r} "
-                                    f"(HTTP 404: {_short(exc)})") from None
+                raise ProviderFatal(
+                    f"the endpoint does not know model {self.model!r} (HTTP 404: {_short(exc)})"
+                ) from None
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-                reason = "timeout" if isinstance(exc, openai.APITimeoutError) else \
-                    f"connection error ({_short(exc)})"
+                reason = (
+                    "timeout"
+                    if isinstance(exc, openai.APITimeoutError)
+                    else f"connection error ({_short(exc)})"
+                )
                 if attempt > self.max_retries:
-                    return Completion(None, f"{reason} after {attempt} attempts", attempt,
-                                      structured)
+                    return Completion(
+                        None, f"{reason} after {attempt} attempts", attempt, structured
+                    )
                 await self._backoff(attempt, exc)
                 continue
             except openai.APIStatusError as exc:
                 code = exc.status_code
                 if code in RETRYABLE_STATUS or code >= 500:
                     if attempt > self.max_retries:
-                        return Completion(None, f"HTTP {code} after {attempt} attempts: "
-                                          f"{_short(exc)}", attempt, structured)
+                        return Completion(
+                            None,
+                            f"HTTP {code} after {attempt} attempts: {_short(exc)}",
+                            attempt,
+                            structured,
+                        )
                     await self._backoff(attempt, exc)
                     continue
                 return Completion(None, f"HTTP {code}: {_short(exc)}", attempt, structured)
             except (openai.APIResponseValidationError, ValueError) as exc:
                 # a 200 whose body is not the JSON the SDK expects: transient garbage
                 if attempt > self.max_retries:
-                    return Completion(None, f"unreadable response after {attempt} attempts: "
-                                      f"{_short(exc)}", attempt, structured)
+                    return Completion(
+                        None,
+                        f"unreadable response after {attempt} attempts: {_short(exc)}",
+                        attempt,
+                        structured,
+                    )
                 await self._backoff(attempt, exc)
                 continue
             choice = resp.choices[0] if resp.choices else None
@@ -221,37 +255,49 @@ class LocalProvider:
         tok.padding_side = "left"  # decoder-only models continue from the right edge
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() \
-            else torch.float32
-        lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype,
-                                                  use_safetensors=True).to(device)
+        dtype = (
+            torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        )
+        lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype, use_safetensors=True).to(
+            device
+        )
         lm.eval()
         self._tok, self._lm, self._torch_device = tok, lm, device
 
-    def generate_texts(self, prompts: list[list[dict]], *, temperature: float,
-                       max_tokens: int) -> list[str]:
+    def generate_texts(
+        self, prompts: list[list[dict]], *, temperature: float, max_tokens: int
+    ) -> list[str]:
         """Generate one reply per prompt in a single left-padded batch."""
         import torch
 
         self._load()
         tok, lm = self._tok, self._lm
-        texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                 for p in prompts]
+        texts = [
+            tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts
+        ]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self._torch_device) for k, v in enc.items()}
         sample = temperature > 0
         with torch.no_grad():
-            out = lm.generate(**enc, max_new_tokens=max_tokens, do_sample=sample,
-                              temperature=temperature if sample else None,
-                              top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]
+            out = lm.generate(
+                **enc,
+                max_new_tokens=max_tokens,
+                do_sample=sample,
+                temperature=temperature if sample else None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tok.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
         return tok.batch_decode(new, skip_special_tokens=True)
 
-    async def complete(self, prompts: list[list[dict]], *, schema: dict, temperature: float,
-                       max_tokens: int) -> list[Completion]:
+    async def complete(
+        self, prompts: list[list[dict]], *, schema: dict, temperature: float, max_tokens: int
+    ) -> list[Completion]:
         try:
-            texts = await asyncio.to_thread(self.generate_texts, prompts,
-                                            temperature=temperature, max_tokens=max_tokens)
+            texts = await asyncio.to_thread(
+                self.generate_texts, prompts, temperature=temperature, max_tokens=max_tokens
+            )
         except (RuntimeError, ValueError) as exc:
             return [Completion(None, f"local generation failed: {_short(exc)}")] * len(prompts)
         return [Completion(t) for t in texts]

@@ -15,8 +15,9 @@ MIN_SHARE, MAX_SHARE = 0.05, 0.10
 
 def check_share(share: float) -> float:
     if not MIN_SHARE <= share <= MAX_SHARE:
-        raise ValueError(f"QC share {share:.0%} is outside the allowed {MIN_SHARE:.0%}-"
-                         f"{MAX_SHARE:.0%}")
+        raise ValueError(
+            f"QC share {share:.0%} is outside the allowed {MIN_SHARE:.0%}-{MAX_SHARE:.0%}"
+        )
     return share
 
 

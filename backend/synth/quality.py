@@ -70,14 +70,19 @@ def embed(texts: list[str]) -> np.ndarray:
     """Unit-length embeddings, one row per text."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    vecs = embedding_model().encode(texts, batch_size=64, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+    vecs = embedding_model().encode(
+        texts,
+        batch_size=64,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
     return np.asarray(vecs, dtype=np.float32)
 
 
 def _shingles(text: str) -> set[str]:
     words = normalise(text).split()
-    return {" ".join(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
+    return {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
 
 
 def jaccard_matrix(texts: list[str]) -> np.ndarray:
@@ -96,7 +101,7 @@ def distinct_n(texts: list[str], n: int) -> float:
     grams: Counter = Counter()
     for t in texts:
         words = normalise(t).split()
-        grams.update(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+        grams.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
     total = sum(grams.values())
     return round(len(grams) / total, 4) if total else 0.0
 
@@ -111,9 +116,15 @@ def spread(vecs: np.ndarray) -> float | None:
     return round(float(1.0 - mean_sim), 4)
 
 
-def filter_examples(rows: list[dict], *, base: list[dict] | None = None, min_chars: int = 10,
-                    max_chars: int = 8000, near_dup_threshold: float = 0.92,
-                    method: str = "embedding") -> tuple[list[dict], list[dict], dict]:
+def filter_examples(
+    rows: list[dict],
+    *,
+    base: list[dict] | None = None,
+    min_chars: int = 10,
+    max_chars: int = 8000,
+    near_dup_threshold: float = 0.92,
+    method: str = "embedding",
+) -> tuple[list[dict], list[dict], dict]:
     """Split generated rows into (kept, removed-with-reason, report).
 
     `rows` and `base` items have "messages" (and "topic", "item" for rows). Rows that duplicate
@@ -154,8 +165,11 @@ def filter_examples(rows: list[dict], *, base: list[dict] | None = None, min_cha
             best = max(kept_idx, key=lambda k: sims[idx, k])
             sim = float(sims[idx, best])
             if sim >= near_dup_threshold:
-                of = "an existing example" if best < nb else \
-                    f"item {survivors[best - nb].get('item', best - nb)}"
+                of = (
+                    "an existing example"
+                    if best < nb
+                    else f"item {survivors[best - nb].get('item', best - nb)}"
+                )
                 removed.append({**row, "reason": f"near duplicate of {of} (similarity {sim:.2f})"})
                 continue
         kept_idx.append(idx)
@@ -164,13 +178,18 @@ def filter_examples(rows: list[dict], *, base: list[dict] | None = None, min_cha
     kept_vecs = vecs[[i for i in kept_idx if i >= nb]] if vecs is not None else None
     reasons = Counter(r["reason"].split(" (")[0] for r in removed)
     report = {
-        "generated": len(rows), "kept": len(kept), "removed": len(removed),
+        "generated": len(rows),
+        "kept": len(kept),
+        "removed": len(removed),
         "removed_by_reason": dict(reasons),
         "per_topic": dict(Counter(r.get("topic") or "(none)" for r in kept)),
-        "distinct_1": distinct_n(answers, 1), "distinct_2": distinct_n(answers, 2),
+        "distinct_1": distinct_n(answers, 1),
+        "distinct_2": distinct_n(answers, 2),
         "embedding_spread": spread(kept_vecs) if kept_vecs is not None else None,
-        "answer_chars_mean": round(float(np.mean([len(a) for a in answers])), 1) if answers
+        "answer_chars_mean": round(float(np.mean([len(a) for a in answers])), 1)
+        if answers
         else None,
-        "near_dup_method": used, "near_dup_threshold": near_dup_threshold,
+        "near_dup_method": used,
+        "near_dup_threshold": near_dup_threshold,
     }
     return kept, removed, report

@@ -33,8 +33,7 @@ class StudioCallback(TrainerCallback):
         self.first_step = state.global_step
         self._t = time.perf_counter()
         self._tokens = 0.0 if state.global_step == 0 else None
-        self.ctx.progress(state.global_step, state.max_steps, unit="steps",
-                          message="training")
+        self.ctx.progress(state.global_step, state.max_steps, unit="steps", message="training")
         if state.global_step:
             self.ctx.event(f"resumed from step {state.global_step}", step=state.global_step)
 
@@ -45,8 +44,12 @@ class StudioCallback(TrainerCallback):
         now = time.perf_counter()
         if isinstance(tokens, int | float) and tokens > 0:
             values["tokens_seen"] = tokens
-            if self._tokens is not None and self._t is not None and tokens > self._tokens \
-                    and now > self._t:
+            if (
+                self._tokens is not None
+                and self._t is not None
+                and tokens > self._tokens
+                and now > self._t
+            ):
                 values["tokens_per_s"] = (tokens - self._tokens) / (now - self._t)
             if "loss" in logs:  # only train logs move the rate window
                 self._tokens, self._t = tokens, now
@@ -62,8 +65,10 @@ class StudioCallback(TrainerCallback):
             self.cancelled = True
             control.should_save = True
             control.should_training_stop = True
-            self.ctx.event(f"cancel requested: saving a checkpoint at step {state.global_step}"
-                           " and stopping", level="warning")
+            self.ctx.event(
+                f"cancel requested: saving a checkpoint at step {state.global_step} and stopping",
+                level="warning",
+            )
         return control
 
     def on_save(self, args, state, control, **kwargs):

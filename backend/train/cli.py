@@ -53,12 +53,23 @@ def _dataset_fields(dataset: str, version: str | None) -> dict[str, Any]:
         store.close()  # the job's ingest reopens it
 
 
-def build_fields(dataset: str | None, base_model: str | None, method: str | None,
-                 quant: str | None, max_steps: int | None, config: Path | None,
-                 version: str | None = None, resolve=None) -> dict[str, Any]:
+def build_fields(
+    dataset: str | None,
+    base_model: str | None,
+    method: str | None,
+    quant: str | None,
+    max_steps: int | None,
+    config: Path | None,
+    version: str | None = None,
+    resolve=None,
+) -> dict[str, Any]:
     fields = _load_yaml(config)
-    for key, value in (("base_model", base_model), ("method", method), ("quant", quant),
-                       ("max_steps", max_steps)):
+    for key, value in (
+        ("base_model", base_model),
+        ("method", method),
+        ("quant", quant),
+        ("max_steps", max_steps),
+    ):
         if value is not None:
             fields[key] = value
     dataset = dataset or fields.pop("dataset", None)
@@ -86,8 +97,10 @@ def _summary(run_id: str) -> None:
         run = get_run(store, run_id)
     finally:
         store.close()
-    typer.echo(f"run {run_id}: {run['state']}; loss {run['first_loss']} -> {run['last_loss']};"
-               f" eval loss {run['eval_loss']}; adapter {run['adapter_path']}")
+    typer.echo(
+        f"run {run_id}: {run['state']}; loss {run['first_loss']} -> {run['last_loss']};"
+        f" eval loss {run['eval_loss']}; adapter {run['adapter_path']}"
+    )
 
 
 def train_cmd(
@@ -109,8 +122,16 @@ def train_cmd(
 
         if method not in (None, "dpo"):
             common.fail(f"--prefs trains with method dpo, not {method}", code=2)
-        fields = build_fields(prefs, base_model, "dpo", quant, max_steps, config, version,
-                              resolve=lambda: dpo_fields(prefs, version))
+        fields = build_fields(
+            prefs,
+            base_model,
+            "dpo",
+            quant,
+            max_steps,
+            config,
+            version,
+            resolve=lambda: dpo_fields(prefs, version),
+        )
     else:
         fields = build_fields(dataset, base_model, method, quant, max_steps, config, version)
     try:
@@ -147,13 +168,28 @@ def sweep_cmd(
         if mode == "optuna":
             lrs = parse_values("learning_rate", lr) if lr else [1e-5, 1e-3]
             ranks = parse_values("lora_r", rank) if rank else None
-            ids = [submit_optuna(ws, base, n_trials=trials or 8, seed=seed,
-                                 lr_range=(min(lrs), max(lrs)), ranks=ranks)]
+            ids = [
+                submit_optuna(
+                    ws,
+                    base,
+                    n_trials=trials or 8,
+                    seed=seed,
+                    lr_range=(min(lrs), max(lrs)),
+                    ranks=ranks,
+                )
+            ]
             group = ids[0]
         else:
-            space = {name: parse_values(name, text) for name, text in
-                     (("learning_rate", lr), ("lora_r", rank), ("batch_size", batch_size),
-                      ("epochs", epochs)) if text}
+            space = {
+                name: parse_values(name, text)
+                for name, text in (
+                    ("learning_rate", lr),
+                    ("lora_r", rank),
+                    ("batch_size", batch_size),
+                    ("epochs", epochs),
+                )
+                if text
+            }
             group, ids = submit_sweep(ws, base, space, mode, trials, seed)
     except ConfigError as exc:
         common.fail(str(exc), code=2)
@@ -211,8 +247,21 @@ def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
     if as_json:
         common.emit_json(run)
         return
-    for key in ("id", "state", "method", "base_model", "dataset", "dataset_hash", "device",
-                "first_loss", "last_loss", "eval_loss", "perplexity", "adapter_path", "error"):
+    for key in (
+        "id",
+        "state",
+        "method",
+        "base_model",
+        "dataset",
+        "dataset_hash",
+        "device",
+        "first_loss",
+        "last_loss",
+        "eval_loss",
+        "perplexity",
+        "adapter_path",
+        "error",
+    ):
         typer.echo(f"{key:14} {run.get(key)}")
     typer.echo(f"{'packages':14} {run.get('packages')}")
     typer.echo(f"{'config':14} {run['config']}")

@@ -19,9 +19,11 @@ from backend.jobs.kinds import JobSpec, SpecError
 
 # Training methods on the same machinery; the DPO engineer adds "dpo" here and a branch in
 # backend.train.sft.build_trainer.
-METHODS: dict[str, str] = {"sft": "supervised fine-tuning on chat examples (TRL SFTTrainer)",
-                           "dpo": "direct preference optimisation on prompt/chosen/rejected "
-                                  "pairs (TRL DPOTrainer; backend.train.dpo)"}
+METHODS: dict[str, str] = {
+    "sft": "supervised fine-tuning on chat examples (TRL SFTTrainer)",
+    "dpo": "direct preference optimisation on prompt/chosen/rejected "
+    "pairs (TRL DPOTrainer; backend.train.dpo)",
+}
 
 ALL_LINEAR = "all-linear"
 
@@ -36,72 +38,136 @@ class SFTRunConfig(JobSpec):
     # Model
     base_model: str = Field(
         description="Base model: a local transformers folder (with config.json), or a hub id "
-        "where the network allows.")
-    method: str = Field("sft", description="Training method: sft (supervised fine-tuning) "
-                        "or dpo (preference pairs from a preference set).")
-    beta: float = Field(0.1, gt=0.0, le=10.0, description="DPO only: how far the policy may "
-                        "move from the reference (lower = further).")
+        "where the network allows."
+    )
+    method: str = Field(
+        "sft",
+        description="Training method: sft (supervised fine-tuning) "
+        "or dpo (preference pairs from a preference set).",
+    )
+    beta: float = Field(
+        0.1,
+        gt=0.0,
+        le=10.0,
+        description="DPO only: how far the policy may move from the reference (lower = further).",
+    )
     quant: Literal["auto", "4bit", "none"] = Field(
-        "auto", description="Quantization of the base model: auto = 4-bit NF4 with double "
+        "auto",
+        description="Quantization of the base model: auto = 4-bit NF4 with double "
         "quantization on CUDA and none on CPU; 4bit forces QLoRA (on CPU with float32 compute, "
-        "slow); none trains plain LoRA.")
-    merge: bool = Field(False, description="Also save the base model with the adapter merged "
-                        "in (runs/<id>/merged), for serving without PEFT.")
+        "slow); none trains plain LoRA.",
+    )
+    merge: bool = Field(
+        False,
+        description="Also save the base model with the adapter merged "
+        "in (runs/<id>/merged), for serving without PEFT.",
+    )
     init_adapter: str | None = Field(
-        None, description="Start from this LoRA adapter folder (a previous run's adapter, "
+        None,
+        description="Start from this LoRA adapter folder (a previous run's adapter, "
         "trained on the same base model) instead of a fresh LoRA; its rank, alpha and target "
-        "modules apply and the lora_* fields are ignored.")
+        "modules apply and the lora_* fields are ignored.",
+    )
     # Data
-    dataset: str = Field(description="Dataset name, as shown on the Datasets page (or the "
-                         "file name when training from a JSONL file).")
+    dataset: str = Field(
+        description="Dataset name, as shown on the Datasets page (or the "
+        "file name when training from a JSONL file)."
+    )
     dataset_version_id: str | None = Field(None, description="Dataset version id trained on.")
     dataset_hash: str | None = Field(None, description="Content hash of that dataset version.")
-    data_path: str = Field(description="JSONL file of {\"messages\": [...]} lines the job "
-                           "reads (written by the submitter from the dataset version).")
-    eval_split: float = Field(0.1, ge=0.0, lt=0.9, description="Share of examples held out "
-                              "for evaluation loss and perplexity (0 = none).")
-    max_length: int = Field(512, ge=8, le=131072, description="Longest example in tokens; "
-                            "longer ones are truncated.")
-    packing: bool = Field(False, description="Pack several short examples into one sequence "
-                          "of max_length (faster on short data).")
-    assistant_only_loss: bool = Field(True, description="Compute the loss on assistant "
-                                      "tokens only (needs {% generation %} markers in the "
-                                      "model's chat template).")
+    data_path: str = Field(
+        description='JSONL file of {"messages": [...]} lines the job '
+        "reads (written by the submitter from the dataset version)."
+    )
+    eval_split: float = Field(
+        0.1,
+        ge=0.0,
+        lt=0.9,
+        description="Share of examples held out for evaluation loss and perplexity (0 = none).",
+    )
+    max_length: int = Field(
+        512, ge=8, le=131072, description="Longest example in tokens; longer ones are truncated."
+    )
+    packing: bool = Field(
+        False,
+        description="Pack several short examples into one sequence "
+        "of max_length (faster on short data).",
+    )
+    assistant_only_loss: bool = Field(
+        True,
+        description="Compute the loss on assistant "
+        "tokens only (needs {% generation %} markers in the "
+        "model's chat template).",
+    )
     # LoRA
-    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank: size of the low-rank "
-                        "update; higher learns more and costs more memory.")
-    lora_alpha: int = Field(32, ge=1, le=4096, description="LoRA alpha: the update is scaled "
-                            "by alpha / rank.")
+    lora_r: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="LoRA rank: size of the low-rank "
+        "update; higher learns more and costs more memory.",
+    )
+    lora_alpha: int = Field(
+        32, ge=1, le=4096, description="LoRA alpha: the update is scaled by alpha / rank."
+    )
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
-        default_factory=lambda: [ALL_LINEAR], description="Module names that get LoRA "
-        "adapters (e.g. q_proj, v_proj), or all-linear for every linear layer but the head.")
+        default_factory=lambda: [ALL_LINEAR],
+        description="Module names that get LoRA "
+        "adapters (e.g. q_proj, v_proj), or all-linear for every linear layer but the head.",
+    )
     # Optimisation
-    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="Peak learning rate; a "
-                                 "cosine schedule decays it after the warm-up.")
-    warmup_ratio: float = Field(0.03, ge=0.0, le=0.5, description="Share of steps spent "
-                                "warming the learning rate up from zero.")
+    learning_rate: float = Field(
+        5e-5,
+        gt=0.0,
+        le=1.0,
+        description="Peak learning rate; a cosine schedule decays it after the warm-up.",
+    )
+    warmup_ratio: float = Field(
+        0.03,
+        ge=0.0,
+        le=0.5,
+        description="Share of steps spent warming the learning rate up from zero.",
+    )
     batch_size: int = Field(4, ge=1, le=4096, description="Examples per device per step.")
-    grad_accum: int = Field(1, ge=1, le=1024, description="Gradient accumulation: steps "
-                            "summed before each optimiser update.")
+    grad_accum: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Gradient accumulation: steps summed before each optimiser update.",
+    )
     epochs: float = Field(3.0, gt=0.0, le=1000.0, description="Passes over the training set.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser "
-                                  "steps (overrides epochs when set).")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimiser steps (overrides epochs when set)."
+    )
     seed: int = Field(42, description="Seed for the split, LoRA initialisation and data order.")
     save_steps: int = Field(50, ge=1, description="Save a resumable checkpoint every N steps.")
     save_total_limit: int = Field(2, ge=1, description="Checkpoints kept (oldest deleted).")
     # Evaluation
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate the held-out loss every "
-                                   "N steps (default: at each checkpoint).")
-    eval_prompts: list[str] = Field(default_factory=list, description="Prompts answered after "
-                                    "training, one per line (default: the first user turns "
-                                    "of the held-out examples).")
-    n_eval_prompts: int = Field(4, ge=0, le=200, description="How many held-out prompts to "
-                                "answer when no eval prompts are given.")
-    max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens generated per eval "
-                                "prompt.")
-    temperature: float = Field(0.0, ge=0.0, le=5.0, description="Sampling temperature for "
-                               "eval generations (0 = greedy, reproducible).")
+    eval_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Evaluate the held-out loss every N steps (default: at each checkpoint).",
+    )
+    eval_prompts: list[str] = Field(
+        default_factory=list,
+        description="Prompts answered after "
+        "training, one per line (default: the first user turns "
+        "of the held-out examples).",
+    )
+    n_eval_prompts: int = Field(
+        4,
+        ge=0,
+        le=200,
+        description="How many held-out prompts to answer when no eval prompts are given.",
+    )
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens generated per eval prompt.")
+    temperature: float = Field(
+        0.0,
+        ge=0.0,
+        le=5.0,
+        description="Sampling temperature for eval generations (0 = greedy, reproducible).",
+    )
 
     @field_validator("method")
     @classmethod
@@ -129,10 +195,24 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Model", ["base_model", "method", "beta", "quant", "merge"]),
     ("Data", ["dataset", "eval_split", "max_length", "packing", "assistant_only_loss"]),
     ("LoRA", ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]),
-    ("Optimisation", ["learning_rate", "warmup_ratio", "batch_size", "grad_accum", "epochs",
-                      "max_steps", "seed", "save_steps", "save_total_limit"]),
-    ("Evaluation", ["eval_steps", "eval_prompts", "n_eval_prompts", "max_new_tokens",
-                    "temperature"]),
+    (
+        "Optimisation",
+        [
+            "learning_rate",
+            "warmup_ratio",
+            "batch_size",
+            "grad_accum",
+            "epochs",
+            "max_steps",
+            "seed",
+            "save_steps",
+            "save_total_limit",
+        ],
+    ),
+    (
+        "Evaluation",
+        ["eval_steps", "eval_prompts", "n_eval_prompts", "max_new_tokens", "temperature"],
+    ),
 ]
 
 
@@ -142,6 +222,7 @@ def help_text(name: str) -> str:
 
 
 # --- preflight -------------------------------------------------------------------------------
+
 
 def _safetensors_names(path: Path) -> list[str]:
     """Tensor names from a safetensors header (8-byte length, then JSON), without torch."""
@@ -180,34 +261,45 @@ def preflight(config: SFTRunConfig) -> None:
     """Check the model, the data and the target modules; raise ConfigError naming the field."""
     model = Path(config.base_model).expanduser()
     if not model.exists():
-        if model.is_absolute() or config.base_model.startswith((".", "~")) or \
-                config.base_model.count("/") != 1:
+        if (
+            model.is_absolute()
+            or config.base_model.startswith((".", "~"))
+            or config.base_model.count("/") != 1
+        ):
             raise ConfigError(f"base_model: no model folder at {config.base_model}")
         return  # looks like a hub id: checked when the job loads it
     if not (model / "config.json").exists():
-        raise ConfigError(f"base_model: {model} has no config.json; is it a transformers "
-                          "model folder?")
+        raise ConfigError(
+            f"base_model: {model} has no config.json; is it a transformers model folder?"
+        )
     data = Path(config.data_path)
     if not data.is_file():
-        raise ConfigError(f"data_path: dataset file {data} does not exist (dataset "
-                          f"{config.dataset!r})")
+        raise ConfigError(
+            f"data_path: dataset file {data} does not exist (dataset {config.dataset!r})"
+        )
     n = _count_lines(data)
     if n == 0:
         raise ConfigError(f"dataset {config.dataset!r}: {data} has no examples")
     if config.eval_split > 0 and n < 2:
-        raise ConfigError(f"eval_split: dataset {config.dataset!r} has {n} example; hold-out "
-                          "needs at least 2 (set eval_split to 0)")
+        raise ConfigError(
+            f"eval_split: dataset {config.dataset!r} has {n} example; hold-out "
+            "needs at least 2 (set eval_split to 0)"
+        )
     if config.init_adapter:
         _check_init_adapter(config)
     if config.target_modules != [ALL_LINEAR]:
         names = module_names(model)
         leaves = {n.rsplit(".", 1)[-1] for n in names}
-        unknown = [t for t in config.target_modules
-                   if t not in leaves and not any(n.endswith("." + t) or n == t for n in names)]
+        unknown = [
+            t
+            for t in config.target_modules
+            if t not in leaves and not any(n.endswith("." + t) or n == t for n in names)
+        ]
         if unknown:
             raise ConfigError(
                 f"target_modules: {', '.join(unknown)} not in {model.name}; its modules "
-                f"include {', '.join(sorted(leaves - {'weight', 'bias'})[:12])}")
+                f"include {', '.join(sorted(leaves - {'weight', 'bias'})[:12])}"
+            )
 
 
 def _check_init_adapter(config: SFTRunConfig) -> None:
@@ -215,18 +307,26 @@ def _check_init_adapter(config: SFTRunConfig) -> None:
     folder = Path(config.init_adapter).expanduser()
     meta = folder / "adapter_config.json"
     if not meta.is_file():
-        raise ConfigError(f"init_adapter: {folder} " + ("has no adapter_config.json; is it a "
-                          "run's adapter folder?" if folder.is_dir() else "does not exist"))
+        raise ConfigError(
+            f"init_adapter: {folder} "
+            + (
+                "has no adapter_config.json; is it a run's adapter folder?"
+                if folder.is_dir()
+                else "does not exist"
+            )
+        )
     if config.method != "sft":
-        raise ConfigError(f"init_adapter: only sft runs start from an adapter, not "
-                          f"{config.method}")
+        raise ConfigError(f"init_adapter: only sft runs start from an adapter, not {config.method}")
     try:
         base = json.loads(meta.read_text()).get("base_model_name_or_path") or ""
     except ValueError as exc:
         raise ConfigError(f"init_adapter: {meta} is not JSON ({exc})") from None
     same = base == config.base_model or (
         Path(base).expanduser().exists()
-        and Path(base).expanduser().resolve() == Path(config.base_model).expanduser().resolve())
+        and Path(base).expanduser().resolve() == Path(config.base_model).expanduser().resolve()
+    )
     if not same:
-        raise ConfigError(f"init_adapter: {folder} was trained on {base or 'an unnamed base'}, "
-                          f"not on base_model {config.base_model}")
+        raise ConfigError(
+            f"init_adapter: {folder} was trained on {base or 'an unnamed base'}, "
+            f"not on base_model {config.base_model}"
+        )

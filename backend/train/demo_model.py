@@ -48,8 +48,11 @@ The quick brown fox jumps over the lazy dog. Numbers 0 1 2 3 4 5 6 7 8 9 and pun
 
 
 class DemoModelSpec(JobSpec):
-    name: str = Field("tiny-llama", pattern=r"^[A-Za-z0-9_.-]+$",
-                      description="Folder name under workspace/models/.")
+    name: str = Field(
+        "tiny-llama",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Folder name under workspace/models/.",
+    )
     seed: int = Field(0, description="Seed for the random weights.")
     hidden_size: int = Field(64, ge=16, le=4096, description="Model width.")
     layers: int = Field(2, ge=1, le=64, description="Number of transformer blocks.")
@@ -67,20 +70,27 @@ def build_tokenizer(vocab_size: int = 1024):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="<|end|>", pad_token="<pad>",
-        padding_side="left", model_max_length=512,
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="<|end|>",
+        pad_token="<pad>",
+        padding_side="left",
+        model_max_length=512,
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def build_tiny_model(out_dir: Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 2,
-                     vocab_size: int = 1024) -> Path:
+def build_tiny_model(
+    out_dir: Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 2, vocab_size: int = 1024
+) -> Path:
     """Write tokenizer + model to `out_dir` (written beside it, then renamed into place)."""
     import shutil
 
@@ -93,10 +103,17 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0, hidden_size: int = 64, lay
     tok = build_tokenizer(vocab_size)
     heads = max(2, hidden_size // 16)
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2 or 1,
-        head_dim=hidden_size // heads, max_position_embeddings=512, tie_word_embeddings=False,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads // 2 or 1,
+        head_dim=hidden_size // heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(seed)
@@ -120,20 +137,32 @@ def is_demo_model(path: Path) -> bool:
 def run_job(ctx: JobContext, spec: DemoModelSpec) -> None:
     out = ctx.workspace.models / spec.name
     ctx.progress(0, 2, unit="steps", message="building tokenizer and model")
-    build_tiny_model(out, seed=spec.seed, hidden_size=spec.hidden_size, layers=spec.layers,
-                     vocab_size=spec.vocab_size)
+    build_tiny_model(
+        out,
+        seed=spec.seed,
+        hidden_size=spec.hidden_size,
+        layers=spec.layers,
+        vocab_size=spec.vocab_size,
+    )
     ctx.progress(1, 2, message="checking that it generates")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True)
-    ids = tok.apply_chat_template([{"role": "user", "content": "hello"}],
-                                  add_generation_prompt=True, return_tensors="pt",
-                                  return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "hello"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     sample = model.generate(**ids, max_new_tokens=8, do_sample=False)
     params = sum(p.numel() for p in model.parameters())
-    ctx.event(f"built {out.name}: {params:,} parameters, vocabulary {len(tok)}",
-              path=str(out), parameters=params, sample=tok.decode(sample[0]))
+    ctx.event(
+        f"built {out.name}: {params:,} parameters, vocabulary {len(tok)}",
+        path=str(out),
+        parameters=params,
+        sample=tok.decode(sample[0]),
+    )
     ctx.event(NOISE_NOTE, level="warning")
     ctx.progress(2, 2, message="done")
 

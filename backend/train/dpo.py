@@ -28,8 +28,11 @@ class DPOCallback(StudioCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         super().on_log(args, state, control, logs=logs, **kwargs)
-        extra = {k: v for k, v in (logs or {}).items()
-                 if k.startswith(REWARD_PREFIXES) and isinstance(v, int | float)}
+        extra = {
+            k: v
+            for k, v in (logs or {}).items()
+            if k.startswith(REWARD_PREFIXES) and isinstance(v, int | float)
+        }
         if extra:
             self.ctx.metric(state.global_step, **extra)
 
@@ -54,32 +57,55 @@ def split_pairs(rows: list[dict], eval_split: float, seed: int) -> tuple[list, l
     return split(rows, eval_split, seed)
 
 
-def dpo_args(config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool,
-             **overrides: Any):
+def dpo_args(config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool, **overrides: Any):
     """TRL DPOConfig for this run (float32 on CPU, bf16 where CUDA has it)."""
     from trl import DPOConfig
 
     eval_steps = config.eval_steps or config.save_steps
     kwargs: dict[str, Any] = dict(
-        output_dir=str(output_dir), learning_rate=config.learning_rate, beta=config.beta,
-        lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
+        output_dir=str(output_dir),
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        lr_scheduler_type="cosine",
+        warmup_steps=config.warmup_ratio,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1, seed=config.seed, data_seed=config.seed,
-        max_length=config.max_length, use_cpu=rt.use_cpu, bf16=rt.bf16, fp16=rt.fp16,
-        dataloader_pin_memory=rt.pin_memory, activation_checkpointing=rt.device == "cuda",
-        logging_steps=1, save_strategy="steps",
-        save_steps=config.save_steps, save_total_limit=config.save_total_limit,
-        eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,
-        report_to="none", disable_tqdm=True, dataset_num_proc=None,
+        gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.max_length,
+        use_cpu=rt.use_cpu,
+        bf16=rt.bf16,
+        fp16=rt.fp16,
+        dataloader_pin_memory=rt.pin_memory,
+        activation_checkpointing=rt.device == "cuda",
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        report_to="none",
+        disable_tqdm=True,
+        dataset_num_proc=None,
     )
     kwargs.update(overrides)
     return DPOConfig(**kwargs)
 
 
-def build_dpo_trainer(config: SFTRunConfig, rt: Runtime, model, tokenizer, train_rows: list,
-                      eval_rows: list, output_dir: Path, callbacks: list, **overrides: Any):
+def build_dpo_trainer(
+    config: SFTRunConfig,
+    rt: Runtime,
+    model,
+    tokenizer,
+    train_rows: list,
+    eval_rows: list,
+    output_dir: Path,
+    callbacks: list,
+    **overrides: Any,
+):
     """DPOTrainer with a LoRA adapter; ref_model=None makes the adapter-off base the
     reference."""
     from datasets import Dataset
@@ -88,11 +114,14 @@ def build_dpo_trainer(config: SFTRunConfig, rt: Runtime, model, tokenizer, train
     from backend.train.sft import lora_config
 
     return DPOTrainer(
-        model=model, ref_model=None,
+        model=model,
+        ref_model=None,
         args=dpo_args(config, rt, output_dir, bool(eval_rows), **overrides),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer, peft_config=lora_config(config), callbacks=callbacks,
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+        callbacks=callbacks,
     )
 
 
@@ -114,14 +143,21 @@ def run_dpo(ctx: JobContext, spec: SFTRunConfig) -> None:
     ctx.event(f"{len(train_rows)} training and {len(eval_rows)} held-out pairs")
     tok, model = load_model(spec, rt)
     callback = DPOCallback(ctx)
-    trainer = build_dpo_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir,
-                                [callback])
+    trainer = build_dpo_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir, [callback])
     step, adapter = fit(ctx, spec, rt, trainer, callback, tok, run_dir, ckpt_dir)
-    result: dict[str, Any] = {"run_id": ctx.id, "step": step, "n_eval": len(eval_rows),
-                              "n_train": len(train_rows)}
+    result: dict[str, Any] = {
+        "run_id": ctx.id,
+        "step": step,
+        "n_eval": len(eval_rows),
+        "n_train": len(train_rows),
+    }
     if eval_rows:
         result["eval_loss"] = trainer.evaluate().get("eval_loss")
         ctx.metric(step, eval_loss=result["eval_loss"])
-    prompts = spec.eval_prompts or list(dict.fromkeys(
-        p for p in map(_prompt_text, [*eval_rows, *train_rows]) if p))[: spec.n_eval_prompts]
+    prompts = (
+        spec.eval_prompts
+        or list(dict.fromkeys(p for p in map(_prompt_text, [*eval_rows, *train_rows]) if p))[
+            : spec.n_eval_prompts
+        ]
+    )
     finish_run(ctx, spec, rt, trainer, tok, adapter, run_dir, result, prompts)

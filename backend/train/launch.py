@@ -17,8 +17,9 @@ from backend.train.config import ConfigError, SFTRunConfig, preflight
 from backend.workspace import Workspace
 
 
-def dataset_file(store: Store, ws: Workspace, dataset: str, version: str | int | None = None
-                 ) -> dict[str, Any]:
+def dataset_file(
+    store: Store, ws: Workspace, dataset: str, version: str | int | None = None
+) -> dict[str, Any]:
     """Resolve a dataset version and write its JSONL export; returns the spec fields
     (dataset, dataset_version_id, dataset_hash, data_path)."""
     from backend.store.datasets import DatasetNotFound, resolve_version, write_version_jsonl
@@ -33,8 +34,12 @@ def dataset_file(store: Store, ws: Workspace, dataset: str, version: str | int |
     path = ws.exports / f"{safe}-v{v['number']}-{v['hash'][:12]}.jsonl"
     if not path.exists():
         write_version_jsonl(store, v["id"], path)
-    return {"dataset": v["dataset"], "dataset_version_id": v["id"], "dataset_hash": v["hash"],
-            "data_path": str(path)}
+    return {
+        "dataset": v["dataset"],
+        "dataset_version_id": v["id"],
+        "dataset_hash": v["hash"],
+        "data_path": str(path),
+    }
 
 
 def file_fields(path: Path) -> dict[str, Any]:
@@ -45,8 +50,12 @@ def file_fields(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"dataset: no file {path}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"dataset": path.name, "dataset_version_id": None, "dataset_hash": digest,
-            "data_path": str(path)}
+    return {
+        "dataset": path.name,
+        "dataset_version_id": None,
+        "dataset_hash": digest,
+        "data_path": str(path),
+    }
 
 
 def make_config(fields: dict[str, Any]) -> SFTRunConfig:
@@ -61,8 +70,13 @@ def make_config(fields: dict[str, Any]) -> SFTRunConfig:
     return config
 
 
-def submit_run(ws: Workspace, config: SFTRunConfig | dict[str, Any], *,
-               group_id: str | None = None, actor: Actor | None = None) -> str:
+def submit_run(
+    ws: Workspace,
+    config: SFTRunConfig | dict[str, Any],
+    *,
+    group_id: str | None = None,
+    actor: Actor | None = None,
+) -> str:
     """Validate (pydantic + preflight) and queue a train job; nothing is queued on error.
     `actor` must hold launch_job (None: the trusted shell)."""
     require(actor, "launch_job")

@@ -51,13 +51,24 @@ def decide(quant: str = "auto", device: str = "auto") -> Runtime:
     if cuda:
         bf16 = torch.cuda.is_bf16_supported()
         return Runtime(
-            device="cuda", dtype="bfloat16" if bf16 else "float16",
-            quantize_4bit=quant in ("auto", "4bit"), bf16=bf16, fp16=not bf16, use_cpu=False,
-            pin_memory=True, device_name=torch.cuda.get_device_name(0),
+            device="cuda",
+            dtype="bfloat16" if bf16 else "float16",
+            quantize_4bit=quant in ("auto", "4bit"),
+            bf16=bf16,
+            fp16=not bf16,
+            use_cpu=False,
+            pin_memory=True,
+            device_name=torch.cuda.get_device_name(0),
         )
     return Runtime(
-        device="cpu", dtype="float32", quantize_4bit=quant == "4bit", bf16=False, fp16=False,
-        use_cpu=True, pin_memory=False, device_name=f"CPU ({platform.processor() or 'x86'})",
+        device="cpu",
+        dtype="float32",
+        quantize_4bit=quant == "4bit",
+        bf16=False,
+        fp16=False,
+        use_cpu=True,
+        pin_memory=False,
+        device_name=f"CPU ({platform.processor() or 'x86'})",
     )
 
 
@@ -68,7 +79,9 @@ def quantization_config(rt: Runtime):
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=rt.torch_dtype(),
     )
 

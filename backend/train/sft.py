@@ -43,40 +43,60 @@ def split(rows: list[dict], eval_split: float, seed: int) -> tuple[list[dict], l
     random.Random(seed).shuffle(order)
     n_eval = min(len(rows) - 1, max(1, round(len(rows) * eval_split)))
     held = set(order[:n_eval])
-    return ([r for i, r in enumerate(rows) if i not in held],
-            [r for i, r in enumerate(rows) if i in held])
+    return (
+        [r for i, r in enumerate(rows) if i not in held],
+        [r for i, r in enumerate(rows) if i in held],
+    )
 
 
 def last_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint-N folder (one with trainer_state.json), or None."""
     if not folder.is_dir():
         return None
-    done = [p for p in folder.glob("checkpoint-*")
-            if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    done = [
+        p
+        for p in folder.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()
+    ]
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def training_args(config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool,
-                  **overrides: Any):
+def training_args(
+    config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool, **overrides: Any
+):
     """TRL SFTConfig for this run and runtime (float32 on CPU, bf16 where CUDA has it)."""
     from trl import SFTConfig
 
     eval_steps = config.eval_steps or config.save_steps
     kwargs: dict[str, Any] = dict(
-        output_dir=str(output_dir), learning_rate=config.learning_rate,
-        lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
+        output_dir=str(output_dir),
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=config.warmup_ratio,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1, seed=config.seed, data_seed=config.seed,
-        max_length=config.max_length, packing=config.packing,
+        gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.max_length,
+        packing=config.packing,
         assistant_only_loss=config.assistant_only_loss,
-        use_cpu=rt.use_cpu, bf16=rt.bf16, fp16=rt.fp16, dataloader_pin_memory=rt.pin_memory,
+        use_cpu=rt.use_cpu,
+        bf16=rt.bf16,
+        fp16=rt.fp16,
+        dataloader_pin_memory=rt.pin_memory,
         activation_checkpointing=rt.device == "cuda",
-        logging_steps=1, save_strategy="steps", save_steps=config.save_steps,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
-        eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,
-        report_to="none", disable_tqdm=True, dataset_num_proc=None,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        report_to="none",
+        disable_tqdm=True,
+        dataset_num_proc=None,
     )
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
@@ -86,9 +106,14 @@ def lora_config(config: SFTRunConfig):
     from peft import LoraConfig
 
     targets = ALL_LINEAR if config.target_modules == [ALL_LINEAR] else config.target_modules
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=targets,
-                      bias="none", task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
 
 
 def load_model(config: SFTRunConfig, rt: Runtime):
@@ -98,15 +123,25 @@ def load_model(config: SFTRunConfig, rt: Runtime):
     tok = AutoTokenizer.from_pretrained(config.base_model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(config.base_model, use_safetensors=True,
-                                                 **model_kwargs(rt))
+    model = AutoModelForCausalLM.from_pretrained(
+        config.base_model, use_safetensors=True, **model_kwargs(rt)
+    )
     if rt.device == "cuda" and not rt.quantize_4bit:
         model = model.to("cuda")
     return tok, model
 
 
-def build_trainer(config: SFTRunConfig, rt: Runtime, model, tokenizer, train_rows: list[dict],
-                  eval_rows: list[dict], output_dir: Path, callbacks: list, **overrides: Any):
+def build_trainer(
+    config: SFTRunConfig,
+    rt: Runtime,
+    model,
+    tokenizer,
+    train_rows: list[dict],
+    eval_rows: list[dict],
+    output_dir: Path,
+    callbacks: list,
+    **overrides: Any,
+):
     """The one place a trainer is made; other methods (DPO) branch here on `config.method`."""
     from datasets import Dataset
 
@@ -121,10 +156,13 @@ def build_trainer(config: SFTRunConfig, rt: Runtime, model, tokenizer, train_row
         model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
         peft_config = None
     return SFTTrainer(
-        model=model, args=training_args(config, rt, output_dir, bool(eval_rows), **overrides),
+        model=model,
+        args=training_args(config, rt, output_dir, bool(eval_rows), **overrides),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
     )
 
 
@@ -153,8 +191,9 @@ def save_merged(config: SFTRunConfig, rt: Runtime, adapter: Path, run_dir: Path)
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(config.base_model, dtype=rt.torch_dtype(),
-                                                use_safetensors=True)
+    base = AutoModelForCausalLM.from_pretrained(
+        config.base_model, dtype=rt.torch_dtype(), use_safetensors=True
+    )
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     tmp = run_dir / ".merged.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -164,14 +203,23 @@ def save_merged(config: SFTRunConfig, rt: Runtime, adapter: Path, run_dir: Path)
     return run_dir / "merged"
 
 
-def run_row(ctx: JobContext, config: SFTRunConfig, rt: Runtime, state: str,
-            **extra: Any) -> dict:
-    return {"id": ctx.id, "method": config.method, "base_model": config.base_model,
-            "dataset": config.dataset, "dataset_version_id": config.dataset_version_id,
-            "dataset_hash": config.dataset_hash, "config": config.model_dump(mode="json"),
-            "state": state, "device": rt.describe(), "runtime": rt.as_dict(),
-            "packages": package_versions(), "attempt": ctx.status.attempt,
-            "t": time.time(), **extra}
+def run_row(ctx: JobContext, config: SFTRunConfig, rt: Runtime, state: str, **extra: Any) -> dict:
+    return {
+        "id": ctx.id,
+        "method": config.method,
+        "base_model": config.base_model,
+        "dataset": config.dataset,
+        "dataset_version_id": config.dataset_version_id,
+        "dataset_hash": config.dataset_hash,
+        "config": config.model_dump(mode="json"),
+        "state": state,
+        "device": rt.describe(),
+        "runtime": rt.as_dict(),
+        "packages": package_versions(),
+        "attempt": ctx.status.attempt,
+        "t": time.time(),
+        **extra,
+    }
 
 
 def start_run(ctx: JobContext, spec: SFTRunConfig, what: str) -> tuple[Any, Path, Path]:
@@ -183,13 +231,25 @@ def start_run(ctx: JobContext, spec: SFTRunConfig, what: str) -> tuple[Any, Path
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ctx.output("run.jsonl", [run_row(ctx, spec, rt, "running", run_dir=str(run_dir))])
-    ctx.event(f"{what} on {rt.describe()}", device=rt.device, dtype=rt.dtype,
-              quantize_4bit=rt.quantize_4bit)
+    ctx.event(
+        f"{what} on {rt.describe()}",
+        device=rt.device,
+        dtype=rt.dtype,
+        quantize_4bit=rt.quantize_4bit,
+    )
     return rt, run_dir, ckpt_dir
 
 
-def fit(ctx: JobContext, spec: SFTRunConfig, rt: Any, trainer: Any, callback: Any, tok: Any,
-        run_dir: Path, ckpt_dir: Path) -> tuple[int, Path]:
+def fit(
+    ctx: JobContext,
+    spec: SFTRunConfig,
+    rt: Any,
+    trainer: Any,
+    callback: Any,
+    tok: Any,
+    run_dir: Path,
+    ckpt_dir: Path,
+) -> tuple[int, Path]:
     """Train (from the last complete checkpoint when there is one) and save the adapter.
     A cancel saves a checkpoint first, then ends the job as cancelled."""
     resume = last_checkpoint(ckpt_dir)
@@ -206,25 +266,55 @@ def fit(ctx: JobContext, spec: SFTRunConfig, rt: Any, trainer: Any, callback: An
     return step, adapter
 
 
-def finish_run(ctx: JobContext, spec: SFTRunConfig, rt: Any, trainer: Any, tok: Any,
-               adapter: Path, run_dir: Path, result: dict[str, Any], prompts: list[str]) -> None:
+def finish_run(
+    ctx: JobContext,
+    spec: SFTRunConfig,
+    rt: Any,
+    trainer: Any,
+    tok: Any,
+    adapter: Path,
+    run_dir: Path,
+    result: dict[str, Any],
+    prompts: list[str],
+) -> None:
     """Generations on the eval prompts, the run's evaluation row, the optional merged model
     and the final run.jsonl row; shared by SFT and DPO."""
 
     step = result["step"]
-    gens = generate(trainer.model, tok, prompts, max_new_tokens=spec.max_new_tokens,
-                    temperature=spec.temperature, seed=spec.seed)
+    gens = generate(
+        trainer.model,
+        tok,
+        prompts,
+        max_new_tokens=spec.max_new_tokens,
+        temperature=spec.temperature,
+        seed=spec.seed,
+    )
     ctx.output("generations.jsonl", [{"run_id": ctx.id, "step": step, **g} for g in gens])
     train_loss = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    result.update(first_loss=train_loss[0] if train_loss else None,
-                  last_loss=train_loss[-1] if train_loss else None)
+    result.update(
+        first_loss=train_loss[0] if train_loss else None,
+        last_loss=train_loss[-1] if train_loss else None,
+    )
     ctx.output("run_eval.jsonl", [result])
     merged = save_merged(spec, rt, adapter, run_dir) if spec.merge else None
-    ctx.output("run.jsonl", [run_row(ctx, spec, rt, "succeeded", adapter_path=str(adapter),
-                                     merged_path=str(merged) if merged else None,
-                                     run_dir=str(run_dir))])
-    ctx.event(f"done at step {step}" + (f", eval loss {result['eval_loss']:.4f}"
-                                        if result.get("eval_loss") is not None else ""))
+    ctx.output(
+        "run.jsonl",
+        [
+            run_row(
+                ctx,
+                spec,
+                rt,
+                "succeeded",
+                adapter_path=str(adapter),
+                merged_path=str(merged) if merged else None,
+                run_dir=str(run_dir),
+            )
+        ],
+    )
+    ctx.event(
+        f"done at step {step}"
+        + (f", eval loss {result['eval_loss']:.4f}" if result.get("eval_loss") is not None else "")
+    )
 
 
 def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
@@ -243,8 +333,12 @@ def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
     callback = StudioCallback(ctx)
     trainer = build_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir, [callback])
     step, adapter = fit(ctx, spec, rt, trainer, callback, tok, run_dir, ckpt_dir)
-    result: dict[str, Any] = {"run_id": ctx.id, "step": step, "n_eval": len(eval_rows),
-                              "n_train": len(train_rows)}
+    result: dict[str, Any] = {
+        "run_id": ctx.id,
+        "step": step,
+        "n_eval": len(eval_rows),
+        "n_train": len(train_rows),
+    }
     if eval_rows:
         loss = trainer.evaluate().get("eval_loss")
         result.update(eval_loss=loss, perplexity=perplexity(loss))

@@ -35,8 +35,13 @@ def parse_values(name: str, text: str) -> list:
         raise ConfigError(f"{name}: {text!r} is not a comma-separated list of numbers") from None
 
 
-def expand(base: dict[str, Any], space: dict[str, list], mode: str = "grid",
-           n: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+def expand(
+    base: dict[str, Any],
+    space: dict[str, list],
+    mode: str = "grid",
+    n: int | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """Run fields for every grid point, or `n` distinct random points. When the rank changes,
     alpha keeps the base alpha/rank ratio.
 
@@ -47,8 +52,10 @@ def expand(base: dict[str, Any], space: dict[str, list], mode: str = "grid",
         if name not in SWEEPABLE:
             raise ConfigError(f"{name} cannot be swept; sweepable: {', '.join(SWEEPABLE)}")
     names = list(space)
-    points = [dict(zip(names, combo, strict=True))
-              for combo in itertools.product(*(space[k] for k in names))]
+    points = [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(space[k] for k in names))
+    ]
     if mode == "random":
         points = random.Random(seed).sample(points, min(n or len(points), len(points)))
     elif mode != "grid":
@@ -63,9 +70,16 @@ def expand(base: dict[str, Any], space: dict[str, list], mode: str = "grid",
     return out
 
 
-def submit_sweep(ws: Workspace, base: dict[str, Any], space: dict[str, list], mode: str = "grid",
-                 n: int | None = None, seed: int = 0, *,
-                 actor: Actor | None = None) -> tuple[str, list[str]]:
+def submit_sweep(
+    ws: Workspace,
+    base: dict[str, Any],
+    space: dict[str, list],
+    mode: str = "grid",
+    n: int | None = None,
+    seed: int = 0,
+    *,
+    actor: Actor | None = None,
+) -> tuple[str, list[str]]:
     """Validate every run first, then queue them as one group; returns (group_id, job ids)."""
     require(actor, "launch_job")
     configs = [make_config(f) for f in expand(base, space, mode, n, seed)]
@@ -77,10 +91,12 @@ def submit_sweep(ws: Workspace, base: dict[str, Any], space: dict[str, list], mo
 
 # --- Optuna: one job, trials in-process --------------------------------------------------------
 
+
 class OptunaSweepSpec(JobSpec):
     base: dict[str, Any] = Field(description="Run fields shared by every trial (a train spec).")
-    lr_range: tuple[float, float] = Field((1e-5, 1e-3), description="Learning-rate range "
-                                          "(log scale).")
+    lr_range: tuple[float, float] = Field(
+        (1e-5, 1e-3), description="Learning-rate range (log scale)."
+    )
     ranks: list[int] = Field(default_factory=lambda: [8, 16, 32], description="LoRA ranks.")
     n_trials: int = Field(8, ge=1, le=500, description="Trials to train.")
     seed: int = Field(0, description="Sampler seed.")
@@ -122,28 +138,41 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
             ctx.check_cancelled()
 
     def objective(trial) -> float:
-        cfg = base.model_copy(update={
-            "learning_rate": trial.suggest_float("learning_rate", *spec.lr_range, log=True),
-            "lora_r": trial.suggest_categorical("lora_r", spec.ranks)})
+        cfg = base.model_copy(
+            update={
+                "learning_rate": trial.suggest_float("learning_rate", *spec.lr_range, log=True),
+                "lora_r": trial.suggest_categorical("lora_r", spec.ranks),
+            }
+        )
         tok, model = load_model(cfg, rt)
         out = ctx.workspace.runs / ctx.id / f"trial-{trial.number}"
-        trainer = build_trainer(cfg, rt, model, tok, train_rows, eval_rows, out, [Prune(trial)],
-                                save_strategy="no")
+        trainer = build_trainer(
+            cfg, rt, model, tok, train_rows, eval_rows, out, [Prune(trial)], save_strategy="no"
+        )
         trainer.train()
         return trainer.evaluate()["eval_loss"]
 
     sampler = optuna.samplers.TPESampler(seed=spec.seed)
-    study = optuna.create_study(direction="minimize", sampler=sampler,
-                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
+    study = optuna.create_study(
+        direction="minimize", sampler=sampler, pruner=optuna.pruners.MedianPruner(n_warmup_steps=1)
+    )
     trials = ctx.read_checkpoint().get("trials", [])
     for t in trials:  # a resumed sweep tells the sampler what it already learned
-        study.add_trial(optuna.trial.create_trial(
-            params=t["params"], value=t["eval_loss"],
-            distributions={"learning_rate": optuna.distributions.FloatDistribution(
-                *spec.lr_range, log=True),
-                "lora_r": optuna.distributions.CategoricalDistribution(spec.ranks)},
-            state=optuna.trial.TrialState.COMPLETE if t["eval_loss"] is not None
-            else optuna.trial.TrialState.PRUNED))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=t["params"],
+                value=t["eval_loss"],
+                distributions={
+                    "learning_rate": optuna.distributions.FloatDistribution(
+                        *spec.lr_range, log=True
+                    ),
+                    "lora_r": optuna.distributions.CategoricalDistribution(spec.ranks),
+                },
+                state=optuna.trial.TrialState.COMPLETE
+                if t["eval_loss"] is not None
+                else optuna.trial.TrialState.PRUNED,
+            )
+        )
     for number in range(len(trials), spec.n_trials):
         ctx.check_cancelled()
         ctx.progress(number, spec.n_trials, unit="trials")
@@ -161,18 +190,31 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
         ctx.metric(number, trial_eval_loss=loss)
     ctx.progress(spec.n_trials, spec.n_trials)
     best = study.best_trial
-    ctx.event(f"best trial {best.number}: eval loss {best.value:.4f} with {best.params}",
-              best=best.params)
+    ctx.event(
+        f"best trial {best.number}: eval loss {best.value:.4f} with {best.params}", best=best.params
+    )
 
 
-def submit_optuna(ws: Workspace, base: dict[str, Any], *, n_trials: int = 8,
-                  lr_range: tuple[float, float] = (1e-5, 1e-3), ranks: list[int] | None = None,
-                  seed: int = 0, actor: Actor | None = None) -> str:
+def submit_optuna(
+    ws: Workspace,
+    base: dict[str, Any],
+    *,
+    n_trials: int = 8,
+    lr_range: tuple[float, float] = (1e-5, 1e-3),
+    ranks: list[int] | None = None,
+    seed: int = 0,
+    actor: Actor | None = None,
+) -> str:
     """Validate the shared run fields, then queue one optuna sweep job."""
     require(actor, "launch_job")
     config = make_config(base)
     if config.eval_split <= 0:
         raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
-    spec = OptunaSweepSpec(base=config.model_dump(mode="json"), n_trials=n_trials,
-                           lr_range=lr_range, ranks=ranks or [8, 16, 32], seed=seed)
+    spec = OptunaSweepSpec(
+        base=config.model_dump(mode="json"),
+        n_trials=n_trials,
+        lr_range=lr_range,
+        ranks=ranks or [8, 16, 32],
+        seed=seed,
+    )
     return queue.submit(ws, "sweep-optuna", spec, actor=actor)

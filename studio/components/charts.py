@@ -8,8 +8,18 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 PALETTE = [
-    "#3b6fd8", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#29335c", "#a8c256", "#db2763",
-    "#4cb5f5", "#6c5b7b", "#c06c84", "#355c7d",
+    "#3b6fd8",
+    "#e4572e",
+    "#17a398",
+    "#f3a712",
+    "#8e44ad",
+    "#29335c",
+    "#a8c256",
+    "#db2763",
+    "#4cb5f5",
+    "#6c5b7b",
+    "#c06c84",
+    "#355c7d",
 ]
 
 TEMPLATE = go.layout.Template(

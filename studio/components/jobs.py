@@ -42,5 +42,9 @@ def live_active_jobs(empty_text: str = "No job is running.") -> None:
     for status in jobs:
         progress_row(status)
         if auth.can_open("jobs"):
-            st.page_link("../pages/jobs.py", label=f"Open job {status.id}",
-                         icon=":material/open_in_new:", query_params={"job": status.id})
+            st.page_link(
+                "../pages/jobs.py",
+                label=f"Open job {status.id}",
+                icon=":material/open_in_new:",
+                query_params={"job": status.id},
+            )

@@ -16,13 +16,17 @@ def labelstudio_section(cs: dict) -> None:
     url, token = pls.connection(cfg, ws)
     link = pls.project_link(store, cs["id"])
     kind = "a Pairwise (tie / both bad)" if cs["mode"] == "pairwise" else "a Ranker"
-    st.caption(f"A second channel: analysts judge this set in {kind} project; pulled "
-               "judgements carry their Label Studio email, and pulling again adds nothing.")
+    st.caption(
+        f"A second channel: analysts judge this set in {kind} project; pulled "
+        "judgements carry their Label Studio email, and pulling again adds nothing."
+    )
     if link:
         st.link_button("Open the project", link, icon=":material/open_in_new:")
     if not url or not token:
-        st.info("No Label Studio configured: run `ftstudio labelstudio up` (a local server) or "
-                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY.")
+        st.info(
+            "No Label Studio configured: run `ftstudio labelstudio up` (a local server) or "
+            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY."
+        )
         return
     c1, c2 = st.columns(2)
     try:
@@ -34,9 +38,11 @@ def labelstudio_section(cs: dict) -> None:
         if c2.button("Pull judgements", disabled=not link, key="prefs_ls_pull"):
             with st.spinner("Reading the full JSON export"):
                 res = pls.pull_set(store, cs["name"], url, token, actor=auth.actor())
-            state.flash(f"Pulled {res['annotations']} annotations: {res['new']} new, "
-                        f"{res['updated']} updated, {res['unchanged']} unchanged, "
-                        f"{len(res['skipped'])} skipped")
+            state.flash(
+                f"Pulled {res['annotations']} annotations: {res['new']} new, "
+                f"{res['updated']} updated, {res['unchanged']} unchanged, "
+                f"{len(res['skipped'])} skipped"
+            )
             st.rerun()
     except (ValueError, PermissionDenied, pls.LabelStudioError) as exc:
         st.error(str(exc))

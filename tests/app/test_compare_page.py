@@ -45,8 +45,11 @@ def test_select_two_runs_shows_chart_outputs_and_diff(ws):
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     assert len(table) == 5 and table["best_eval_loss"].is_monotonic_increasing
-    assert not [c for c in at.get("plotly_chart")
-                if "by step" in json.loads(c.proto.spec)["layout"]["title"]["text"]]
+    assert not [
+        c
+        for c in at.get("plotly_chart")
+        if "by step" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+    ]
 
     at.session_state[state.COMPARE_TABLE] = {"selection": {"rows": [0, 1], "columns": []}}
     at.run()

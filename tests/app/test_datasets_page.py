@@ -39,9 +39,18 @@ def _seeded(ws):
     try:
         seed_demo_dataset(store)
         dstore.create_dataset(store, "evil")
-        dstore.add_version(store, "evil", [{"messages": [
-            {"role": "user", "content": "<script>alert(1)</script> **bold**"},
-            {"role": "assistant", "content": "<b>not html</b>"}]}])
+        dstore.add_version(
+            store,
+            "evil",
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": "<script>alert(1)</script> **bold**"},
+                        {"role": "assistant", "content": "<b>not html</b>"},
+                    ]
+                }
+            ],
+        )
     finally:
         store.close()
 
@@ -52,8 +61,7 @@ def test_demo_dataset_shows_metrics_examples_as_text_and_versions(ws):
     assert at.title[0].value == "Datasets"
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Examples"]) >= 35 and metrics["Versions"] == "1"
-    assert [t.label for t in at.tabs] == ["Recipe", "Generate", "Examples", "Quality",
-                                           "Versions"]
+    assert [t.label for t in at.tabs] == ["Recipe", "Generate", "Examples", "Quality", "Versions"]
     # the recipe form is filled from the stored recipe
     assert "gantt chart" in at.text_area[2].value
     at.selectbox[0].set_value("evil").run()

@@ -21,13 +21,37 @@ def test_quality_charts(ws, run_inline):
     run_inline(ws, job)
     ingest_all(store, ws)
     check = mon.checks(store)[0]
-    details = {"training_mean": 2.0, "margin": 0.25, "baseline_source": "held-out",
-               "run_id": "train-abc", "model": "tiny-llama+train-abc"}
-    mon.add_reports(store, check, [
-        {"method": "quality_nll", "statistic": 3.1, "threshold": 2.5, "verdict": "drift",
-         "n_reference": 6, "n_window": 40, "details": details},
-        {"method": "quality_entropy", "statistic": 4.0, "threshold": 5.0, "verdict": "ok",
-         "n_reference": 6, "n_window": 40, "details": {**details, "training_mean": 4.0}}])
+    details = {
+        "training_mean": 2.0,
+        "margin": 0.25,
+        "baseline_source": "held-out",
+        "run_id": "train-abc",
+        "model": "tiny-llama+train-abc",
+    }
+    mon.add_reports(
+        store,
+        check,
+        [
+            {
+                "method": "quality_nll",
+                "statistic": 3.1,
+                "threshold": 2.5,
+                "verdict": "drift",
+                "n_reference": 6,
+                "n_window": 40,
+                "details": details,
+            },
+            {
+                "method": "quality_entropy",
+                "statistic": 4.0,
+                "threshold": 5.0,
+                "verdict": "ok",
+                "n_reference": 6,
+                "n_window": 40,
+                "details": {**details, "training_mean": 4.0},
+            },
+        ],
+    )
     fired = triggers.evaluate(store, ws)
     store.close()
     assert len(fired) == 1 and "quality_nll" in fired[0]["message"]
@@ -35,5 +59,7 @@ def test_quality_charts(ws, run_inline):
     at = run_page()
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # vocabulary, length, then NLL and entropy against training time
-    assert any("Run train-abc scored on 40 window responses against 6 held-out" in c.value
-               for c in at.caption)
+    assert any(
+        "Run train-abc scored on 40 window responses against 6 held-out" in c.value
+        for c in at.caption
+    )

@@ -28,9 +28,19 @@ def _seed(ws) -> None:
     store = Store.open(ws.db_path)
     try:
         dstore.create_dataset(store, "support")
-        dstore.add_version(store, "support", [{"messages": [
-            {"role": "user", "content": f"How do I reset sprint {i}?"},
-            {"role": "assistant", "content": "Open Settings, then Reset."}]} for i in range(4)])
+        dstore.add_version(
+            store,
+            "support",
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": f"How do I reset sprint {i}?"},
+                        {"role": "assistant", "content": "Open Settings, then Reset."},
+                    ]
+                }
+                for i in range(4)
+            ],
+        )
     finally:
         store.close()
 
@@ -66,9 +76,11 @@ def test_typed_export_path_stays_inside_the_workspace(ws, tmp_path):
     at = _page("datasets")
     [box] = [t for t in at.text_input if t.label.startswith("Write to")]
     assert not Path(box.value).is_absolute()  # the default is typed relative to the workspace
-    for typed, why in (("../escape.jsonl", "'..' is not allowed"),
-                       (str(tmp_path / "abs.jsonl"), "not an absolute one"),
-                       ("outside/x.jsonl", "symbolic link")):
+    for typed, why in (
+        ("../escape.jsonl", "'..' is not allowed"),
+        (str(tmp_path / "abs.jsonl"), "not an absolute one"),
+        ("outside/x.jsonl", "symbolic link"),
+    ):
         _export(at, typed)
         assert any(why in e.value for e in at.error), (typed, [e.value for e in at.error])
     assert not list(tmp_path.glob("*.jsonl")) and not (ws.root.parent / "escape.jsonl").exists()
@@ -88,12 +100,15 @@ def test_upload_is_judged_by_its_bytes_and_the_import_attributed(ws):
     at.file_uploader[0].set_value(("examples.jsonl", png, "application/octet-stream"))
     at.run()
     at.button(key=[b.key for b in at.button if b.label == "Import"][0]).click().run()
-    assert any("examples.jsonl" in e.value and "binary" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    assert any("examples.jsonl" in e.value and "binary" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
     assert _audit(ws, "dataset.import") == []
 
-    good = b'{"messages": [{"role": "user", "content": "hi"}, ' \
-           b'{"role": "assistant", "content": "hello"}]}\n'
+    good = (
+        b'{"messages": [{"role": "user", "content": "hi"}, '
+        b'{"role": "assistant", "content": "hello"}]}\n'
+    )
     at.file_uploader[0].set_value(("more.jsonl", good, "application/octet-stream"))
     at.run()
     at.button(key=[b.key for b in at.button if b.label == "Import"][0]).click().run()
@@ -102,8 +117,7 @@ def test_upload_is_judged_by_its_bytes_and_the_import_attributed(ws):
     assert row["actor"] == "lee" and '"more.jsonl"' in row["detail"]
 
 
-def test_training_launch_is_attributed_and_refused_for_an_analyst(ws, tiny_model_dir,
-                                                                  monkeypatch):
+def test_training_launch_is_attributed_and_refused_for_an_analyst(ws, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("FTSTUDIO_LOCAL_MODEL", str(tiny_model_dir))
     _seed(ws)
     at = _page("training")
@@ -122,12 +136,16 @@ def test_training_launch_is_attributed_and_refused_for_an_analyst(ws, tiny_model
 
 def test_analyst_cannot_import_or_download_preferences(ws):
     at = _page("preferences", ("ann", "analyst"))
-    at.file_uploader[0].set_value(("p.jsonl", b'{"prompt": "q", "chosen": "a", '
-                                  b'"rejected": "b"}\n', "application/octet-stream"))
+    at.file_uploader[0].set_value(
+        (
+            "p.jsonl",
+            b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n',
+            "application/octet-stream",
+        )
+    )
     at.run()
     at.button(key=[b.key for b in at.button if b.label == "Import"][0]).click().run()
-    assert any("may not import export" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    assert any("may not import export" in e.value for e in at.error), [e.value for e in at.error]
     assert _audit(ws, "prefs.import") == []
     store = Store.open(ws.db_path)
     try:

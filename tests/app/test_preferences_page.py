@@ -17,13 +17,14 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "preferences.py")
 
 def _seed(ws, mode="pairwise", n=3) -> None:
     store = Store.open(ws.db_path)
-    outputs = {"run-a": {f"q{i}": f"<b>good {i}</b>" for i in range(n)},
-               "run-b": {f"q{i}": f"bad {i}" for i in range(n)}}
+    outputs = {
+        "run-a": {f"q{i}": f"<b>good {i}</b>" for i in range(n)},
+        "run-b": {f"q{i}": f"bad {i}" for i in range(n)},
+    }
     if mode == "ranking":
         outputs["run-c"] = {f"q{i}": f"meh {i}" for i in range(n)}
     items = build_items(outputs, mode=mode, seed=0)
-    S.create_comparison_set(store, "cmp", items, mode=mode, analysts=["ann", "bob"],
-                            overlap=1.0)
+    S.create_comparison_set(store, "cmp", items, mode=mode, analysts=["ann", "bob"], overlap=1.0)
     store.close()
 
 

@@ -49,8 +49,7 @@ def test_push_to_a_silent_server_is_a_clear_error(ws, monkeypatch):
     assert pull.disabled  # nothing pushed yet
     next(b for b in at.button if b.key == "prefs_ls_push").click().run()
     assert not at.exception
-    assert any("did not answer" in e.value and "Nothing was changed" in e.value
-               for e in at.error)
+    assert any("did not answer" in e.value and "Nothing was changed" in e.value for e in at.error)
     store = Store.open(ws.db_path)
     try:
         assert store.scalar("SELECT count(*) FROM comparison_set_ls") == 0

@@ -19,13 +19,35 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "review.py")
 def _seed(ws, n: int = 12) -> list[str]:
     store = Store.open(ws.db_path)
     ds.create_dataset(store, "support")
-    ver = ds.add_version(store, "support", [
-        {"messages": [{"role": "user", "content": f"q{i}"},
-                      {"role": "assistant", "content": f"<b>a{i}</b>"}]} for i in range(n)])
+    ver = ds.add_version(
+        store,
+        "support",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"q{i}"},
+                    {"role": "assistant", "content": f"<b>a{i}</b>"},
+                ]
+            }
+            for i in range(n)
+        ],
+    )
     ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    rows = "".join(json.dumps({"example_id": e, "method": m, "model": "tiny", "score": i / 3,
-                               "version_id": ver["id"], "dataset": "support"}) + "\n"
-                   for i, e in enumerate(ids) for m in ("nll", "entropy"))
+    rows = "".join(
+        json.dumps(
+            {
+                "example_id": e,
+                "method": m,
+                "model": "tiny",
+                "score": i / 3,
+                "version_id": ver["id"],
+                "dataset": "support",
+            }
+        )
+        + "\n"
+        for i, e in enumerate(ids)
+        for m in ("nll", "entropy")
+    )
     with store.transaction() as cur:
         rstore.insert_scores(cur, "job-score-1", rows.encode())
     store.close()
@@ -103,12 +125,28 @@ def test_score_tab_defaults_to_the_newest_adapter_and_rounds_show_the_share_movi
     store = Store.open(ws.db_path)
     try:
         seed_run(store, "run-7", str(ws.models / "tiny-llama"), adapter)
-        batch = rstore.create_batch(store, dataset="support", score_job_id="job-score-1",
-                                    policy=FlagPolicy(kind="top_k", value=4, qc_share=0))
+        batch = rstore.create_batch(
+            store,
+            dataset="support",
+            score_job_id="job-score-1",
+            policy=FlagPolicy(kind="top_k", value=4, qc_share=0),
+        )
         ver = rstore.get_batch(store, batch["id"])["version_id"]
-        rows = "".join(json.dumps({"example_id": e, "method": "nll", "model": "tiny+run-7",
-                                   "score": i / 6, "version_id": ver, "dataset": "support",
-                                   "round": 2}) + "\n" for i, e in enumerate(ids[:8]))
+        rows = "".join(
+            json.dumps(
+                {
+                    "example_id": e,
+                    "method": "nll",
+                    "model": "tiny+run-7",
+                    "score": i / 6,
+                    "version_id": ver,
+                    "dataset": "support",
+                    "round": 2,
+                }
+            )
+            + "\n"
+            for i, e in enumerate(ids[:8])
+        )
         with store.transaction() as cur:
             rstore.insert_scores(cur, "job-score-2", rows.encode())
     finally:
@@ -118,8 +156,9 @@ def test_score_tab_defaults_to_the_newest_adapter_and_rounds_show_the_share_movi
     radio = [r for r in at.radio if r.label == "Adapter"][0]
     assert radio.value == "newest"
     captions = [c.value for c in at.caption]
-    assert any("Scoring with adapter:" in c and "newest succeeded run run-7" in c
-               for c in captions), captions
+    assert any(
+        "Scoring with adapter:" in c and "newest succeeded run run-7" in c for c in captions
+    ), captions
     radio.set_value("base").run()
     assert not at.exception
     assert any("base model only (base only was asked for)" in c.value for c in at.caption)

@@ -27,10 +27,22 @@ def seed_dataset(ws, n=12):
     store = Store.open(ws.db_path)
     try:
         create_dataset(store, "support")
-        add_version(store, "support", [{"messages": [
-            {"role": "user", "content": f"How do I export sprint {i}?"},
-            {"role": "assistant", "content": "Open Reports, pick the sprint, choose Export."}]}
-            for i in range(n)])
+        add_version(
+            store,
+            "support",
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": f"How do I export sprint {i}?"},
+                        {
+                            "role": "assistant",
+                            "content": "Open Reports, pick the sprint, choose Export.",
+                        },
+                    ]
+                }
+                for i in range(n)
+            ],
+        )
     finally:
         store.close()
 
@@ -54,8 +66,10 @@ def test_form_queues_a_run_and_refuses_a_bad_one(ws, tiny_model_dir, monkeypatch
     seed_dataset(ws)
     at = page(ws)
     assert at.text_input(key="new_base_model").value == tiny_model_dir.name
-    for typed, why in ((str(tiny_model_dir), "not an absolute one"),
-                       (f"../{tiny_model_dir.name}", "'..' is not allowed")):
+    for typed, why in (
+        (str(tiny_model_dir), "not an absolute one"),
+        (f"../{tiny_model_dir.name}", "'..' is not allowed"),
+    ):
         at.text_input(key="new_base_model").set_value(typed)
         at.button(key="FormSubmitter:new_run-Start run").click()
         at.run()
@@ -85,9 +99,17 @@ def test_finished_run_shows_curves_generations_and_what_ran(ws, tiny_model_dir, 
 
     seed_dataset(ws)
     store = Store.open(ws.db_path)
-    fields = {"base_model": str(tiny_model_dir), **dataset_file(store, ws, "support"),
-              "max_steps": 4, "max_length": 64, "learning_rate": 1e-3, "n_eval_prompts": 1,
-              "max_new_tokens": 4, "eval_split": 0.25, "quant": "none"}
+    fields = {
+        "base_model": str(tiny_model_dir),
+        **dataset_file(store, ws, "support"),
+        "max_steps": 4,
+        "max_length": 64,
+        "learning_rate": 1e-3,
+        "n_eval_prompts": 1,
+        "max_new_tokens": 4,
+        "eval_split": 0.25,
+        "quant": "none",
+    }
     job_id = submit_run(ws, fields)
     store.close()
     assert run_inline(ws, job_id).state == "succeeded"

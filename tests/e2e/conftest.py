@@ -18,8 +18,14 @@ import pytest
 
 CHROMIUM = os.environ.get("FTSTUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
 ]
 
 
@@ -36,17 +42,25 @@ class Dashboard:
         self.ws = ws
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1",
-               **(env_extra or {})}
+        env = {
+            **os.environ,
+            "FTSTUDIO_WORKSPACE": str(ws),
+            "HF_HUB_OFFLINE": "1",
+            **(env_extra or {}),
+        }
         for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "LABEL_STUDIO_URL"):
             if var not in (env_extra or {}):
                 env.pop(var, None)
         ftstudio = Path(sys.executable).with_name("ftstudio")
         self.log_path = ws.parent / f"dashboard-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([str(ftstudio), "up", "--port", str(self.port)], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(ftstudio), "up", "--port", str(self.port)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.time() + 90
         while time.time() < deadline:
             try:

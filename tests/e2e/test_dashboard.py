@@ -12,7 +12,7 @@ def test_overview_and_jobs_show_the_demo_job(dashboard, page, tmp_path):
     url, ws = dashboard
     page.goto(url)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-    expect(page.get_by_text("Running jobs")).to_be_visible()
+    expect(page.get_by_text("Running jobs", exact=True)).to_be_visible()
     expect(page.get_by_text("its text is noise").first).to_be_visible()
     expect(page.locator('[data-testid="stMetricValue"]').first).to_be_visible()
     page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)

@@ -18,8 +18,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 VISIBLE = {
     "rita": {"Overview", "Review"},
     "ann": {"Overview", "Compare", "Preferences"},
-    "lee": {"Overview", "Datasets", "Review", "Training", "Compare", "Preferences",
-            "Monitoring", "Jobs", "Audit"},
+    "lee": {
+        "Overview",
+        "Datasets",
+        "Review",
+        "Training",
+        "Compare",
+        "Preferences",
+        "Monitoring",
+        "Jobs",
+        "Audit",
+    },
 }
 
 
@@ -116,8 +125,9 @@ def test_three_roles_work_at_once_and_are_attributed(studio, browser, tmp_path):
     # the lead launches a short run, then opens Compare
     lee = pages["lee"]
     open_page(lee, "Training")
-    form = lee.get_by_test_id("stForm").filter(
-        has=lee.get_by_role("button", name="Start run")).first
+    form = (
+        lee.get_by_test_id("stForm").filter(has=lee.get_by_role("button", name="Start run")).first
+    )
     expect(form.get_by_label("base model", exact=True)).to_have_value("models/tiny-llama")
     steps = form.get_by_label("max steps", exact=True)
     steps.fill("2")
@@ -131,8 +141,11 @@ def test_three_roles_work_at_once_and_are_attributed(studio, browser, tmp_path):
 
     # the lead's Audit page names who did what (cells read from the grid's accessible table)
     open_page(lee, "Audit")
-    for who, prefix in (("rita", "review.verdict"), ("ann", "prefs.judgement"),
-                        ("lee", "job.launch")):
+    for who, prefix in (
+        ("rita", "review.verdict"),
+        ("ann", "prefs.judgement"),
+        ("lee", "job.launch"),
+    ):
         row = audit_row(lee, who, prefix)
         assert row[1:3] == [who, prefix], row
         lee.screenshot(path=str(tmp_path / f"audit-{who}.png"), full_page=True)

@@ -18,15 +18,19 @@ from backend.train.launch import make_config
 
 pytestmark = pytest.mark.slow
 
-GOOD = ["Open Settings, then Members, and invite them by email.",
-        "Tasks need a start and a due date to appear on the timeline.",
-        "Open Reports, pick the sprint, and choose Export.",
-        "Invoices are sent on the first day of each month."]
+GOOD = [
+    "Open Settings, then Members, and invite them by email.",
+    "Tasks need a start and a due date to appear on the timeline.",
+    "Open Reports, pick the sprint, and choose Export.",
+    "Invoices are sent on the first day of each month.",
+]
 
 
 def test_rankings_to_dpo_run(store, ws, tiny_model_dir, run_inline, tmp_path):
-    outputs = {"run-sft": {f"Question {i}?": GOOD[i % 4] for i in range(8)},
-               "base:tiny": {f"Question {i}?": f"no idea {i}" for i in range(8)}}
+    outputs = {
+        "run-sft": {f"Question {i}?": GOOD[i % 4] for i in range(8)},
+        "base:tiny": {f"Question {i}?": f"no idea {i}" for i in range(8)},
+    }
     outputs["base:tiny"]["Question 7?"] = GOOD[3]  # identical: must be dropped
     items = build_items(outputs, mode="pairwise", seed=0)
     cs = S.create_comparison_set(store, "cmp", items, mode="pairwise", analysts=["ann"])
@@ -45,10 +49,22 @@ def test_rankings_to_dpo_run(store, ws, tiny_model_dir, run_inline, tmp_path):
     assert ds.column_names == ["prompt", "chosen", "rejected"] and len(ds) == 6
     assert ds[0]["chosen"][0]["role"] == "assistant"
 
-    fields = {"base_model": str(tiny_model_dir), **prefs_train_fields(store, ws, "support-prefs"),
-              "learning_rate": 5e-3, "batch_size": 2, "max_steps": 3, "max_length": 64,
-              "eval_split": 0.0, "save_steps": 3, "lora_r": 8, "lora_alpha": 16,
-              "n_eval_prompts": 1, "max_new_tokens": 4, "quant": "none", "beta": 0.1}
+    fields = {
+        "base_model": str(tiny_model_dir),
+        **prefs_train_fields(store, ws, "support-prefs"),
+        "learning_rate": 5e-3,
+        "batch_size": 2,
+        "max_steps": 3,
+        "max_length": 64,
+        "eval_split": 0.0,
+        "save_steps": 3,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "n_eval_prompts": 1,
+        "max_new_tokens": 4,
+        "quant": "none",
+        "beta": 0.1,
+    }
     config = make_config(fields)
     assert config.method == "dpo"
     job_id = queue.submit(ws, "train", config)

@@ -19,9 +19,15 @@ pytestmark = pytest.mark.slow
 def _seed(ws, n: int = 400) -> None:
     store = Store.open(ws.db_path)
     ds.create_dataset(store, "big")
-    examples = [{"messages": [{"role": "user", "content": f"question {i} " + "x" * 200},
-                              {"role": "assistant", "content": f"answer {i} " + "y" * 200}]}
-                for i in range(n)]
+    examples = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i} " + "x" * 200},
+                {"role": "assistant", "content": f"answer {i} " + "y" * 200},
+            ]
+        }
+        for i in range(n)
+    ]
     ds.add_version(store, "big", examples)
     store.close()
 
@@ -42,8 +48,9 @@ def _export_with_size_limit(ws, out, limit_bytes: int) -> subprocess.CompletedPr
         finally:
             store.close()
     """)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_disk_full_during_export_keeps_the_previous_export(ws):

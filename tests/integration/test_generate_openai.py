@@ -24,16 +24,26 @@ def server(monkeypatch):
 
 
 def recipe(**kw) -> dict:
-    base = {"task": "Answer Tasklane customer questions", "topics": ["billing", "gantt chart",
-                                                                     "permissions"],
-            "per_topic": 4, "system_prompt": "You are Tasklane support.", "model": "test-model"}
+    base = {
+        "task": "Answer Tasklane customer questions",
+        "topics": ["billing", "gantt chart", "permissions"],
+        "per_topic": 4,
+        "system_prompt": "You are Tasklane support.",
+        "model": "test-model",
+    }
     return {**base, **kw}
 
 
 def submit(store, ws, srv, **kw):
     recipe_kw = kw.pop("recipe_kw", {})
-    fields = {"base_url": srv.base_url, "concurrency": 4, "backoff_s": 0.01, "timeout_s": 0.5,
-              "max_retries": 3, "near_dup_threshold": 0.999}
+    fields = {
+        "base_url": srv.base_url,
+        "concurrency": 4,
+        "backoff_s": 0.01,
+        "timeout_s": 0.5,
+        "max_retries": 3,
+        "near_dup_threshold": 0.999,
+    }
     fields.update(kw)
     spec = prepare_spec(store, ws, "support", recipe=recipe(**recipe_kw), **fields)
     return queue.submit(ws, "generate", spec)
@@ -53,8 +63,10 @@ def test_faults_are_retried_or_rejected_with_reasons(ws, store, server, run_inli
     version = dstore.resolve_version(store, "support")
     assert version["n_examples"] == 10
     items = dstore.version_examples(store, version["id"])
-    assert all(e["messages"][0] == {"role": "system", "content": "You are Tasklane support."}
-               for e in items)
+    assert all(
+        e["messages"][0] == {"role": "system", "content": "You are Tasklane support."}
+        for e in items
+    )
     origin = items[0]["origin"]
     assert origin["job"] == job_id and origin["provider"] == "openai"
     assert origin["model"] == "test-model" and origin["recipe"]
@@ -70,14 +82,17 @@ def test_faults_are_retried_or_rejected_with_reasons(ws, store, server, run_inli
     for path in ws.job_dir(job_id).iterdir():
         assert SECRET not in path.read_text(errors="replace"), path.name
     cur = store.cursor()
-    dump = json.dumps([list(map(str, r)) for t in ("jobs", "job_events", "synth_rejects",
-                                                    "examples", "datasets")
-                       for r in cur.execute(f"SELECT * FROM {t}").fetchall()])
+    dump = json.dumps(
+        [
+            list(map(str, r))
+            for t in ("jobs", "job_events", "synth_rejects", "examples", "datasets")
+            for r in cur.execute(f"SELECT * FROM {t}").fetchall()
+        ]
+    )
     assert SECRET not in dump
 
 
-def test_endpoint_refusing_response_format_falls_back_to_prompt_json(ws, store, server,
-                                                                     run_inline):
+def test_endpoint_refusing_response_format_falls_back_to_prompt_json(ws, store, server, run_inline):
     server.refuse_response_format = True
     job_id = submit(store, ws, server, concurrency=1)
     assert run_inline(ws, job_id).state == "succeeded"
@@ -133,8 +148,7 @@ def test_second_run_appends_a_version_and_skips_duplicates(ws, store, server, ru
 def test_rpm_limit_spaces_requests(ws, store, server, run_inline):
     import time
 
-    job_id = submit(store, ws, server, rpm=600, recipe_kw={"topics": ["billing"],
-                                                           "per_topic": 4})
+    job_id = submit(store, ws, server, rpm=600, recipe_kw={"topics": ["billing"], "per_topic": 4})
     t0 = time.perf_counter()
     assert run_inline(ws, job_id).state == "succeeded"
     # 4 starts at 0.1 s spacing: at least 0.3 s, concurrency notwithstanding
@@ -149,16 +163,39 @@ def test_cli_generate_builds_a_version(ws, server):
     from tests.conftest import ROOT
 
     env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws.root)}
-    cmd = [sys.executable, "-m", "backend.cli", "generate", "--dataset", "cli-gen",
-           "--provider", "openai", "--base-url", server.base_url, "--model", "m",
-           "--topics", "billing,exports", "--per-topic", "3", "--concurrency", "4", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "generate",
+        "--dataset",
+        "cli-gen",
+        "--provider",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "m",
+        "--topics",
+        "billing,exports",
+        "--per-topic",
+        "3",
+        "--concurrency",
+        "4",
+        "--json",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["state"] == "succeeded" and out["report"]["generated"] == 6
-    shown = subprocess.run([sys.executable, "-m", "backend.cli", "dataset", "show", "cli-gen",
-                            "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "dataset", "show", "cli-gen", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     versions = json.loads(shown.stdout)["versions"]
     assert len(versions) == 1 and versions[0]["id"] == out["version_id"]
     assert versions[0]["examples"] == out["report"]["kept"] > 0

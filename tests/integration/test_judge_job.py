@@ -32,15 +32,26 @@ def biased(body: dict) -> str:
 
 @pytest.fixture
 def comparison(store):
-    outputs = {"run-good": {f"q{i}": f"good answer {i}" for i in range(4)},
-               "run-bad": {f"q{i}": f"bad answer {i}" for i in range(4)}}
+    outputs = {
+        "run-good": {f"q{i}": f"good answer {i}" for i in range(4)},
+        "run-bad": {f"q{i}": f"bad answer {i}" for i in range(4)},
+    }
     items = build_items(outputs, mode="pairwise", seed=1)
     return S.create_comparison_set(store, "cmp", items, mode="pairwise", analysts=["ann"])
 
 
 def run(store, ws, srv, run_inline, **kw):
-    job_id = submit_judge(store, ws, "cmp", model="judge-model", base_url=srv.base_url,
-                          backoff_s=0.01, timeout_s=2.0, max_retries=1, **kw)
+    job_id = submit_judge(
+        store,
+        ws,
+        "cmp",
+        model="judge-model",
+        base_url=srv.base_url,
+        backoff_s=0.01,
+        timeout_s=2.0,
+        max_retries=1,
+        **kw,
+    )
     status = run_inline(ws, job_id)
     ingest_all(store, ws)
     return job_id, status
@@ -76,21 +87,26 @@ def test_garbage_and_500s_leave_errors_and_no_half_rows(store, ws, comparison, r
         # one pair's second pass gets 500 twice (out of retries); another pair gets prose
         def when(body: dict) -> str | None:
             content = body["messages"][-1]["content"]
-            if "good answer 1" in content and content.index("good answer 1") > \
-                    content.index("[Response B]"):
+            if "good answer 1" in content and content.index("good answer 1") > content.index(
+                "[Response B]"
+            ):
                 return "500"
             return None
 
         srv.fault_when = when
-        srv.responder = lambda body: ("I think the first is nicer." if "answer 2" in
-                                      body["messages"][-1]["content"] else fair(body))
+        srv.responder = lambda body: (
+            "I think the first is nicer."
+            if "answer 2" in body["messages"][-1]["content"]
+            else fair(body)
+        )
         job_id, status = run(store, ws, srv, run_inline)
     assert status.state == "succeeded", status.error
     rows = S.judgements(store, source="judge")
     prompts = sorted(r["prompt"][0]["content"] for r in rows)
     assert prompts == ["q0", "q3"]  # q1 (500s) and q2 (garbage) stored nothing
-    events = store.rows("SELECT level, message FROM job_events WHERE job_id = ?"
-                        " AND level = 'warning'", [job_id])
+    events = store.rows(
+        "SELECT level, message FROM job_events WHERE job_id = ? AND level = 'warning'", [job_id]
+    )
     text = " ".join(e["message"] for e in events)
     assert "HTTP 500 after 2 attempts" in text
     assert "not JSON" in text
@@ -110,9 +126,16 @@ def test_answer_job_adds_an_endpoint_source(store, ws, run_inline):
 
     with OpenAIServer() as srv:
         srv.inject("500")  # retried once, then answered
-        job_id = queue.submit(ws, "answer", {"provider": "openai", "model": "test-model",
-                                             "base_url": srv.base_url,
-                                             "prompts": ["q0", "q1"]})
+        job_id = queue.submit(
+            ws,
+            "answer",
+            {
+                "provider": "openai",
+                "model": "test-model",
+                "base_url": srv.base_url,
+                "prompts": ["q0", "q1"],
+            },
+        )
         status = run_inline(ws, job_id)
     assert status.state == "succeeded", status.error
     ingest_all(store, ws)

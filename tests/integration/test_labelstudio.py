@@ -29,32 +29,77 @@ def loop(server, tmp_path_factory):
     ws, info, token = server
     store = Store.open(tmp_path_factory.mktemp("db") / "studio.duckdb")
     ds.create_dataset(store, "support")
-    ver = ds.add_version(store, "support", [
-        {"messages": [{"role": "user", "content": f"question {i}"},
-                      {"role": "assistant", "content": f"answer {i}"}]} for i in range(20)])
+    ver = ds.add_version(
+        store,
+        "support",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"question {i}"},
+                    {"role": "assistant", "content": f"answer {i}"},
+                ]
+            }
+            for i in range(20)
+        ],
+    )
     ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    lines = "".join(json.dumps({"example_id": e, "method": "nll", "model": "tiny",
-                                "score": 1.0 + i / 10, "version_id": ver["id"],
-                                "dataset": "support"}) + "\n" for i, e in enumerate(ids))
+    lines = "".join(
+        json.dumps(
+            {
+                "example_id": e,
+                "method": "nll",
+                "model": "tiny",
+                "score": 1.0 + i / 10,
+                "version_id": ver["id"],
+                "dataset": "support",
+            }
+        )
+        + "\n"
+        for i, e in enumerate(ids)
+    )
     with store.transaction() as cur:
         rstore.insert_scores(cur, "score-job-1", lines.encode())
-    batch = rstore.create_batch(store, dataset="support", score_job_id="score-job-1",
-                                policy=FlagPolicy(kind="top_k", value=6, qc_share=0.05))
+    batch = rstore.create_batch(
+        store,
+        dataset="support",
+        score_job_id="score-job-1",
+        policy=FlagPolicy(kind="top_k", value=6, qc_share=0.05),
+    )
     pushed = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.5)
     yield store, batch, pushed, ids
     store.close()
 
 
 def _annotate(url: str, token: str, task_id: int, verdict: str, corrected: str | None = None):
-    result = [{"from_name": "verdict", "to_name": "response", "type": "choices",
-               "value": {"choices": [verdict]}},
-              {"from_name": "issues", "to_name": "response", "type": "choices",
-               "value": {"choices": ["factual error"]}}]
+    result = [
+        {
+            "from_name": "verdict",
+            "to_name": "response",
+            "type": "choices",
+            "value": {"choices": [verdict]},
+        },
+        {
+            "from_name": "issues",
+            "to_name": "response",
+            "type": "choices",
+            "value": {"choices": ["factual error"]},
+        },
+    ]
     if corrected:
-        result.append({"from_name": "corrected", "to_name": "response", "type": "textarea",
-                       "value": {"text": [corrected]}})
-    r = httpx.post(f"{url}/api/tasks/{task_id}/annotations/", json={"result": result},
-                   headers={"Authorization": f"Token {token}"}, timeout=30)
+        result.append(
+            {
+                "from_name": "corrected",
+                "to_name": "response",
+                "type": "textarea",
+                "value": {"text": [corrected]},
+            }
+        )
+    r = httpx.post(
+        f"{url}/api/tasks/{task_id}/annotations/",
+        json={"result": result},
+        headers={"Authorization": f"Token {token}"},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -75,14 +120,18 @@ def test_push_creates_uncertainty_sampled_project_with_predictions(server, loop)
     _, info, token = server
     store, batch, pushed, ids = loop
     assert pushed["tasks"] == batch["n_flagged"] + batch["n_qc"] == 7
-    project = httpx.get(f"{info.url}/api/projects/{pushed['project_id']}",
-                        headers={"Authorization": f"Token {token}"}).json()
+    project = httpx.get(
+        f"{info.url}/api/projects/{pushed['project_id']}",
+        headers={"Authorization": f"Token {token}"},
+    ).json()
     assert project["sampling"] == "Uncertainty sampling"
     assert project["maximum_annotations"] == 2
     items = rstore.batch_items(store, batch["id"])
     assert all(i["ls_task_id"] for i in items)
-    task = httpx.get(f"{info.url}/api/tasks/{items[0]['ls_task_id']}",
-                     headers={"Authorization": f"Token {token}"}).json()
+    task = httpx.get(
+        f"{info.url}/api/tasks/{items[0]['ls_task_id']}",
+        headers={"Authorization": f"Token {token}"},
+    ).json()
     assert task["data"]["example_id"] == items[0]["example_id"] == ids[-1]  # least certain first
     assert task["total_predictions"] == 1
 

@@ -20,20 +20,33 @@ from tests.integration.test_train_job import ANSWERS, fields, write_data
 pytestmark = pytest.mark.slow
 
 # vocabulary and length only (no embedding model); the prompts never drift in these tests
-CFG = {"classifier": {"enabled": False}, "mmd": {"enabled": False},
-       "topics": {"enabled": False}, "min_window": 10,
-       "quality": {"margin": 0.02}}  # the tiny model learns ~0.3 nats: a small margin
-NOISE = ["Purple elephants negotiate quarterly with seventeen saxophones underwater.",
-         "Zinc marmalade orbits the cathedral whenever the violin forgets Tuesday.",
-         "Gravel symphonies refund the lighthouse for every unopened umbrella.",
-         "Velvet tractors annotate volcanoes during the accordion's lunch break."]
+CFG = {
+    "classifier": {"enabled": False},
+    "mmd": {"enabled": False},
+    "topics": {"enabled": False},
+    "min_window": 10,
+    "quality": {"margin": 0.02},
+}  # the tiny model learns ~0.3 nats: a small margin
+NOISE = [
+    "Purple elephants negotiate quarterly with seventeen saxophones underwater.",
+    "Zinc marmalade orbits the cathedral whenever the violin forgets Tuesday.",
+    "Gravel symphonies refund the lighthouse for every unopened umbrella.",
+    "Velvet tractors annotate volcanoes during the accordion's lunch break.",
+]
 
 
 def window(answers, day, n=24):
-    return "".join(json.dumps({"prompt": f"Question {i % 4}: how do I do this?",
-                               "response": answers[i % 4],
-                               "timestamp": f"2026-06-{day:02d}T{i % 24:02d}:00:00"}) + "\n"
-                   for i in range(n)).encode()
+    return "".join(
+        json.dumps(
+            {
+                "prompt": f"Question {i % 4}: how do I do this?",
+                "response": answers[i % 4],
+                "timestamp": f"2026-06-{day:02d}T{i % 24:02d}:00:00",
+            }
+        )
+        + "\n"
+        for i in range(n)
+    ).encode()
 
 
 def check(store, ws, run_inline):
@@ -47,8 +60,11 @@ def check(store, ws, run_inline):
 
 
 def quality_reports(store, sub):
-    return {r["method"]: r for r in mon.reports(store, check_id=sub["check_id"])
-            if r["method"].startswith("quality_")}
+    return {
+        r["method"]: r
+        for r in mon.reports(store, check_id=sub["check_id"])
+        if r["method"].startswith("quality_")
+    }
 
 
 def test_quality_crossing_fires_one_plan(store, ws, tiny_model_dir, run_inline, tmp_path):
@@ -61,8 +77,9 @@ def test_quality_crossing_fires_one_plan(store, ws, tiny_model_dir, run_inline, 
     sub, fired = check(store, ws, run_inline)  # no run yet: drift only, with the reason
     assert "no trained run" in sub["quality"] and not sub.get("quality_jobs") and not fired
 
-    run_id = submit_run(ws, fields(tiny_model_dir, data, max_steps=24, eval_split=0.25,
-                                   learning_rate=2e-2))
+    run_id = submit_run(
+        ws, fields(tiny_model_dir, data, max_steps=24, eval_split=0.25, learning_rate=2e-2)
+    )
     assert run_inline(ws, run_id).state == "succeeded"
     ingest_all(store, ws)
 
@@ -75,16 +92,22 @@ def test_quality_crossing_fires_one_plan(store, ws, tiny_model_dir, run_inline, 
     assert nll["details"]["baseline_source"] == "held-out" and nll["n_reference"] == 6
     assert nll["threshold"] == pytest.approx(nll["details"]["training_mean"] * 1.02)
     assert nll["verdict"] == "ok" and fired == [], (nll, fired)
-    assert {r["method"]: r["verdict"] for r in mon.reports(store, check_id=sub["check_id"])
-            if not r["method"].startswith("quality_")} == {"vocabulary": "ok", "length": "ok"}
+    assert {
+        r["method"]: r["verdict"]
+        for r in mon.reports(store, check_id=sub["check_id"])
+        if not r["method"].startswith("quality_")
+    } == {"vocabulary": "ok", "length": "ok"}
 
     for day in (3, 4):  # unfamiliar answers to the same prompts, twice: one crossing
         checks.ingest_bytes(store, None, window(NOISE, day), f"noise{day}.jsonl")
         sub, fired = check(store, ws, run_inline)
         assert len(sub["quality_jobs"]) == 1  # the run's baseline is scored once
         rep = quality_reports(store, sub)["quality_nll"]
-        assert rep["verdict"] == "drift" and rep["statistic"] > rep["threshold"], \
-            (rep["statistic"], rep["threshold"], nll["statistic"])
+        assert rep["verdict"] == "drift" and rep["statistic"] > rep["threshold"], (
+            rep["statistic"],
+            rep["threshold"],
+            nll["statistic"],
+        )
         assert rep["details"]["training_mean"] == nll["details"]["training_mean"]
         assert len(fired) == (1 if day == 3 else 0)
     assert len(mon.plans(store)) == 1 and mon.alerts(store)[0]["n_checks"] == 2
@@ -92,8 +115,9 @@ def test_quality_crossing_fires_one_plan(store, ws, tiny_model_dir, run_inline, 
 
     # the plan's train step continues the run's adapter on the reviewed window
     plan = mon.plans(store)[0]
-    version = add_version(store, "support", [json.loads(line) for line in
-                                             data.read_text().splitlines()][:8])
+    version = add_version(
+        store, "support", [json.loads(line) for line in data.read_text().splitlines()][:8]
+    )
     spec = triggers._train_spec(store, ws, plan, version)
     assert spec["init_adapter"] == str(ws.runs / run_id / "adapter")
     assert spec["base_model"] == str(tiny_model_dir) and spec["method"] == "sft"

@@ -35,8 +35,9 @@ def db(tmp_path_factory):
 
 
 def _api(url: str, token: str, method: str, path: str, **kw) -> httpx.Response:
-    return httpx.request(method, f"{url}{path}", headers={"Authorization": f"Token {token}"},
-                         timeout=30, **kw)
+    return httpx.request(
+        method, f"{url}{path}", headers={"Authorization": f"Token {token}"}, timeout=30, **kw
+    )
 
 
 def _annotate(url: str, token: str, task_id: int, result: list[dict]) -> int:
@@ -46,20 +47,28 @@ def _annotate(url: str, token: str, task_id: int, result: list[dict]) -> int:
 
 
 def _side(side: str) -> list[dict]:
-    return [{"from_name": "pick", "to_name": "pick", "type": "pairwise",
-             "value": {"selected": side}}]
+    return [
+        {"from_name": "pick", "to_name": "pick", "type": "pairwise", "value": {"selected": side}}
+    ]
 
 
 def _other(choice: str) -> list[dict]:
-    return [{"from_name": "other", "to_name": "prompt", "type": "choices",
-             "value": {"choices": [choice]}}]
+    return [
+        {
+            "from_name": "other",
+            "to_name": "prompt",
+            "type": "choices",
+            "value": {"choices": [choice]},
+        }
+    ]
 
 
 def test_pairwise_push_annotate_pull_twice(live_server, db):
     info, token = live_server
     items = build_items(_outputs(["run-a", "run-b"], 5), mode="pairwise", seed=3)
-    cs = S.create_comparison_set(db, "ls-pairs", items, mode="pairwise", analysts=["ann"],
-                                 overlap=0.4)
+    cs = S.create_comparison_set(
+        db, "ls-pairs", items, mode="pairwise", analysts=["ann"], overlap=0.4
+    )
     pushed = pls.push_set(db, "ls-pairs", info.url, token)
     assert pushed["tasks"] == 5 and pushed["url"].endswith(f"/projects/{pushed['project_id']}/data")
     with pytest.raises(ValueError, match="already in Label Studio"):
@@ -72,13 +81,16 @@ def test_pairwise_push_annotate_pull_twice(live_server, db):
     tasks = pls.L.get_project(db, cs["id"])["tasks"]
     task = _api(info.url, token, "GET", f"/api/tasks/{tasks[stored[0]['id']]}").json()
     assert task["data"]["a"] == stored[0]["responses"][0]["text"]
-    assert "run-a" not in json.dumps({k: v for k, v in task["data"].items()
-                                      if k not in ("a", "b")})  # blind: no source names
+    assert "run-a" not in json.dumps(
+        {k: v for k, v in task["data"].items() if k not in ("a", "b")}
+    )  # blind: no source names
 
-    ann_ids = [_annotate(info.url, token, tasks[stored[0]["id"]], _side("left")),
-               _annotate(info.url, token, tasks[stored[1]["id"]], _side("right")),
-               _annotate(info.url, token, tasks[stored[2]["id"]], _side("left") + _other("Tie")),
-               _annotate(info.url, token, tasks[stored[3]["id"]], _other("Both bad"))]
+    ann_ids = [
+        _annotate(info.url, token, tasks[stored[0]["id"]], _side("left")),
+        _annotate(info.url, token, tasks[stored[1]["id"]], _side("right")),
+        _annotate(info.url, token, tasks[stored[2]["id"]], _side("left") + _other("Tie")),
+        _annotate(info.url, token, tasks[stored[3]["id"]], _other("Both bad")),
+    ]
     first = pls.pull_set(db, "ls-pairs", info.url, token)
     assert (first["new"], first["annotations"], first["skipped"]) == (4, 4, [])
     second = pls.pull_set(db, "ls-pairs", info.url, token)
@@ -91,41 +103,55 @@ def test_pairwise_push_annotate_pull_twice(live_server, db):
     assert got[stored[0]["id"]]["winner"] == stored[0]["responses"][0]["source"]
     assert got[stored[1]["id"]]["winner"] == stored[1]["responses"][1]["source"]
     assert got[stored[0]["id"]]["detail"]["annotation_id"] == ann_ids[0]
-    assert S.progress(db, cs["id"]) == [{"annotator": "ann", "assigned": 5, "judged": 0,
-                                         "skipped": 0}]  # LS annotators are not the page's
+    assert S.progress(db, cs["id"]) == [
+        {"annotator": "ann", "assigned": 5, "judged": 0, "skipped": 0}
+    ]  # LS annotators are not the page's
 
     # the analyst changes their mind in Label Studio: the same row is updated, none added
-    r = _api(info.url, token, "PATCH", f"/api/annotations/{ann_ids[0]}/",
-             json={"result": _side("right")})
+    r = _api(
+        info.url, token, "PATCH", f"/api/annotations/{ann_ids[0]}/", json={"result": _side("right")}
+    )
     assert r.status_code == 200, r.text
     third = pls.pull_set(db, "ls-pairs", info.url, token)
     assert (third["new"], third["updated"], third["unchanged"]) == (0, 1, 3)
     assert db.scalar("SELECT count(*) FROM comparisons WHERE set_id = ?", [cs["id"]]) == 4
-    assert db.scalar("SELECT verdict FROM comparisons WHERE id = ?",
-                     [f"ls:{pushed['project_id']}:{ann_ids[0]}"]) == "B"
+    assert (
+        db.scalar(
+            "SELECT verdict FROM comparisons WHERE id = ?",
+            [f"ls:{pushed['project_id']}:{ann_ids[0]}"],
+        )
+        == "B"
+    )
     assert db.scalar("SELECT count(*) FROM audit_log WHERE action = 'prefs.ls_pull'") == 2
 
 
 def test_ranking_push_annotate_pull_twice(live_server, db):
     info, token = live_server
     items = build_items(_outputs(["run-a", "run-b", "run-c"], 3), mode="ranking", seed=1)
-    cs = S.create_comparison_set(db, "ls-rank", items, mode="ranking", analysts=["ann"],
-                                 overlap=0.0)
+    cs = S.create_comparison_set(
+        db, "ls-rank", items, mode="ranking", analysts=["ann"], overlap=0.0
+    )
     pushed = pls.push_set(db, "ls-rank", info.url, token)
     project = _api(info.url, token, "GET", f"/api/projects/{pushed['project_id']}").json()
     assert "<Ranker" in project["label_config"] and project["maximum_annotations"] == 1
     stored = S.set_items(db, cs["id"])
     tasks = pls.L.get_project(db, cs["id"])["tasks"]
     task = _api(info.url, token, "GET", f"/api/tasks/{tasks[stored[0]['id']]}").json()
-    assert [a["body"] for a in task["data"]["answers"]] == \
-        [r["text"] for r in stored[0]["responses"]]
+    assert [a["body"] for a in task["data"]["answers"]] == [
+        r["text"] for r in stored[0]["responses"]
+    ]
 
     def ranked(order: list[str]) -> list[dict]:
-        return [{"from_name": "rank", "to_name": "answers", "type": "ranker",
-                 "value": {"ranker": {"rank": order}}}]
+        return [
+            {
+                "from_name": "rank",
+                "to_name": "answers",
+                "type": "ranker",
+                "value": {"ranker": {"rank": order}},
+            }
+        ]
 
-    _annotate(info.url, token, tasks[stored[0]["id"]],
-              ranked(["answer-3", "answer-1", "answer-2"]))
+    _annotate(info.url, token, tasks[stored[0]["id"]], ranked(["answer-3", "answer-1", "answer-2"]))
     _annotate(info.url, token, tasks[stored[1]["id"]], ranked(["answer-1", "answer-1"]))
     first = pls.pull_set(db, "ls-rank", info.url, token)
     assert (first["new"], first["annotations"]) == (1, 1)
@@ -143,8 +169,14 @@ def test_cli_push_and_pull_json(live_server, ws, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_URL", info.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
     store = Store.open(ws.db_path)
-    S.create_comparison_set(store, "cli-pairs", build_items(_outputs(["x", "y"], 2)),
-                            mode="pairwise", analysts=["ann"], overlap=0.0)
+    S.create_comparison_set(
+        store,
+        "cli-pairs",
+        build_items(_outputs(["x", "y"], 2)),
+        mode="pairwise",
+        analysts=["ann"],
+        overlap=0.0,
+    )
     store.close()
     runner = CliRunner()
     pushed = runner.invoke(app, ["prefs", "push", "cli-pairs", "--json"])
@@ -171,8 +203,14 @@ def test_page_pushes_and_pulls(live_server, ws, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_URL", info.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
     store = Store.open(ws.db_path)
-    S.create_comparison_set(store, "page-pairs", build_items(_outputs(["x", "y"], 2)),
-                            mode="pairwise", analysts=["ann"], overlap=0.0)
+    S.create_comparison_set(
+        store,
+        "page-pairs",
+        build_items(_outputs(["x", "y"], 2)),
+        mode="pairwise",
+        analysts=["ann"],
+        overlap=0.0,
+    )
     store.close()
     st.cache_resource.clear()
     page = Path(__file__).resolve().parents[2] / "pages" / "preferences.py"

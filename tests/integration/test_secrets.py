@@ -25,8 +25,19 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-SECRET-openai-7f3a9c1e5b"
 LS_KEY = "ls-SECRET-labelstudio-4d8e2b6f0a"
-PAGES = ["overview", "datasets", "review", "training", "compare", "preferences", "monitoring",
-         "jobs", "settings", "users", "audit"]
+PAGES = [
+    "overview",
+    "datasets",
+    "review",
+    "training",
+    "compare",
+    "preferences",
+    "monitoring",
+    "jobs",
+    "settings",
+    "users",
+    "audit",
+]
 
 
 def _closed_port() -> int:
@@ -48,14 +59,15 @@ def _leaks(root: Path) -> list[str]:
     for path in sorted(root.rglob("*")):
         if path.is_file() and not path.is_symlink():
             data = path.read_bytes()
-            hits += [f"{path.relative_to(root)}: {name}" for name, key in
-                     (("OPENAI_API_KEY", OPENAI_KEY), ("LABEL_STUDIO_API_KEY", LS_KEY))
-                     if key.encode() in data or key.encode("utf-16-le") in data]
+            hits += [
+                f"{path.relative_to(root)}: {name}"
+                for name, key in (("OPENAI_API_KEY", OPENAI_KEY), ("LABEL_STUDIO_API_KEY", LS_KEY))
+                if key.encode() in data or key.encode("utf-16-le") in data
+            ]
     return hits
 
 
-def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_inline,
-                                                      monkeypatch):
+def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_inline, monkeypatch):
     monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)
     with OpenAIServer() as srv:
         monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
@@ -67,20 +79,38 @@ def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_in
 
         store = Store.open(ws.db_path)
         try:
-            recipe = {"task": "Answer Tasklane customer questions", "per_topic": 4,
-                      "topics": ["billing", "gantt chart", "permissions"],
-                      "model": "test-model"}
-            spec = prepare_spec(store, ws, "support", recipe=recipe, base_url=srv.base_url,
-                                concurrency=4, near_dup_threshold=0.999)
+            recipe = {
+                "task": "Answer Tasklane customer questions",
+                "per_topic": 4,
+                "topics": ["billing", "gantt chart", "permissions"],
+                "model": "test-model",
+            }
+            spec = prepare_spec(
+                store,
+                ws,
+                "support",
+                recipe=recipe,
+                base_url=srv.base_url,
+                concurrency=4,
+                near_dup_threshold=0.999,
+            )
             gen = queue.submit(ws, "generate", spec)
             assert run_inline(ws, gen).state == "succeeded"
             ingest_all(store, ws)
             # the key really went out, as a header, to the endpoint
             assert srv.authorizations and set(srv.authorizations) == {f"Bearer {OPENAI_KEY}"}
 
-            fields = {"base_model": str(tiny_model_dir), **dataset_file(store, ws, "support"),
-                      "max_steps": 3, "batch_size": 4, "max_length": 64, "quant": "none",
-                      "eval_split": 0.0, "n_eval_prompts": 1, "max_new_tokens": 4}
+            fields = {
+                "base_model": str(tiny_model_dir),
+                **dataset_file(store, ws, "support"),
+                "max_steps": 3,
+                "batch_size": 4,
+                "max_length": 64,
+                "quant": "none",
+                "eval_split": 0.0,
+                "n_eval_prompts": 1,
+                "max_new_tokens": 4,
+            }
             run = submit_run(ws, fields)
             assert run_inline(ws, run).state == "succeeded"
             ingest_all(store, ws)
@@ -108,8 +138,12 @@ def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_in
     # DuckDB may compress strings on disk, so read every table back as well
     store = Store.open(ws.db_path)
     try:
-        tables = [r["table_name"] for r in store.rows(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")]
+        tables = [
+            r["table_name"]
+            for r in store.rows(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            )
+        ]
         assert "jobs" in tables and "audit_log" in tables
         for table in tables:
             dump = repr(store.rows(f'SELECT * FROM "{table}"'))
@@ -122,5 +156,7 @@ def test_the_grep_finds_a_planted_key(tmp_path):
     (tmp_path / "jobs" / "j1").mkdir(parents=True)
     (tmp_path / "jobs" / "j1" / "log.txt").write_bytes(b"x" * 100 + OPENAI_KEY.encode())
     (tmp_path / "notes.txt").write_bytes(LS_KEY.encode("utf-16-le"))
-    assert _leaks(tmp_path) == ["jobs/j1/log.txt: OPENAI_API_KEY",
-                                "notes.txt: LABEL_STUDIO_API_KEY"]
+    assert _leaks(tmp_path) == [
+        "jobs/j1/log.txt: OPENAI_API_KEY",
+        "notes.txt: LABEL_STUDIO_API_KEY",
+    ]

@@ -28,14 +28,16 @@ def test_preflight_checks_the_init_adapter(tiny_model_dir, tmp_path):
         check(init_adapter=str(tmp_path / "empty"))
     other = tmp_path / "other"
     other.mkdir()
-    (other / "adapter_config.json").write_text(json.dumps(
-        {"base_model_name_or_path": "/models/some-other-base", "peft_type": "LORA"}))
+    (other / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "/models/some-other-base", "peft_type": "LORA"})
+    )
     with pytest.raises(ConfigError, match="init_adapter: .*trained on /models/some-other-base"):
         check(init_adapter=str(other))
     same = tmp_path / "same"
     same.mkdir()
-    (same / "adapter_config.json").write_text(json.dumps(
-        {"base_model_name_or_path": str(tiny_model_dir), "peft_type": "LORA"}))
+    (same / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": str(tiny_model_dir), "peft_type": "LORA"})
+    )
     check(init_adapter=str(same))
     with pytest.raises(ConfigError, match="init_adapter: only sft"):
         check(init_adapter=str(same), method="dpo")
@@ -55,8 +57,9 @@ def test_run_continues_from_a_previous_adapter(ws, tiny_model_dir, run_inline, t
     before = losses(ws, first)
     adapter = ws.runs / first / "adapter"
 
-    cfg = fields(tiny_model_dir, data, eval_split=0.0, max_steps=4,
-                 init_adapter=str(adapter), lora_r=4)  # lora_r is the adapter's (8), not 4
+    cfg = fields(
+        tiny_model_dir, data, eval_split=0.0, max_steps=4, init_adapter=str(adapter), lora_r=4
+    )  # lora_r is the adapter's (8), not 4
     second = submit_run(ws, cfg)
     status = run_inline(ws, second)
     assert status.state == JobState.succeeded, status.error

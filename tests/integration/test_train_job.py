@@ -32,18 +32,36 @@ ANSWERS = [
 def write_data(path, n=24):
     with open(path, "w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"messages": [
-                {"role": "user", "content": f"Question {i % 4}: how do I do this?"},
-                {"role": "assistant", "content": ANSWERS[i % 4]},
-            ]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"Question {i % 4}: how do I do this?"},
+                            {"role": "assistant", "content": ANSWERS[i % 4]},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 def fields(tiny_model_dir, data, **overrides):
-    base = {"base_model": str(tiny_model_dir), **file_fields(data), "learning_rate": 5e-3,
-            "batch_size": 4, "max_steps": 12, "max_length": 64, "eval_split": 0.2,
-            "save_steps": 6, "lora_r": 8, "lora_alpha": 16, "n_eval_prompts": 2,
-            "max_new_tokens": 8, "quant": "none"}
+    base = {
+        "base_model": str(tiny_model_dir),
+        **file_fields(data),
+        "learning_rate": 5e-3,
+        "batch_size": 4,
+        "max_steps": 12,
+        "max_length": 64,
+        "eval_split": 0.2,
+        "save_steps": 6,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "n_eval_prompts": 2,
+        "max_new_tokens": 8,
+        "quant": "none",
+    }
     return {**base, **overrides}
 
 
@@ -64,15 +82,20 @@ def check_adapter(ws, job_id, tiny_model_dir):
     lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
     assert lora_b and all(torch.count_nonzero(p) > 0 for p in lora_b)  # B starts at zero
     tok = AutoTokenizer.from_pretrained(adapter)
-    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out = model.generate(**ids, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
 
 
 @pytest.mark.parametrize("quant", ["none", "4bit"])
-def test_run_lowers_loss_saves_adapter_and_is_ingested(ws, tiny_model_dir, run_inline,
-                                                       tmp_path, quant):
+def test_run_lowers_loss_saves_adapter_and_is_ingested(
+    ws, tiny_model_dir, run_inline, tmp_path, quant
+):
     data = write_data(tmp_path / "data.jsonl")
     job_id = submit_run(ws, fields(tiny_model_dir, data, quant=quant))
     status = run_inline(ws, job_id)
@@ -93,10 +116,19 @@ def test_run_lowers_loss_saves_adapter_and_is_ingested(ws, tiny_model_dir, run_i
         assert run["packages"]["trl"] and run["dataset_hash"]
         assert ("4-bit" in run["device"]) == (quant == "4bit")
         assert run["eval_loss"] is not None and run["perplexity"] > 1
-        names = {r["name"] for r in store.rows(
-            "SELECT DISTINCT name FROM metrics WHERE job_id = ?", [job_id])}
-        assert {"loss", "grad_norm", "learning_rate", "epoch", "tokens_seen", "tokens_per_s",
-                "eval_loss"} <= names
+        names = {
+            r["name"]
+            for r in store.rows("SELECT DISTINCT name FROM metrics WHERE job_id = ?", [job_id])
+        }
+        assert {
+            "loss",
+            "grad_norm",
+            "learning_rate",
+            "epoch",
+            "tokens_seen",
+            "tokens_per_s",
+            "eval_loss",
+        } <= names
         gens = run_generations(store, job_id)
         assert len(gens) == 2 and gens[0]["params"]["max_new_tokens"] == 8
         assert [r["id"] for r in list_runs(store)] == [job_id]
@@ -123,16 +155,21 @@ def _wait_for(predicate, timeout=120.0):
     raise AssertionError("condition not reached in time")
 
 
-def test_sigkill_gives_interrupted_and_resume_continues(ws, tiny_model_dir, tmp_path,
-                                                        stop_worker):
+def test_sigkill_gives_interrupted_and_resume_continues(ws, tiny_model_dir, tmp_path, stop_worker):
     data = write_data(tmp_path / "data.jsonl", n=40)
     # small save interval and many steps so the kill lands between checkpoints
-    job_id = submit_run(ws, fields(tiny_model_dir, data, max_steps=400, save_steps=4,
-                                   eval_split=0.0, n_eval_prompts=1))
+    job_id = submit_run(
+        ws,
+        fields(tiny_model_dir, data, max_steps=400, save_steps=4, eval_split=0.0, n_eval_prompts=1),
+    )
     worker.ensure_worker(ws, idle_exit_s=30)
     ckpts = ws.runs / job_id / "checkpoints"
-    _wait_for(lambda: any((p / "trainer_state.json").exists() for p in ckpts.glob("checkpoint-*"))
-              and max(losses(ws, job_id) or [0]) >= 6)
+    _wait_for(
+        lambda: (
+            any((p / "trainer_state.json").exists() for p in ckpts.glob("checkpoint-*"))
+            and max(losses(ws, job_id) or [0]) >= 6
+        )
+    )
     pid = queue.get(ws, job_id).pid
     os.killpg(os.getpgid(pid), signal.SIGKILL)
     # the worker records the exit code; resuming before that races with it (it would mark the
@@ -155,15 +192,19 @@ def test_sigkill_gives_interrupted_and_resume_continues(ws, tiny_model_dir, tmp_
     assert final.state == JobState.succeeded, final.error
     events = (ws.job_dir(job_id) / "events.jsonl").read_text()
     assert f"resumed from step {saved}" in events
-    resumed_steps = [json.loads(x)["step"] for x in
-                     (ws.job_dir(job_id) / "metrics.jsonl").read_text().splitlines()]
+    resumed_steps = [
+        json.loads(x)["step"]
+        for x in (ws.job_dir(job_id) / "metrics.jsonl").read_text().splitlines()
+    ]
     assert max(resumed_steps) == saved + 4
 
 
 def test_cancel_saves_a_checkpoint_and_resume_finishes(ws, tiny_model_dir, tmp_path, run_inline):
     data = write_data(tmp_path / "data.jsonl")
-    job_id = submit_run(ws, fields(tiny_model_dir, data, max_steps=6, save_steps=100,
-                                   eval_split=0.0, n_eval_prompts=1))
+    job_id = submit_run(
+        ws,
+        fields(tiny_model_dir, data, max_steps=6, save_steps=100, eval_split=0.0, n_eval_prompts=1),
+    )
     (ws.job_dir(job_id) / "cancel").write_text("test")  # seen at the end of step 1
     status = run_inline(ws, job_id)
     assert status.state == JobState.cancelled

@@ -35,8 +35,11 @@ def _worker_pid(ws) -> int:
 
 def _steps(ws, job_id) -> list[int]:
     path = ws.job_dir(job_id) / "metrics.jsonl"
-    return [json.loads(line)["step"] for line in path.read_text().splitlines()
-            if '"name":"value"' in line]
+    return [
+        json.loads(line)["step"]
+        for line in path.read_text().splitlines()
+        if '"name":"value"' in line
+    ]
 
 
 @pytest.fixture
@@ -127,6 +130,8 @@ def test_restarted_dashboard_reattaches_to_running_job(ws, stop_worker):
     again.tick()
     assert second.scalar("SELECT state FROM jobs WHERE id = ?", [job_id]) == "succeeded"
     assert second.scalar("SELECT count(*) FROM metrics WHERE job_id = ?", [job_id]) == 60
-    assert second.scalar(
-        "SELECT count(DISTINCT (step, name)) FROM metrics WHERE job_id = ?", [job_id]) == 60
+    assert (
+        second.scalar("SELECT count(DISTINCT (step, name)) FROM metrics WHERE job_id = ?", [job_id])
+        == 60
+    )
     second.close()

@@ -28,30 +28,63 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("429", "500", "503", "timeout", "disconnect", "malformed", "bad_json", "schema",
-          "refusal")
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "timeout",
+    "disconnect",
+    "malformed",
+    "bad_json",
+    "schema",
+    "refusal",
+)
 _TOPIC = re.compile(r"Topic of this example: (.+)")
 _NUMBER = re.compile(r"example number (\d+)")
 
 
 def default_responder(body: dict) -> str | dict:
     """A valid, distinct example for synth prompts; an echo for anything else."""
-    last = next((m.get("content", "") for m in reversed(body.get("messages", []))
-                 if m.get("role") == "user"), "")
+    last = next(
+        (
+            m.get("content", "")
+            for m in reversed(body.get("messages", []))
+            if m.get("role") == "user"
+        ),
+        "",
+    )
     topic = _TOPIC.search(last or "")
     if not topic:
         return f"echo: {str(last)[:200]}"
     t, n = topic.group(1).strip(), (_NUMBER.search(last) or [0, "1"])[1]
-    words = ["dashboard", "calendar", "workspace", "project", "timeline", "report", "team",
-             "invoice", "webhook", "mobile app", "template", "milestone"]
+    words = [
+        "dashboard",
+        "calendar",
+        "workspace",
+        "project",
+        "timeline",
+        "report",
+        "team",
+        "invoice",
+        "webhook",
+        "mobile app",
+        "template",
+        "milestone",
+    ]
     w1, w2 = words[(int(n) * 7 + len(t)) % len(words)], words[(int(n) * 5 + 3) % len(words)]
     question = f"Question {n} about {t}: how does {t} work with my {w1} when I open the {w2}?"
-    answer = (f"For {t} (case {n}): open the {w1}, choose {t} in the side panel, and the {w2} "
-              f"updates within a minute. Variant {n}-{len(t)}.")
+    answer = (
+        f"For {t} (case {n}): open the {w1}, choose {t} in the side panel, and the {w2} "
+        f"updates within a minute. Variant {n}-{len(t)}."
+    )
     if "prompt" in last and '"completion"' in last:
         return {"prompt": question, "completion": answer}
-    return {"messages": [{"role": "user", "content": question},
-                         {"role": "assistant", "content": answer}]}
+    return {
+        "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -77,17 +110,42 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, data: Any, headers: dict[str, str] | None = None) -> None:
         self._send(code, json.dumps(data).encode(), headers)
 
-    def _error(self, code: int, message: str, param: str | None = None,
-               headers: dict[str, str] | None = None) -> None:
-        self._json(code, {"error": {"message": message, "type": "invalid_request_error"
-                                    if code < 500 else "server_error", "param": param,
-                                    "code": None}}, headers)
+    def _error(
+        self,
+        code: int,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._json(
+            code,
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error" if code < 500 else "server_error",
+                    "param": param,
+                    "code": None,
+                }
+            },
+            headers,
+        )
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path.rstrip("/").endswith("/models"):
-            self._json(200, {"object": "list", "data": [
-                {"id": self.server.owner.model, "object": "model", "created": 0,
-                 "owned_by": "tests"}]})
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": self.server.owner.model,
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": "tests",
+                        }
+                    ],
+                },
+            )
         else:
             self._error(404, f"no route {self.path}")
 
@@ -126,30 +184,46 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if owner.refuse_response_format and "response_format" in body:
-            self._error(400, "response_format is not supported by this server",
-                        param="response_format")
+            self._error(
+                400, "response_format is not supported by this server", param="response_format"
+            )
             return
         if fault == "bad_json":
             content = "Sure! Here is an example: {messages: [user says hi"
         elif fault == "schema":
             content = json.dumps({"messages": [{"role": "user", "content": "only a question"}]})
         elif fault == "refusal":
-            content = json.dumps({"messages": [
-                {"role": "user", "content": "Can you help me with my billing question?"},
-                {"role": "assistant", "content": "I'm sorry, but I can't help with that."}]})
+            content = json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": "Can you help me with my billing question?"},
+                        {"role": "assistant", "content": "I'm sorry, but I can't help with that."},
+                    ]
+                }
+            )
         else:
             out = (owner.responder or default_responder)(body)
             content = out if isinstance(out, str) else json.dumps(out)
         with owner._lock:
             owner.served += 1
             n = owner.served
-        self._json(200, {
-            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", owner.model),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
-        })
+        self._json(
+            200,
+            {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", owner.model),
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content},
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+            },
+        )
 
 
 class _Server(ThreadingHTTPServer):
@@ -162,9 +236,15 @@ class _Server(ThreadingHTTPServer):
 class OpenAIServer:
     """Start with `start()` or a `with` block; `base_url` ends in /v1."""
 
-    def __init__(self, *, delay_s: float = 0.0, model: str = "test-model",
-                 responder: Callable[[dict], str | dict] | None = None,
-                 refuse_response_format: bool = False, timeout_sleep_s: float = 3.0):
+    def __init__(
+        self,
+        *,
+        delay_s: float = 0.0,
+        model: str = "test-model",
+        responder: Callable[[dict], str | dict] | None = None,
+        refuse_response_format: bool = False,
+        timeout_sleep_s: float = 3.0,
+    ):
         self.delay_s = delay_s
         self.model = model
         self.responder = responder
@@ -207,8 +287,9 @@ class OpenAIServer:
     def start(self) -> OpenAIServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -41,13 +41,18 @@ PROMPTS = (
 def train_spec(i: int, **overrides) -> dict:
     """A valid `train` spec for the i-th run of a sweep over learning rate and rank."""
     spec = {
-        "base_model": "models/tiny-llama", "dataset": "tasklane-support",
-        "dataset_version_id": None, "dataset_hash": "0" * 64,
+        "base_model": "models/tiny-llama",
+        "dataset": "tasklane-support",
+        "dataset_version_id": None,
+        "dataset_hash": "0" * 64,
         "data_path": "exports/tasklane-support-v1.jsonl",
         "learning_rate": LEARNING_RATES[i % len(LEARNING_RATES)],
         "lora_r": RANKS[(i // len(LEARNING_RATES)) % len(RANKS)],
         "lora_alpha": 2 * RANKS[(i // len(LEARNING_RATES)) % len(RANKS)],
-        "batch_size": 4, "max_steps": 100, "seed": 42 + i, "eval_steps": 10,
+        "batch_size": 4,
+        "max_steps": 100,
+        "seed": 42 + i,
+        "eval_steps": 10,
     }
     spec.update(overrides)
     return validate_spec("train", spec).model_dump(mode="json")
@@ -64,10 +69,19 @@ def run_id_for(i: int, prefix: str = "run") -> str:
     return f"20250101-{i // 3600:02d}{(i // 60) % 60:02d}{i % 60:02d}-train-{prefix}{i:04d}"
 
 
-def write_run(ws: Workspace, run_id: str, spec: dict, *, steps: int = 100,
-              group_id: str | None = None, state: str = "succeeded", start: float | None = None,
-              eval_every: int = 10, prompts: tuple[str, ...] = PROMPTS, noise_seed: int = 0
-              ) -> Path:
+def write_run(
+    ws: Workspace,
+    run_id: str,
+    spec: dict,
+    *,
+    steps: int = 100,
+    group_id: str | None = None,
+    state: str = "succeeded",
+    start: float | None = None,
+    eval_every: int = 10,
+    prompts: tuple[str, ...] = PROMPTS,
+    noise_seed: int = 0,
+) -> Path:
     """Write one train job folder as a finished (or running) job leaves it; atomic rename."""
     rng = random.Random(noise_seed)
     floor, tau, overfit = shape(spec["learning_rate"], spec["lora_r"])
@@ -78,9 +92,13 @@ def write_run(ws: Workspace, run_id: str, spec: dict, *, steps: int = 100,
     for step in range(1, steps + 1):
         t = start + step * dt
         loss = floor + 2.0 * math.exp(-step / tau) + rng.gauss(0, 0.03)
-        row = {"loss": loss, "learning_rate": spec["learning_rate"],
-               "grad_norm": 1.0 + rng.random(), "tokens_seen": step * tokens_per_step,
-               "tokens_per_s": tokens_per_step / dt * (1 + rng.gauss(0, 0.02))}
+        row = {
+            "loss": loss,
+            "learning_rate": spec["learning_rate"],
+            "grad_norm": 1.0 + rng.random(),
+            "tokens_seen": step * tokens_per_step,
+            "tokens_per_s": tokens_per_step / dt * (1 + rng.gauss(0, 0.02)),
+        }
         if step % eval_every == 0 or step == steps:
             row["eval_loss"] = floor + 0.05 + 2.0 * math.exp(-step / tau) + overfit * step
         metrics.extend({"step": step, "name": k, "value": v, "t": t} for k, v in row.items())
@@ -91,26 +109,64 @@ def write_run(ws: Workspace, run_id: str, spec: dict, *, steps: int = 100,
     (tmp / "spec.json").write_text(json.dumps({"kind": "train", "spec": spec}, indent=1))
     _lines(tmp / "metrics.jsonl", metrics)
     _lines(tmp / "events.jsonl", [{"t": start, "level": "info", "message": "training on cpu"}])
-    run = {"id": run_id, "method": spec["method"], "base_model": spec["base_model"],
-           "dataset": spec["dataset"], "dataset_version_id": spec["dataset_version_id"],
-           "dataset_hash": spec["dataset_hash"], "config": spec, "state": state,
-           "device": "cpu float32 (LoRA)", "run_dir": str(ws.runs / run_id), "attempt": 1,
-           "t": end}
+    run = {
+        "id": run_id,
+        "method": spec["method"],
+        "base_model": spec["base_model"],
+        "dataset": spec["dataset"],
+        "dataset_version_id": spec["dataset_version_id"],
+        "dataset_hash": spec["dataset_hash"],
+        "config": spec,
+        "state": state,
+        "device": "cpu float32 (LoRA)",
+        "run_dir": str(ws.runs / run_id),
+        "attempt": 1,
+        "t": end,
+    }
     _lines(tmp / "run.jsonl", [run])
     if state == "succeeded":
-        _lines(tmp / "run_eval.jsonl", [{
-            "run_id": run_id, "step": steps, "eval_loss": final_eval,
-            "perplexity": math.exp(final_eval) if final_eval else None,
-            "first_loss": metrics[0]["value"], "last_loss": floor, "n_train": 90, "n_eval": 10}])
-        _lines(tmp / "generations.jsonl", [
-            {"run_id": run_id, "step": steps, "prompt": p,
-             "output": f"[{run_id[-7:]}] lr={spec['learning_rate']:g}: answer {k} "
-                       f"<b>as text</b> *not markdown*", "params": {"temperature": 0.0}}
-            for k, p in enumerate(prompts)])
-    status = JobStatus(id=run_id, kind="train", state=JobState(state), title=f"sft tiny on "
-                       f"{spec['dataset']}", done=steps, total=spec.get("max_steps") or steps,
-                       unit="steps", created=start - 5, started=start,
-                       finished=end if state != "running" else None, group_id=group_id)
+        _lines(
+            tmp / "run_eval.jsonl",
+            [
+                {
+                    "run_id": run_id,
+                    "step": steps,
+                    "eval_loss": final_eval,
+                    "perplexity": math.exp(final_eval) if final_eval else None,
+                    "first_loss": metrics[0]["value"],
+                    "last_loss": floor,
+                    "n_train": 90,
+                    "n_eval": 10,
+                }
+            ],
+        )
+        _lines(
+            tmp / "generations.jsonl",
+            [
+                {
+                    "run_id": run_id,
+                    "step": steps,
+                    "prompt": p,
+                    "output": f"[{run_id[-7:]}] lr={spec['learning_rate']:g}: answer {k} "
+                    f"<b>as text</b> *not markdown*",
+                    "params": {"temperature": 0.0},
+                }
+                for k, p in enumerate(prompts)
+            ],
+        )
+    status = JobStatus(
+        id=run_id,
+        kind="train",
+        state=JobState(state),
+        title=f"sft tiny on {spec['dataset']}",
+        done=steps,
+        total=spec.get("max_steps") or steps,
+        unit="steps",
+        created=start - 5,
+        started=start,
+        finished=end if state != "running" else None,
+        group_id=group_id,
+    )
     write_status(tmp, status)
     os.rename(tmp, ws.job_dir(run_id))
     return ws.job_dir(run_id)
@@ -120,15 +176,29 @@ def _lines(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def seed_runs(ws: Workspace, n: int = 4, *, steps: int = 100, group_id: str | None = "sweep-demo",
-              store: Store | None = None, prefix: str = "run") -> list[str]:
+def seed_runs(
+    ws: Workspace,
+    n: int = 4,
+    *,
+    steps: int = 100,
+    group_id: str | None = "sweep-demo",
+    store: Store | None = None,
+    prefix: str = "run",
+) -> list[str]:
     """Write `n` finished runs of one sweep group; ingest them when `store` is given."""
     ws.ensure()
     ids = []
     for i in range(n):
         run_id = run_id_for(i, prefix)
-        write_run(ws, run_id, train_spec(i, max_steps=steps), steps=steps, group_id=group_id,
-                  start=time.time() - 3600 + i * 60, noise_seed=i)
+        write_run(
+            ws,
+            run_id,
+            train_spec(i, max_steps=steps),
+            steps=steps,
+            group_id=group_id,
+            start=time.time() - 3600 + i * 60,
+            noise_seed=i,
+        )
         ids.append(run_id)
     if store is not None:
         from backend.store.ingest import ingest_all
@@ -138,15 +208,15 @@ def seed_runs(ws: Workspace, n: int = 4, *, steps: int = 100, group_id: str | No
     return ids
 
 
-def seed_bulk(store: Store, runs: int = 1000, steps: int = 5000, *, group_size: int = 100,
-              batch: int = 50) -> list[str]:
+def seed_bulk(
+    store: Store, runs: int = 1000, steps: int = 5000, *, group_size: int = 100, batch: int = 50
+) -> list[str]:
     """`runs` train jobs with `steps` x 3 metrics (loss, eval_loss, tokens_seen) generated in
     DuckDB with range(), inserted run by run (as ingestion would), then `run_summary` and
     `metric_buckets` rebuilt. Values follow `shape`; noise comes from hash() so every load is
     identical."""
     from backend.store import metric_buckets
     from backend.store.run_summary import rebuild
-
 
     lrs = "[" + ", ".join(repr(x) for x in LEARNING_RATES) + "]"
     ranks = "[" + ", ".join(str(x) for x in RANKS) + "]"

@@ -30,33 +30,65 @@ def _review_batch(store: Store) -> str:
     """A version of six examples scored by a pretend score job; the probe scores highest, so
     it is the first item a reviewer sees."""
     ds.create_dataset(store, DATASET)
-    examples = [{"messages": [{"role": "user", "content": PROBE},
-                              {"role": "assistant", "content": "That is markup, shown as text."}]}]
-    examples += [{"messages": [{"role": "user", "content": f"How do I archive project {i}?"},
-                               {"role": "assistant", "content": "Open it, then Archive."}]}
-                 for i in range(5)]
+    examples = [
+        {
+            "messages": [
+                {"role": "user", "content": PROBE},
+                {"role": "assistant", "content": "That is markup, shown as text."},
+            ]
+        }
+    ]
+    examples += [
+        {
+            "messages": [
+                {"role": "user", "content": f"How do I archive project {i}?"},
+                {"role": "assistant", "content": "Open it, then Archive."},
+            ]
+        }
+        for i in range(5)
+    ]
     version = ds.add_version(store, DATASET, examples)
     rows = []
     for e in ds.version_examples(store, version["id"]):
         probe = e["messages"][0]["content"] == PROBE
-        rows.append({"example_id": e["id"], "method": "nll", "model": "tiny",
-                     "score": 9.0 if probe else float(len(rows)), "version_id": version["id"],
-                     "dataset": DATASET})
+        rows.append(
+            {
+                "example_id": e["id"],
+                "method": "nll",
+                "model": "tiny",
+                "score": 9.0 if probe else float(len(rows)),
+                "version_id": version["id"],
+                "dataset": DATASET,
+            }
+        )
     with store.transaction() as cur:
-        rstore.insert_scores(cur, "job-score-seed", "".join(
-            json.dumps(r) + "\n" for r in rows).encode())
-    batch = rstore.create_batch(store, dataset=DATASET, score_job_id="job-score-seed",
-                                policy=FlagPolicy(kind="top_k", value=2, qc_share=0))
+        rstore.insert_scores(
+            cur, "job-score-seed", "".join(json.dumps(r) + "\n" for r in rows).encode()
+        )
+    batch = rstore.create_batch(
+        store,
+        dataset=DATASET,
+        score_job_id="job-score-seed",
+        policy=FlagPolicy(kind="top_k", value=2, qc_share=0),
+    )
     return batch["id"]
 
 
 def _comparison_set(store: Store, analyst: str) -> None:
-    outputs = {"run-a": {f"How do I share board {i}?": f"Open Share on board {i}."
-                         for i in range(3)},
-               "run-b": {f"How do I share board {i}?": f"Boards cannot be shared ({i})."
-                         for i in range(3)}}
-    prefs_store.create_comparison_set(store, COMPARISON_SET, build_items(outputs, seed=0),
-                                      mode="pairwise", analysts=[analyst], overlap=0.0)
+    outputs = {
+        "run-a": {f"How do I share board {i}?": f"Open Share on board {i}." for i in range(3)},
+        "run-b": {
+            f"How do I share board {i}?": f"Boards cannot be shared ({i})." for i in range(3)
+        },
+    }
+    prefs_store.create_comparison_set(
+        store,
+        COMPARISON_SET,
+        build_items(outputs, seed=0),
+        mode="pairwise",
+        analysts=[analyst],
+        overlap=0.0,
+    )
 
 
 def seed_team(ws: Workspace) -> dict:

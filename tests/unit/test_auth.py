@@ -36,8 +36,11 @@ def test_roles_gate_actions_and_pages():
     with pytest.raises(PermissionDenied):
         require(lead, "manage_users")
     assert require(None, "manage_users") == LOCAL_ADMIN  # the shell is trusted
-    assert [p for p in ("review", "preferences", "training", "settings", "overview")
-            if page_allowed(reviewer, p)] == ["review", "overview"]
+    assert [
+        p
+        for p in ("review", "preferences", "training", "settings", "overview")
+        if page_allowed(reviewer, p)
+    ] == ["review", "overview"]
     assert page_allowed(analyst, "preferences") and not page_allowed(analyst, "training")
 
 
@@ -52,12 +55,14 @@ def test_accounts_and_audit(store):
     with pytest.raises(users.UserError, match="user name"):
         users.add_user(store, "../etc", "password12", "lead")
     assert users.authenticate(store, "ann@example.com", "s3cret-pass") == Actor(
-        "ann@example.com", "reviewer")
+        "ann@example.com", "reviewer"
+    )
     assert users.authenticate(store, "ann@example.com", "nope") is None
     assert users.authenticate(store, "ghost", "s3cret-pass") is None
     with pytest.raises(PermissionDenied):
-        users.set_role(store, "ann@example.com", "admin", actor=Actor("ann@example.com",
-                                                                       "reviewer"))
+        users.set_role(
+            store, "ann@example.com", "admin", actor=Actor("ann@example.com", "reviewer")
+        )
     users.set_role(store, "ann@example.com", "analyst")
     log = users.audit_rows(store)
     assert list(log["action"]) == ["user.role", "user.add"]
@@ -82,7 +87,9 @@ def test_job_launch_and_cancel_are_attributed(ws, store):
     ingest_all(store, ws)
     log = users.audit_rows(store)
     assert sorted(zip(log["action"], log["actor"], strict=True)) == [
-        ("job.cancel", "lia"), ("job.launch", "lee")]
+        ("job.cancel", "lia"),
+        ("job.launch", "lee"),
+    ]
     queue.resume(ws, job_id, actor=lead)
     ingest_all(store, ws)
     assert "job.resume" in set(users.audit_rows(store)["action"])

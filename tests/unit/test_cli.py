@@ -54,8 +54,10 @@ def test_demo_model_builds_a_loadable_model(tmp_path):
 
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)
-    enc = tok.apply_chat_template([{"role": "user", "content": "hi"},
-                                   {"role": "assistant", "content": "hello"}],
-                                  return_dict=True, return_assistant_tokens_mask=True)
+    enc = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
     assert 0 < sum(enc["assistant_masks"]) < len(enc["input_ids"])
     assert model.config.model_type == "llama"

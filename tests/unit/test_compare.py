@@ -40,14 +40,17 @@ def _expected_fixed(x, v, width):
     b = (x // width).astype(int)
     keep = np.unique(b)
     n = np.bincount(b)[keep]
-    return (np.bincount(b, weights=x)[keep] / n, np.bincount(b, weights=v)[keep] / n,
-            np.array([v[b == i].min() for i in keep]),
-            np.array([v[b == i].max() for i in keep]), n)
+    return (
+        np.bincount(b, weights=x)[keep] / n,
+        np.bincount(b, weights=v)[keep] / n,
+        np.array([v[b == i].min() for i in keep]),
+        np.array([v[b == i].max() for i in keep]),
+        n,
+    )
 
 
 # (5000, 1000) and (103, 7) read stored buckets (widths 8 and 64); (40, 1000) the raw rows.
-@pytest.mark.parametrize(("steps", "k", "width"), [(5000, 1000, 8), (103, 7, 64),
-                                                   (40, 1000, None)])
+@pytest.mark.parametrize(("steps", "k", "width"), [(5000, 1000, 8), (103, 7, 64), (40, 1000, None)])
 def test_buckets_match_numpy(ws, store, steps, k, width):
     run_id = run_id_for(0)
     write_run(ws, run_id, train_spec(0), steps=steps, noise_seed=3)
@@ -93,8 +96,13 @@ def test_stored_buckets_at_every_width_match_numpy_and_a_rebuild(ws, store):
         ingest_all(store, ws)
     path.write_bytes(data)
     ingest_all(store, ws)
-    assert store.scalar("SELECT count(*) FROM ingest_offsets WHERE file = 'metrics.jsonl'"
-                        " AND lines = ?", [data.count(b"\n")]) == 1
+    assert (
+        store.scalar(
+            "SELECT count(*) FROM ingest_offsets WHERE file = 'metrics.jsonl' AND lines = ?",
+            [data.count(b"\n")],
+        )
+        == 1
+    )
     incremental = _buckets(store)
     _, rows = _metric_rows(ws, run_id, "loss")
     for name in ("loss", "eval_loss", "tokens_seen"):
@@ -124,7 +132,7 @@ def test_stored_buckets_at_every_width_match_numpy_and_a_rebuild(ws, store):
     sql = (MIGRATIONS / "0011_metric_buckets.sql").read_text()
     with store.transaction() as cur:
         cur.execute("DELETE FROM metric_buckets")
-        cur.execute(sql[sql.index("INSERT INTO metric_buckets"):])
+        cur.execute(sql[sql.index("INSERT INTO metric_buckets") :])
     same(_buckets(store))
 
 
@@ -138,12 +146,19 @@ def test_resumed_long_run_stays_on_raw_rows(ws, store):
     write_status(ws.job_dir(run_id), status)
     with open(ws.job_dir(run_id) / "metrics.jsonl", "a") as fh:
         for step in range(11, 21):
-            fh.write(json.dumps({"step": step, "name": "loss", "value": 100.0 + step,
-                                 "t": 2e9 + step}) + "\n")
+            fh.write(
+                json.dumps({"step": step, "name": "loss", "value": 100.0 + step, "t": 2e9 + step})
+                + "\n"
+            )
     ingest_all(store, ws)
     assert metric_buckets.width_for(21.0, 5) == 8  # a fresh run this long would use them
-    assert store.scalar("SELECT sum(n) FROM metric_buckets WHERE job_id = ? AND name = 'loss'"
-                        " AND width = 8", [run_id]) == 30
+    assert (
+        store.scalar(
+            "SELECT sum(n) FROM metric_buckets WHERE job_id = ? AND name = 'loss' AND width = 8",
+            [run_id],
+        )
+        == 30
+    )
     loss, _ = _metric_rows(ws, run_id, "loss")
     latest = {r["step"]: r["value"] for r in loss}  # later lines win
     x = np.array(sorted(latest), dtype=float)
@@ -168,7 +183,8 @@ def test_wall_and_token_axes_follow_the_runs_clock_and_tokens(ws, store):
         evals, _ = _metric_rows(ws, run_id, "eval_loss")
         assert len(wall[run_id].x) <= 10 and wall[run_id].n.sum() == len(evals)
         assert wall[run_id].x[0] == pytest.approx(
-            np.mean([r["t"] - first_t for r in evals[: wall[run_id].n[0]]]))
+            np.mean([r["t"] - first_t for r in evals[: wall[run_id].n[0]]])
+        )
         seen = [r["value"] for r in rows if r["name"] == "tokens_seen"]
         np.testing.assert_allclose(tokens[run_id].x, seen)  # one point per bucket here
         assert np.all(np.diff(tokens[run_id].x) > 0)
@@ -182,8 +198,10 @@ def test_resumed_run_counts_each_step_once_with_its_latest_value(ws, store):
     write_status(ws.job_dir(run_id), status)
     with open(ws.job_dir(run_id) / "metrics.jsonl", "a") as fh:  # steps 11..20 again, later
         for step in range(11, 21):
-            fh.write(json.dumps({"step": step, "name": "loss", "value": 100.0 + step,
-                                 "t": 2e9 + step}) + "\n")
+            fh.write(
+                json.dumps({"step": step, "name": "loss", "value": 100.0 + step, "t": 2e9 + step})
+                + "\n"
+            )
     ingest_all(store, ws)
     curve = compare.curves(store, [run_id], "loss")[run_id]
     assert curve.n.sum() == 20
@@ -216,8 +234,9 @@ def test_summary_kept_current_across_two_ingests(ws, store):
     status.state = JobState.succeeded
     write_status(ws.job_dir(run_id), status)
     ingest_all(store, ws)
-    row = store.rows(f"SELECT {run_summary.SELECT_COLUMNS} FROM run_summary s"
-                     " WHERE run_id = ?", [run_id])[0]
+    row = store.rows(
+        f"SELECT {run_summary.SELECT_COLUMNS} FROM run_summary s WHERE run_id = ?", [run_id]
+    )[0]
 
     rows = [json.loads(line) for line in lines]
     evals = [r for r in rows if r["name"] == "eval_loss"]
@@ -243,7 +262,7 @@ def test_migration_backfill_matches_incremental(ws, store):
     seed_runs(ws, 3, steps=50, store=store)
     before = _summary(store)
     sql = (MIGRATIONS / "0006_run_summary.sql").read_text()
-    backfill = sql[sql.index(");", sql.index("CREATE TABLE run_summary")) + 2:]
+    backfill = sql[sql.index(");", sql.index("CREATE TABLE run_summary")) + 2 :]
     with store.transaction() as cur:
         cur.execute("DELETE FROM run_summary")
         cur.execute(backfill)
@@ -255,7 +274,8 @@ def test_other_job_kinds_get_no_summary(ws, store):
 
     job_id = queue.submit(ws, "sleep", {"steps": 1})
     (ws.job_dir(job_id) / "metrics.jsonl").write_text(
-        json.dumps({"step": 1, "name": "loss", "value": 1.0, "t": 1.0}) + "\n")
+        json.dumps({"step": 1, "name": "loss", "value": 1.0, "t": 1.0}) + "\n"
+    )
     ingest_all(store, ws)
     assert store.scalar("SELECT count(*) FROM metrics") == 1
     assert store.scalar("SELECT count(*) FROM run_summary") == 0
@@ -268,8 +288,17 @@ def test_table_leaderboard_and_groups(ws, store):
     assert len(table) == 8
     losses = table["best_eval_loss"].tolist()
     assert losses == sorted(losses)
-    assert {"learning_rate", "lora_r", "dataset_version", "duration_s", "tokens_per_s",
-            "state", "group_id", "best_eval_step", "final_train_loss"} <= set(table.columns)
+    assert {
+        "learning_rate",
+        "lora_r",
+        "dataset_version",
+        "duration_s",
+        "tokens_per_s",
+        "state",
+        "group_id",
+        "best_eval_step",
+        "final_train_loss",
+    } <= set(table.columns)
     assert len(compare.runs_table(store, group="sweep-b")) == 2
     assert compare.runs_table(store, search=ids[3][-7:])["run_id"].tolist() == [ids[3]]
     grouped = compare.runs_table(store, by_group=True)
@@ -340,8 +369,7 @@ def test_curves_figure_is_what_validation_would_build(ws, store):
     assert d["layout"]["yaxis"]["title"]["text"] == "loss (nats/token)"
     assert d["layout"]["template"]["layout"]["font"]["family"].startswith("Inter")
     assert len(fig.data) == 2 * len(ids)
-    for (run_id, c), band, line in zip(curves.items(), fig.data[::2], fig.data[1::2],
-                                       strict=True):
+    for (run_id, c), band, line in zip(curves.items(), fig.data[::2], fig.data[1::2], strict=True):
         assert band.fill == "toself" and band.showlegend is False
         np.testing.assert_allclose(band.x, np.r_[c.x, c.x[::-1]], rtol=1e-6)
         np.testing.assert_allclose(band.y, np.r_[c.y_max, c.y_min[::-1]], rtol=1e-6)

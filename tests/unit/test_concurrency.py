@@ -18,17 +18,42 @@ from backend.store import users
 
 def _batch(store) -> tuple[str, str]:
     ds.create_dataset(store, "support")
-    ver = ds.add_version(store, "support", [
-        {"messages": [{"role": "user", "content": f"q{i}"},
-                      {"role": "assistant", "content": f"a{i}"}]} for i in range(6)])
+    ver = ds.add_version(
+        store,
+        "support",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"q{i}"},
+                    {"role": "assistant", "content": f"a{i}"},
+                ]
+            }
+            for i in range(6)
+        ],
+    )
     ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    rows = "".join(json.dumps({"example_id": e, "method": "nll", "model": "tiny", "score": i,
-                               "version_id": ver["id"], "dataset": "support"}) + "\n"
-                   for i, e in enumerate(ids))
+    rows = "".join(
+        json.dumps(
+            {
+                "example_id": e,
+                "method": "nll",
+                "model": "tiny",
+                "score": i,
+                "version_id": ver["id"],
+                "dataset": "support",
+            }
+        )
+        + "\n"
+        for i, e in enumerate(ids)
+    )
     with store.transaction() as cur:
         rstore.insert_scores(cur, "job-score-1", rows.encode())
-    batch = rstore.create_batch(store, dataset="support", score_job_id="job-score-1",
-                                policy=FlagPolicy(kind="top_k", value=2, qc_share=0))
+    batch = rstore.create_batch(
+        store,
+        dataset="support",
+        score_job_id="job-score-1",
+        policy=FlagPolicy(kind="top_k", value=2, qc_share=0),
+    )
     return batch["id"], rstore.batch_items(store, batch["id"])[0]["example_id"]
 
 
@@ -54,9 +79,14 @@ def _race(fn, n: int = 8) -> list[BaseException]:
 def test_same_reviewer_submitting_twice_at_once_keeps_one_verdict(store):
     batch_id, example = _batch(store)
     rita = Actor("rita", "reviewer")
-    errors = _race(lambda i: rstore.add_in_app_review(
-        store, batch_id, Verdict(example_id=example, reviewer="rita",
-                                 verdict="accept" if i % 2 else "reject"), actor=rita))
+    errors = _race(
+        lambda i: rstore.add_in_app_review(
+            store,
+            batch_id,
+            Verdict(example_id=example, reviewer="rita", verdict="accept" if i % 2 else "reject"),
+            actor=rita,
+        )
+    )
     assert len(errors) <= 7 and all("onflict" in str(e) for e in errors)
     rows = rstore.reviews(store, batch_id)
     assert len(rows) == 1 and rows[0]["reviewer"] == "rita"
@@ -65,9 +95,15 @@ def test_same_reviewer_submitting_twice_at_once_keeps_one_verdict(store):
 def test_two_reviewers_on_one_item_each_keep_their_verdict(store):
     batch_id, example = _batch(store)
     names = ["rita", "raj"]
-    errors = _race(lambda i: rstore.add_in_app_review(
-        store, batch_id, Verdict(example_id=example, reviewer=names[i], verdict="accept"),
-        actor=Actor(names[i], "reviewer")), n=2)
+    errors = _race(
+        lambda i: rstore.add_in_app_review(
+            store,
+            batch_id,
+            Verdict(example_id=example, reviewer=names[i], verdict="accept"),
+            actor=Actor(names[i], "reviewer"),
+        ),
+        n=2,
+    )
     assert errors == []
     assert sorted(r["reviewer"] for r in rstore.reviews(store, batch_id)) == ["raj", "rita"]
     log = users.audit_rows(store, action="review.verdict")
@@ -77,7 +113,10 @@ def test_two_reviewers_on_one_item_each_keep_their_verdict(store):
 def test_backend_refuses_roles_without_permission(store):
     batch_id, example = _batch(store)
     with pytest.raises(PermissionDenied, match="may not review"):
-        rstore.add_in_app_review(store, batch_id, Verdict(example_id=example, reviewer="ana",
-                                                          verdict="accept"),
-                                 actor=Actor("ana", "analyst"))
+        rstore.add_in_app_review(
+            store,
+            batch_id,
+            Verdict(example_id=example, reviewer="ana", verdict="accept"),
+            actor=Actor("ana", "analyst"),
+        )
     assert rstore.reviews(store, batch_id) == []

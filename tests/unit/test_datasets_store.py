@@ -11,8 +11,9 @@ from backend.store import datasets as ds
 
 def chat(q: str, a: str, system: str | None = None) -> dict:
     msgs = [{"role": "system", "content": system}] if system else []
-    return {"messages": msgs + [{"role": "user", "content": q},
-                                {"role": "assistant", "content": a}]}
+    return {
+        "messages": msgs + [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    }
 
 
 def test_create_add_resolve_and_list(store):
@@ -20,11 +21,13 @@ def test_create_add_resolve_and_list(store):
     assert made["name"] == "support" and made["recipe"] == {"task": "answer"}
     with pytest.raises(ds.DatasetExists):
         ds.create_dataset(store, "support")
-    v1 = ds.add_version(store, "support", [chat("a?", "A."), {**chat("b?", "B."), "topic": "t"}],
-                        note="first")
+    v1 = ds.add_version(
+        store, "support", [chat("a?", "A."), {**chat("b?", "B."), "topic": "t"}], note="first"
+    )
     assert v1["number"] == 1 and v1["n_examples"] == 2 and len(v1["hash"]) == 64
-    v2 = ds.add_version(store, "support", [chat("b?", "B."), chat("c?", "C.")],
-                        parent_version_id=v1["id"])
+    v2 = ds.add_version(
+        store, "support", [chat("b?", "B."), chat("c?", "C.")], parent_version_id=v1["id"]
+    )
     assert ds.resolve_version(store, "support")["id"] == v2["id"]
     assert ds.resolve_version(store, "support", 1)["id"] == v1["id"]
     assert ds.resolve_version(store, "support", "v1")["id"] == v1["id"]
@@ -52,11 +55,13 @@ def test_same_content_same_hash_and_ids(store):
 
 def test_invalid_examples_store_nothing_and_name_rows(store):
     ds.create_dataset(store, "d")
-    bad = [chat("ok", "fine"),
-           {"messages": [{"role": "user", "content": "no answer"}]},
-           {"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "x"}]},
-           {"messages": "text"},
-           {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]}]
+    bad = [
+        chat("ok", "fine"),
+        {"messages": [{"role": "user", "content": "no answer"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "x"}]},
+        {"messages": "text"},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]},
+    ]
     with pytest.raises(ds.InvalidExamples) as err:
         ds.add_version(store, "d", bad)
     text = str(err.value)
@@ -83,9 +88,12 @@ def test_edit_makes_new_example_naming_parent(store):
     ds.create_dataset(store, "e")
     v1 = ds.add_version(store, "e", [chat("q1", "a1"), chat("q2", "a2")])
     first = ds.version_examples(store, v1["id"])[0]
-    v2 = ds.edit_example(store, "e", first["id"],
-                         [{"role": "user", "content": "q1"},
-                          {"role": "assistant", "content": "better a1"}])
+    v2 = ds.edit_example(
+        store,
+        "e",
+        first["id"],
+        [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "better a1"}],
+    )
     items = ds.version_examples(store, v2["id"])
     assert items[0]["parent_id"] == first["id"] and items[0]["id"] != first["id"]
     assert v2["parent_version_id"] == v1["id"]
@@ -106,8 +114,14 @@ def test_write_version_jsonl(store, tmp_path):
 
 def test_search_examples(store):
     ds.create_dataset(store, "s")
-    v = ds.add_version(store, "s", [{**chat("Gantt chart?", "Use the timeline."), "topic": "gantt"},
-                                    {**chat("Invoice?", "Billing page."), "topic": "billing"}])
+    v = ds.add_version(
+        store,
+        "s",
+        [
+            {**chat("Gantt chart?", "Use the timeline."), "topic": "gantt"},
+            {**chat("Invoice?", "Billing page."), "topic": "billing"},
+        ],
+    )
     assert len(ds.search_examples(store, v["id"], text="gantt")) == 1
     assert len(ds.search_examples(store, v["id"], topic="billing")) == 1
     assert len(ds.search_examples(store, v["id"])) == 2

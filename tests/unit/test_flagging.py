@@ -46,18 +46,26 @@ def test_resolve_majority_and_cautious_ties():
     assert vd.resolve(v)["verdict"] == "reject"
     v.append({"verdict": "accept", "reviewer": "c"})
     assert vd.resolve(v) == {"verdict": "accept", "reviewers": ["a", "b", "c"]}
-    fix = [{"verdict": "correct", "reviewer": "a", "corrected": "old", "updated": "1"},
-           {"verdict": "correct", "reviewer": "b", "corrected": "new", "updated": "2"}]
+    fix = [
+        {"verdict": "correct", "reviewer": "a", "corrected": "old", "updated": "1"},
+        {"verdict": "correct", "reviewer": "b", "corrected": "new", "updated": "2"},
+    ]
     assert vd.resolve(fix)["corrected"] == "new"
 
 
 def test_apply_decisions_keeps_drops_and_corrects_with_parent():
     msgs = lambda t: [{"role": "user", "content": "q"}, {"role": "assistant", "content": t}]  # noqa: E731
-    exs = [{"id": "1", "messages": msgs("a")}, {"id": "2", "messages": msgs("b")},
-           {"id": "3", "messages": msgs("c")}, {"id": "4", "messages": msgs("d")}]
-    dec = {"1": {"verdict": "accept", "reviewers": ["x"]},
-           "2": {"verdict": "reject", "reviewers": ["x"]},
-           "3": {"verdict": "correct", "corrected": "C!", "reviewers": ["x", "y"]}}
+    exs = [
+        {"id": "1", "messages": msgs("a")},
+        {"id": "2", "messages": msgs("b")},
+        {"id": "3", "messages": msgs("c")},
+        {"id": "4", "messages": msgs("d")},
+    ]
+    dec = {
+        "1": {"verdict": "accept", "reviewers": ["x"]},
+        "2": {"verdict": "reject", "reviewers": ["x"]},
+        "3": {"verdict": "correct", "corrected": "C!", "reviewers": ["x", "y"]},
+    }
     out, counts = vd.apply_decisions(exs, dec, batch_id="rb-1")
     assert [e["messages"][-1]["content"] for e in out] == ["a", "C!", "d"]
     assert out[1]["parent_id"] == "3" and out[1]["origin"]["reviewers"] == ["x", "y"]
@@ -81,8 +89,17 @@ def test_kappas_against_known_values():
     assert vd.cohen_kappa([], []) is None
     assert vd.fleiss_kappa([["y"]]) is None
     # Fleiss' classic example (Wikipedia, 10 items x 14 raters) gives 0.210
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
-             [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
-             [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     items = [[str(c) for c, n in enumerate(row) for _ in range(n)] for row in table]
     assert vd.fleiss_kappa(items) == pytest.approx(0.210, abs=1e-3)

@@ -45,8 +45,9 @@ def test_jobs_table_mirrors_status(ws, store, run_inline):
 def test_bad_line_rolls_back_its_chunk_and_others_go_on(ws, store):
     bad_job = queue.submit(ws, "sleep", {"steps": 1})
     good_job = queue.submit(ws, "sleep", {"steps": 1})
-    _metrics_file(ws, bad_job).write_text('{"step": 1, "name": "loss", "value": 1.0}\n'
-                                          '{"step": "x"}\n')
+    _metrics_file(ws, bad_job).write_text(
+        '{"step": 1, "name": "loss", "value": 1.0}\n{"step": "x"}\n'
+    )
     _metrics_file(ws, good_job).write_text('{"step": 1, "name": "loss", "value": 3.0}\n')
     report = ingest_all(store, ws)
     assert len(report.errors) == 1 and "metrics.jsonl: cannot ingest" in report.errors[0]

@@ -47,9 +47,11 @@ def test_claims_are_exclusive_and_in_order(ws):
 
 
 def test_gpu_kinds_run_one_at_a_time(ws, monkeypatch):
-    monkeypatch.setitem(kinds.KINDS, "sleep-gpu", Kind(spec=kinds.KINDS["sleep"].spec,
-                                                      run=kinds.KINDS["sleep"].run,
-                                                      resource="gpu"))
+    monkeypatch.setitem(
+        kinds.KINDS,
+        "sleep-gpu",
+        Kind(spec=kinds.KINDS["sleep"].spec, run=kinds.KINDS["sleep"].run, resource="gpu"),
+    )
     a = queue.submit(ws, "sleep-gpu", {"steps": 1})
     b = queue.submit(ws, "sleep-gpu", {"steps": 1})
     c = queue.submit(ws, "sleep", {"steps": 1})
@@ -88,8 +90,10 @@ def test_failed_job_records_error_then_resumes_from_checkpoint(ws, run_inline):
     assert queue.resume(ws, job_id).attempt == 2
     status = run_inline(ws, job_id)
     assert status.state == JobState.succeeded
-    steps = [json.loads(line)["step"] for line in
-             (ws.job_dir(job_id) / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"]
+        for line in (ws.job_dir(job_id) / "metrics.jsonl").read_text().splitlines()
+    ]
     assert sorted(set(steps)) == [1, 2, 3, 4, 5]
     assert len(steps) == 10  # two metrics per step, no step written twice
 

@@ -6,8 +6,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = {"torch", "transformers", "peft", "trl", "bitsandbytes", "datasets",
-         "sentence_transformers", "accelerate"}
+HEAVY = {
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "bitsandbytes",
+    "datasets",
+    "sentence_transformers",
+    "accelerate",
+}
 
 
 def _imports(path: Path, top_level_only: bool) -> set[str]:

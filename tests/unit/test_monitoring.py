@@ -17,23 +17,44 @@ from backend.store.datasets import add_version, create_dataset
 from backend.store.ingest import ingest_all
 
 # vocabulary + length only: no embedding model, so a check runs in about a second
-FAST = {"classifier": {"enabled": False}, "mmd": {"enabled": False},
-        "topics": {"enabled": False}, "min_window": 10}
+FAST = {
+    "classifier": {"enabled": False},
+    "mmd": {"enabled": False},
+    "topics": {"enabled": False},
+    "min_window": 10,
+}
 
 
 def seed_reference(store, n=120):
     create_dataset(store, "support")
-    add_version(store, "support", [
-        {"messages": [{"role": "user", "content": r["text"]},
-                      {"role": "assistant", "content": f"Here is how: step {i}."}],
-         "topic": r["topic"]} for i, r in enumerate(sample(n, seed=11))])
+    add_version(
+        store,
+        "support",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": r["text"]},
+                    {"role": "assistant", "content": f"Here is how: step {i}."},
+                ],
+                "topic": r["topic"],
+            }
+            for i, r in enumerate(sample(n, seed=11))
+        ],
+    )
 
 
 def jsonl(rows, responses=True):
-    return "".join(json.dumps({"prompt": r["text"], **({"response": "We will look into it."}
-                                                        if responses else {}),
-                               "timestamp": f"2026-05-0{1 + i % 5}T10:00:00"}) + "\n"
-                   for i, r in enumerate(rows)).encode()
+    return "".join(
+        json.dumps(
+            {
+                "prompt": r["text"],
+                **({"response": "We will look into it."} if responses else {}),
+                "timestamp": f"2026-05-0{1 + i % 5}T10:00:00",
+            }
+        )
+        + "\n"
+        for i, r in enumerate(rows)
+    ).encode()
 
 
 def run_check(store, ws, run_inline, monitor="prod"):
@@ -108,8 +129,9 @@ def test_a_trigger_creates_exactly_one_plan(store, ws, monitor, run_inline):
     assert triggers.evaluate(store, ws) == []
 
 
-def test_approved_plan_queues_review_then_training(store, ws, monitor, run_inline,
-                                                   tiny_model_dir, monkeypatch):
+def test_approved_plan_queues_review_then_training(
+    store, ws, monitor, run_inline, tiny_model_dir, monkeypatch
+):
     monkeypatch.setenv("FTSTUDIO_LOCAL_MODEL", str(tiny_model_dir))
     checks.ingest_bytes(store, None, jsonl(sample(30, seed=7, shifted=True)), "s.jsonl")
     _, fired = run_check(store, ws, run_inline)
@@ -132,9 +154,11 @@ def test_approved_plan_queues_review_then_training(store, ws, monitor, run_inlin
     from backend.store import review as rv
 
     for item in rv.batch_items(store, review["batch_id"]):
-        rv.add_in_app_review(store, review["batch_id"],
-                             Verdict(example_id=item["example_id"], reviewer="ann",
-                                     verdict="accept"))
+        rv.add_in_app_review(
+            store,
+            review["batch_id"],
+            Verdict(example_id=item["example_id"], reviewer="ann", verdict="accept"),
+        )
     applied = rv.apply_batch(store, review["batch_id"])
     plan = triggers.advance(store, ws)[0]
     train = plan["steps"][1]
@@ -151,8 +175,9 @@ def test_approved_plan_queues_review_then_training(store, ws, monitor, run_inlin
 def test_unregistered_kind_blocks_the_step(store, ws, monitor, run_inline, monkeypatch):
     monkeypatch.delitem(KINDS, "train")
     mon.set_config(store, "prod", {**FAST, "auto_approve": True})
-    checks.ingest_bytes(store, None, jsonl(sample(30, seed=8, shifted=True), responses=False),
-                        "s.jsonl")
+    checks.ingest_bytes(
+        store, None, jsonl(sample(30, seed=8, shifted=True), responses=False), "s.jsonl"
+    )
     _, fired = run_check(store, ws, run_inline)
     plan = mon.get_plan(store, fired[0]["plan_id"])
     assert plan["state"] == "approved" and plan["auto_approved"]

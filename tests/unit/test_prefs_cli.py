@@ -13,10 +13,16 @@ from backend.store import prefs as S
 
 runner = CliRunner()
 
-HH = [{"chosen": "\n\nHuman: Reset my password?\n\nAssistant: Settings > Security > Reset.",
-       "rejected": "\n\nHuman: Reset my password?\n\nAssistant: No."},
-      {"chosen": "\n\nHuman: Export a board?\n\nAssistant: Board menu > Export.",
-       "rejected": "\n\nHuman: Export a board?\n\nAssistant: You cannot."}]
+HH = [
+    {
+        "chosen": "\n\nHuman: Reset my password?\n\nAssistant: Settings > Security > Reset.",
+        "rejected": "\n\nHuman: Reset my password?\n\nAssistant: No.",
+    },
+    {
+        "chosen": "\n\nHuman: Export a board?\n\nAssistant: Board menu > Export.",
+        "rejected": "\n\nHuman: Export a board?\n\nAssistant: You cannot.",
+    },
+]
 
 
 def _seed_generations(ws):
@@ -24,8 +30,10 @@ def _seed_generations(ws):
     try:
         with store.transaction() as cur:
             for run, text in (("run-a", "good"), ("run-b", "bad")):
-                cur.executemany("INSERT INTO generations VALUES (?, 1, ?, ?, NULL)",
-                                [[run, f"q{i}", f"{text} {i}"] for i in range(6)])
+                cur.executemany(
+                    "INSERT INTO generations VALUES (?, 1, ?, ?, NULL)",
+                    [[run, f"q{i}", f"{text} {i}"] for i in range(6)],
+                )
     finally:
         store.close()
 
@@ -33,23 +41,30 @@ def _seed_generations(ws):
 def test_import_export_and_train_dpo_validation(ws, tmp_path):
     src = tmp_path / "hh.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in HH))
-    result = runner.invoke(app, ["prefs", "import", "support", str(src), "--format", "hh-rlhf",
-                                 "--json"])
+    result = runner.invoke(
+        app, ["prefs", "import", "support", str(src), "--format", "hh-rlhf", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_pairs"] == 2
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["prefs", "export", "support", "--format", "dpo-jsonl",
-                                 "--out", str(out), "--plain"])
+    result = runner.invoke(
+        app, ["prefs", "export", "support", "--format", "dpo-jsonl", "--out", str(out), "--plain"]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rows[0] == {"prompt": "Reset my password?", "chosen": "Settings > Security > Reset.",
-                       "rejected": "No."}
+    assert rows[0] == {
+        "prompt": "Reset my password?",
+        "chosen": "Settings > Security > Reset.",
+        "rejected": "No.",
+    }
     # a DPO run is validated and queued without waiting
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    result = runner.invoke(app, ["train", "--prefs", "support", "--base-model", str(model),
-                                 "--max-steps", "2", "--detach"])
+    result = runner.invoke(
+        app,
+        ["train", "--prefs", "support", "--base-model", str(model), "--max-steps", "2", "--detach"],
+    )
     assert result.exit_code == 0, result.output
     (job,) = [j for j in queue.list_jobs(ws) if j.kind == "train"]
     spec = queue.read_spec(ws.job_dir(job.id))[1]
@@ -69,9 +84,25 @@ def test_bad_input_is_named(ws, tmp_path):
 
 def test_compare_rank_leaderboard_agreement_build(ws):
     _seed_generations(ws)
-    result = runner.invoke(app, ["prefs", "compare", "cmp", "--source", "run-a", "--source",
-                                 "run-b", "--analyst", "ann", "--analyst", "bob",
-                                 "--overlap", "1.0", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "prefs",
+            "compare",
+            "cmp",
+            "--source",
+            "run-a",
+            "--source",
+            "run-b",
+            "--analyst",
+            "ann",
+            "--analyst",
+            "bob",
+            "--overlap",
+            "1.0",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     store = Store.open(ws.db_path)
     try:
@@ -82,8 +113,9 @@ def test_compare_rank_leaderboard_agreement_build(ws):
                 S.record_judgement(store, it["id"], who, good)
     finally:
         store.close()
-    board = json.loads(runner.invoke(app, ["prefs", "leaderboard", "--json",
-                                           "--n-boot", "20"]).stdout)
+    board = json.loads(
+        runner.invoke(app, ["prefs", "leaderboard", "--json", "--n-boot", "20"]).stdout
+    )
     assert [r["source"] for r in board["ratings"]] == ["run-a", "run-b"]
     assert board["win_rate"]["run-a"]["run-b"] == 1.0
     agree = json.loads(runner.invoke(app, ["prefs", "agreement", "--json"]).stdout)

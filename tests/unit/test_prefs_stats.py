@@ -34,9 +34,18 @@ def test_cohen_kappa_perfect_and_chance():
 
 def test_fleiss_kappa_wikipedia_example():
     # Fleiss (1971) as worked on Wikipedia: 10 subjects, 14 raters, 5 categories -> 0.210
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
-             [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
-             [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     assert fleiss_kappa(table) == pytest.approx(0.2099, abs=1e-4)
 
 
@@ -49,27 +58,34 @@ def test_krippendorff_alpha_nominal_worked_example():
     # Krippendorff, "Computing Krippendorff's alpha-reliability" (2011): 4 observers, 12 units
     # with missing values; nominal alpha = 0.743
     n = None
-    obs = [[1, 2, 3, 3, 2, 1, 4, 1, 2, n, n, n],
-           [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, n, 3],
-           [n, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, n],
-           [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, n]]
+    obs = [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, n, n, n],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, n, 3],
+        [n, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, n],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, n],
+    ]
     units = [[v for v in col if v is not None] for col in zip(*obs, strict=True)]
     assert krippendorff_alpha(units) == pytest.approx(0.743, abs=5e-4)
 
 
 def _rows(labels: dict[str, list[str]]) -> list[dict]:
-    return [{"item_id": f"i{k}", "annotator": who, "verdict": v}
-            for who, vs in labels.items() for k, v in enumerate(vs)]
+    return [
+        {"item_id": f"i{k}", "annotator": who, "verdict": v}
+        for who, vs in labels.items()
+        for k, v in enumerate(vs)
+    ]
 
 
 def test_annotator_agreement_with_and_without_ties():
-    rows = _rows({"ann": ["A", "B", "A", "tie", "A", "B"],
-                  "bob": ["A", "B", "B", "tie", "A", "tie"]})
+    rows = _rows(
+        {"ann": ["A", "B", "A", "tie", "A", "B"], "bob": ["A", "B", "B", "tie", "A", "tie"]}
+    )
     with_ties = annotator_agreement(rows, ties=True)
     assert with_ties["items"] == 6
     # hand computed: p_o = 4/6; marginals ann A3 B2 tie1, bob A2 B2 tie2 -> p_e = 12/36
-    assert with_ties["pairs"][0]["cohen_kappa"] == pytest.approx((4 / 6 - 1 / 3) / (2 / 3),
-                                                                 abs=1e-4)
+    assert with_ties["pairs"][0]["cohen_kappa"] == pytest.approx(
+        (4 / 6 - 1 / 3) / (2 / 3), abs=1e-4
+    )
     without = annotator_agreement(rows, ties=False)
     assert without["items"] == 4  # items 3 and 5 had a tie from someone
     # p_o = 3/4; ann A3 B1, bob A2 B2 -> p_e = (6 + 2) / 16 = 0.5 -> kappa 0.5
@@ -79,8 +95,12 @@ def test_annotator_agreement_with_and_without_ties():
 
 def test_judge_human_agreement_counts_inconsistent_apart():
     human = _rows({"ann": ["A", "B", "A", "tie"], "bob": ["A", "B", "B", "tie"]})
-    judge = [{"item_id": "i0", "verdict": "A"}, {"item_id": "i1", "verdict": "inconsistent"},
-             {"item_id": "i2", "verdict": "A"}, {"item_id": "i3", "verdict": "B"}]
+    judge = [
+        {"item_id": "i0", "verdict": "A"},
+        {"item_id": "i1", "verdict": "inconsistent"},
+        {"item_id": "i2", "verdict": "A"},
+        {"item_id": "i3", "verdict": "B"},
+    ]
     out = judge_human_agreement(human, judge, ties=True)
     # i2 has no human majority; i1 is inconsistent; compared: i0 (A=A), i3 (tie vs B)
     assert out["items"] == 2 and out["inconsistent"] == 1

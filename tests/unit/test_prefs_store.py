@@ -14,12 +14,15 @@ from backend.store import prefs as S
 
 
 def _set(store, n=6, analysts=("ann", "bob"), overlap=1.0, name="cmp"):
-    outputs = {"run-a": {f"q{i}": f"good answer {i}" for i in range(n)},
-               "run-b": {f"q{i}": f"bad answer {i}" for i in range(n)}}
+    outputs = {
+        "run-a": {f"q{i}": f"good answer {i}" for i in range(n)},
+        "run-b": {f"q{i}": f"bad answer {i}" for i in range(n)},
+    }
     outputs["run-b"]["q0"] = outputs["run-a"]["q0"]  # an identical pair
     items = build_items(outputs, mode="pairwise", seed=0)
-    return S.create_comparison_set(store, name, items, mode="pairwise",
-                                   analysts=list(analysts), overlap=overlap, seed=0)
+    return S.create_comparison_set(
+        store, name, items, mode="pairwise", analysts=list(analysts), overlap=overlap, seed=0
+    )
 
 
 def _good(item) -> str:
@@ -102,8 +105,10 @@ def test_export_drops_ties_inconsistent_identical_and_disagreement(store):
 def test_inconsistent_judge_rows_are_not_wins(store):
     cs = _set(store, n=3)
     items = S.set_items(store, cs["id"])
-    chunk = "".join(json.dumps({"item_id": it["id"], "verdict": v, "model": "m", "t": 1.0}) + "\n"
-                    for it, v in zip(items, ["inconsistent", "A", "tie"], strict=True))
+    chunk = "".join(
+        json.dumps({"item_id": it["id"], "verdict": v, "model": "m", "t": 1.0}) + "\n"
+        for it, v in zip(items, ["inconsistent", "A", "tie"], strict=True)
+    )
     with store.transaction() as cur:
         assert S.ingest_judgements(cur, "judge-1", chunk.encode()) == 3
     with store.transaction() as cur:  # a second pass adds nothing
@@ -112,19 +117,25 @@ def test_inconsistent_judge_rows_are_not_wins(store):
     assert len(rows) == 3
     assert [r["winner"] for r in rows if r["verdict"] == "inconsistent"] == [None]
     bad = b'{"item_id": "nope", "verdict": "A"}\n'
-    with pytest.raises(ValueError, match="row 1: no comparison item 'nope'"), \
-            store.transaction() as cur:
+    with (
+        pytest.raises(ValueError, match="row 1: no comparison item 'nope'"),
+        store.transaction() as cur,
+    ):
         S.ingest_judgements(cur, "judge-2", bad)
 
 
 HH = [
-    {"chosen": "\n\nHuman: How do I reset my password?\n\nAssistant: Open Settings, then "
-               "Security, and choose Reset password.",
-     "rejected": "\n\nHuman: How do I reset my password?\n\nAssistant: I don't know."},
-    {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Export my board"
-               "\n\nAssistant: Use Board menu > Export > CSV.",
-     "rejected": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Export my "
-                 "board\n\nAssistant: Boards cannot be exported."},
+    {
+        "chosen": "\n\nHuman: How do I reset my password?\n\nAssistant: Open Settings, then "
+        "Security, and choose Reset password.",
+        "rejected": "\n\nHuman: How do I reset my password?\n\nAssistant: I don't know.",
+    },
+    {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Export my board"
+        "\n\nAssistant: Use Board menu > Export > CSV.",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Export my "
+        "board\n\nAssistant: Boards cannot be exported.",
+    },
 ]
 
 
@@ -152,9 +163,15 @@ def _export(store, v, tmp_path):
 
 
 def test_import_errors_name_the_bad_lines(tmp_path):
-    bad = [HH[0], {"chosen": "\n\nHuman: a\n\nAssistant: b",
-                   "rejected": "\n\nHuman: different\n\nAssistant: c"},
-           "{not json", {"chosen": "no markers", "rejected": "x"}]
+    bad = [
+        HH[0],
+        {
+            "chosen": "\n\nHuman: a\n\nAssistant: b",
+            "rejected": "\n\nHuman: different\n\nAssistant: c",
+        },
+        "{not json",
+        {"chosen": "no markers", "rejected": "x"},
+    ]
     with pytest.raises(S.InvalidPairs, match=r"hh.jsonl line 3: not JSON"):
         import_rows(_write(tmp_path / "hh.jsonl", bad), "hh-rlhf")
     with pytest.raises(S.InvalidPairs) as err:
@@ -166,21 +183,41 @@ def test_import_errors_name_the_bad_lines(tmp_path):
 
 
 def test_import_ratings_and_dpo_jsonl(tmp_path):
-    ratings = [{"prompt": "q1", "responses": [{"text": "ok", "rating": 3},
-                                              {"text": "great", "rating": 5},
-                                              {"text": "bad", "rating": 1}]},
-               {"prompt": "q2", "responses": [{"text": "x", "rating": 2},
-                                              {"text": "y", "rating": 2}]}]
+    ratings = [
+        {
+            "prompt": "q1",
+            "responses": [
+                {"text": "ok", "rating": 3},
+                {"text": "great", "rating": 5},
+                {"text": "bad", "rating": 1},
+            ],
+        },
+        {"prompt": "q2", "responses": [{"text": "x", "rating": 2}, {"text": "y", "rating": 2}]},
+    ]
     pairs, dropped = import_rows(_write(tmp_path / "r.jsonl", ratings), "ratings")
     assert dropped == {"tie": 1}
     assert pairs[0]["chosen"][0]["content"] == "great"
     assert pairs[0]["rejected"][0]["content"] == "bad"
     with pytest.raises(S.InvalidPairs, match="line 1: response 2 needs 'text'"):
-        import_rows(_write(tmp_path / "r.jsonl", [{"prompt": "q", "responses": [
-            {"text": "a", "rating": 1}, {"text": "b", "rating": "high"}]}]), "ratings")
-    dpo = [{"prompt": [{"role": "user", "content": "q"}],
+        import_rows(
+            _write(
+                tmp_path / "r.jsonl",
+                [
+                    {
+                        "prompt": "q",
+                        "responses": [{"text": "a", "rating": 1}, {"text": "b", "rating": "high"}],
+                    }
+                ],
+            ),
+            "ratings",
+        )
+    dpo = [
+        {
+            "prompt": [{"role": "user", "content": "q"}],
             "chosen": [{"role": "assistant", "content": "a"}],
-            "rejected": [{"role": "assistant", "content": "b"}]},
-           {"prompt": "q2", "chosen": "same", "rejected": "same"}]
+            "rejected": [{"role": "assistant", "content": "b"}],
+        },
+        {"prompt": "q2", "chosen": "same", "rejected": "same"},
+    ]
     pairs, dropped = import_rows(_write(tmp_path / "d.jsonl", dpo), "dpo-jsonl")
     assert len(pairs) == 1 and dropped == {"identical": 1}

@@ -18,8 +18,9 @@ def test_quickstart_is_the_two_make_commands():
 
 
 def test_every_tracked_file_has_a_line_in_the_tree():
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     tree = (ROOT / "README.md").read_text().split("## Files", 1)[1]
     listed = {line.split("#")[0].strip() for line in tree.splitlines() if "#" in line}
     missing = sorted(f for f in files if f not in listed)

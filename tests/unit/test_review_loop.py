@@ -22,16 +22,27 @@ from backend.store.ingest import ingest_all
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 
 
-def seed_run(store, run_id: str, base_model: str, adapter: Path | None, *, state: str =
-             "succeeded", minutes: int = 0) -> None:
+def seed_run(
+    store,
+    run_id: str,
+    base_model: str,
+    adapter: Path | None,
+    *,
+    state: str = "succeeded",
+    minutes: int = 0,
+) -> None:
     """A finished train job and its run row, as ingestion leaves them."""
     with store.transaction() as cur:
-        cur.execute("INSERT INTO jobs (id, kind, spec, state, created, finished) VALUES"
-                    " (?, 'train', '{}', ?, ?, ?)",
-                    [run_id, state, T0, T0 + timedelta(minutes=minutes)])
-        cur.execute("INSERT INTO runs (id, method, base_model, adapter_path, state) VALUES"
-                    " (?, 'sft', ?, ?, ?)",
-                    [run_id, base_model, str(adapter) if adapter else None, state])
+        cur.execute(
+            "INSERT INTO jobs (id, kind, spec, state, created, finished) VALUES"
+            " (?, 'train', '{}', ?, ?, ?)",
+            [run_id, state, T0, T0 + timedelta(minutes=minutes)],
+        )
+        cur.execute(
+            "INSERT INTO runs (id, method, base_model, adapter_path, state) VALUES"
+            " (?, 'sft', ?, ?, ?)",
+            [run_id, base_model, str(adapter) if adapter else None, state],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +52,12 @@ def adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_safetensors=True)
-    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
-                                            init_lora_weights=False, task_type="CAUSAL_LM"))
+    lora = get_peft_model(
+        model,
+        LoraConfig(
+            r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+        ),
+    )
     out = tmp_path_factory.mktemp("runs") / "run-b" / "adapter"
     lora.save_pretrained(out)
     return out
@@ -68,8 +83,9 @@ def test_relative_base_model_matches_under_the_workspace(ws, store):
     adapter = ws.runs / "r1" / "adapter"
     adapter.mkdir(parents=True)
     seed_run(store, "r1", "models/tiny-llama", adapter)
-    assert rstore.newest_adapter(store, str(ws.models / "tiny-llama")) is None or \
-        Path.cwd() == ws.root
+    assert (
+        rstore.newest_adapter(store, str(ws.models / "tiny-llama")) is None or Path.cwd() == ws.root
+    )
     got = rstore.newest_adapter(store, str(ws.models / "tiny-llama"), root=ws.root)
     assert got["run_id"] == "r1"
 
@@ -96,23 +112,32 @@ def test_choose_adapter_default_base_only_given_and_errors(store, tmp_path):
 
 def _dataset(store, n: int = 12) -> list[str]:
     ds.create_dataset(store, "support")
-    ver = ds.add_version(store, "support", [
-        {"messages": [{"role": "user", "content": f"How do I export report {i}?"},
-                      {"role": "assistant", "content": f"Open Reports, pick {i}, Export."}]}
-        for i in range(n)])
+    ver = ds.add_version(
+        store,
+        "support",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"How do I export report {i}?"},
+                    {"role": "assistant", "content": f"Open Reports, pick {i}, Export."},
+                ]
+            }
+            for i in range(n)
+        ],
+    )
     return [e["id"] for e in ds.version_examples(store, ver["id"])]
 
 
-def test_cli_score_defaults_to_the_newest_adapter(ws, store, tiny_model_dir, adapter_dir,
-                                                  run_inline, monkeypatch):
+def test_cli_score_defaults_to_the_newest_adapter(
+    ws, store, tiny_model_dir, adapter_dir, run_inline, monkeypatch
+):
     from backend.cli import app
 
     monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)  # run_inline runs it
     _dataset(store)
     seed_run(store, "run-b", str(tiny_model_dir), adapter_dir)
     runner = CliRunner()
-    args = ["review", "score", "--dataset", "support", "--model", str(tiny_model_dir),
-            "--detach"]
+    args = ["review", "score", "--dataset", "support", "--model", str(tiny_model_dir), "--detach"]
     out = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     assert (out["adapter"], out["adapter_run_id"]) == (str(adapter_dir), "run-b")
     plain = runner.invoke(app, [*args, "--base-only"])
@@ -126,36 +151,47 @@ def test_cli_score_defaults_to_the_newest_adapter(ws, store, tiny_model_dir, ada
     ingest_all(store, ws)
     tuned = rstore.scores_of(store, out["job_id"])
     base = rstore.scores_of(store, base_job)
-    assert {r["model"] for r in rstore.score_jobs(store, "support")} == \
-        {"tiny-llama", "tiny-llama+run-b"}
+    assert {r["model"] for r in rstore.score_jobs(store, "support")} == {
+        "tiny-llama",
+        "tiny-llama+run-b",
+    }
     assert tuned.keys() == base.keys() and tuned != base  # the adapter changed the scores
     bad = runner.invoke(app, [*args, "--base-only", "--adapter", str(adapter_dir)])
     assert bad.exit_code == 1 and "not both" in bad.stderr
 
 
-def test_rescoring_leaves_out_reviewed_examples_and_rounds_move(ws, store, tiny_model_dir,
-                                                                run_inline):
+def test_rescoring_leaves_out_reviewed_examples_and_rounds_move(
+    ws, store, tiny_model_dir, run_inline
+):
     ids = _dataset(store)
-    spec, n, _ = scoring.prepare_spec(store, ws, "support", str(tiny_model_dir),
-                                      only_unreviewed=True)
+    spec, n, _ = scoring.prepare_spec(
+        store, ws, "support", str(tiny_model_dir), only_unreviewed=True
+    )
     assert n == 12 and spec["round"] == 1
     first = queue.submit(ws, "score", spec)
     assert run_inline(ws, first).state == "succeeded"
     ingest_all(store, ws)
-    batch = rstore.create_batch(store, dataset="support", score_job_id=first,
-                                policy=FlagPolicy(kind="top_k", value=3, qc_share=0))
+    batch = rstore.create_batch(
+        store,
+        dataset="support",
+        score_job_id=first,
+        policy=FlagPolicy(kind="top_k", value=3, qc_share=0),
+    )
     flagged = [i["example_id"] for i in rstore.batch_items(store, batch["id"])]
     for ex, verdict in zip(flagged, ["reject", "accept", "accept"], strict=True):
-        rstore.add_in_app_review(store, batch["id"], Verdict(
-            example_id=ex, reviewer="ana", verdict=verdict))
+        rstore.add_in_app_review(
+            store, batch["id"], Verdict(example_id=ex, reviewer="ana", verdict=verdict)
+        )
     rstore.apply_batch(store, batch["id"])
 
-    spec, n, ver = scoring.prepare_spec(store, ws, "support", str(tiny_model_dir),
-                                        only_unreviewed=True)
+    spec, n, ver = scoring.prepare_spec(
+        store, ws, "support", str(tiny_model_dir), only_unreviewed=True
+    )
     assert ver["number"] == 2 and spec["round"] == 2
     assert n == 9  # 12, less the rejected one, less the two accepted ones already reviewed
-    written = {json.loads(line)["id"] for line in Path(spec["examples_path"]).read_text()
-               .splitlines()}
+    written = {
+        json.loads(line)["id"] for line in Path(spec["examples_path"]).read_text().splitlines()
+    }
     assert written == set(ids) - set(flagged)
     assert scoring.prepare_spec(store, ws, "support", str(tiny_model_dir))[1] == 11
     second = queue.submit(ws, "score", spec)

@@ -23,11 +23,15 @@ LEAD = Actor("lee", "lead")
 
 def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_path):
     dstore.create_dataset(store, "support")
-    dstore.add_version(store, "support", [{"messages": [
-        {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}])
+    dstore.add_version(
+        store,
+        "support",
+        [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}],
+    )
     data = tmp_path / "in.jsonl"
-    data.write_text('{"messages": [{"role": "user", "content": "q"}, '
-                    '{"role": "assistant", "content": "b"}]}\n')
+    data.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}\n'
+    )
     prefs = tmp_path / "p.jsonl"
     prefs.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
     calls = {
@@ -38,8 +42,9 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
         "drift check": lambda a: checks.submit_check(store, ws, "none", actor=a),
         "approve plan": lambda a: triggers.approve(store, ws, "plan-x", actor=a),
         "reject plan": lambda a: triggers.reject(store, "plan-x", actor=a),
-        "export dataset": lambda a: export_version(store, "support", "messages-jsonl",
-                                                   tmp_path / "out.jsonl", actor=a),
+        "export dataset": lambda a: export_version(
+            store, "support", "messages-jsonl", tmp_path / "out.jsonl", actor=a
+        ),
         "import dataset": lambda a: import_file(store, "support", data, actor=a),
         "import prefs": lambda a: import_preference_file(store, "p", prefs, "dpo", actor=a),
         "export prefs": lambda a: export_preference_jsonl(store, "p", actor=a),
@@ -61,14 +66,18 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
 def test_import_and_export_record_who(ws, store, tmp_path):
     dstore.create_dataset(store, "support")
     data = tmp_path / "in.jsonl"
-    data.write_text('{"messages": [{"role": "user", "content": "q"}, '
-                    '{"role": "assistant", "content": "b"}]}\n')
+    data.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}\n'
+    )
     import_file(store, "support", data, actor=LEAD, label="team.jsonl")
     export_version(store, "support", "messages-jsonl", tmp_path / "out.jsonl", actor=LEAD)
     import_file(store, "support", data)  # the shell
     rows = [r for r in audit_rows(store).to_dict("records") if r["action"] != "dataset.create"]
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
-        ("lee", "dataset.import"), ("lee", "dataset.export"), ("shell", "dataset.import")]
+        ("lee", "dataset.import"),
+        ("lee", "dataset.export"),
+        ("shell", "dataset.import"),
+    ]
     assert '"team.jsonl"' in rows[-1]["detail"]
 
 
@@ -83,4 +92,6 @@ def test_data_changes_refuse_reviewers_and_are_audited(ws, store):
     dstore.set_recipe(store, "support", {"format": "messages"}, actor=lead)
     rows = audit_rows(store).to_dict("records")
     assert [(r["actor"], r["action"], r["target"]) for r in reversed(rows)] == [
-        ("lee", "dataset.create", "support"), ("lee", "dataset.recipe", "support")]
+        ("lee", "dataset.create", "support"),
+        ("lee", "dataset.recipe", "support"),
+    ]

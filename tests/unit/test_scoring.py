@@ -10,9 +10,13 @@ import pytest
 from backend.review import scoring
 
 EXAMPLES = [
-    {"id": f"e{i}", "messages": [
-        {"role": "user", "content": "How do I add a teammate? " * (i % 3 + 1)},
-        {"role": "assistant", "content": "Open Settings, then Members. " * (i % 4 + 1)}]}
+    {
+        "id": f"e{i}",
+        "messages": [
+            {"role": "user", "content": "How do I add a teammate? " * (i % 3 + 1)},
+            {"role": "assistant", "content": "Open Settings, then Members. " * (i % 4 + 1)},
+        ],
+    }
     for i in range(7)
 ]
 
@@ -52,10 +56,20 @@ def test_batching_bucketing_and_chunking_do_not_change_scores(loaded):
 
 def test_prompt_is_masked_so_a_different_prompt_changes_the_score(loaded):
     tok, model = loaded
-    a = {"id": "a", "messages": [{"role": "user", "content": "billing"},
-                                 {"role": "assistant", "content": "Invoices arrive monthly."}]}
-    b = {"id": "b", "messages": [{"role": "user", "content": "gantt chart"},
-                                 {"role": "assistant", "content": "Invoices arrive monthly."}]}
+    a = {
+        "id": "a",
+        "messages": [
+            {"role": "user", "content": "billing"},
+            {"role": "assistant", "content": "Invoices arrive monthly."},
+        ],
+    }
+    b = {
+        "id": "b",
+        "messages": [
+            {"role": "user", "content": "gantt chart"},
+            {"role": "assistant", "content": "Invoices arrive monthly."},
+        ],
+    }
     ra, rb = scoring.score_examples(tok, model, [a, b])
     assert ra["n_tokens"] == rb["n_tokens"]
     assert ra["nll"] != pytest.approx(rb["nll"], rel=1e-6)
@@ -76,13 +90,22 @@ def test_score_job_ingests_into_scores(ws, store, tiny_model_dir, run_inline):
 
     path = ws.root / "in.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
-    job = queue.submit(ws, "score", {"examples_path": str(path), "model_path":
-                                     str(tiny_model_dir), "dataset": "d", "batch_size": 3})
+    job = queue.submit(
+        ws,
+        "score",
+        {
+            "examples_path": str(path),
+            "model_path": str(tiny_model_dir),
+            "dataset": "d",
+            "batch_size": 3,
+        },
+    )
     status = run_inline(ws, job)
     assert status.state == "succeeded", status.error
     ingest_all(store, ws)
-    rows = store.rows("SELECT method, count(*) AS n FROM scores WHERE job_id = ? GROUP BY 1"
-                      " ORDER BY 1", [job])
+    rows = store.rows(
+        "SELECT method, count(*) AS n FROM scores WHERE job_id = ? GROUP BY 1 ORDER BY 1", [job]
+    )
     assert rows == [{"method": "entropy", "n": 7}, {"method": "nll", "n": 7}]
     ingest_all(store, ws)  # ingesting again adds nothing
     assert store.scalar("SELECT count(*) FROM scores") == 14

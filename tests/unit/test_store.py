@@ -52,14 +52,20 @@ def test_threads_each_get_their_own_cursor(store):
 def test_second_process_gets_an_error_naming_the_holder(tmp_path):
     path = tmp_path / "held.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from backend.store import Store
             s = Store.open({str(path)!r})
             print("ready", flush=True)
             time.sleep(60)
-        """), "--marker-for-test"],
-        stdout=subprocess.PIPE, text=True,
+        """),
+            "--marker-for-test",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ready"

@@ -9,8 +9,12 @@ from typer.testing import CliRunner
 from backend.cli import app
 
 runner = CliRunner()
-ROW = {"messages": [{"role": "user", "content": "Where are invoices?"},
-                    {"role": "assistant", "content": "Billing > Invoices."}]}
+ROW = {
+    "messages": [
+        {"role": "user", "content": "Where are invoices?"},
+        {"role": "assistant", "content": "Billing > Invoices."},
+    ]
+}
 
 
 def call(*args: str):
@@ -25,8 +29,20 @@ def test_dataset_commands_end_to_end(ws, tmp_path):
     assert call("dataset", "create", "cli-ds").exit_code == 1
     r = call("dataset", "import", "cli-ds", str(src), "--json")
     assert r.exit_code == 0, r.output
-    src.write_text(json.dumps(ROW) + "\n" + json.dumps({**ROW, "messages": [
-        ROW["messages"][0], {"role": "assistant", "content": "Settings > Billing."}]}) + "\n")
+    src.write_text(
+        json.dumps(ROW)
+        + "\n"
+        + json.dumps(
+            {
+                **ROW,
+                "messages": [
+                    ROW["messages"][0],
+                    {"role": "assistant", "content": "Settings > Billing."},
+                ],
+            }
+        )
+        + "\n"
+    )
     assert call("dataset", "import", "cli-ds", str(src)).exit_code == 0
     shown = json.loads(call("dataset", "show", "cli-ds", "--json").stdout)
     versions = shown["versions"]
@@ -36,8 +52,18 @@ def test_dataset_commands_end_to_end(ws, tmp_path):
     listed = json.loads(call("dataset", "list", "--json").stdout)
     assert listed[0]["name"] == "cli-ds" and listed[0]["examples"] == 2
     out = tmp_path / "out.jsonl"
-    r = call("dataset", "export", "cli-ds", "--format", "prompt-completion-jsonl", "--out",
-             str(out), "--version", "1", "--json")
+    r = call(
+        "dataset",
+        "export",
+        "cli-ds",
+        "--format",
+        "prompt-completion-jsonl",
+        "--out",
+        str(out),
+        "--version",
+        "1",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["completion"][0]["content"] == "Billing > Invoices."
 

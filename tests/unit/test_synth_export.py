@@ -29,10 +29,21 @@ def _train_two_steps(model_dir, data, out_dir) -> tuple[float, float, bool]:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    args = SFTConfig(output_dir=str(out_dir), max_steps=3, per_device_train_batch_size=4,
-                     learning_rate=5e-3, max_length=256, use_cpu=True, bf16=False,
-                     logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-                     dataset_num_proc=None, seed=0)
+    args = SFTConfig(
+        output_dir=str(out_dir),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        learning_rate=5e-3,
+        max_length=256,
+        use_cpu=True,
+        bf16=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataset_num_proc=None,
+        seed=0,
+    )
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

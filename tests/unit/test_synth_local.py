@@ -12,9 +12,13 @@ from backend.synth.providers import LocalProvider
 
 def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir):
     p = LocalProvider(tiny_model_dir, batch_size=4, device="cpu")
-    prompts = [[{"role": "user", "content": "Hi"}],
-               [{"role": "system", "content": "Be brief and kind to every customer."},
-                {"role": "user", "content": "How do I export my whole project to a CSV file?"}]]
+    prompts = [
+        [{"role": "user", "content": "Hi"}],
+        [
+            {"role": "system", "content": "Be brief and kind to every customer."},
+            {"role": "user", "content": "How do I export my whole project to a CSV file?"},
+        ],
+    ]
     batched = p.generate_texts(prompts, temperature=0.0, max_tokens=8)
     single = [p.generate_texts([q], temperature=0.0, max_tokens=8)[0] for q in prompts]
     assert p._tok.padding_side == "left"
@@ -22,9 +26,19 @@ def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir):
 
 
 def test_generate_job_with_local_provider(ws, store, tiny_model_dir, run_inline):
-    spec = prepare_spec(store, ws, "local-demo", recipe={
-        "topics": ["billing", "exports"], "per_topic": 3, "provider": "local",
-        "model": str(tiny_model_dir), "max_tokens": 16}, batch_size=4)
+    spec = prepare_spec(
+        store,
+        ws,
+        "local-demo",
+        recipe={
+            "topics": ["billing", "exports"],
+            "per_topic": 3,
+            "provider": "local",
+            "model": str(tiny_model_dir),
+            "max_tokens": 16,
+        },
+        batch_size=4,
+    )
     job_id = queue.submit(ws, "generate", spec)
     status = run_inline(ws, job_id)
     assert status.state == "succeeded", status.error

@@ -9,33 +9,54 @@ import pytest
 from backend.synth.parse import ParseError, extract_json, parse_output
 from backend.synth.recipe import Recipe, build_prompt, output_schema, plan
 
-CHAT = {"messages": [{"role": "user", "content": "How do I share?"},
-                     {"role": "assistant", "content": "Click Share."}]}
+CHAT = {
+    "messages": [
+        {"role": "user", "content": "How do I share?"},
+        {"role": "assistant", "content": "Click Share."},
+    ]
+}
 
 
-@pytest.mark.parametrize("text", [
-    json.dumps(CHAT),
-    "```json\n" + json.dumps(CHAT) + "\n```",
-    "Sure, here it is: " + json.dumps(CHAT) + " Hope that helps!",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(CHAT),
+        "```json\n" + json.dumps(CHAT) + "\n```",
+        "Sure, here it is: " + json.dumps(CHAT) + " Hope that helps!",
+    ],
+)
 def test_extracts_json_in_its_usual_wrappings(text):
     msgs = parse_output(text, "messages", "Be brief.")
     assert msgs[0] == {"role": "system", "content": "Be brief."}
     assert msgs[-1] == {"role": "assistant", "content": "Click Share."}
 
 
-@pytest.mark.parametrize("text,stage,reason", [
-    ("", "parse", "empty output"),
-    ("no json here", "parse", "no JSON object"),
-    ('{"messages": [{"role": "user", "content": "q"}]}', "validate", "at least 2"),
-    ('{"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"}]}',
-     "validate", "no assistant turn"),
-    ('{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"},'
-     ' {"role": "assistant", "content": "b"}]}', "validate", "start with a user"),
-    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]}',
-     "validate", "at least 1 character"),
-    ('{"answer": "x"}', "validate", "messages"),
-])
+@pytest.mark.parametrize(
+    "text,stage,reason",
+    [
+        ("", "parse", "empty output"),
+        ("no json here", "parse", "no JSON object"),
+        ('{"messages": [{"role": "user", "content": "q"}]}', "validate", "at least 2"),
+        (
+            '{"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"}]}',
+            "validate",
+            "no assistant turn",
+        ),
+        (
+            '{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"},'
+            ' {"role": "assistant", "content": "b"}]}',
+            "validate",
+            "start with a user",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": "q"}, '
+            '{"role": "assistant", "content": ""}]}',
+            "validate",
+            "at least 1 character",
+        ),
+        ('{"answer": "x"}', "validate", "messages"),
+    ],
+)
 def test_bad_outputs_say_why(text, stage, reason):
     with pytest.raises(ParseError) as err:
         parse_output(text, "messages")

@@ -9,33 +9,56 @@ from backend.synth.quality import distinct_n, filter_examples, rule_reason
 
 
 def row(item, q, a, topic="t"):
-    return {"item": item, "topic": topic,
-            "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+    return {
+        "item": item,
+        "topic": topic,
+        "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+    }
 
 
 def test_rule_filters():
     assert rule_reason(row(0, "q", "ok")["messages"]).startswith("answer too short")
     long = rule_reason(row(0, "q", "x" * 50)["messages"], max_chars=20)
     assert long.startswith("answer too long")
-    assert rule_reason(row(0, "q", "I'm sorry, but I can't help with that request.")["messages"]) \
+    assert (
+        rule_reason(row(0, "q", "I'm sorry, but I can't help with that request.")["messages"])
         == "refusal"
-    assert rule_reason(row(0, "q", "As an AI language model I have no opinion.")["messages"]) \
+    )
+    assert (
+        rule_reason(row(0, "q", "As an AI language model I have no opinion.")["messages"])
         == "refusal"
-    assert rule_reason(row(0, "q", "Open Settings, then Billing, then Invoices.")["messages"]) \
-        is None
+    )
+    assert (
+        rule_reason(row(0, "q", "Open Settings, then Billing, then Invoices.")["messages"]) is None
+    )
 
 
 def test_exact_and_near_duplicates_removed_with_reasons():
     rows = [
-        row("a", "How do I export my Gantt chart as a PDF?",
-            "In the Gantt view choose ... > Export > PDF and pick the date range.", "exports"),
-        row("b", "how do i export my gantt chart as a pdf", "In the Gantt view choose ... > "
-            "Export > PDF and pick the date range!", "exports"),  # exact after normalising
-        row("c", "Can I download the Gantt chart as a PDF file?",
+        row(
+            "a",
+            "How do I export my Gantt chart as a PDF?",
+            "In the Gantt view choose ... > Export > PDF and pick the date range.",
+            "exports",
+        ),
+        row(
+            "b",
+            "how do i export my gantt chart as a pdf",
+            "In the Gantt view choose ... > Export > PDF and pick the date range!",
+            "exports",
+        ),  # exact after normalising
+        row(
+            "c",
+            "Can I download the Gantt chart as a PDF file?",
             "Yes: in the Gantt view, choose ... > Export > PDF and select the date range.",
-            "exports"),  # paraphrase
-        row("d", "Where do I find my invoices?",
-            "Workspace settings > Billing > Invoices lists every invoice as a PDF.", "billing"),
+            "exports",
+        ),  # paraphrase
+        row(
+            "d",
+            "Where do I find my invoices?",
+            "Workspace settings > Billing > Invoices lists every invoice as a PDF.",
+            "billing",
+        ),
         row("e", "Why?", "No.", "billing"),
     ]
     kept, removed, report = filter_examples(rows, near_dup_threshold=0.85)
@@ -53,8 +76,10 @@ def test_exact_and_near_duplicates_removed_with_reasons():
 def test_duplicates_of_the_existing_version_are_removed():
     base = [row("x", "Where do I find my invoices?", "Billing > Invoices.")]
     kept, removed, _ = filter_examples(
-        [row("a", "Where do I find my invoices?", "Billing > Invoices.")], base=base,
-        method="jaccard")
+        [row("a", "Where do I find my invoices?", "Billing > Invoices.")],
+        base=base,
+        method="jaccard",
+    )
     assert not kept and removed[0]["reason"] == "exact duplicate"
 
 

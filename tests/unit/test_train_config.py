@@ -24,9 +24,20 @@ from backend.train.sweep import expand, parse_values
 @pytest.fixture
 def data(tmp_path):
     path = tmp_path / "data.jsonl"
-    path.write_text("".join(json.dumps({"messages": [
-        {"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}) + "\n"
-        for i in range(5)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"q{i}"},
+                        {"role": "assistant", "content": f"a{i}"},
+                    ]
+                }
+            )
+            + "\n"
+            for i in range(5)
+        )
+    )
     return path
 
 
@@ -45,14 +56,17 @@ def test_defaults_and_every_field_documented_once_in_a_group(tiny_model_dir, dat
     assert all(help_text(name) for name in SFTRunConfig.model_fields)
 
 
-@pytest.mark.parametrize("bad, needle", [
-    ({"learning_rate": 0}, "learning_rate"),
-    ({"learning_rate": -1e-4}, "learning_rate"),
-    ({"method": "ppo"}, "unknown method 'ppo'"),
-    ({"quant": "8bit"}, "quant"),
-    ({"target_modules": []}, "target module"),
-    ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"learning_rate": -1e-4}, "learning_rate"),
+        ({"method": "ppo"}, "unknown method 'ppo'"),
+        ({"quant": "8bit"}, "quant"),
+        ({"target_modules": []}, "target module"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_bad_fields_are_named(tiny_model_dir, data, bad, needle):
     with pytest.raises(ConfigError, match=needle):
         make_config(fields(tiny_model_dir, data, **bad))
@@ -65,8 +79,9 @@ def test_module_names_read_from_the_weights(tiny_model_dir):
 
 def test_preflight_errors(tiny_model_dir, data, tmp_path):
     with pytest.raises(ConfigError, match="target_modules: foo_proj"):
-        preflight(SFTRunConfig(**fields(tiny_model_dir, data, target_modules=["q_proj",
-                                                                                "foo_proj"])))
+        preflight(
+            SFTRunConfig(**fields(tiny_model_dir, data, target_modules=["q_proj", "foo_proj"]))
+        )
     preflight(SFTRunConfig(**fields(tiny_model_dir, data, target_modules=["q_proj", "v_proj"])))
     with pytest.raises(ConfigError, match="no model folder"):
         preflight(SFTRunConfig(**fields(tmp_path / "missing", data)))
@@ -92,8 +107,14 @@ def test_runtime_on_cpu():
     from backend.train.runtime import decide, model_kwargs
 
     rt = decide("auto", "cpu")
-    assert (rt.device, rt.dtype, rt.bf16, rt.use_cpu, rt.pin_memory, rt.quantize_4bit) == \
-        ("cpu", "float32", False, True, False, False)
+    assert (rt.device, rt.dtype, rt.bf16, rt.use_cpu, rt.pin_memory, rt.quantize_4bit) == (
+        "cpu",
+        "float32",
+        False,
+        True,
+        False,
+        False,
+    )
     forced = decide("4bit", "cpu")
     assert forced.quantize_4bit and forced.dtype == "float32"
     q = model_kwargs(forced)["quantization_config"]
@@ -118,10 +139,10 @@ def test_split_is_deterministic_and_checkpoints_need_their_state(tmp_path):
 def test_sweep_expansion():
     base = {"lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-4}
     grid = expand(base, {"learning_rate": [1e-4, 5e-5], "lora_r": [8, 16]})
-    assert len(grid) == 4 and {(g["lora_r"], g["lora_alpha"]) for g in grid} == {(8, 16),
-                                                                                 (16, 32)}
-    picked = expand(base, {"learning_rate": [1e-4, 5e-5, 1e-5], "lora_r": [8, 16]}, "random",
-                    n=3, seed=1)
+    assert len(grid) == 4 and {(g["lora_r"], g["lora_alpha"]) for g in grid} == {(8, 16), (16, 32)}
+    picked = expand(
+        base, {"learning_rate": [1e-4, 5e-5, 1e-5], "lora_r": [8, 16]}, "random", n=3, seed=1
+    )
     assert len(picked) == 3 and len({json.dumps(p, sort_keys=True) for p in picked}) == 3
     assert parse_values("lora_r", "8,16") == [8, 16]
     with pytest.raises(ConfigError, match="cannot be swept"):
@@ -139,10 +160,30 @@ def test_cli_rejects_bad_configs_without_queueing(ws, tiny_model_dir, data, tmp_
     cases = [
         (["train", "--dataset", str(data), "--base-model", str(tmp_path / "nope")], "base_model"),
         (["train", "--dataset", "nosuch", "--base-model", str(tiny_model_dir)], "nosuch"),
-        (["train", "--dataset", str(data), "--base-model", str(tiny_model_dir), "--config",
-          str(bad_yaml)], "foo_proj"),
-        (["sweep", "--dataset", str(data), "--base-model", str(tiny_model_dir), "--lr", "0,1e-4"],
-         "learning_rate"),
+        (
+            [
+                "train",
+                "--dataset",
+                str(data),
+                "--base-model",
+                str(tiny_model_dir),
+                "--config",
+                str(bad_yaml),
+            ],
+            "foo_proj",
+        ),
+        (
+            [
+                "sweep",
+                "--dataset",
+                str(data),
+                "--base-model",
+                str(tiny_model_dir),
+                "--lr",
+                "0,1e-4",
+            ],
+            "learning_rate",
+        ),
     ]
     for args, needle in cases:
         result = runner.invoke(app, args)
