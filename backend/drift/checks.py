@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.auth import Actor, require
-from backend.drift import quality
+from backend.drift import judge, quality
 from backend.jobs import queue
 from backend.store import monitoring as mon
 from backend.store.datasets import version_examples
@@ -227,7 +227,8 @@ def submit_check(
         "n_window": len(records),
         "n_reference": len(reference),
     }
-    return out | quality.submit(
+    out |= quality.submit(store, ws, m, check_id, records, cfg.quality, seed=cfg.seed, actor=actor)
+    return out | judge.submit(
         store, ws, m, check_id, records, cfg.quality, seed=cfg.seed, actor=actor
     )
 

@@ -137,6 +137,21 @@ class QualityConfig(_Strict):
         description="Examples scored at most on each side (a seeded sample; keeps scoring "
         "to seconds on CPU).",
     )
+    judge_model: str | None = Field(
+        None,
+        max_length=200,
+        description="LLM judge at the Settings endpoint (OPENAI_BASE_URL / OPENAI_API_KEY): "
+        "when set, each check also has it rate the window's (prompt, response) pairs 1-10 "
+        "and compares the mean with its rating of the newest run's held-out examples. "
+        "Empty: no judge.",
+    )
+    judge_margin: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Judge alert when the window's mean score falls below the training-time "
+        "mean x (1 - margin).",
+    )
 
 
 class MonitorConfig(_Strict):

@@ -27,7 +27,8 @@ from backend.store import monitoring as mon
 from backend.store.db import Store
 from backend.workspace import Workspace
 
-METHODS = {"quality_nll": "nll", "quality_entropy": "entropy"}
+SCORE_METHODS = {"quality_nll": "nll", "quality_entropy": "entropy"}
+METHODS = {**SCORE_METHODS, "quality_judge": "judge"}  # every quality report (judge.py)
 
 
 def _sample(rows: list[dict], cap: int, seed: int) -> list[dict]:
@@ -178,14 +179,21 @@ def submit(
 
 
 def settle(store: Store, check: dict) -> str:
-    """'pending' while a quality score job of the check is unfinished; otherwise write its
-    quality reports (when both jobs succeeded) and return 'done' ('none': no quality jobs)."""
+    """'pending' while a quality score or judge job of the check is unfinished; otherwise write
+    its quality reports (when a side's jobs succeeded) and return 'done' ('none': no jobs)."""
+    from backend.drift import judge
+
     q = mon.quality_of(store, check["id"])
-    if q is None:
-        return "none"
-    states = (q["window_state"], q["baseline_state"])
-    if any(s not in mon.FINISHED for s in states):
+    if q is not None and any(
+        s not in mon.FINISHED for s in (q["window_state"], q["baseline_state"])
+    ):
         return "pending"
+    judged = judge.settle(store, check)
+    if judged == "pending":
+        return "pending"
+    if q is None:
+        return judged
+    states = (q["window_state"], q["baseline_state"])
     if states != ("succeeded", "succeeded"):
         return "done"  # the drift verdicts stand alone; the failed job says why on Jobs
     window, base = (
@@ -193,7 +201,7 @@ def settle(store: Store, check: dict) -> str:
         mon.score_means(store, q["baseline_job_id"]),
     )
     rows = []
-    for method, key in METHODS.items():
+    for method, key in SCORE_METHODS.items():
         if key not in window or key not in base:
             continue
         threshold = base[key]["mean"] * (1 + q["margin"])

@@ -86,6 +86,12 @@ KINDS: dict[str, Kind] = {
         resource="api",
         outputs={"judgements.jsonl": "backend.store.prefs:ingest_judgements"},
     ),
+    "quality-judge": Kind(
+        spec="backend.drift.judge:QualityJudgeSpec",
+        run="backend.drift.judge:run_job",
+        resource="api",
+        outputs={"scores.jsonl": "backend.store.review:insert_scores"},
+    ),
     "answer": Kind(
         spec="backend.prefs.answers:AnswerSpec",
         run="backend.prefs.answers:run_answer",

@@ -356,6 +356,56 @@ def score_means(store: Store, job_id: str) -> dict[str, dict]:
     }
 
 
+JUDGE_COLS = (
+    "check_id",
+    "monitor_id",
+    "run_id",
+    "judge_model",
+    "window_job_id",
+    "baseline_job_id",
+    "baseline_source",
+    "n_window",
+    "n_baseline",
+    "margin",
+)
+
+
+def record_judge(store: Store, **row: Any) -> None:
+    """The quality-judge jobs queued for a check's judge report (see migration 0012)."""
+    cur = store.cursor()
+    try:
+        cur.execute(
+            f"INSERT INTO quality_judge_checks ({', '.join(JUDGE_COLS)}, created)"
+            f" VALUES ({', '.join('?' * len(JUDGE_COLS))}, ?)",
+            [row[c] for c in JUDGE_COLS] + [now()],
+        )
+    finally:
+        cur.close()
+
+
+def reusable_judge_baseline(store: Store, run_id: str, judge_model: str) -> dict | None:
+    """The newest judge baseline job of a run under this judge model that has not failed."""
+    rows = store.rows(
+        "SELECT q.baseline_job_id, q.baseline_source, q.n_baseline FROM quality_judge_checks q"
+        " LEFT JOIN jobs j ON j.id = q.baseline_job_id WHERE q.run_id = ? AND q.judge_model = ?"
+        " AND coalesce(j.state, 'queued') IN ('queued', 'running', 'succeeded')"
+        " ORDER BY q.created DESC LIMIT 1",
+        [run_id, judge_model],
+    )
+    return rows[0] if rows else None
+
+
+def judge_of(store: Store, check_id: str) -> dict | None:
+    """A check's quality-judge jobs with their states (None: no judge for this check)."""
+    rows = store.rows(
+        "SELECT q.*, w.state AS window_state, b.state AS baseline_state"
+        " FROM quality_judge_checks q LEFT JOIN jobs w ON w.id = q.window_job_id"
+        " LEFT JOIN jobs b ON b.id = q.baseline_job_id WHERE q.check_id = ?",
+        [check_id],
+    )
+    return rows[0] if rows else None
+
+
 def add_reports(store: Store, check: dict, rows: list[dict]) -> None:
     """Reports computed outside a drift job (quality), in one transaction."""
     with store.transaction() as cur:

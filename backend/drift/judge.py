@@ -1,0 +1,315 @@
+"""Judge quality: an LLM rates the window's (prompt, response) pairs 1-10, against its rating
+of the newest run's held-out examples (the training-time value).
+
+When a monitor names a `judge_model`, each drift check also queues `quality-judge` jobs (the
+submitter writes the pairs to a JSONL file named in the spec; the job never opens DuckDB): one
+over the window's prompts that came with responses and, once per run and judge model, one over
+that run's held-out split (its training rows when it held none out). The endpoint and key come
+from Settings (OPENAI_BASE_URL / OPENAI_API_KEY) when the job runs; no key is ever in a spec.
+Each job asks for `{"score": 1-10, "rationale": ...}` with a JSON schema through the synth
+provider (retries on 429/5xx/timeouts) and writes scores.jsonl rows (method `judge`), ingested
+into `scores`. When both jobs have ended, `settle` writes a drift_reports row:
+  quality_judge  statistic = mean judge score on the window,
+                 threshold = training-time mean x (1 - margin); verdict `drift` when below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from backend.auth import Actor
+from backend.drift.monitors import QualityConfig
+from backend.jobs import queue
+from backend.jobs.context import JobContext
+from backend.jobs.kinds import JobSpec, SpecError
+from backend.store import monitoring as mon
+from backend.store.db import Store
+from backend.workspace import Workspace
+
+METHOD = "quality_judge"
+OUTPUT = "scores.jsonl"
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["score", "rationale"],
+    "properties": {
+        "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        "rationale": {"type": "string"},
+    },
+}
+DEFAULT_CRITERIA = (
+    "Rate how well the response answers the user's request: correct, helpful, on topic and "
+    "concise. 10 is an excellent answer, 1 is useless or unrelated."
+)
+SYSTEM = (
+    "You are an impartial judge of assistant responses. Reply with JSON only: "
+    '{"score": <integer 1-10>, "rationale": "<one sentence>"}.'
+)
+
+
+class QualityJudgeSpec(JobSpec):
+    """A quality-judge job: rate each example's last assistant turn 1-10."""
+
+    examples_path: str = Field(description="JSONL of {id, messages} written by the submitter.")
+    model: str = Field(min_length=1, description="Judge model name at the endpoint.")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (default: Settings OPENAI_BASE_URL)."
+    )
+    criteria: str = Field(DEFAULT_CRITERIA, description="What makes a response good.")
+    concurrency: int = Field(8, ge=1, le=256, description="Pairs judged at once.")
+    max_retries: int = Field(3, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="First retry delay; doubles.")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout.")
+    max_tokens: int = Field(200, ge=16, le=4096, description="Longest judge reply.")
+
+    def title(self) -> str:
+        return f"judge quality of {Path(self.examples_path).parent.name} with {self.model}"
+
+
+class ScoreError(ValueError):
+    """A judge reply that is not a 1-10 score."""
+
+
+def parse_score(text: str | None) -> tuple[float, str]:
+    """(score, rationale) from a judge reply (JSON, possibly inside a code fence).
+
+    >>> parse_score('```json\\n{"score": 7, "rationale": "fine"}\\n```')
+    (7.0, 'fine')
+    """
+    if not text or not text.strip():
+        raise ScoreError("empty reply")
+    match = re.search(r"\{.*\}", text, re.S)
+    try:
+        data = json.loads(match.group(0) if match else text)
+    except ValueError:
+        raise ScoreError(f"reply is not JSON: {text[:80]!r}") from None
+    if not isinstance(data, dict):
+        raise ScoreError(f"reply is not a JSON object: {text[:80]!r}")
+    score = data.get("score")
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 1 <= score <= 10:
+        raise ScoreError(f"score {score!r} is not a number from 1 to 10")
+    return float(score), str(data.get("rationale") or "")
+
+
+def judge_prompt(messages: list[dict], criteria: str) -> list[dict]:
+    """The judge's chat: the conversation up to the last assistant turn, then that turn."""
+    last = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
+    convo = "\n".join(f"{m['role']}: {m['content']}" for m in messages[:last])
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"{criteria}\n\n[Conversation]\n{convo}\n\n"
+            f"[Response]\n{messages[last]['content']}\n\nRate the response from 1 to 10.",
+        },
+    ]
+
+
+def _done(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):  # a torn last line from a crash: cut it
+        path.write_bytes(complete)
+    return {json.loads(line)["example_id"] for line in complete.splitlines() if line.strip()}
+
+
+def run_job(ctx: JobContext, spec: QualityJudgeSpec) -> None:
+    """Job entry point (see module docstring); a re-queued job skips pairs already scored."""
+    asyncio.run(_run(ctx, spec))
+
+
+async def _run(ctx: JobContext, spec: QualityJudgeSpec) -> None:
+    from backend.config import Settings, secret
+    from backend.synth.providers import OpenAIProvider
+
+    path = Path(spec.examples_path)
+    items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    done = _done(ctx.dir / OUTPUT)
+    todo = [it for it in items if it["id"] not in done]
+    ctx.progress(len(done), len(items), unit="pairs")
+    settings = Settings()
+    provider = OpenAIProvider(
+        base_url=spec.base_url or settings.openai_base_url,
+        api_key=secret(settings.openai_api_key),
+        model=spec.model,
+        concurrency=spec.concurrency,
+        max_retries=spec.max_retries,
+        backoff_s=spec.backoff_s,
+        timeout_s=spec.timeout_s,
+    )
+    counts = {"scored": 0, "failed": 0}
+    sem = asyncio.Semaphore(spec.concurrency)
+
+    async def one(it: dict) -> None:
+        async with sem:
+            ctx.check_cancelled()
+            (res,) = await provider.complete(
+                [judge_prompt(it["messages"], spec.criteria)],
+                schema=SCHEMA,
+                temperature=0.0,
+                max_tokens=spec.max_tokens,
+            )
+            try:
+                if res.error:
+                    raise ScoreError(res.error)
+                score, rationale = parse_score(res.text)
+            except ScoreError as exc:
+                counts["failed"] += 1
+                ctx.event(
+                    f"pair {it['id']}: no score ({exc})", level="warning", example_id=it["id"]
+                )
+                return
+            counts["scored"] += 1
+            row = {"example_id": it["id"], "method": "judge", "model": spec.model}
+            ctx.output(OUTPUT, [row | {"score": score, "rationale": rationale}])
+            ctx.progress(len(done) + counts["scored"] + counts["failed"], len(items))
+
+    try:
+        await asyncio.gather(*(one(it) for it in todo))
+    finally:
+        await provider.aclose()
+    ctx.event(f"judged {counts['scored']} pairs, {counts['failed']} without a score", **counts)
+    if todo and counts["failed"] == len(todo):
+        raise RuntimeError(
+            f"the judge gave no score for any of {len(todo)} pairs; see the warnings in the "
+            "job's events (endpoint errors or replies that are not 1-10 JSON scores)"
+        )
+
+
+# submitter side ------------------------------------------------------------------------------
+
+
+def submit(
+    store: Store,
+    ws: Workspace,
+    monitor: dict,
+    check_id: str,
+    records: list[dict],
+    cfg: QualityConfig,
+    *,
+    seed: int = 0,
+    actor: Actor | None = None,
+) -> dict:
+    """Queue the quality-judge jobs of a check. Returns {} (no judge configured),
+    {"judge_jobs": [...]} or {"judge": why none}; never fails the drift check."""
+    from backend.config import Settings
+    from backend.drift.quality import _sample, _write, training_examples
+    from backend.drift.triggers import last_run
+
+    model = (cfg.judge_model or "").strip()
+    if not model:
+        return {}
+    settings = Settings()
+    if not settings.openai_base_url and settings.openai_api_key is None:
+        return {"judge": "no judge endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY) in Settings"}
+    answered = [r for r in records if r.get("response")]
+    if len(answered) < cfg.min_responses:
+        return {"judge": f"{len(answered)} prompts came with responses; need {cfg.min_responses}"}
+    run = last_run(store)
+    if run is None:
+        return {"judge": "no trained run yet: judge scores are compared with a run's held-out data"}
+    window = _sample(
+        [
+            {
+                "id": f"{r['batch_id']}:{r['position']}",
+                "messages": [
+                    {"role": "user", "content": r["prompt"]},
+                    {"role": "assistant", "content": r["response"]},
+                ],
+            }
+            for r in answered
+        ],
+        cfg.max_examples,
+        seed,
+    )
+    jobs: list[str] = []
+    try:
+        base = mon.reusable_judge_baseline(store, run["id"], model)
+        if base is None:
+            examples, source = training_examples(store, run)
+            if not examples:
+                return {"judge": f"run {run['id']} has no examples with answers to judge"}
+            examples = _sample(examples, cfg.max_examples, seed)
+            tag = hashlib.sha256(model.encode()).hexdigest()[:8]
+            path = ws.root / "monitoring" / f"judge-baseline-{run['id']}-{tag}" / "examples.jsonl"
+            _write(path, examples)
+            spec = {"examples_path": str(path), "model": model}
+            base = {
+                "baseline_job_id": queue.submit(
+                    ws, "quality-judge", spec, group_id=check_id, actor=actor
+                ),
+                "baseline_source": source,
+                "n_baseline": len(examples),
+            }
+            jobs.append(base["baseline_job_id"])
+        path = ws.root / "monitoring" / check_id / "judge_window.jsonl"
+        _write(path, window)
+        spec = {"examples_path": str(path), "model": model}
+        window_job = queue.submit(ws, "quality-judge", spec, group_id=check_id, actor=actor)
+        jobs.append(window_job)
+    except (SpecError, ValueError, OSError) as exc:
+        for job_id in jobs:
+            queue.cancel(ws, job_id, actor=None)  # ours, queued a moment ago
+        return {"judge": f"not judged: {exc}"}
+    mon.record_judge(
+        store,
+        check_id=check_id,
+        monitor_id=monitor["id"],
+        run_id=run["id"],
+        judge_model=model,
+        window_job_id=window_job,
+        baseline_job_id=base["baseline_job_id"],
+        baseline_source=base["baseline_source"],
+        n_window=len(window),
+        n_baseline=base["n_baseline"],
+        margin=cfg.judge_margin,
+    )
+    return {"judge_jobs": jobs, "judge_run": run["id"]}
+
+
+def settle(store: Store, check: dict) -> str:
+    """'pending' while a judge job of the check is unfinished, 'none' without a judge;
+    otherwise write the quality_judge report (when both jobs succeeded) and return 'done'."""
+    q = mon.judge_of(store, check["id"])
+    if q is None:
+        return "none"
+    states = (q["window_state"], q["baseline_state"])
+    if any(s not in mon.FINISHED for s in states):
+        return "pending"
+    if states != ("succeeded", "succeeded"):
+        return "done"  # a failed judge job says why on Jobs; the other verdicts stand
+    window = mon.score_means(store, q["window_job_id"]).get("judge")
+    base = mon.score_means(store, q["baseline_job_id"]).get("judge")
+    if window is None or base is None:
+        return "done"
+    threshold = base["mean"] * (1 - q["margin"])
+    details: dict[str, Any] = {
+        "training_mean": base["mean"],
+        "margin": q["margin"],
+        "baseline_source": q["baseline_source"],
+        "run_id": q["run_id"],
+        "model": q["judge_model"],
+        "window_job": q["window_job_id"],
+        "baseline_job": q["baseline_job_id"],
+        "unit": "judge score (1-10)",
+    }
+    row = {
+        "method": METHOD,
+        "statistic": window["mean"],
+        "threshold": threshold,
+        "verdict": "drift" if window["mean"] < threshold else "ok",
+        "n_reference": base["n"],
+        "n_window": window["n"],
+        "details": details,
+    }
+    mon.add_reports(store, check, [row])
+    return "done"
