@@ -132,6 +132,23 @@ with tab_mon:
                 format="%.2f",
                 help=q_help["margin"].description,
             )
+            j1, j2 = st.columns([2, 1])
+            data["quality"]["judge_model"] = (
+                j1.text_input(
+                    "quality: LLM judge model (empty: no judge)",
+                    cfg.quality.judge_model or "",
+                    help=q_help["judge_model"].description,
+                ).strip()
+                or None
+            )
+            data["quality"]["judge_margin"] = j2.number_input(
+                "judge: margin under training time",
+                0.0,
+                0.99,
+                cfg.quality.judge_margin,
+                format="%.2f",
+                help=q_help["judge_margin"].description,
+            )
             for method in METHODS:
                 sub = getattr(cfg, method)
                 a, b = st.columns([1, 2])
@@ -265,14 +282,16 @@ with tab_drift:
             labels = {
                 "quality_nll": "mean response NLL",
                 "quality_entropy": "mean predictive entropy",
+                "quality_judge": "mean LLM-judge score",
             }
+            units = {"quality_judge": "score 1-10, higher is better"}
             for i, (method, part) in enumerate(qual.groupby("method", sort=False)):
                 label = labels.get(method, method)
                 source = part.iloc[-1]["details"].get("baseline_source", "held-out")
                 fig = figure(
                     f"{label}: production window vs training time",
                     "window end (time)",
-                    f"{label} (nats per token)",
+                    f"{label} ({units.get(method, 'nats per token')})",
                 )
                 fig.add_scatter(
                     x=part["window_end"],
@@ -309,7 +328,8 @@ with tab_drift:
                 f"Run {last_q.iloc[0]['details'].get('run_id')} scored on "
                 f"{int(last_q.iloc[0]['n_window'])} window responses against "
                 f"{int(last_q.iloc[0]['n_reference'])} {source} examples; a window "
-                "above the dashed line raises an alert like drift does."
+                "above the dashed line (below it for the judge score) raises an alert like "
+                "drift does."
             )
 
 with tab_alerts:

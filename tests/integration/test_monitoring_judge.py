@@ -11,12 +11,14 @@ import json
 import re
 
 import pytest
+import streamlit as st
 
 from backend.drift import checks, triggers
 from backend.store import monitoring as mon
 from backend.store.datasets import add_version, create_dataset
 from backend.store.ingest import ingest_all
 from backend.train.launch import submit_run
+from tests.app.test_monitoring_page import run_page
 from tests.integration.test_monitoring_quality import NOISE, window
 from tests.integration.test_train_job import ANSWERS, fields, write_data
 from tests.support.openai_server import OpenAIServer
@@ -114,3 +116,15 @@ def test_judge_crossing_fires_one_plan(
     assert alerts[0]["methods"] == ["quality_judge"]
     for job_id in sub["judge_jobs"]:  # the key never reaches a spec
         assert KEY not in (ws.job_dir(job_id) / "spec.json").read_text()
+
+    # the Monitoring page draws the judge score against its training-time line
+    store.close()  # the page opens the workspace's store itself
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = run_page()
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    judge = [s for s in specs if "mean LLM-judge score" in s]
+    assert len(specs) == 3 and len(judge) == 1  # vocabulary, length, judge
+    assert "training time (held-out data)" in judge[0]
+    assert [t.value for t in at.text_input if "judge model" in t.label] == ["j1"]
+    st.cache_resource.clear()
