@@ -117,6 +117,7 @@ def check(
         ]
         jobs = [s["job_id"] for s in submitted if "job_id" in s]
         jobs += [j for s in submitted for j in s.get("quality_jobs", [])]  # model-side scores
+        jobs += [j for s in submitted for j in s.get("judge_jobs", [])]  # LLM-judge scores
         if jobs:
             worker.ensure_worker(ws)
         for job_id in jobs:
