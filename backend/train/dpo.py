@@ -61,36 +61,10 @@ def dpo_args(config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool
     """TRL DPOConfig for this run (float32 on CPU, bf16 where CUDA has it)."""
     from trl import DPOConfig
 
-    eval_steps = config.eval_steps or config.save_steps
-    kwargs: dict[str, Any] = dict(
-        output_dir=str(output_dir),
-        learning_rate=config.learning_rate,
-        beta=config.beta,
-        lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_ratio,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        seed=config.seed,
-        data_seed=config.seed,
-        max_length=config.max_length,
-        use_cpu=rt.use_cpu,
-        bf16=rt.bf16,
-        fp16=rt.fp16,
-        dataloader_pin_memory=rt.pin_memory,
-        activation_checkpointing=rt.device == "cuda",
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=eval_steps if has_eval else None,
-        report_to="none",
-        disable_tqdm=True,
-        dataset_num_proc=None,
-    )
+    from backend.train.sft import trainer_kwargs
+
+    kwargs = trainer_kwargs(config, rt, output_dir, has_eval)
+    kwargs.update(beta=config.beta)
     kwargs.update(overrides)
     return DPOConfig(**kwargs)
 

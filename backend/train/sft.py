@@ -61,14 +61,13 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def training_args(
-    config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool, **overrides: Any
-):
-    """TRL SFTConfig for this run and runtime (float32 on CPU, bf16 where CUDA has it)."""
-    from trl import SFTConfig
-
+def trainer_kwargs(
+    config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool
+) -> dict[str, Any]:
+    """Arguments every studio trainer shares (SFT and DPO): schedule, batch, seeds, the
+    runtime's precision, checkpoints and evaluation cadence, logging every step."""
     eval_steps = config.eval_steps or config.save_steps
-    kwargs: dict[str, Any] = dict(
+    return dict(
         output_dir=str(output_dir),
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
@@ -81,8 +80,6 @@ def training_args(
         seed=config.seed,
         data_seed=config.seed,
         max_length=config.max_length,
-        packing=config.packing,
-        assistant_only_loss=config.assistant_only_loss,
         use_cpu=rt.use_cpu,
         bf16=rt.bf16,
         fp16=rt.fp16,
@@ -98,6 +95,16 @@ def training_args(
         disable_tqdm=True,
         dataset_num_proc=None,
     )
+
+
+def training_args(
+    config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool, **overrides: Any
+):
+    """TRL SFTConfig for this run and runtime (float32 on CPU, bf16 where CUDA has it)."""
+    from trl import SFTConfig
+
+    kwargs = trainer_kwargs(config, rt, output_dir, has_eval)
+    kwargs.update(packing=config.packing, assistant_only_loss=config.assistant_only_loss)
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
 
