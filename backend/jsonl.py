@@ -37,3 +37,16 @@ def read_jsonl(
                 yield row(obj)
             except (KeyError, TypeError, ValueError) as exc:
                 raise error(f"{path} line {n}: {type(exc).__name__} {exc}") from None
+
+
+def done_keys(path: Path, key: str) -> set[str]:
+    """The `key` values of the complete lines a job already wrote to `path`, so a resumed job
+    skips them. A torn last line (the job died mid-write) is cut off first, so it is redone
+    rather than read half."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        path.write_bytes(complete)
+    return {json.loads(line)[key] for line in complete.splitlines() if line.strip()}

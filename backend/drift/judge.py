@@ -29,6 +29,7 @@ from backend.drift.monitors import QualityConfig
 from backend.jobs import queue
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec, SpecError
+from backend.jsonl import done_keys
 from backend.store import monitoring as mon
 from backend.store.db import Store
 from backend.workspace import Workspace
@@ -112,16 +113,6 @@ def judge_prompt(messages: list[dict], criteria: str) -> list[dict]:
     ]
 
 
-def _done(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):  # a torn last line from a crash: cut it
-        path.write_bytes(complete)
-    return {json.loads(line)["example_id"] for line in complete.splitlines() if line.strip()}
-
-
 def run_job(ctx: JobContext, spec: QualityJudgeSpec) -> None:
     """Job entry point (see module docstring); a re-queued job skips pairs already scored."""
     asyncio.run(_run(ctx, spec))
@@ -133,7 +124,7 @@ async def _run(ctx: JobContext, spec: QualityJudgeSpec) -> None:
 
     path = Path(spec.examples_path)
     items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    done = _done(ctx.dir / OUTPUT)
+    done = done_keys(ctx.dir / OUTPUT, "example_id")
     todo = [it for it in items if it["id"] not in done]
     ctx.progress(len(done), len(items), unit="pairs")
     settings = Settings()

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec
+from backend.jsonl import done_keys
 from backend.prefs.pairs import VERDICTS, combine
 
 OUTPUT = "judgements.jsonl"
@@ -166,16 +167,6 @@ def make_provider(spec: JudgeSpec):
     )
 
 
-def _done_items(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):  # a torn last line from a crash: cut it
-        path.write_bytes(complete)
-    return {json.loads(line)["item_id"] for line in complete.splitlines() if line.strip()}
-
-
 def run_judge(ctx: JobContext, spec: JudgeSpec) -> None:
     """Job entry point (see module docstring)."""
     asyncio.run(_run(ctx, spec))
@@ -187,7 +178,7 @@ async def _run(ctx: JobContext, spec: JudgeSpec) -> None:
         for line in Path(spec.items_path).read_text("utf-8").splitlines()
         if line.strip()
     ]
-    done = _done_items(ctx.dir / OUTPUT)
+    done = done_keys(ctx.dir / OUTPUT, "item_id")
     todo = [it for it in items if it["item_id"] not in done]
     ctx.progress(len(done), len(items), unit="pairs")
     provider = make_provider(spec)
