@@ -433,42 +433,35 @@ def add_reports(store: Store, check: dict, rows: list[dict]) -> None:
 # alerts and plans ----------------------------------------------------------------------------
 
 
-def alerts(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
+def _of_monitors(
+    store: Store, table: str, json_column: str, monitor_id: str | None, state: str | None
+) -> list[dict]:
+    """Rows of `table` (alerts or plans) with their monitor's name, newest first, filtered by
+    monitor and state, with `json_column` decoded."""
     clauses, params = [], []
     if monitor_id:
-        clauses.append("a.monitor_id = ?")
+        clauses.append("t.monitor_id = ?")
         params.append(monitor_id)
     if state:
-        clauses.append("a.state = ?")
+        clauses.append("t.state = ?")
         params.append(state)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = store.rows(
-        "SELECT a.*, m.name AS monitor FROM alerts a JOIN monitors m"
-        f" ON m.id = a.monitor_id {where} ORDER BY a.created DESC",
+        f"SELECT t.*, m.name AS monitor FROM {table} t JOIN monitors m"
+        f" ON m.id = t.monitor_id {where} ORDER BY t.created DESC",
         params,
     )
     for r in rows:
-        r["methods"] = json.loads(r["methods"])
+        r[json_column] = json.loads(r[json_column])
     return rows
+
+
+def alerts(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
+    return _of_monitors(store, "alerts", "methods", monitor_id, state)
 
 
 def plans(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
-    clauses, params = [], []
-    if monitor_id:
-        clauses.append("p.monitor_id = ?")
-        params.append(monitor_id)
-    if state:
-        clauses.append("p.state = ?")
-        params.append(state)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = store.rows(
-        "SELECT p.*, m.name AS monitor FROM retraining_plans p JOIN monitors m"
-        f" ON m.id = p.monitor_id {where} ORDER BY p.created DESC",
-        params,
-    )
-    for r in rows:
-        r["steps"] = json.loads(r["steps"])
-    return rows
+    return _of_monitors(store, "retraining_plans", "steps", monitor_id, state)
 
 
 def get_plan(store: Store, plan_id: str) -> dict:
