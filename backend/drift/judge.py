@@ -193,7 +193,7 @@ def submit(
     """Queue the quality-judge jobs of a check. Returns {} (no judge configured),
     {"judge_jobs": [...]} or {"judge": why none}; never fails the drift check."""
     from backend.config import Settings
-    from backend.drift.quality import _sample, _write, training_examples
+    from backend.drift.quality import _sample, _write, training_examples, window_examples
     from backend.drift.triggers import last_run
 
     model = (cfg.judge_model or "").strip()
@@ -208,20 +208,7 @@ def submit(
     run = last_run(store)
     if run is None:
         return {"judge": "no trained run yet: judge scores are compared with a run's held-out data"}
-    window = _sample(
-        [
-            {
-                "id": f"{r['batch_id']}:{r['position']}",
-                "messages": [
-                    {"role": "user", "content": r["prompt"]},
-                    {"role": "assistant", "content": r["response"]},
-                ],
-            }
-            for r in answered
-        ],
-        cfg.max_examples,
-        seed,
-    )
+    window = window_examples(answered, cfg.max_examples, seed)
     jobs: list[str] = []
     try:
         base = mon.reusable_judge_baseline(store, run["id"], model)

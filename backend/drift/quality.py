@@ -38,6 +38,22 @@ def _sample(rows: list[dict], cap: int, seed: int) -> list[dict]:
     return [rows[i] for i in keep]
 
 
+def window_examples(answered: list[dict], cap: int, seed: int) -> list[dict]:
+    """Production records that came with a response, as scoreable chat examples (at most
+    `cap`, a seeded sample), each id naming its batch and position."""
+    rows = [
+        {
+            "id": f"{r['batch_id']}:{r['position']}",
+            "messages": [
+                {"role": "user", "content": r["prompt"]},
+                {"role": "assistant", "content": r["response"]},
+            ],
+        }
+        for r in answered
+    ]
+    return _sample(rows, cap, seed)
+
+
 def _write(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -116,20 +132,7 @@ def submit(
             "training-time scores"
         }
     folder = ws.root / "monitoring" / check_id
-    window = _sample(
-        [
-            {
-                "id": f"{r['batch_id']}:{r['position']}",
-                "messages": [
-                    {"role": "user", "content": r["prompt"]},
-                    {"role": "assistant", "content": r["response"]},
-                ],
-            }
-            for r in answered
-        ],
-        cfg.max_examples,
-        seed,
-    )
+    window = window_examples(answered, cfg.max_examples, seed)
     max_length = int(json.loads(run["config"] or "{}").get("max_length") or 1024)
     jobs = []
     try:
