@@ -81,7 +81,13 @@ def test_buckets_match_numpy(ws, store, steps, k, width):
 
 
 def _buckets(store):
-    return store.df("SELECT * FROM metric_buckets ORDER BY job_id, name, width, bucket")
+    """Every stored bucket under its run, metric and width (series ids are not compared:
+    a rebuild renumbers them)."""
+    return store.df(
+        "SELECT s.job_id, s.name, s.width, b.bucket, b.n, b.sum_x, b.sum_y, b.min_y, b.max_y"
+        " FROM metric_buckets b JOIN metric_series s USING (series)"
+        " ORDER BY job_id, name, width, bucket"
+    )
 
 
 def test_stored_buckets_at_every_width_match_numpy_and_a_rebuild(ws, store):
@@ -129,11 +135,16 @@ def test_stored_buckets_at_every_width_match_numpy_and_a_rebuild(ws, store):
     with store.transaction() as cur:
         metric_buckets.rebuild(cur)
     same(_buckets(store))
-    sql = (MIGRATIONS / "0011_metric_buckets.sql").read_text()
+    series = incremental[["name", "width"]].drop_duplicates()
+    assert store.scalar("SELECT count(*) FROM metric_series") == len(series)
+    # a database from before series ids: 0011's backfill of the old layout, then 0013
     with store.transaction() as cur:
-        cur.execute("DELETE FROM metric_buckets")
-        cur.execute(sql[sql.index("INSERT INTO metric_buckets") :])
+        cur.execute("DROP TABLE metric_buckets")
+        cur.execute("DROP TABLE metric_series")
+        cur.execute((MIGRATIONS / "0011_metric_buckets.sql").read_text())
+        cur.execute((MIGRATIONS / "0013_metric_series.sql").read_text())
     same(_buckets(store))
+    assert compare.curves(store, [run_id], "loss", max_points=100)[run_id].n.sum() == 700
 
 
 def test_resumed_long_run_stays_on_raw_rows(ws, store):
@@ -154,7 +165,8 @@ def test_resumed_long_run_stays_on_raw_rows(ws, store):
     assert metric_buckets.width_for(21.0, 5) == 8  # a fresh run this long would use them
     assert (
         store.scalar(
-            "SELECT sum(n) FROM metric_buckets WHERE job_id = ? AND name = 'loss' AND width = 8",
+            "SELECT sum(n) FROM metric_buckets JOIN metric_series USING (series)"
+            " WHERE job_id = ? AND name = 'loss' AND width = 8",
             [run_id],
         )
         == 30
