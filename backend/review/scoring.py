@@ -81,8 +81,38 @@ def split_messages(messages: Sequence[dict]) -> tuple[list[dict], dict]:
     raise ValueError("example has no assistant turn to score")
 
 
+def _special_ids(tok: Any) -> set[int]:
+    ids = set(getattr(tok, "all_special_ids", []) or [])
+    for token_id, added in (getattr(tok, "added_tokens_decoder", None) or {}).items():
+        if getattr(added, "special", False):
+            ids.add(int(token_id))
+    return ids
+
+
+def trim_template_tail(tok: Any, prompt: list[dict], answer: dict, full: list[int]) -> list[int]:
+    """`full` without what the chat template writes after the response's end-of-turn token
+    (the newline of '<|end|>\n' or '<|im_end|>\n'): the model did not choose it, and at a
+    near-constant few nats it would weigh more on short responses than on long ones. The
+    end-of-turn token itself stays (stopping is the model's decision). Left unchanged when
+    the tail cannot be found as the last tokens."""
+    content = answer.get("content") or ""
+    if not content:
+        return full
+    text = tok.apply_chat_template([*prompt, answer], tokenize=False)
+    at = text.rfind(content)
+    tail = text[at + len(content) :] if at >= 0 else ""
+    if not tail:
+        return full
+    tail_ids = tok(tail, add_special_tokens=False)["input_ids"]
+    if not tail_ids or full[-len(tail_ids) :] != tail_ids:
+        return full
+    keep = 1 if tail_ids[0] in _special_ids(tok) else 0
+    return full[: len(full) - len(tail_ids) + keep]
+
+
 def encode(tok: Any, example_id: str, messages: Sequence[dict], max_length: int) -> Encoded:
-    """Token ids of prompt + response with the prompt length, via the chat template."""
+    """Token ids of prompt + response with the prompt length, via the chat template. The
+    response ends at its end-of-turn token (`trim_template_tail`)."""
     prompt, answer = split_messages(messages)
     if getattr(tok, "chat_template", None):
         p_ids = tok.apply_chat_template(
@@ -91,6 +121,8 @@ def encode(tok: Any, example_id: str, messages: Sequence[dict], max_length: int)
         full = tok.apply_chat_template([*prompt, answer], tokenize=True, return_dict=False)
         if full[: len(p_ids)] != p_ids:  # template re-tokenises the boundary: fall back
             full = p_ids + tok(answer["content"], add_special_tokens=False)["input_ids"]
+        else:
+            full = trim_template_tail(tok, prompt, answer, full)
     else:
         text = "".join(f"{m['role']}: {m['content']}\n" for m in prompt) + "assistant: "
         p_ids = tok(text)["input_ids"]

@@ -42,6 +42,26 @@ def test_mean_nll_equals_the_prompt_masked_loss(loaded):
         assert row["n_tokens"] == len(enc.input_ids) - enc.prompt_len
 
 
+def test_scored_span_is_the_content_and_its_end_of_turn_token(loaded):
+    """The template writes '<|end|>' then a newline after each turn: the end-of-turn token
+    is scored (stopping is the model's choice), the newline after it is not."""
+    tok, model = loaded
+    ex = EXAMPLES[1]
+    prompt, answer = scoring.split_messages(ex["messages"])
+    whole = tok.apply_chat_template(ex["messages"], tokenize=True, return_dict=False)
+    end = tok.convert_tokens_to_ids("<|end|>")
+    assert whole[-1] != end  # the template's newline follows the end-of-turn token
+
+    enc = scoring.encode(tok, ex["id"], ex["messages"], 1024)
+
+    assert enc.input_ids == whole[: len(enc.input_ids)]
+    assert enc.input_ids[-1] == end
+    response = tok.decode(enc.input_ids[enc.prompt_len :], skip_special_tokens=True)
+    assert response.strip() == answer["content"].strip()
+    row = scoring.score_examples(tok, model, [ex])[0]
+    assert row["n_tokens"] == len(enc.input_ids) - enc.prompt_len
+
+
 def test_batching_bucketing_and_chunking_do_not_change_scores(loaded):
     tok, model = loaded
     one = scoring.score_examples(tok, model, EXAMPLES, batch_size=1, bucket=False)
