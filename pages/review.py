@@ -11,6 +11,7 @@ from backend.jobs.kinds import SpecError
 from backend.review import labelstudio as lsync
 from backend.review import labelstudio_server as lss
 from backend.review.flagging import FlagPolicy, cut_value, flag
+from backend.review.judge import prepare_judge_spec
 from backend.review.scoring import choose_adapter, prepare_spec
 from backend.review.verdicts import CATEGORIES, Verdict
 from backend.security import UnsafePathError, allowed_roots, confine_any, relative_to_roots
@@ -21,6 +22,8 @@ from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
 
 auth.guard("review")
+
+UNITS = {"nll": "nats per token", "entropy": "nats per token", "judge_flaw": "10 - judge rating"}
 
 state.init()
 st.title("Review")
@@ -143,6 +146,33 @@ with t_score:
             st.rerun()
         except (ValueError, SpecError, OSError, PermissionDenied) as exc:
             st.error(f"Could not start scoring: {exc}")
+    with st.expander("Second signal: an LLM judge rates each example"):
+        st.caption(
+            "Any OpenAI-compatible endpoint (Settings: OPENAI_BASE_URL, OPENAI_API_KEY) rates "
+            "each response 1-10; stored as judge_flaw = 10 - rating, so the Flag tab's cut "
+            "picks the answers the judge liked least."
+        )
+        judge_model = st.text_input(
+            "Judge model", "", help="The model id at the endpoint, e.g. gpt-4o-mini."
+        )
+        criteria = st.text_area(
+            "Criteria (optional)", "", help="What makes a response good; blank: built in."
+        )
+        if st.button("Judge this dataset", disabled=not judge_model.strip()):
+            try:
+                who = require(auth.actor(), "launch_job")
+                spec, n, ver = prepare_judge_spec(
+                    store, ws, dataset, judge_model, only_unreviewed=not include, criteria=criteria
+                )
+                job_id = queue.submit(ws, "quality-judge", spec, actor=who)
+                worker.ensure_worker(ws)
+                state.flash(
+                    f"Judging {n} examples of {dataset} v{ver['number']} with {judge_model}: "
+                    f"job {job_id}"
+                )
+                st.rerun()
+            except (ValueError, SpecError, OSError, PermissionDenied) as exc:
+                st.error(f"Could not start judging: {exc}")
     live_active_jobs("No scoring job is running.")
     if score_runs:
         st.dataframe(pd.DataFrame(score_runs), hide_index=True)
@@ -153,13 +183,17 @@ with t_flag:
     if not score_runs:
         st.info("Score the dataset first (Score tab).")
     else:
-        job = st.selectbox("Scoring run", [r["job_id"] for r in score_runs])
+        run_model = {r["job_id"]: r["model"] for r in score_runs}
+        job = st.selectbox(
+            "Scoring run", list(run_model), format_func=lambda j: f"{j} ({run_model[j]})"
+        )
+        methods = [m for _, m in rstore.score_job_methods(store, [job])] or ["nll"]
         method = st.radio(
             "Signal",
-            ["nll", "entropy"],
+            methods,
             horizontal=True,
             help="nll: how surprising the response is; entropy: how unsure the "
-            "model is of each next token.",
+            "model is of each next token; judge_flaw: 10 minus an LLM judge's 1-10 rating.",
         )
         kind = st.radio("Policy", ["top_k", "percentile", "threshold"], horizontal=True)
         scores = rstore.scores_of(store, job, method)
@@ -182,7 +216,9 @@ with t_flag:
             st.stop()
         cut = cut_value(scores, policy)
         fig = figure(
-            f"{method} per example ({len(scores)} scored)", f"{method} (nats per token)", "examples"
+            f"{method} per example ({len(scores)} scored)",
+            f"{method} ({UNITS.get(method, 'score')})",
+            "examples",
         )
         fig.add_histogram(x=list(scores.values()), nbinsx=40, name=method)
         if cut is not None:

@@ -11,6 +11,10 @@ provider (retries on 429/5xx/timeouts) and writes scores.jsonl rows (method `jud
 into `scores`. When both jobs have ended, `settle` writes a drift_reports row:
   quality_judge  statistic = mean judge score on the window,
                  threshold = training-time mean x (1 - margin); verdict `drift` when below.
+
+The Review page runs the same job kind over a dataset version as a second review signal
+(backend/review/judge.py): method `judge_flaw` (10 minus the rating, so the flagging policies'
+"higher is less certain" holds) with the dataset, version and round on every row.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from backend.workspace import Workspace
 
 METHOD = "quality_judge"
 OUTPUT = "scores.jsonl"
+FLAW_TOP = 10.0  # judge_flaw = FLAW_TOP - rating: 0 for a perfect answer, 9 for a useless one
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -69,9 +74,19 @@ class QualityJudgeSpec(JobSpec):
     backoff_s: float = Field(0.5, ge=0, le=60, description="First retry delay; doubles.")
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout.")
     max_tokens: int = Field(200, ge=16, le=4096, description="Longest judge reply.")
+    method: str = Field(
+        "judge",
+        pattern="^(judge|judge_flaw)$",
+        description="judge: the 1-10 rating as scored (drift checks); judge_flaw: 10 minus "
+        "the rating, so that higher means worse like nll and entropy (review flagging).",
+    )
+    dataset: str | None = Field(None, description="Dataset name (review scoring, for the record).")
+    version_id: str | None = Field(None, description="Dataset version id (for the record).")
+    round: int = Field(1, ge=1, description="Review round this judging belongs to.")
 
     def title(self) -> str:
-        return f"judge quality of {Path(self.examples_path).parent.name} with {self.model}"
+        what = self.dataset or Path(self.examples_path).parent.name
+        return f"judge quality of {what} with {self.model}"
 
 
 class ScoreError(ValueError):
@@ -160,8 +175,17 @@ async def _run(ctx: JobContext, spec: QualityJudgeSpec) -> None:
                 )
                 return
             counts["scored"] += 1
-            row = {"example_id": it["id"], "method": "judge", "model": spec.model}
-            ctx.output(OUTPUT, [row | {"score": score, "rationale": rationale}])
+            row = {
+                "example_id": it["id"],
+                "method": spec.method,
+                "model": spec.model,
+                "score": score if spec.method == "judge" else FLAW_TOP - score,
+                "rationale": rationale,
+            }
+            if spec.dataset:
+                row |= {"dataset": spec.dataset, "version_id": spec.version_id}
+                row |= {"round": spec.round}
+            ctx.output(OUTPUT, [row])
             ctx.progress(len(done) + counts["scored"] + counts["failed"], len(items))
 
     try:

@@ -1,4 +1,4 @@
-"""`ftstudio labelstudio up|down|status` and `ftstudio review score|flag|push|pull|apply|status`.
+"""`ftstudio labelstudio up|down|status` and `ftstudio review score|judge|push|pull|apply|status`.
 
 The Label Studio token is read from settings (LABEL_STUDIO_API_KEY) or from the 0600 credentials
 file of the workspace's local server; it is printed only by `labelstudio up` (as `token: ...`).
@@ -147,6 +147,63 @@ def score(
         )
 
 
+@review_app.command("judge")
+def judge(
+    dataset: str = typer.Option(..., help="Dataset name."),
+    judge_model: str = typer.Option(..., "--judge-model", help="Judge model id at the endpoint."),
+    base_url: str = typer.Option(
+        None, help="OpenAI-compatible base URL (default: Settings OPENAI_BASE_URL)."
+    ),
+    criteria: str = typer.Option(None, help="What makes a response good (default: built in)."),
+    include_reviewed: bool = typer.Option(
+        False, "--include-reviewed", help="Also judge examples reviewed in earlier rounds."
+    ),
+    version: str = typer.Option(None, help="Version id or number (default: latest)."),
+    concurrency: int = typer.Option(8, help="Examples judged at once."),
+    detach: bool = typer.Option(False),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Have an LLM judge rate every example 1-10 (a second review signal, method judge_flaw
+    = 10 - rating); flag with `review push --method judge_flaw`."""
+    from backend.review.judge import prepare_judge_spec
+
+    ws = common.workspace()
+    store = common.open_store(ws)
+    try:
+        spec, n, ver = prepare_judge_spec(
+            store,
+            ws,
+            dataset,
+            judge_model,
+            version=version,
+            only_unreviewed=not include_reviewed,
+            criteria=criteria,
+            base_url=base_url,
+            concurrency=concurrency,
+        )
+    except (ValueError, OSError) as exc:
+        common.fail(str(exc))
+    finally:
+        store.close()
+    status = common.run_job("quality-judge", spec, detach=detach, quiet=as_json)
+    if as_json:
+        common.emit_json(
+            {
+                "job_id": status.id,
+                "state": status.state,
+                "examples": n,
+                "version_id": ver["id"],
+                "judge_model": judge_model,
+                "round": spec["round"],
+            }
+        )
+    else:
+        typer.echo(
+            f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']} judged "
+            f"by {judge_model}, round {spec['round']})"
+        )
+
+
 def _make_batch(
     store,
     dataset: str,
@@ -171,7 +228,7 @@ def _make_batch(
     return rstore.create_batch(
         store,
         dataset=dataset,
-        score_job_id=rstore.latest_score_job(store, dataset),
+        score_job_id=rstore.latest_score_job(store, dataset, method),
         policy=policy,
         method=method,
     )
@@ -183,7 +240,9 @@ def push(
     top: int = typer.Option(None, help="Flag the k least certain."),
     threshold: float = typer.Option(None),
     percentile: float = typer.Option(None),
-    method: str = typer.Option("nll", help="nll or entropy."),
+    method: str = typer.Option(
+        "nll", help="nll, entropy, or judge_flaw (10 - an LLM judge's rating)."
+    ),
     qc_share: float = typer.Option(0.05),
     overlap: float = typer.Option(0.2, help="Share of tasks that two reviewers see."),
     as_json: bool = typer.Option(False, "--json"),

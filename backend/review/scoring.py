@@ -350,21 +350,18 @@ def choose_adapter(
     )
 
 
-def prepare_spec(
+def review_inputs(
     store: Any,
     ws: Any,
     dataset: str,
-    model_path: str,
     *,
-    adapter_path: str | None = None,
     version: str | int | None = None,
-    batch_size: int = 16,
     only_unreviewed: bool = False,
-) -> tuple[dict, int, dict]:
-    """Write the version's examples to a file under the workspace and build the job spec
-    (the job never opens the database). With `only_unreviewed`, examples that a reviewer
-    already judged in an earlier batch are left out (the loop re-scores what is left).
-    Returns (spec, example count, version row)."""
+) -> tuple[Path, int, dict, int]:
+    """Write a dataset version's examples ({id, messages} lines) to a file under the
+    workspace for a scoring or judging job (a job never opens the database). With
+    `only_unreviewed`, examples a reviewer already judged in an earlier batch are left out
+    (the loop re-scores what is left). Returns (path, example count, version row, round)."""
     import uuid
 
     from backend.store import datasets as ds
@@ -389,16 +386,35 @@ def prepare_spec(
             for e in rows
         ),
     )
+    return path, len(rows), ver, len(rstore.batches(store, dataset)) + 1
+
+
+def prepare_spec(
+    store: Any,
+    ws: Any,
+    dataset: str,
+    model_path: str,
+    *,
+    adapter_path: str | None = None,
+    version: str | int | None = None,
+    batch_size: int = 16,
+    only_unreviewed: bool = False,
+) -> tuple[dict, int, dict]:
+    """The `score` job spec over a dataset version (examples written by `review_inputs`).
+    Returns (spec, example count, version row)."""
+    path, n, ver, rnd = review_inputs(
+        store, ws, dataset, version=version, only_unreviewed=only_unreviewed
+    )
     spec = {
         "examples_path": str(path),
         "model_path": str(Path(model_path).resolve()),
         "adapter_path": str(Path(adapter_path).resolve()) if adapter_path else None,
         "dataset": dataset,
         "version_id": ver["id"],
-        "round": len(rstore.batches(store, dataset)) + 1,
+        "round": rnd,
         "batch_size": batch_size,
     }
-    return spec, len(rows), ver
+    return spec, n, ver
 
 
 if __name__ == "__main__":

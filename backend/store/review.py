@@ -59,14 +59,34 @@ def score_jobs(store: Store, dataset: str | None = None) -> list[dict]:
     )
 
 
-def latest_score_job(store: Store, dataset: str) -> str:
+def latest_score_job(store: Store, dataset: str, method: str | None = None) -> str:
+    """The newest scoring (or judging) run of a dataset, the newest with `method` if given."""
     jobs = score_jobs(store, dataset)
+    if method:
+        having = set(score_job_methods(store, [j["job_id"] for j in jobs]))
+        jobs = [j for j in jobs if (j["job_id"], method) in having]
     if not jobs:
-        raise ValueError(
-            f"dataset {dataset!r} has no scores yet: run `ftstudio review score "
-            f"--dataset {dataset} --model PATH` first"
+        how = (
+            f"`ftstudio review judge --dataset {dataset} --judge-model NAME`"
+            if method == "judge_flaw"
+            else f"`ftstudio review score --dataset {dataset} --model PATH`"
         )
+        what = f"{method!r} scores" if method else "scores"
+        raise ValueError(f"dataset {dataset!r} has no {what} yet: run {how} first")
     return jobs[0]["job_id"]
+
+
+def score_job_methods(store: Store, job_ids: list[str]) -> list[tuple[str, str]]:
+    """(job_id, method) pairs present in `scores` for these runs."""
+    if not job_ids:
+        return []
+    marks = ", ".join("?" * len(job_ids))
+    rows = store.rows(
+        f"SELECT DISTINCT job_id, method FROM scores WHERE job_id IN ({marks})"
+        " ORDER BY job_id, method",
+        job_ids,
+    )
+    return [(r["job_id"], r["method"]) for r in rows]
 
 
 def scores_of(store: Store, job_id: str, method: str = "nll") -> dict[str, float]:

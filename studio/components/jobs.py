@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from backend.jobs import queue
 from backend.jobs.status import JobState, JobStatus
@@ -42,9 +43,12 @@ def live_active_jobs(empty_text: str = "No job is running.") -> None:
     for status in jobs:
         progress_row(status)
         if auth.can_open("jobs"):
-            st.page_link(
-                "../pages/jobs.py",
-                label=f"Open job {status.id}",
-                icon=":material/open_in_new:",
-                query_params={"job": status.id},
-            )
+            try:
+                st.page_link(
+                    "../pages/jobs.py",
+                    label=f"Open job {status.id}",
+                    icon=":material/open_in_new:",
+                    query_params={"job": status.id},
+                )
+            except StreamlitAPIException:  # a page run on its own, outside the navigation
+                st.caption(f"Job {status.id}: see the Jobs page.")

@@ -1,0 +1,141 @@
+"""The LLM judge as a second review signal, on a real loopback OpenAI-compatible server: the
+Review page queues a `quality-judge` job over the dataset, the job rates every example, the
+ratings land in `scores` as judge_flaw = 10 - rating with the dataset, version and round, and
+a top-k cut on them flags exactly the answers the judge rated lowest. The key comes from
+Settings at run time and never reaches the spec; no endpoint gives a clear error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from backend.jobs import queue, worker
+from backend.review.flagging import FlagPolicy
+from backend.review.judge import prepare_judge_spec
+from backend.store import Store
+from backend.store import datasets as ds
+from backend.store import review as rstore
+from backend.store.ingest import ingest_all
+from tests.support.openai_server import OpenAIServer
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "review.py")
+KEY = "sk-review-judge-key"
+_RESPONSE = re.compile(r"\[Response\]\n(.*)\n\nRate the response", re.S)
+BAD = {3, 7, 10}  # examples whose answer is unrelated to the question
+
+
+def responder(body: dict) -> dict:
+    """A judge that can tell: unrelated answers get 2, the rest 8 or 9."""
+    response = _RESPONSE.search(body["messages"][-1]["content"]).group(1)
+    if response.startswith("Bananas"):
+        return {"score": 2, "rationale": "unrelated to the question"}
+    return {"score": 9 if len(response) % 2 else 8, "rationale": "answers the question"}
+
+
+def _seed(ws) -> tuple[dict, dict[str, int]]:
+    store = Store.open(ws.db_path)
+    try:
+        ds.create_dataset(store, "support")
+        examples = [
+            {
+                "messages": [
+                    {"role": "user", "content": f"How do I export board {i} to CSV?"},
+                    {
+                        "role": "assistant",
+                        "content": "Bananas are rich in potassium."
+                        if i in BAD
+                        else f"Open board {i}, then Export, then choose CSV.",
+                    },
+                ]
+            }
+            for i in range(12)
+        ]
+        ver = ds.add_version(store, "support", examples)
+        by_question = {
+            e["messages"][0]["content"]: e["id"] for e in ds.version_examples(store, ver["id"])
+        }
+        index = {by_question[f"How do I export board {i} to CSV?"]: i for i in range(12)}
+        return ver, index
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def page_env(ws, monkeypatch):
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _run() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_page_queues_the_judge_and_its_ratings_flag_the_worst(
+    ws, run_inline, page_env, monkeypatch
+):
+    ver, index = _seed(ws)
+    with OpenAIServer(responder=responder) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        at = _run()
+        [t for t in at.text_input if t.label == "Judge model"][0].set_value("judge-1").run()
+        [b for b in at.button if b.label == "Judge this dataset"][0].click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        (job,) = [j for j in queue.list_jobs(ws) if j.kind == "quality-judge"]
+        assert KEY not in (ws.job_dir(job.id) / "spec.json").read_text()
+        assert run_inline(ws, job.id).state == "succeeded"
+        assert len(srv.requests) == 12
+        assert {a for a in srv.authorizations} == {f"Bearer {KEY}"}
+
+    store = Store.open(ws.db_path)
+    try:
+        ingest_all(store, ws)
+        flaws = rstore.scores_of(store, job.id, "judge_flaw")
+        assert {index[e]: s for e, s in flaws.items() if s == 8.0}.keys() == BAD
+        assert all(s in (1.0, 2.0) for e, s in flaws.items() if index[e] not in BAD)
+        (run,) = rstore.score_jobs(store, "support")
+        assert (run["job_id"], run["model"], run["version_id"]) == (job.id, "judge-1", ver["id"])
+        assert run["round"] == 1 and run["n"] == 12
+        assert rstore.latest_score_job(store, "support", "judge_flaw") == job.id
+        with pytest.raises(ValueError, match="no 'nll' scores yet.*review score"):
+            rstore.latest_score_job(store, "support", "nll")
+        batch = rstore.create_batch(
+            store,
+            dataset="support",
+            score_job_id=job.id,
+            policy=FlagPolicy(kind="top_k", value=len(BAD), qc_share=0),
+            method="judge_flaw",
+        )
+        items = rstore.batch_items(store, batch["id"])
+        assert {index[i["example_id"]] for i in items if i["reason"] == "flagged"} == BAD
+    finally:
+        store.close()
+
+    st.cache_resource.clear()
+    at = _run()  # the Flag tab offers the judge's signal for that run, with its unit
+    radio = [r for r in at.radio if r.label == "Signal"][0]
+    assert radio.options == ["judge_flaw"]
+    assert any("10 - judge rating" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_no_endpoint_or_no_model_is_a_clear_error(ws, store):
+    _seed(ws)
+    with pytest.raises(ValueError, match="OPENAI_BASE_URL"):
+        prepare_judge_spec(store, ws, "support", "judge-1")
+    with pytest.raises(ValueError, match="name the judge model"):
+        prepare_judge_spec(store, ws, "support", "  ", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match="no dataset|not found|unknown"):
+        prepare_judge_spec(store, ws, "nope", "judge-1", base_url="http://127.0.0.1:9/v1")
+    assert not list((ws.root / "review" / "inputs").glob("*.jsonl"))
