@@ -139,3 +139,32 @@ def test_no_endpoint_or_no_model_is_a_clear_error(ws, store):
     with pytest.raises(ValueError, match="no dataset|not found|unknown"):
         prepare_judge_spec(store, ws, "nope", "judge-1", base_url="http://127.0.0.1:9/v1")
     assert not list((ws.root / "review" / "inputs").glob("*.jsonl"))
+
+
+def test_cli_judge_queues_the_job_and_refuses_without_an_endpoint(ws, run_inline, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)  # run_inline runs it
+    _, index = _seed(ws)
+    args = ["review", "judge", "--dataset", "support", "--judge-model", "j1", "--detach"]
+    runner = CliRunner()
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 1 and "OPENAI_BASE_URL" in bad.stderr
+    with OpenAIServer(responder=responder) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        res = runner.invoke(app, [*args, "--json"])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout)
+        assert (out["examples"], out["judge_model"], out["round"]) == (12, "j1", 1)
+        assert run_inline(ws, out["job_id"]).state == "succeeded"
+    again = Store.open(ws.db_path)
+    try:
+        ingest_all(again, ws)
+        flaws = rstore.scores_of(again, out["job_id"], "judge_flaw")
+    finally:
+        again.close()
+    assert {index[e] for e, s in flaws.items() if s == 8.0} == BAD
