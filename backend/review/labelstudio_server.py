@@ -34,6 +34,15 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("FTSTUDIO_LABELSTUDIO_VENV", ROOT / ".venv-labelstudio"))
 PACKAGE = "label-studio>=1.20"
 ADMIN_EMAIL = "studio-admin@localhost"
+# Label Studio's default SSRF block list without loopback (127.0.0.0/8, ::1), so a webhook can
+# reach the studio's local receiver (backend/review/webhook.py).
+BANNED_BUT_LOOPBACK = (
+    "0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.0.0.0/24,"
+    "192.0.2.0/24,192.88.99.0/24,192.168.0.0/16,198.18.0.0/15,198.51.100.0/24,"
+    "203.0.113.0/24,224.0.0.0/4,233.252.0.0/24,240.0.0.0/4,255.255.255.255/32,::/128,"
+    "::ffff:0:0/96,::ffff:0:0:0/96,64:ff9b::/96,64:ff9b:1::/48,100::/64,2001:0000::/32,"
+    "2001:20::/28,2001:db8::/32,2002::/16,fc00::/7,fe80::/10,ff00::/8"
+).split(",")
 _BOUND = re.compile(r"Starting development server at http://[\d.]+:(\d+)/")
 
 
@@ -106,6 +115,10 @@ def _base_env(data_dir: Path) -> dict[str, str]:
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "DISABLE_SIGNUP_WITHOUT_LINK": "true",
             "PYTHONUNBUFFERED": "1",
+            # webhooks may reach the studio's receiver on loopback; every other reserved
+            # network stays blocked (Label Studio's own default list, less 127.0.0.0/8)
+            "USE_DEFAULT_BANNED_SUBNETS": "false",
+            "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(BANNED_BUT_LOOPBACK),
         }
     )
     return env

@@ -211,8 +211,27 @@ def ingest_job(store: Store, ws: Workspace, job_id: str, report: IngestReport) -
 
 
 def ingest_all(store: Store, ws: Workspace) -> IngestReport:
-    """One pass over every job folder."""
+    """One pass over every job folder, then the review webhook inbox."""
     report = IngestReport()
     for job_id in queue.job_ids(ws):
         ingest_job(store, ws, job_id, report)
+    ingest_review_webhooks(store, ws, report)
     return report
+
+
+def ingest_review_webhooks(store: Store, ws: Workspace, report: IngestReport) -> None:
+    """Label Studio annotations the webhook receiver put in its inbox (review/webhooks/)."""
+    from backend.review.webhook import inbox_path
+
+    if not inbox_path(ws).exists():
+        return
+    from backend.store.review_inbox import ingest_workspace_inbox
+
+    try:
+        inbox = ingest_workspace_inbox(store, ws)
+    except Exception as exc:  # retried next pass: the offset moves only after storing
+        report.errors.append(f"{inbox_path(ws)}: cannot ingest ({type(exc).__name__}: {exc})")
+        return
+    if inbox.lines:
+        report.rows["review/webhooks/inbox.jsonl"] = inbox.lines
+    report.errors += inbox.errors

@@ -1,0 +1,291 @@
+"""A Label Studio webhook receiver: annotations arrive as they are made, without a manual pull.
+
+The receiver is a small stdlib HTTP server on 127.0.0.1 that NEVER opens the database (it may
+run as its own process beside the dashboard). Each accepted annotation becomes ONE complete JSON
+line in `<workspace>/review/webhooks/inbox.jsonl`, written whole under a lock with flush + fsync,
+so a reader sees whole lines and at most a torn last line (which it leaves for the next pass).
+The process that owns the store tails the inbox by byte offset (backend/store/review_inbox.py)
+and upserts with the same parsing and `upsert_reviews` as a pull, so a delivery followed by a
+pull, the reverse, or a repeated delivery stores each annotation once.
+
+Label Studio proves who it is with a shared secret sent as a custom header (webhooks accept
+`headers` at registration); a request without it gets 403. The secret is kept in a 0600 file
+beside the inbox so a restarted receiver keeps matching the registered webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from backend.workspace import Workspace, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+HEADER = "X-FTStudio-Webhook-Secret"
+ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+MAX_BODY = 32 << 20
+
+
+def webhook_dir(ws: Workspace) -> Path:
+    return ws.root / "review" / "webhooks"
+
+
+def inbox_path(ws: Workspace) -> Path:
+    return webhook_dir(ws) / "inbox.jsonl"
+
+
+def shared_secret(ws: Workspace) -> str:
+    """The receiver's secret, made once per workspace and kept in a 0600 file."""
+    path = webhook_dir(ws) / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    atomic_write_text(path, value + "\n")
+    os.chmod(path, 0o600)
+    return value
+
+
+class PayloadError(ValueError):
+    """The request body is not a Label Studio annotation webhook we can store."""
+
+
+def inbox_lines(payload: Any, received: float, reviewer_of: Callable[[Any], str | None]) -> list:
+    """The inbox records for one webhook body; PayloadError names what is wrong."""
+    if not isinstance(payload, dict):
+        raise PayloadError(f"the body must be a JSON object, not {type(payload).__name__}")
+    action = payload.get("action")
+    if action not in ACTIONS:
+        raise PayloadError(f"unknown action {action!r}: this receiver takes {', '.join(ACTIONS)}")
+    anns, tasks = payload.get("annotation"), payload.get("task")
+    if action == "ANNOTATIONS_CREATED":
+        if not isinstance(anns, list):
+            raise PayloadError("ANNOTATIONS_CREATED needs `annotation` to be a list")
+        task_list = tasks if isinstance(tasks, list) else [tasks] if tasks else []
+    else:
+        if not isinstance(anns, dict):
+            raise PayloadError(f"{action} needs an `annotation` object (send_payload=True)")
+        anns, task_list = [anns], [tasks] if tasks else []
+    by_id = {t.get("id"): t for t in task_list if isinstance(t, dict)}
+    project = payload.get("project")
+    project_id = project.get("id") if isinstance(project, dict) else project
+    records = []
+    for i, ann in enumerate(anns):
+        if not isinstance(ann, dict) or "id" not in ann:
+            raise PayloadError(f"annotation #{i} has no `id`")
+        task_ref = ann.get("task")
+        task = by_id.get(task_ref) or (task_list[i] if len(task_list) == len(anns) else None)
+        data = (task or {}).get("data") or {}
+        if not data.get("batch_id") or not data.get("example_id"):
+            raise PayloadError(
+                f"annotation {ann['id']}: its task carries no batch_id/example_id "
+                "(not a task pushed by the studio, or the payload lacks `task`)"
+            )
+        records.append(
+            {
+                "received": received,
+                "action": action,
+                "annotation_id": ann["id"],
+                "project_id": project_id or (task or {}).get("project"),
+                "task_id": task_ref if not isinstance(task_ref, dict) else task_ref.get("id"),
+                "batch_id": data["batch_id"],
+                "example_id": data["example_id"],
+                "reviewer": reviewer_of(ann.get("completed_by")),
+                "annotation": ann,
+            }
+        )
+    return records
+
+
+class Inbox:
+    """Appends whole JSON lines with flush + fsync under a lock (one writer process)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, records: list[dict]) -> None:
+        data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+        with self._lock, open(self.path, "ab") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def read_records(chunk: bytes, where: str = "inbox") -> tuple[list[dict], list[str]]:
+    """Complete inbox lines to records; a bad line is an error string, never a stop."""
+    records, errors = [], []
+    for n, line in enumerate(chunk.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "annotation" not in rec:
+                raise ValueError("not an inbox record (no `annotation`)")
+            records.append(rec)
+        except ValueError as exc:
+            errors.append(f"{where}: line {n} of this pass is unreadable ({exc}); skipped")
+    return records, errors
+
+
+def user_emails(url: str, token: str) -> Callable[[Any], str | None]:
+    """`completed_by` id -> email, as a pull names reviewers; users are listed on a miss."""
+    from backend.review import labelstudio as lsync
+
+    cache: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def reviewer_of(completed_by: Any) -> str | None:
+        if isinstance(completed_by, dict):
+            return lsync._reviewer(completed_by, {})
+        with lock:
+            if completed_by not in cache:
+                try:
+                    users = list(lsync.client(url, token, timeout=10).users.list())
+                    cache.update({u.id: u.email for u in users})
+                except Exception as exc:  # the ingest side falls back to user-<id>
+                    log.warning("cannot list Label Studio users: %s", exc)
+            return cache.get(completed_by)
+
+    return reviewer_of
+
+
+def _handler(inbox: Inbox, secret: str, reviewer_of: Callable[[Any], str | None]):
+    class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True
+        server_version = "ftstudio-webhook/1"
+
+        def _answer(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # a liveness probe, no secrets
+            self._answer(200, {"ok": True, "accepts": list(ACTIONS)})
+
+        def do_POST(self) -> None:
+            if not secrets.compare_digest(self.headers.get(HEADER, ""), secret):
+                self._answer(403, {"error": f"missing or wrong {HEADER} header"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._answer(413, {"error": f"body over {MAX_BODY} bytes"})
+                return
+            body = self.rfile.read(length)
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                self._answer(400, {"error": f"the body is not JSON: {exc}"})
+                return
+            try:
+                records = inbox_lines(payload, time.time(), reviewer_of)
+            except PayloadError as exc:
+                self._answer(400, {"error": str(exc)})
+                return
+            inbox.append(records)
+            self._answer(200, {"stored": len(records)})
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.info("webhook %s " + fmt, self.address_string(), *args)
+
+    return Handler
+
+
+class Receiver:
+    """The receiver on 127.0.0.1:`port` (0: a free one) on a daemon thread; `url` once started."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        port: int = 0,
+        *,
+        secret: str | None = None,
+        reviewer_of: Callable[[Any], str | None] | None = None,
+    ):
+        self.inbox = Inbox(inbox_path(ws))
+        self.secret = secret or shared_secret(ws)
+        handler = _handler(self.inbox, self.secret, reviewer_of or (lambda _u: None))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> Receiver:
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="ls-webhook", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def register(url: str, token: str, project_id: int, receiver_url: str, secret: str) -> dict:
+    """Point the project's webhook at the receiver, once: an existing one for the same url is
+    updated (actions, secret) rather than duplicated; one left by an earlier receiver of ours
+    (our header, another url) is removed so Label Studio does not post into the void."""
+    from backend.review import labelstudio as lsync
+
+    ls = lsync.client(url, token)
+    hooks = lsync._wrap(
+        "listing webhooks", url, lambda: list(ls.webhooks.list(project=str(project_id)))
+    )
+    hooks = [h for h in hooks if h.project == project_id]
+    wanted = dict(
+        actions=list(ACTIONS),
+        headers={HEADER: secret},
+        send_payload=True,
+        send_for_all_actions=False,
+        is_active=True,
+    )
+    kept, removed = None, 0
+    for h in hooks:
+        ours = isinstance(h.headers, dict) and HEADER in h.headers
+        if h.url == receiver_url and kept is None:
+            kept = h
+        elif ours or h.url == receiver_url:
+            lsync._wrap("removing an old webhook", url, lambda h=h: ls.webhooks.delete(h.id))
+            removed += 1
+    if kept is None:
+        made = lsync._wrap(
+            "registering the webhook",
+            url,
+            lambda: ls.webhooks.create(project=project_id, url=receiver_url, **wanted),
+        )
+        return {
+            "project_id": project_id,
+            "webhook_id": made.id,
+            "created": True,
+            "removed": removed,
+        }
+    if (
+        sorted(kept.actions or []) != sorted(ACTIONS)
+        or kept.headers != {HEADER: secret}
+        or not kept.send_payload
+        or not kept.is_active
+        or kept.send_for_all_actions
+    ):
+        lsync._wrap("updating the webhook", url, lambda: ls.webhooks.update(kept.id, **wanted))
+    return {"project_id": project_id, "webhook_id": kept.id, "created": False, "removed": removed}

@@ -1,0 +1,140 @@
+"""Ingest Label Studio webhook deliveries from the receiver's inbox into the reviews table.
+
+The inbox (backend/review/webhook.py writes it; that process never opens the database) is
+tailed by byte offset like a job's JSONL, its offset kept in `ingest_offsets` under the key
+`@review-webhooks` (no job has that id). Only complete lines are read, so a torn last line
+waits. Each annotation goes through the same `parse_annotation` and `upsert_reviews` as a pull
+(id `ls:<annotation id>`), so a delivery, a pull and a repeated delivery store it once; an
+older delivery never overwrites a newer verdict. A bad line is reported and skipped; the
+offset moves only after the verdicts are stored, so a failure retries the same lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from backend.review import labelstudio as lsync
+from backend.review import webhook
+from backend.review.verdicts import Verdict
+from backend.store import review as rstore
+from backend.store.db import Store
+
+log = logging.getLogger(__name__)
+
+KEY, FILE = "@review-webhooks", "inbox.jsonl"
+
+
+@dataclass
+class InboxReport:
+    lines: int = 0
+    stored: dict[str, int] = field(default_factory=lambda: {"new": 0, "updated": 0, "unchanged": 0})
+    skipped: int = 0  # skipped/empty annotations and deliveries older than the stored verdict
+    errors: list[str] = field(default_factory=list)
+
+
+def _newer_or_equal(stored, incoming) -> bool:
+    if stored is None or incoming is None:
+        return True
+    return rstore._ts(incoming) >= stored
+
+
+def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxReport:
+    """Store the verdicts of the inbox lines appended since the last pass."""
+    report = InboxReport()
+    offset = (
+        store.scalar(
+            "SELECT byte_offset FROM ingest_offsets WHERE job_id = ? AND file = ?", [KEY, FILE]
+        )
+        or 0
+    )
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return report
+    if size <= offset:
+        return report
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(min(size - offset, max_bytes))
+    end = data.rfind(b"\n")
+    if end < 0:
+        return report  # only a torn line so far
+    chunk = data[: end + 1]
+    records, report.errors = webhook.read_records(chunk, f"{path} after byte {offset}")
+    report.lines = len(records) + len(report.errors)
+    batches: dict[str, dict | None] = {}
+    by_batch: dict[str, list[dict]] = {}
+    for rec in records:
+        where = f"{path}: annotation {rec.get('annotation_id')}"
+        batch_id = rec.get("batch_id")
+        if batch_id not in batches:
+            found = store.rows("SELECT * FROM review_batches WHERE id = ?", [batch_id])
+            batches[batch_id] = found[0] if found else None
+        batch = batches[batch_id]
+        if batch is None:
+            report.errors.append(f"{where}: batch {batch_id!r} is not in this store; skipped")
+            continue
+        if rec.get("project_id") and rec["project_id"] != batch["ls_project_id"]:
+            report.errors.append(
+                f"{where}: came from project {rec['project_id']} but batch {batch_id} is "
+                f"project {batch['ls_project_id']}; skipped"
+            )
+            continue
+        ann = rec["annotation"]
+        reviewer = rec.get("reviewer") or lsync._reviewer(ann.get("completed_by"), {})
+        try:
+            row = lsync.parse_annotation(ann, rec["example_id"], reviewer)
+            if row is not None:
+                Verdict.model_validate({k: row.get(k) for k in Verdict.model_fields})
+        except (KeyError, TypeError, ValidationError) as exc:
+            report.errors.append(f"{where}: not a verdict ({type(exc).__name__}: {exc}); skipped")
+            continue
+        if row is None:
+            report.skipped += 1
+            continue
+        by_batch.setdefault(batch_id, []).append(row)
+    for batch_id, rows in by_batch.items():
+        latest: dict[str, dict] = {}
+        for row in rows:  # the newest state of each annotation in this pass
+            if row["id"] not in latest or _newer_or_equal(
+                rstore._ts(latest[row["id"]]["updated"]), row["updated"]
+            ):
+                latest[row["id"]] = row
+        marks = ", ".join("?" * len(latest))
+        stored = {
+            r["id"]: r["updated"]
+            for r in store.rows(
+                f"SELECT id, updated FROM reviews WHERE id IN ({marks})", list(latest)
+            )
+        }
+        fresh = [r for r in latest.values() if _newer_or_equal(stored.get(r["id"]), r["updated"])]
+        report.skipped += len(rows) - len(fresh)
+        for k, v in rstore.upsert_reviews(store, batch_id, fresh).items():
+            report.stored[k] += v
+    with store.transaction() as cur:
+        cur.execute(
+            "INSERT INTO ingest_offsets VALUES (?, ?, ?, ?) ON CONFLICT (job_id, file) DO UPDATE"
+            " SET byte_offset = excluded.byte_offset, lines = ingest_offsets.lines + ?",
+            [KEY, FILE, offset + len(chunk), report.lines, report.lines],
+        )
+    for err in report.errors:
+        log.error("review webhook inbox: %s", err)
+    return report
+
+
+def ingest_workspace_inbox(store: Store, ws) -> InboxReport:
+    """Drain the workspace's inbox (every complete line there now)."""
+    total = InboxReport()
+    while True:
+        part = ingest_inbox(store, webhook.inbox_path(ws))
+        if part.lines == 0:
+            return total
+        total.lines += part.lines
+        total.skipped += part.skipped
+        total.errors += part.errors
+        for k, v in part.stored.items():
+            total.stored[k] += v
