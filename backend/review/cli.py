@@ -327,3 +327,102 @@ def apply_cmd(
         common.emit_json(result)
     else:
         typer.echo(f"v{result['version']['number']}: {result['version']['note']}")
+
+
+@review_app.command("webhook")
+def webhook_cmd(
+    port: int = typer.Option(8091, help="Port on 127.0.0.1 (0: any free one)."),
+    dataset: str = typer.Option(None, help="Register on this dataset's pushed batches only."),
+    project: str = typer.Option(
+        None, help="Label Studio project ids, comma-separated (when a dashboard holds the store)."
+    ),
+    ingest: bool = typer.Option(
+        True, help="Also store arriving verdicts every few seconds unless a dashboard does."
+    ),
+) -> None:
+    """Receive Label Studio annotations as they are made (ANNOTATION_CREATED/UPDATED), until
+    Ctrl-C: the verdicts land in the review inbox, which the dashboard ingests live."""
+    import time
+
+    from backend.review import labelstudio as lsync
+    from backend.review import webhook as hook
+
+    url, token = connection()
+    ws = common.workspace()
+    try:
+        projects = [int(p) for p in (project or "").split(",") if p.strip()]
+    except ValueError:
+        common.fail(f"--project takes comma-separated project ids, not {project!r}")
+    if not projects:
+        from backend.store import review as rstore
+
+        store = common.try_open_store(ws)
+        if store is None:
+            common.fail(
+                "a dashboard holds the database, so the pushed batches cannot be listed here: "
+                "pass --project ID (the Label Studio project of the batch)"
+            )
+        try:
+            projects = [
+                b["ls_project_id"] for b in rstore.batches(store, dataset) if b["ls_project_id"]
+            ]
+        finally:
+            store.close()
+        if not projects:
+            common.fail(
+                f"no batch of {dataset or 'any dataset'} was pushed to Label Studio yet: "
+                "run `ftstudio review push` first"
+            )
+    try:
+        receiver = hook.Receiver(ws, port, reviewer_of=hook.user_emails(url, token))
+    except OSError as exc:
+        common.fail(f"cannot listen on 127.0.0.1:{port} ({exc}); choose another --port")
+    receiver.start()
+    typer.echo(f"url: {receiver.url}")
+    try:
+        for pid in sorted(set(projects)):
+            done = hook.register(url, token, pid, receiver.url, receiver.secret)
+            how = "registered" if done["created"] else "already registered"
+            typer.echo(f"project {pid}: {how} (webhook {done['webhook_id']})")
+    except lsync.LabelStudioError as exc:
+        receiver.stop()
+        common.fail(
+            f"{exc}\nA Label Studio refuses loopback webhooks unless started with "
+            "USE_DEFAULT_BANNED_SUBNETS=false (or SSRF_PROTECTION_ENABLED=false); the one from "
+            "`ftstudio labelstudio up` allows them once restarted (`labelstudio down`, `up`)."
+        )
+    typer.echo(f"inbox: {hook.inbox_path(ws)}  (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3.0)
+            if ingest:
+                _ingest_inbox_once(ws)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    typer.echo("stopped")
+
+
+def _ingest_inbox_once(ws) -> None:
+    """Store the inbox's new verdicts when this process can hold the database."""
+    from backend.review.webhook import inbox_path
+    from backend.store.review_inbox import ingest_workspace_inbox
+
+    if not inbox_path(ws).exists():
+        return
+    store = common.try_open_store(ws)
+    if store is None:
+        return  # the dashboard's ingestor stores them
+    try:
+        report = ingest_workspace_inbox(store, ws)
+    finally:
+        store.close()
+    if report.lines:
+        s = report.stored
+        typer.echo(
+            f"{report.lines} deliveries: {s['new']} new, {s['updated']} updated, "
+            f"{s['unchanged']} same, {report.skipped} skipped, {len(report.errors)} bad"
+        )
+    for err in report.errors:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)

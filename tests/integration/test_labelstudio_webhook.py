@@ -1,0 +1,217 @@
+"""Against a REAL Label Studio: register the webhook receiver on a pushed batch's project (once,
+however often), annotate through the REST API as a reviewer would, and the delivery lands in the
+inbox; ingesting it stores exactly what a pull stores, a pull afterwards changes nothing, and an
+updated annotation replaces the verdict once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.review import labelstudio as lsync
+from backend.review import webhook as hook
+from backend.review.flagging import FlagPolicy
+from backend.store import Store
+from backend.store import datasets as ds
+from backend.store import review as rstore
+from backend.store.review_inbox import ingest_workspace_inbox
+from backend.workspace import Workspace
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def pushed(server, tmp_path_factory):
+    """A workspace with a store holding a 6-example dataset, flagged (top 3) and pushed."""
+    _, info, token = server
+    ws = Workspace(tmp_path_factory.mktemp("hook") / "workspace").ensure()
+    store = Store.open(ws.db_path)
+    ds.create_dataset(store, "faq")
+    msgs = [
+        {
+            "messages": [
+                {"role": "user", "content": f"faq question {i}"},
+                {"role": "assistant", "content": f"faq answer {i}"},
+            ]
+        }
+        for i in range(6)
+    ]
+    ver = ds.add_version(store, "faq", msgs)
+    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
+    lines = "".join(
+        json.dumps(
+            {
+                "example_id": e,
+                "method": "nll",
+                "model": "tiny",
+                "score": 1.0 + i,
+                "version_id": ver["id"],
+                "dataset": "faq",
+            }
+        )
+        + "\n"
+        for i, e in enumerate(ids)
+    )
+    with store.transaction() as cur:
+        rstore.insert_scores(cur, "score-faq", lines.encode())
+    batch = rstore.create_batch(
+        store,
+        dataset="faq",
+        score_job_id="score-faq",
+        policy=FlagPolicy(kind="top_k", value=3, qc_share=0.0),
+    )
+    result = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.0)
+    yield ws, store, batch["id"], result["project_id"]
+    store.close()
+
+
+def _result(verdict: str) -> list[dict]:
+    return [
+        {
+            "from_name": "verdict",
+            "to_name": "response",
+            "type": "choices",
+            "value": {"choices": [verdict]},
+        },
+        {
+            "from_name": "issues",
+            "to_name": "response",
+            "type": "choices",
+            "value": {"choices": ["factual error"]},
+        },
+    ]
+
+
+def _wait_lines(ws: Workspace, n: int, timeout: float = 20.0) -> list[dict]:
+    path, deadline = hook.inbox_path(ws), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+            if len(lines) >= n:
+                return lines
+        time.sleep(0.1)
+    raise AssertionError(f"the inbox did not reach {n} lines in {timeout}s")
+
+
+def test_webhook_delivery_equals_pull_and_update_replaces(server, live_server, pushed):
+    info, token = live_server
+    ws, store, batch_id, project_id = pushed
+    auth = {"Authorization": f"Token {token}"}
+    receiver = hook.Receiver(ws, 0, reviewer_of=hook.user_emails(info.url, token)).start()
+    try:
+        first = hook.register(info.url, token, project_id, receiver.url, receiver.secret)
+        again = hook.register(info.url, token, project_id, receiver.url, receiver.secret)
+        assert first["created"] and not again["created"]
+        assert again["webhook_id"] == first["webhook_id"]
+        hooks = httpx.get(
+            f"{info.url}/api/webhooks/", params={"project": project_id}, headers=auth
+        ).json()
+        assert [h["url"] for h in hooks if h["project"] == project_id] == [receiver.url]
+
+        item = rstore.batch_items(store, batch_id)[0]
+        made = httpx.post(
+            f"{info.url}/api/tasks/{item['ls_task_id']}/annotations/",
+            json={"result": _result("accept")},
+            headers=auth,
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        ann_id = made.json()["id"]
+        (line,) = _wait_lines(ws, 1)
+        assert (line["action"], line["annotation_id"]) == ("ANNOTATION_CREATED", ann_id)
+        assert (line["batch_id"], line["example_id"]) == (batch_id, item["example_id"])
+
+        got = ingest_workspace_inbox(store, ws)
+        assert got.stored == {"new": 1, "updated": 0, "unchanged": 0} and not got.errors
+        by_hook = rstore.reviews(store, batch_id)
+        assert [(r["id"], r["verdict"]) for r in by_hook] == [(f"ls:{ann_id}", "accept")]
+        assert by_hook[0]["reviewer"] == "studio-admin@localhost"
+
+        pulled = lsync.pull_batch(store, batch_id, info.url, token)
+        assert (pulled["new"], pulled["updated"], pulled["unchanged"]) == (0, 0, 1)
+        assert rstore.reviews(store, batch_id) == by_hook  # the pull stores the same row
+
+        changed = httpx.patch(
+            f"{info.url}/api/annotations/{ann_id}/",
+            json={"result": _result("reject")},
+            headers=auth,
+            timeout=30,
+        )
+        assert changed.status_code == 200, changed.text
+        lines = _wait_lines(ws, 2)
+        assert lines[1]["action"] == "ANNOTATION_UPDATED"
+        upd = ingest_workspace_inbox(store, ws)
+        assert upd.stored == {"new": 0, "updated": 1, "unchanged": 0}
+        assert ingest_workspace_inbox(store, ws).lines == 0  # nothing new: no change
+        after = rstore.reviews(store, batch_id)
+        assert [(r["id"], r["verdict"]) for r in after] == [(f"ls:{ann_id}", "reject")]
+        final = lsync.pull_batch(store, batch_id, info.url, token)
+        assert (final["new"], final["updated"], final["unchanged"]) == (0, 0, 1)
+        assert rstore.reviews(store, batch_id) == after
+        assert store.scalar("SELECT count(*) FROM reviews") == 1
+    finally:
+        receiver.stop()
+
+
+def test_cli_serves_registers_once_and_stops_on_ctrl_c(server, live_server, pushed):
+    info, token = live_server
+    ws, store, batch_id, project_id = pushed
+    env = {
+        **os.environ,
+        "FTSTUDIO_WORKSPACE": str(ws.root),
+        "LABEL_STUDIO_URL": info.url,
+        "LABEL_STUDIO_API_KEY": token,
+        "HF_HUB_OFFLINE": "1",
+    }
+    ftstudio = str(Path(sys.executable).parent / "ftstudio")
+    cmd = [ftstudio, "review", "webhook", "--port", "0"]
+    proc = subprocess.Popen(
+        [*cmd, "--project", str(project_id)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out = []
+        deadline = time.monotonic() + 30
+        while not any(x.startswith("inbox:") for x in out) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line.strip())
+        url = next(x for x in out if x.startswith("url: "))[5:]
+        assert url.startswith("http://127.0.0.1:")
+        assert f"project {project_id}: registered" in "\n".join(out), out
+        hooks = httpx.get(
+            f"{info.url}/api/webhooks/",
+            params={"project": project_id},
+            headers={"Authorization": f"Token {token}"},
+        ).json()
+        # the earlier receiver's webhook (another port) was replaced, not kept beside it
+        assert [h["url"] for h in hooks if h["project"] == project_id] == [url]
+        inbox = hook.inbox_path(ws)
+        before = len(inbox.read_text().splitlines()) if inbox.exists() else 0
+        item = rstore.batch_items(store, batch_id)[1]
+        made = httpx.post(
+            f"{info.url}/api/tasks/{item['ls_task_id']}/annotations/",
+            json={"result": _result("reject")},
+            headers={"Authorization": f"Token {token}"},
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        assert _wait_lines(ws, before + 1)[-1]["annotation_id"] == made.json()["id"]
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0 and "stopped" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
