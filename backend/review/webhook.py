@@ -15,6 +15,7 @@ beside the inbox so a restarted receiver keeps matching the registered webhook.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from backend.workspace import Workspace, atomic_write_text
+from backend.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,13 @@ def shared_secret(ws: Workspace) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    atomic_write_text(path, value + "\n")
-    os.chmod(path, 0o600)
+    tmp = path.with_name(f".secret.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
     return value
 
 
@@ -107,7 +113,7 @@ def inbox_lines(payload: Any, received: float, reviewer_of: Callable[[Any], str 
 
 
 class Inbox:
-    """Appends whole JSON lines with flush + fsync under a lock (one writer process)."""
+    """Appends whole JSON lines with flush + fsync under a thread lock and a file lock."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -117,9 +123,13 @@ class Inbox:
     def append(self, records: list[dict]) -> None:
         data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
         with self._lock, open(self.path, "ab") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            fcntl.flock(fh, fcntl.LOCK_EX)  # and against a second receiver process
+            try:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def read_records(chunk: bytes, where: str = "inbox") -> tuple[list[dict], list[str]]:
@@ -229,7 +239,7 @@ class Receiver:
 
     def start(self) -> Receiver:
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="ls-webhook", daemon=True
+            target=self.server.serve_forever, args=(0.1,), name="ls-webhook", daemon=True
         )
         self._thread.start()
         return self
