@@ -61,6 +61,14 @@ def field_widget(name: str, prefix: str):
     key, label, help_ = f"{prefix}_{name}", name.replace("_", " "), help_text(name)
     if name == "base_model":
         return st.text_input(label, default_model(), key=key, help=help_)
+    if name == "init_adapter":
+        text = st.text_input(
+            label,
+            "",
+            key=key,
+            help=help_ + " Relative to the workspace (runs/<run>/adapter); blank: a fresh LoRA.",
+        )
+        return text.strip() or None
     if name == "method":
         return st.selectbox(label, list(METHODS), key=key, help=help_)
     if name == "quant":
@@ -106,6 +114,9 @@ def submit(fields: dict, dataset: str, version: str | None, sweep: dict | None =
     who = auth.actor()
     try:
         fields["base_model"] = str(confine_any(fields["base_model"], MODEL_ROOTS))
+        if fields.get("init_adapter"):
+            roots = allowed_roots(resources.settings(), ws)
+            fields["init_adapter"] = str(confine_any(fields["init_adapter"], roots))
         fields.update(dataset_file(store, ws, dataset, version))
         if sweep is None:
             job_id = submit_run(ws, fields, actor=who)

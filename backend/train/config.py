@@ -192,7 +192,7 @@ class SFTRunConfig(JobSpec):
 
 # (group title, field names) in form order; every field appears once.
 GROUPS: list[tuple[str, list[str]]] = [
-    ("Model", ["base_model", "method", "beta", "quant", "merge"]),
+    ("Model", ["base_model", "init_adapter", "method", "beta", "quant", "merge"]),
     ("Data", ["dataset", "eval_split", "max_length", "packing", "assistant_only_loss"]),
     ("LoRA", ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]),
     (

@@ -127,3 +127,34 @@ def test_finished_run_shows_curves_generations_and_what_ran(ws, tiny_model_dir, 
     assert len(at.get("plotly_chart")) == 3
     # a succeeded run can be neither cancelled nor resumed
     assert at.button(key="resume_run").disabled and at.button(key="cancel_run").disabled
+
+
+def test_form_starts_a_run_from_an_earlier_adapter(ws, tiny_model_dir, monkeypatch):
+    """init_adapter is typed relative to the workspace: '..' is refused, a folder that is not
+    an adapter is named in the error, a run's adapter folder reaches the spec resolved."""
+    import json
+
+    monkeypatch.setenv("FTSTUDIO_LOCAL_MODEL", str(tiny_model_dir))
+    seed_dataset(ws)
+    adapter = ws.runs / "run-prev" / "adapter"
+    adapter.mkdir(parents=True)
+    at = page(ws)
+    for typed, why in (
+        ("../elsewhere/adapter", "'..' is not allowed"),
+        ("runs/run-prev/adapter", "has no adapter_config.json"),
+    ):
+        at.text_input(key="new_init_adapter").set_value(typed)
+        at.button(key="FormSubmitter:new_run-Start run").click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(why in e.value for e in at.error), [e.value for e in at.error]
+    assert queue.job_ids(ws) == []
+
+    base = str(tiny_model_dir.resolve())
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    at.button(key="FormSubmitter:new_run-Start run").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [job_id] = queue.job_ids(ws)
+    _, spec = queue.read_spec(ws.job_dir(job_id))
+    assert spec["init_adapter"] == str(adapter.resolve()) and spec["base_model"] == base

@@ -51,7 +51,7 @@ def test_defaults_and_every_field_documented_once_in_a_group(tiny_model_dir, dat
     assert c.quant == "auto" and c.method == "sft" and c.assistant_only_loss
     grouped = [name for _, names in GROUPS for name in names]
     assert len(grouped) == len(set(grouped))
-    internal = {"dataset_version_id", "dataset_hash", "data_path", "init_adapter"}
+    internal = {"dataset_version_id", "dataset_hash", "data_path"}
     assert set(grouped) | internal == set(SFTRunConfig.model_fields)
     assert all(help_text(name) for name in SFTRunConfig.model_fields)
 
