@@ -325,9 +325,13 @@ def _train_spec(store: Store, ws: Workspace, plan: dict, version: dict) -> dict:
 
 
 def _queue_train(store: Store, ws: Workspace, plan: dict, step: dict, version: dict) -> dict:
+    """Queue the plan's train step on behalf of whoever approved the plan (the job and the
+    audit log name them; approving needs approve_plan, held by the roles that launch jobs)."""
+    approver = plan.get("approved_by")
+    actor = Actor(approver, "lead") if approver else None
     try:
         spec = _train_spec(store, ws, plan, version)
-        job_id = queue.submit(ws, "train", spec, group_id=plan["id"])
+        job_id = queue.submit(ws, "train", spec, group_id=plan["id"], actor=actor)
     except (SpecError, ValueError) as exc:
         return _blocked(step, str(exc))
     return {

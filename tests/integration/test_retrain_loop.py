@@ -106,6 +106,7 @@ def test_shifted_batch_to_retrained_run_from_one_approval(
     assert plan["state"] == "done"
     assert train["version_id"] == applied["version"]["id"]
     _, spec = queue.read_spec(ws.job_dir(train["job_id"]))
+    assert queue.get(ws, train["job_id"]).submitted_by == "lead"  # whoever approved the plan
     assert spec["init_adapter"] == str(old_adapter)
     assert spec["base_model"] == str(tiny_model_dir) and spec["method"] == "sft"
     lines = [json.loads(x) for x in open(spec["data_path"]).read().splitlines()]
