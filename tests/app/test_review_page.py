@@ -10,46 +10,22 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.store import Store
-from backend.store import datasets as ds
 from backend.store import review as rstore
+from tests.support.seed_review import scored_dataset
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "review.py")
 
 
 def _seed(ws, n: int = 12) -> list[str]:
     store = Store.open(ws.db_path)
-    ds.create_dataset(store, "support")
-    ver = ds.add_version(
+    _, ids = scored_dataset(
         store,
-        "support",
-        [
-            {
-                "messages": [
-                    {"role": "user", "content": f"q{i}"},
-                    {"role": "assistant", "content": f"<b>a{i}</b>"},
-                ]
-            }
-            for i in range(n)
-        ],
+        n=n,
+        job_id="job-score-1",
+        methods=("nll", "entropy"),
+        score=lambda i: i / 3,
+        answer="<b>a{i}</b>",
     )
-    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    rows = "".join(
-        json.dumps(
-            {
-                "example_id": e,
-                "method": m,
-                "model": "tiny",
-                "score": i / 3,
-                "version_id": ver["id"],
-                "dataset": "support",
-            }
-        )
-        + "\n"
-        for i, e in enumerate(ids)
-        for m in ("nll", "entropy")
-    )
-    with store.transaction() as cur:
-        rstore.insert_scores(cur, "job-score-1", rows.encode())
     store.close()
     return ids
 

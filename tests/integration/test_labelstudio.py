@@ -8,17 +8,15 @@ Needs .venv-labelstudio (scripts/labelstudio_venv.sh creates it); the session fi
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
 from backend.review import labelstudio as lsync
 from backend.review import labelstudio_server as srv
-from backend.review.flagging import FlagPolicy
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore
+from tests.support.seed_review import flagged_batch, scored_dataset
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -28,43 +26,15 @@ def loop(server, tmp_path_factory):
     """A dataset of 20 examples, scored, flagged (top 6 + QC) and pushed."""
     ws, info, token = server
     store = Store.open(tmp_path_factory.mktemp("db") / "studio.duckdb")
-    ds.create_dataset(store, "support")
-    ver = ds.add_version(
+    _, ids = scored_dataset(
         store,
-        "support",
-        [
-            {
-                "messages": [
-                    {"role": "user", "content": f"question {i}"},
-                    {"role": "assistant", "content": f"answer {i}"},
-                ]
-            }
-            for i in range(20)
-        ],
+        n=20,
+        job_id="score-job-1",
+        score=lambda i: 1.0 + i / 10,
+        question="question {i}",
+        answer="answer {i}",
     )
-    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    lines = "".join(
-        json.dumps(
-            {
-                "example_id": e,
-                "method": "nll",
-                "model": "tiny",
-                "score": 1.0 + i / 10,
-                "version_id": ver["id"],
-                "dataset": "support",
-            }
-        )
-        + "\n"
-        for i, e in enumerate(ids)
-    )
-    with store.transaction() as cur:
-        rstore.insert_scores(cur, "score-job-1", lines.encode())
-    batch = rstore.create_batch(
-        store,
-        dataset="support",
-        score_job_id="score-job-1",
-        policy=FlagPolicy(kind="top_k", value=6, qc_share=0.05),
-    )
+    batch = flagged_batch(store, "support", "score-job-1", 6, qc_share=0.05)
     pushed = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.5)
     yield store, batch, pushed, ids
     store.close()

@@ -18,12 +18,11 @@ import pytest
 
 from backend.review import labelstudio as lsync
 from backend.review import webhook as hook
-from backend.review.flagging import FlagPolicy
 from backend.store import Store
-from backend.store import datasets as ds
 from backend.store import review as rstore
 from backend.store.review_inbox import ingest_workspace_inbox
 from backend.workspace import Workspace
+from tests.support.seed_review import flagged_batch, scored_dataset
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -34,40 +33,10 @@ def pushed(server, tmp_path_factory):
     _, info, token = server
     ws = Workspace(tmp_path_factory.mktemp("hook") / "workspace").ensure()
     store = Store.open(ws.db_path)
-    ds.create_dataset(store, "faq")
-    msgs = [
-        {
-            "messages": [
-                {"role": "user", "content": f"faq question {i}"},
-                {"role": "assistant", "content": f"faq answer {i}"},
-            ]
-        }
-        for i in range(6)
-    ]
-    ver = ds.add_version(store, "faq", msgs)
-    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    lines = "".join(
-        json.dumps(
-            {
-                "example_id": e,
-                "method": "nll",
-                "model": "tiny",
-                "score": 1.0 + i,
-                "version_id": ver["id"],
-                "dataset": "faq",
-            }
-        )
-        + "\n"
-        for i, e in enumerate(ids)
+    scored_dataset(
+        store, "faq", 6, job_id="score-faq", question="faq question {i}", answer="faq answer {i}"
     )
-    with store.transaction() as cur:
-        rstore.insert_scores(cur, "score-faq", lines.encode())
-    batch = rstore.create_batch(
-        store,
-        dataset="faq",
-        score_job_id="score-faq",
-        policy=FlagPolicy(kind="top_k", value=3, qc_share=0.0),
-    )
+    batch = flagged_batch(store, "faq", "score-faq", 3)
     result = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.0)
     yield ws, store, batch["id"], result["project_id"]
     store.close()

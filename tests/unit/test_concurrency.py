@@ -3,57 +3,20 @@ attributed; a role without the permission is refused by the backend itself."""
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
 from backend.auth import Actor, PermissionDenied
-from backend.review.flagging import FlagPolicy
 from backend.review.verdicts import Verdict
-from backend.store import datasets as ds
 from backend.store import review as rstore
 from backend.store import users
+from tests.support.seed_review import flagged_batch, scored_dataset
 
 
 def _batch(store) -> tuple[str, str]:
-    ds.create_dataset(store, "support")
-    ver = ds.add_version(
-        store,
-        "support",
-        [
-            {
-                "messages": [
-                    {"role": "user", "content": f"q{i}"},
-                    {"role": "assistant", "content": f"a{i}"},
-                ]
-            }
-            for i in range(6)
-        ],
-    )
-    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    rows = "".join(
-        json.dumps(
-            {
-                "example_id": e,
-                "method": "nll",
-                "model": "tiny",
-                "score": i,
-                "version_id": ver["id"],
-                "dataset": "support",
-            }
-        )
-        + "\n"
-        for i, e in enumerate(ids)
-    )
-    with store.transaction() as cur:
-        rstore.insert_scores(cur, "job-score-1", rows.encode())
-    batch = rstore.create_batch(
-        store,
-        dataset="support",
-        score_job_id="job-score-1",
-        policy=FlagPolicy(kind="top_k", value=2, qc_share=0),
-    )
+    scored_dataset(store, n=6, job_id="job-score-1", score=float)
+    batch = flagged_batch(store, "support", "job-score-1", 2)
     return batch["id"], rstore.batch_items(store, batch["id"])[0]["example_id"]
 
 

@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from backend.review import webhook as hook
-from backend.review.flagging import FlagPolicy
-from backend.store import datasets as ds
 from backend.store import review as rstore
 from backend.store.ingest import ingest_all
 from backend.store.review_inbox import ingest_workspace_inbox
+from tests.support.seed_review import flagged_batch, scored_dataset
 
 PROJECT = 7
 
@@ -29,43 +28,8 @@ def receiver(ws):
 @pytest.fixture
 def batch(store):
     """A pushed-looking batch (project 7) of 4 examples."""
-    ds.create_dataset(store, "support")
-    ver = ds.add_version(
-        store,
-        "support",
-        [
-            {
-                "messages": [
-                    {"role": "user", "content": f"q{i}"},
-                    {"role": "assistant", "content": f"a{i}"},
-                ]
-            }
-            for i in range(4)
-        ],
-    )
-    ids = [e["id"] for e in ds.version_examples(store, ver["id"])]
-    lines = "".join(
-        json.dumps(
-            {
-                "example_id": e,
-                "method": "nll",
-                "model": "tiny",
-                "score": 1.0 + i,
-                "version_id": ver["id"],
-                "dataset": "support",
-            }
-        )
-        + "\n"
-        for i, e in enumerate(ids)
-    )
-    with store.transaction() as cur:
-        rstore.insert_scores(cur, "score-1", lines.encode())
-    b = rstore.create_batch(
-        store,
-        dataset="support",
-        score_job_id="score-1",
-        policy=FlagPolicy(kind="top_k", value=4, qc_share=0.0),
-    )
+    _, ids = scored_dataset(store, n=4)
+    b = flagged_batch(store, "support", "score-1", 4)
     rstore.set_project(
         store, b["id"], "http://ls", PROJECT, {e: 100 + i for i, e in enumerate(ids)}
     )
