@@ -60,6 +60,29 @@ def connection() -> tuple[str | None, str | None]:
     return (info.url, lss.token(ws)) if info else (None, None)
 
 
+def batch_progress(batch_id: str) -> None:
+    """Reviewed share, overlap, agreement and per-reviewer counts of a batch."""
+    prog = lsync.progress(store, batch_id)
+    st.progress(
+        prog["reviewed"] / max(prog["items"], 1),
+        text=f"{prog['reviewed']}/{prog['items']} items reviewed",
+    )
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Items with 2+ reviewers", prog["overlap_items"])
+    k2.metric("Cohen's kappa", "–" if prog["cohen_kappa"] is None else f"{prog['cohen_kappa']:.2f}")
+    k3.metric(
+        "Fleiss' kappa", "–" if prog["fleiss_kappa"] is None else f"{prog['fleiss_kappa']:.2f}"
+    )
+    if prog["reviewers"]:
+        st.dataframe(pd.DataFrame(prog["reviewers"]).T.rename_axis("reviewer"))
+
+
+@st.fragment(run_every=3)
+def live_batch_progress(batch_id: str) -> None:
+    """`batch_progress`, redrawn every 3 s while webhook deliveries come in."""
+    batch_progress(batch_id)
+
+
 t_score, t_flag, t_ls, t_here, t_rounds = st.tabs(
     ["Score", "Flag", "Label Studio", "Review here", "Rounds"]
 )
@@ -283,21 +306,27 @@ with t_ls:
                 st.rerun()
         except (ValueError, lsync.LabelStudioError) as exc:
             st.error(str(exc))
-        prog = lsync.progress(store, batch_id)
-        st.progress(
-            prog["reviewed"] / max(prog["items"], 1),
-            text=f"{prog['reviewed']}/{prog['items']} items reviewed",
+        live = bool(batch["ls_project_id"]) and st.toggle(
+            "Live verdicts (webhook)",
+            key=state.LS_LIVE,
+            help="Label Studio posts each annotation to the dashboard as it is made; the "
+            "counts below follow within seconds, without Pull.",
         )
-        k1, k2, k3 = st.columns(3)
-        k1.metric("Items with 2+ reviewers", prog["overlap_items"])
-        k2.metric(
-            "Cohen's kappa", "–" if prog["cohen_kappa"] is None else f"{prog['cohen_kappa']:.2f}"
-        )
-        k3.metric(
-            "Fleiss' kappa", "–" if prog["fleiss_kappa"] is None else f"{prog['fleiss_kappa']:.2f}"
-        )
-        if prog["reviewers"]:
-            st.dataframe(pd.DataFrame(prog["reviewers"]).T.rename_axis("reviewer"))
+        if live:
+            try:
+                receiver = resources.webhook_receiver(url, token)
+                receiver.ensure_registered(url, token, int(batch["ls_project_id"]))
+                st.caption(
+                    f"Receiving Label Studio's annotations at {receiver.url}; the counts "
+                    "refresh every 3 s."
+                )
+            except (OSError, lsync.LabelStudioError) as exc:
+                live = False
+                st.error(
+                    f"Live verdicts are off: {exc}. A Label Studio of your own must allow "
+                    "webhooks to 127.0.0.1 (USE_DEFAULT_BANNED_SUBNETS=false); use Pull meanwhile."
+                )
+        (live_batch_progress if live else batch_progress)(batch_id)
         if batch["ls_project_id"]:
             links = pd.DataFrame(
                 [

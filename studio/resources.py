@@ -39,3 +39,15 @@ def ingestor():
     return Ingestor(
         db, ws, stale_after_s=settings().stale_after_s, after_tick=lambda: continue_demo(db, ws)
     ).start()
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda r: r.stop())
+def webhook_receiver(label_studio_url: str, _token: str):
+    """The dashboard's Label Studio webhook receiver (one per process and Label Studio) on a
+    free port of 127.0.0.1. It writes annotations to the review inbox; the ingestor stores
+    them within seconds. The token only resolves annotators' e-mails (never a cache key)."""
+    from backend.review import webhook as hook
+
+    return hook.Receiver(
+        workspace(), 0, reviewer_of=hook.user_emails(label_studio_url, _token)
+    ).start()

@@ -17,6 +17,7 @@ ACTOR = "actor"  # (username, role) of the signed-in user; never a password or t
 PREFS_SET = "prefs_set"  # the comparison set on the Preferences page
 PREFS_ANALYST = "prefs_analyst"  # who is ranking on the Preferences page
 COMPARE_TABLE = "compare_runs_table"  # row selection of the Compare page's runs table
+LS_LIVE = "ls_live"  # the Review page receives Label Studio annotations by webhook
 
 DEFAULTS: dict[str, object] = {
     SELECTED_JOB: None,

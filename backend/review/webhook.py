@@ -231,6 +231,15 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.registered: set[int] = set()  # projects pointed at this receiver
+
+    def ensure_registered(self, url: str, token: str, project_id: int) -> bool:
+        """Register on a Label Studio project once per receiver; True when it was done now."""
+        if project_id in self.registered:
+            return False
+        register(url, token, project_id, self.url, self.secret)
+        self.registered.add(project_id)
+        return True
 
     @property
     def url(self) -> str:

@@ -184,3 +184,56 @@ def test_cli_serves_registers_once_and_stops_on_ctrl_c(server, live_server, push
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_review_page_live_toggle_receives_verdicts(server, live_server, ws, monkeypatch):
+    """The Review page's "Live verdicts" toggle starts the dashboard's receiver, registers it
+    on the batch's project, and an annotation made in Label Studio shows in the batch's
+    progress after the next ingestion pass (the dashboard's ingestor runs it every 2 s)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from backend.store.ingest import ingest_all
+    from studio import resources
+
+    info, token = live_server
+    monkeypatch.setenv("LABEL_STUDIO_URL", info.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    store = Store.open(ws.db_path)
+    try:
+        scored_dataset(store, "live", 4, job_id="score-live")
+        batch = flagged_batch(store, "live", "score-live", 2)
+        project_id = lsync.push_batch(store, batch["id"], info.url, token)["project_id"]
+        item = rstore.batch_items(store, batch["id"])[0]
+    finally:
+        store.close()
+    st.cache_resource.clear()
+    page = str(Path(__file__).resolve().parents[2] / "pages" / "review.py")
+    at = AppTest.from_file(page, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [p.proto.text for p in at.get("progress")] == ["0/2 items reviewed"]
+    try:
+        at.toggle(key="ls_live").set_value(True).run()
+        assert not at.exception, [e.value for e in at.exception]
+        receiver = resources.webhook_receiver(info.url, token)  # the page's, same process
+        assert any(receiver.url in c.value for c in at.caption)
+        auth = {"Authorization": f"Token {token}"}
+        hooks = httpx.get(
+            f"{info.url}/api/webhooks/", params={"project": project_id}, headers=auth
+        ).json()
+        assert [h["url"] for h in hooks if h["project"] == project_id] == [receiver.url]
+        made = httpx.post(
+            f"{info.url}/api/tasks/{item['ls_task_id']}/annotations/",
+            json={"result": _result("accept")},
+            headers=auth,
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        _wait_lines(ws, 1)
+        ingest_all(resources.store(), ws)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [p.proto.text for p in at.get("progress")] == ["1/2 items reviewed"]
+    finally:
+        st.cache_resource.clear()  # stops the receiver and closes the page's store
