@@ -1,4 +1,4 @@
-"""`ftstudio users add|list|role`: local accounts (the first admin is created here)."""
+"""`ftstudio users add|list|role|email`: local accounts (the first admin is created here)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ def add(
     username: str,
     role: str = typer.Option(..., help="reviewer, analyst, lead or admin."),
     password_stdin: bool = typer.Option(False, help="Read the password from stdin."),
+    email: str | None = typer.Option(
+        None, help="The user's Label Studio e-mail: their Label Studio work counts as theirs."
+    ),
 ) -> None:
     """Add an account; there is no default password."""
     if password_stdin:
@@ -25,12 +28,13 @@ def add(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     store = common.open_store(common.workspace())
     try:
-        users.add_user(store, username, password, role)
+        added = users.add_user(store, username, password, role, email=email)
     except users.UserError as exc:
         common.fail(str(exc), code=2)
     finally:
         store.close()
-    typer.echo(f"added {username} ({role})")
+    linked = f", Label Studio e-mail {added['email']}" if added["email"] else ""
+    typer.echo(f"added {username} ({role}){linked}")
 
 
 @users_app.command("list")
@@ -43,7 +47,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
         common.emit_json(rows)
         return
     for row in rows:
-        typer.echo(f"{row['username']:30} {row['role']}")
+        typer.echo(f"{row['username']:30} {row['role']:9} {row['email'] or '-'}")
 
 
 @users_app.command("role")
@@ -57,3 +61,27 @@ def role(username: str, new_role: str) -> None:
     finally:
         store.close()
     typer.echo(f"{username} is now {new_role}")
+
+
+@users_app.command("email")
+def email_(
+    username: str,
+    email: str | None = typer.Argument(None, help="The Label Studio account's e-mail."),
+    clear: bool = typer.Option(False, "--clear", help="Remove the user's e-mail."),
+) -> None:
+    """Link a user to their Label Studio e-mail (or --clear it): verdicts and judgements from
+    that Label Studio account are recorded under the user name, those already pulled too."""
+    if clear == bool(email):
+        common.fail("give either an EMAIL or --clear", code=2)
+    store = common.open_store(common.workspace())
+    try:
+        moved = users.set_email(store, username, None if clear else email)
+    except users.UserError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
+    what = f"now {moved['email']}" if moved["email"] else "cleared"
+    typer.echo(
+        f"{username}: Label Studio e-mail {what}; re-attributed {moved['reviews']} verdicts, "
+        f"{moved['judgements']} judgements"
+    )

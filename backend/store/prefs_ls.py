@@ -15,7 +15,7 @@ from backend.auth import Actor, require
 from backend.prefs import pairs as P
 from backend.store.db import Store
 from backend.store.prefs import get_item, now
-from backend.store.users import audit
+from backend.store.users import audit, studio_names
 
 
 def set_project(
@@ -61,6 +61,8 @@ def upsert_ls_judgements(
 
     Each row: id, item_id, annotator, verdict, ranking (or None), detail (with `updated`).
     Every row is checked against its item first; a bad one raises ValueError and stores none.
+    An annotator whose e-mail a studio user holds is stored as that username (`studio_names`),
+    and a stored row under another name is updated, so setting an e-mail re-attributes.
     Returns counts new / updated / unchanged. Pulling needs the rank permission."""
     require(actor, "rank")
     checked = []
@@ -75,7 +77,9 @@ def upsert_ls_judgements(
         checked.append((r, P.winner(item["responses"], r["verdict"])))
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     with store.transaction() as cur:
+        names = studio_names(cur, [r["annotator"] for r, _ in checked])
         for r, win in checked:
+            r = {**r, "annotator": names[r["annotator"]]}  # the studio username when mapped
             ranking = json.dumps(r["ranking"]) if r.get("ranking") is not None else None
             detail = json.dumps(r["detail"])
             when = _ts(r["detail"].get("updated") or r["detail"].get("created"))

@@ -21,7 +21,7 @@ from backend.review.verdicts import Verdict, apply_decisions, resolve
 from backend.store.datasets import add_version_cur, resolve_version, version_examples
 from backend.store.db import Store
 from backend.store.ingest import parse_lines
-from backend.store.users import audit, audited
+from backend.store.users import audit, audited, studio_names
 
 
 def insert_scores(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
@@ -214,9 +214,14 @@ def set_project(
 
 
 def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert or update verdicts by id in one transaction; returns counts new/updated/same."""
+    """Insert or update verdicts by id in one transaction; returns counts new/updated/same.
+
+    Reviewers are recorded under their studio username when a user has that Label Studio
+    e-mail (`studio_names`); a stored row whose reviewer differs is updated even at the same
+    `updated` time, so setting an e-mail and pulling again re-attributes without duplicating."""
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     with store.transaction() as cur:
+        names = studio_names(cur, [r.get("reviewer") for r in rows])
         for r in rows:
             v = Verdict.model_validate(
                 {
@@ -230,8 +235,11 @@ def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> d
                         "note",
                     )
                 }
+                | {"reviewer": names.get(r.get("reviewer"))}
             )
-            old = cur.execute("SELECT updated FROM reviews WHERE id = ?", [r["id"]]).fetchone()
+            old = cur.execute(
+                "SELECT updated, reviewer FROM reviews WHERE id = ?", [r["id"]]
+            ).fetchone()
             values = [
                 batch_id,
                 v.example_id,
@@ -250,7 +258,7 @@ def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> d
                     "INSERT INTO reviews VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [r["id"], *values]
                 )
                 counts["new"] += 1
-            elif str(old[0]) != str(_ts(r.get("updated"))):
+            elif str(old[0]) != str(_ts(r.get("updated"))) or old[1] != v.reviewer:
                 cur.execute(
                     "UPDATE reviews SET batch_id=?, example_id=?, reviewer=?, verdict=?,"
                     " categories=?, corrected=?, note=?, source=?, external_id=?,"

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from backend.auth import ROLES, Actor, hash_password, require, verify_password
 from backend.store.db import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
 class UserError(ValueError):
@@ -27,8 +29,10 @@ def add_user(
     role: str,
     *,
     display_name: str | None = None,
+    email: str | None = None,
     actor: Actor | None = None,
 ) -> dict:
+    """Create an account; `email` is its Label Studio e-mail (see `set_email`)."""
     require(actor, "manage_users")
     if not _NAME.match(username):
         raise UserError(
@@ -41,15 +45,19 @@ def add_user(
         hashed = hash_password(password)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    email = normalize_email(email) if email else None
     with store.transaction() as cur:
         if cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
             raise UserError(f"user {username!r} already exists")
+        if email:
+            _check_email_free(cur, username, email)
         cur.execute(
-            "INSERT INTO users (username, display_name, role, password_hash) VALUES (?, ?, ?, ?)",
-            [username, display_name or username, role, hashed],
+            "INSERT INTO users (username, display_name, role, password_hash, email)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [username, display_name or username, role, hashed, email],
         )
-        _audit(cur, actor, "user.add", username, {"role": role})
-    return {"username": username, "role": role}
+        _audit(cur, actor, "user.add", username, {"role": role, "email": email})
+    return {"username": username, "role": role, "email": email}
 
 
 def authenticate(store: Store, username: str, password: str) -> Actor | None:
@@ -68,7 +76,7 @@ def authenticate(store: Store, username: str, password: str) -> Actor | None:
 
 def list_users(store: Store) -> list[dict]:
     return store.rows(
-        "SELECT username, display_name, role, created, disabled FROM users ORDER BY username"
+        "SELECT username, display_name, role, email, created, disabled FROM users ORDER BY username"
     )
 
 
@@ -85,6 +93,86 @@ def set_role(store: Store, username: str, role: str, *, actor: Actor | None = No
             raise UserError(f"no user {username!r}")
         cur.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
         _audit(cur, actor, "user.role", username, {"role": role})
+
+
+def normalize_email(email: str) -> str:
+    """`email` trimmed and lower-case (e-mails are compared ignoring case), or UserError."""
+    cleaned = (email or "").strip().lower()
+    if not _EMAIL.match(cleaned) or len(cleaned) > 254:
+        raise UserError(f"e-mail {email!r}: not an e-mail address (name@domain.tld)")
+    return cleaned
+
+
+def _check_email_free(cur, username: str, email: str) -> None:
+    """Refuse an e-mail another account holds, or that is another account's user name (its
+    Label Studio work would otherwise be credited to two people)."""
+    row = cur.execute(
+        "SELECT username FROM users WHERE lower(email) = ? AND username <> ?", [email, username]
+    ).fetchone()
+    if row:
+        raise UserError(f"e-mail {email!r} already belongs to user {row[0]!r}")
+    row = cur.execute(
+        "SELECT username FROM users WHERE lower(username) = ? AND username <> ?", [email, username]
+    ).fetchone()
+    if row:
+        raise UserError(f"e-mail {email!r} is the user name of another account, {row[0]!r}")
+
+
+def set_email(
+    store: Store, username: str, email: str | None, *, actor: Actor | None = None
+) -> dict:
+    """Set (or, with None / "", clear) the Label Studio e-mail of a user; admins only.
+
+    Verdicts and judgements already pulled from Label Studio follow in the same transaction:
+    those under the new e-mail move to the username, and on a clear or change those under the
+    username go back to the old e-mail, as the next pull would record them. Returns the counts.
+    """
+    require(actor, "manage_users")
+    new = normalize_email(email) if email and email.strip() else None
+    with store.transaction() as cur:
+        found = cur.execute("SELECT email FROM users WHERE username = ?", [username]).fetchone()
+        if found is None:
+            raise UserError(f"no user {username!r}")
+        old = found[0]
+        if new:
+            _check_email_free(cur, username, new)
+        moved = {"reviews": 0, "judgements": 0}
+        if new == old:
+            return {"username": username, "email": new, **moved}
+        cur.execute("UPDATE users SET email = ? WHERE username = ?", [new, username])
+        if old:
+            _reattribute(cur, username, old, moved, back=True)
+        if new:
+            _reattribute(cur, new, username, moved, back=False)
+        detail = {"email": new, "previous": old, **moved}
+        _audit(cur, actor, "user.email", username, detail)
+    return {"username": username, "email": new, **moved}
+
+
+def _reattribute(cur, frm: str, to: str, moved: dict[str, int], *, back: bool) -> None:
+    """Move Label Studio verdicts (reviews) and judgements (comparisons `ls:` ids) from the
+    name `frm` to `to`; `frm` is compared ignoring case unless moving back from a username."""
+    match = "reviewer = ?" if back else "lower(reviewer) = ?"
+    n = cur.execute(
+        f"UPDATE reviews SET reviewer = ? WHERE source = 'label-studio' AND {match}", [to, frm]
+    ).fetchone()
+    moved["reviews"] += n[0] if n else 0
+    match = "annotator = ?" if back else "lower(annotator) = ?"
+    n = cur.execute(
+        f"UPDATE comparisons SET annotator = ? WHERE id LIKE 'ls:%' AND {match}", [to, frm]
+    ).fetchone()
+    moved["judgements"] += n[0] if n else 0
+
+
+def studio_names(cur, identities: Iterable[str | None]) -> dict[str | None, str | None]:
+    """Map annotator identities from Label Studio (e-mails) to studio usernames: an identity
+    that is some user's e-mail (ignoring case) becomes that username; any other comes back
+    unchanged. Every writer of pulled or delivered verdicts and judgements calls this on its
+    transaction's cursor, so one person is counted once across the studio and Label Studio."""
+    by_email = dict(
+        cur.execute("SELECT lower(email), username FROM users WHERE email IS NOT NULL").fetchall()
+    )
+    return {i: by_email.get(i.strip().lower(), i) if isinstance(i, str) else i for i in identities}
 
 
 def _audit(
