@@ -205,12 +205,17 @@ with t_rank:
                 rank_item(item, analyst)
 
 with t_judge:
-    pairwise = [s["name"] for s in sets if s["mode"] == "pairwise"]
-    if not pairwise:
-        st.info("No pairwise comparison set yet: create one on the Rank tab.")
+    judgeable = [s["name"] for s in sets]
+    if not judgeable:
+        st.info("No comparison set yet: create one on the Rank tab.")
     else:
+        st.caption(
+            "Each pair is asked twice with the positions swapped (a verdict that flips counts "
+            "for nobody); a ranking item is judged as a round robin of its pairs and ranked by "
+            "wins."
+        )
         with st.form("judge"):
-            jset = st.selectbox("Comparison set", pairwise)
+            jset = st.selectbox("Comparison set", judgeable)
             provider = st.radio(
                 "Judge",
                 ["openai", "local"],
@@ -221,7 +226,7 @@ with t_judge:
                 "Model", cfg.llm_model or "", help="Endpoint model name, or a local model folder."
             )
             base_url = st.text_input("Base URL", cfg.openai_base_url or "")
-            limit = st.number_input("Most pairs (0 = all)", 0, 100000, 0)
+            limit = st.number_input("Most items (0 = all)", 0, 100000, 0)
             if st.form_submit_button("Start judge job", type="primary"):
                 try:  # a local judge is a typed model folder: keep it inside allowed roots
                     if provider == "local":

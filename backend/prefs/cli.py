@@ -114,10 +114,11 @@ def judge_cmd(
     provider: str = typer.Option("openai", help="openai | local."),
     base_url: str = typer.Option(None, help="OpenAI-compatible base URL."),
     limit: int = typer.Option(None, help="Judge at most N pairs."),
-    rejudge: bool = typer.Option(False, help="Ask again about judged pairs."),
+    rejudge: bool = typer.Option(False, help="Ask again about judged items."),
     detach: bool = typer.Option(False, help="Queue and return."),
 ) -> None:
-    """Ask an LLM judge about every pair of a comparison set, twice with positions swapped."""
+    """Ask an LLM judge about every item of a comparison set: each pair twice with positions
+    swapped; a ranking item as a round robin of its pairs, ranked by Copeland score."""
     from backend.jobs import worker
     from backend.jobs.kinds import SpecError
     from backend.prefs.submit import submit_judge

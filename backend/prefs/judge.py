@@ -2,7 +2,10 @@
 of each pairwise item, twice with the positions swapped, and gives a verdict and a rationale.
 
 A verdict that survives the swap stands; one that flips is written as 'inconsistent' and
-counts for nobody. The submitter writes the items to a JSONL file named in the spec (a job never
+counts for nobody. A ranking item (3+ responses) is judged as a round robin: every pair, both
+orders, then the responses ranked by Copeland score (a pair won 1, tied or inconsistent 1/2
+each, both bad 0; ties keep the item's order); the row is a `ranking` verdict with each
+pair's passes. The submitter writes the items to a JSONL file named in the spec (a job never
 opens DuckDB); the job appends one line per fully judged item to judgements.jsonl (ingested
 into `comparisons` with source judge). An item whose calls fail or whose reply is not a verdict
 gets a warning event naming it and no row; a re-queued job skips items already judged.
@@ -124,6 +127,29 @@ def parse_verdict(text: str | None) -> tuple[str, str]:
     return verdict, str(data.get("rationale") or "")
 
 
+def round_robin(n: int) -> list[tuple[int, int]]:
+    """Every pair of `n` responses once, (i, j) with i < j."""
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+def copeland(n: int, verdicts: dict[tuple[int, int], str]) -> tuple[list[int], list[float]]:
+    """(ranking best first, scores) of `n` responses from pair verdicts ('A' = i beat j).
+
+    >>> copeland(3, {(0, 1): "B", (0, 2): "tie", (1, 2): "A"})
+    ([1, 0, 2], [0.5, 2.0, 0.5])
+    """
+    score = [0.0] * n
+    for (i, j), verdict in verdicts.items():
+        if verdict == "A":
+            score[i] += 1
+        elif verdict == "B":
+            score[j] += 1
+        elif verdict in ("tie", "inconsistent"):
+            score[i] += 0.5
+            score[j] += 0.5
+    return sorted(range(n), key=lambda k: (-score[k], k)), score
+
+
 def items_file(ws_exports: Path, set_name: str, items: list[dict]) -> Path:
     """Write the items a judge job reads (content-addressed, so it never changes under a job)."""
     body = "".join(
@@ -180,29 +206,40 @@ async def _run(ctx: JobContext, spec: JudgeSpec) -> None:
     ]
     done = done_keys(ctx.dir / OUTPUT, "item_id")
     todo = [it for it in items if it["item_id"] not in done]
-    ctx.progress(len(done), len(items), unit="pairs")
+    ctx.progress(len(done), len(items), unit="items")
     provider = make_provider(spec)
     model = Path(spec.model).name if spec.provider == "local" else provider.model
     counts = {"judged": 0, "failed": 0, "inconsistent": 0}
     sem = asyncio.Semaphore(spec.concurrency)
 
+    async def passes_of(it: dict, pairs: list[tuple[int, int]]) -> list[list[tuple]]:
+        """Both orders of each pair: [[(order, verdict, rationale) x 2] per pair]."""
+        responses = it["responses"]
+        prompts = [
+            judge_prompt(it["prompt"], responses[x], responses[y], spec.criteria)
+            for i, j in pairs
+            for x, y in ((i, j), (j, i))
+        ]
+        results = await provider.complete(
+            prompts, schema=SCHEMA, temperature=0.0, max_tokens=spec.max_tokens
+        )
+        out = []
+        for k in range(len(pairs)):
+            both = []
+            for order, res in zip(("AB", "BA"), results[2 * k : 2 * k + 2], strict=True):
+                if res.error:
+                    raise VerdictError(res.error)
+                both.append((order, *parse_verdict(res.text)))
+            out.append(both)
+        return out
+
     async def one(it: dict) -> None:
         async with sem:
             ctx.check_cancelled()
-            a, b = it["responses"]
-            prompts = [
-                judge_prompt(it["prompt"], a, b, spec.criteria),
-                judge_prompt(it["prompt"], b, a, spec.criteria),
-            ]
-            results = await provider.complete(
-                prompts, schema=SCHEMA, temperature=0.0, max_tokens=spec.max_tokens
-            )
+            n = len(it["responses"])
+            pairs = round_robin(n)
             try:
-                passes = []
-                for order, res in zip(("AB", "BA"), results, strict=True):
-                    if res.error:
-                        raise VerdictError(res.error)
-                    passes.append((order, *parse_verdict(res.text)))
+                judged = await passes_of(it, pairs)
             except VerdictError as exc:
                 counts["failed"] += 1
                 ctx.event(
@@ -212,24 +249,31 @@ async def _run(ctx: JobContext, spec: JudgeSpec) -> None:
                     error=str(exc),
                 )
                 return
-            verdict = combine(passes[0][1], passes[1][1])
-            counts["inconsistent"] += verdict == "inconsistent"
+            verdicts = {p: combine(b[0][1], b[1][1]) for p, b in zip(pairs, judged, strict=True)}
+            counts["inconsistent"] += sum(v == "inconsistent" for v in verdicts.values())
             counts["judged"] += 1
-            ctx.output(
-                OUTPUT,
-                [
-                    {
-                        "item_id": it["item_id"],
-                        "verdict": verdict,
-                        "model": model,
-                        "rationale": passes[0][2],
-                        "t": time.time(),
-                        "passes": [
-                            {"order": o, "verdict": v, "rationale": r} for o, v, r in passes
-                        ],
-                    }
-                ],
-            )
+            row = {"item_id": it["item_id"], "model": model, "t": time.time()}
+            if n == 2:
+                (passes,) = judged
+                row |= {
+                    "verdict": verdicts[(0, 1)],
+                    "rationale": passes[0][2],
+                    "passes": [{"order": o, "verdict": v, "rationale": r} for o, v, r in passes],
+                }
+            else:
+                ranking, score = copeland(n, verdicts)
+                row |= {
+                    "verdict": "ranking",
+                    "ranking": ranking,
+                    "rationale": "round robin, Copeland scores best first: "
+                    + ", ".join(f"#{k + 1} {score[k]:g}" for k in ranking),
+                    "passes": [
+                        {"pair": [i, j], "order": o, "verdict": v, "rationale": r}
+                        for (i, j), both in zip(pairs, judged, strict=True)
+                        for o, v, r in both
+                    ],
+                }
+            ctx.output(OUTPUT, [row])
             ctx.progress(len(done) + counts["judged"] + counts["failed"], len(items))
 
     try:
@@ -237,13 +281,13 @@ async def _run(ctx: JobContext, spec: JudgeSpec) -> None:
     finally:
         await provider.aclose()
     ctx.event(
-        f"judged {counts['judged']} pairs ({counts['inconsistent']} inconsistent when "
+        f"judged {counts['judged']} items ({counts['inconsistent']} pairs inconsistent when "
         f"swapped), {counts['failed']} without a verdict",
         **counts,
     )
     if todo and counts["failed"] == len(todo):
         raise RuntimeError(
-            f"the judge gave no verdict on any of {len(todo)} pairs; see the "
+            f"the judge gave no verdict on any of {len(todo)} items; see the "
             "warnings in the job's events (endpoint errors or replies that are "
             "not JSON verdicts)"
         )

@@ -35,16 +35,15 @@ def submit_judge(
     actor: Actor | None = None,
     **fields: Any,
 ) -> str:
-    """Queue a judge job over the set's pairwise items (those this judge model has not
-    judged yet, unless `rejudge`). ValueError when there is nothing to judge; `actor` must
-    hold launch_job."""
+    """Queue a judge job over the set's items (those this judge model has not judged yet,
+    unless `rejudge`): pairs get a verdict, ranking items a round-robin ranking. ValueError
+    when there is nothing to judge; `actor` must hold launch_job."""
     require(actor, "launch_job")
     cs = S.get_comparison_set(store, comparison_set)
-    items = [it for it in S.set_items(store, cs["id"]) if len(it["responses"]) == 2]
+    items = [it for it in S.set_items(store, cs["id"]) if len(it["responses"]) >= 2]
     if not items:
         raise ValueError(
-            f"comparison set {cs['name']!r} has no pairwise items to judge "
-            "(a judge compares pairs; ranking sets are for analysts)"
+            f"comparison set {cs['name']!r} has no items with two or more responses to judge"
         )
     if not rejudge:
         name = model.rstrip("/").rsplit("/", 1)[-1] if provider == "local" else model
@@ -58,7 +57,7 @@ def submit_judge(
         items = [it for it in items if it["id"] not in done]
         if not items:
             raise ValueError(
-                f"judge {model!r} has already judged every pair of "
+                f"judge {model!r} has already judged every item of "
                 f"{cs['name']!r} (set rejudge to ask again)"
             )
     items = items[:limit] if limit else items

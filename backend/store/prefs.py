@@ -300,16 +300,20 @@ def ingest_judgements(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes)
     rows = parse_lines(chunk)
     values = []
     for n, r in enumerate(rows, 1):
-        if r.get("verdict") not in P.JUDGE_VERDICTS or not r.get("item_id"):
+        if r.get("verdict") not in (*P.JUDGE_VERDICTS, "ranking") or not r.get("item_id"):
             raise ValueError(
                 f"judgements.jsonl row {n}: needs item_id and a verdict in "
-                f"{', '.join(P.JUDGE_VERDICTS)}"
+                f"{', '.join(P.JUDGE_VERDICTS)} or ranking"
             )
         item = cur.execute(
             "SELECT set_id, responses FROM comparison_items WHERE id = ?", [r["item_id"]]
         ).fetchone()
         if item is None:
             raise ValueError(f"judgements.jsonl row {n}: no comparison item {r['item_id']!r}")
+        try:
+            P.check_verdict(r["verdict"], len(json.loads(item[1])), r.get("ranking"), judge=True)
+        except ValueError as exc:
+            raise ValueError(f"judgements.jsonl row {n}: {exc}") from None
         values.append(
             [
                 f"{job_id}:{r['item_id']}",
@@ -318,7 +322,7 @@ def ingest_judgements(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes)
                 f"judge:{r.get('model', '?')}",
                 "judge",
                 r["verdict"],
-                None,
+                json.dumps(r["ranking"]) if r.get("ranking") is not None else None,
                 P.winner(json.loads(item[1]), r["verdict"]),
                 r.get("rationale"),
                 json.dumps(r.get("passes")),

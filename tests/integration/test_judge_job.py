@@ -68,7 +68,7 @@ def test_consistent_judge_wins_and_swap(store, ws, comparison, run_inline):
     assert all(r["annotator"] == "judge:judge-model" and r["job_id"] == job_id for r in rows)
     assert all([p["order"] for p in r["detail"]] == ["AB", "BA"] for r in rows)
     assert all(r["rationale"] for r in rows)
-    with pytest.raises(ValueError, match="already judged every pair"):
+    with pytest.raises(ValueError, match="already judged every item"):
         submit_judge(store, ws, "cmp", model="judge-model")
 
 
@@ -117,7 +117,7 @@ def test_all_failing_endpoint_fails_the_job_clearly(store, ws, comparison, run_i
         srv.fault_when = lambda body: "500"
         _, status = run(store, ws, srv, run_inline)
     assert status.state == "failed"
-    assert "no verdict on any of 4 pairs" in status.error
+    assert "no verdict on any of 4 items" in status.error
     assert S.judgements(store, source="judge") == []
 
 
@@ -141,3 +141,52 @@ def test_answer_job_adds_an_endpoint_source(store, ws, run_inline):
     ingest_all(store, ws)
     outputs = S.generation_outputs(store, ["endpoint:test-model"])
     assert outputs == {"endpoint:test-model": {"q0": "echo: q0", "q1": "echo: q1"}}
+
+
+def fuller(body: dict) -> str:
+    """Prefers the longer response wherever it stands (a position-fair judge)."""
+    a, b = _RESP.search(body["messages"][-1]["content"]).groups()
+    verdict = "tie" if len(a) == len(b) else "A" if len(a) > len(b) else "B"
+    return json.dumps({"verdict": verdict, "rationale": f"{verdict}: the fuller answer"})
+
+
+def test_ranking_items_get_a_round_robin_ranking(store, ws, run_inline):
+    """Three responses per item: every pair judged both ways (6 calls an item), ranked by
+    Copeland score; the rows feed the leaderboard like an analyst's ranking."""
+    from backend.prefs.leaderboard import leaderboard, outcome_groups
+
+    outputs = {
+        "run-short": {f"q{i}": f"ok {i}" for i in range(3)},
+        "run-mid": {f"q{i}": f"a fuller answer {i}" for i in range(3)},
+        "run-long": {f"q{i}": f"the fullest answer of the three {i}" for i in range(3)},
+    }
+    items = build_items(outputs, mode="ranking", seed=2)
+    S.create_comparison_set(store, "rank", items, mode="ranking", analysts=["ann"])
+    with OpenAIServer(responder=fuller) as srv:
+        job_id = submit_judge(
+            store, ws, "rank", model="judge-model", base_url=srv.base_url, backoff_s=0.01
+        )
+        assert run_inline(ws, job_id).state == "succeeded"
+        assert len(srv.requests) == 3 * 6
+    ingest_all(store, ws)
+    rows = S.judgements(store, source="judge")
+    assert len(rows) == 3 and {r["verdict"] for r in rows} == {"ranking"}
+    for r in rows:
+        assert [r["responses"][i]["source"] for i in r["ranking"]] == [
+            "run-long",
+            "run-mid",
+            "run-short",
+        ]
+        assert sorted(tuple(p["pair"]) for p in r["detail"]) == [
+            (0, 1),
+            (0, 1),
+            (0, 2),
+            (0, 2),
+            (1, 2),
+            (1, 2),
+        ]
+        assert "Copeland" in r["rationale"] and r["winner"] is None
+    board = leaderboard(outcome_groups(rows), n_boot=0)
+    assert [r["source"] for r in board["ratings"]] == ["run-long", "run-mid", "run-short"]
+    with pytest.raises(ValueError, match="already judged every item"):
+        submit_judge(store, ws, "rank", model="judge-model")

@@ -122,6 +122,15 @@ def test_inconsistent_judge_rows_are_not_wins(store):
         store.transaction() as cur,
     ):
         S.ingest_judgements(cur, "judge-2", bad)
+    pair = items[0]["id"]  # a judge's ranking must fit its item; a bad one stores nothing
+    for row, why in (
+        ({"verdict": "ranking", "ranking": [1, 1]}, "row 1: a ranking must order each of the 2"),
+        ({"verdict": "ranking"}, "row 1: a ranking must order each"),
+    ):
+        line = json.dumps({"item_id": pair, "model": "m2", "t": 2.0, **row}).encode() + b"\n"
+        with pytest.raises(ValueError, match=why), store.transaction() as cur:
+            S.ingest_judgements(cur, "judge-3", line)
+    assert len(S.judgements(store, source="judge")) == 3
 
 
 HH = [
