@@ -33,7 +33,7 @@ with tab_list:
         typed = st.text_input("Label Studio e-mail", value=current)
         save_col, clear_col = st.columns(2)
         save = save_col.button("Save e-mail", type="primary")
-        clear = clear_col.button("Clear e-mail", disabled=not current)
+        clear = clear_col.button("Clear e-mail")
         if save or clear:
             try:
                 moved = users.set_email(store, who, None if clear else typed, actor=auth.actor())
