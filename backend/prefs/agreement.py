@@ -81,10 +81,22 @@ def krippendorff_alpha(units: Sequence[Sequence[Hashable]]) -> float:
     return 1.0 - observed / expected
 
 
+def label(row: dict) -> str:
+    """What is compared between annotators: a pair's verdict, or a ranking's whole order
+    (two rankings agree only when they order every response alike).
+
+    >>> label({"verdict": "ranking", "ranking": [2, 0, 1]})
+    'ranking 2>0>1'
+    """
+    if row["verdict"] == "ranking" and row.get("ranking"):
+        return "ranking " + ">".join(str(i) for i in row["ranking"])
+    return row["verdict"]
+
+
 def _labels_by_item(rows: list[dict]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for r in rows:
-        out.setdefault(r["item_id"], {})[r["annotator"]] = r["verdict"]
+        out.setdefault(r["item_id"], {})[r["annotator"]] = label(r)
     return out
 
 
@@ -95,8 +107,9 @@ def _clean(x: float) -> float | None:
 def annotator_agreement(rows: list[dict], *, ties: bool = True) -> dict[str, Any]:
     """Inter-annotator agreement over items judged by two or more analysts.
 
-    rows: {item_id, annotator, verdict} (pairwise, latest per analyst). Without ties, only
-    items where every analyst answered A or B count.
+    rows: {item_id, annotator, verdict, ranking} (latest per analyst); rankings are compared
+    by their whole order (`label`). Without ties, only items where every analyst answered A
+    or B count.
     """
     items = {k: v for k, v in _labels_by_item(rows).items() if len(v) >= 2}
     if not ties:
@@ -147,7 +160,7 @@ def judge_human_agreement(
         top, count = Counter(labels.values()).most_common(1)[0]
         if count * 2 > len(labels):
             majority[item] = top
-    verdicts = {r["item_id"]: r["verdict"] for r in judge}
+    verdicts = {r["item_id"]: label(r) for r in judge}
     both = [i for i in verdicts if i in majority]
     inconsistent = sum(verdicts[i] == "inconsistent" for i in both)
     both = [i for i in both if verdicts[i] != "inconsistent"]

@@ -190,3 +190,37 @@ def test_ranking_items_get_a_round_robin_ranking(store, ws, run_inline):
     assert [r["source"] for r in board["ratings"]] == ["run-long", "run-mid", "run-short"]
     with pytest.raises(ValueError, match="already judged every item"):
         submit_judge(store, ws, "rank", model="judge-model")
+
+
+def test_ranking_agreement_compares_the_orders(store, ws, run_inline):
+    """Rankings agree only when they order every response alike: an analyst who ranks like
+    the judge agrees with it, one who swaps the last two does not."""
+    from backend.prefs.agreement import annotator_agreement, judge_human_agreement
+
+    outputs = {
+        "run-short": {"q0": "ok"},
+        "run-mid": {"q0": "a fuller answer"},
+        "run-long": {"q0": "the fullest answer of the three"},
+    }
+    S.create_comparison_set(
+        store,
+        "rank",
+        build_items(outputs, mode="ranking", seed=3),
+        mode="ranking",
+        analysts=["ann", "bo"],
+    )
+    with OpenAIServer(responder=fuller) as srv:
+        job_id = submit_judge(store, ws, "rank", model="judge-model", base_url=srv.base_url)
+        assert run_inline(ws, job_id).state == "succeeded"
+    ingest_all(store, ws)
+    (judged,) = S.judgements(store, source="judge")
+    order = judged["ranking"]
+    S.record_judgement(store, judged["item_id"], "ann", "ranking", ranking=order)
+    swapped = [order[0], order[2], order[1]]
+    S.record_judgement(store, judged["item_id"], "bo", "ranking", ranking=swapped)
+    human = S.judgements(store, source="human")
+    assert annotator_agreement(human)["agreement"] == 0.0
+    ann = [r for r in human if r["annotator"] == "ann"]
+    assert judge_human_agreement(ann, [judged])["agreement"] == 1.0
+    bo = [r for r in human if r["annotator"] == "bo"]
+    assert judge_human_agreement(bo, [judged])["agreement"] == 0.0
