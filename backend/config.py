@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FTSTUDIO_STALE_AFTER_S", "stale_after_s"),
         description="A running job whose heartbeat is older than this is marked interrupted.",
     )
+    watch_interval_s: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=AliasChoices("FTSTUDIO_WATCH_INTERVAL_S", "watch_interval_s"),
+        description="How often the dashboard reads monitors' watched folders and starts the "
+        "checks that have enough new prompts, in seconds (0: only on demand).",
+    )
 
     @field_validator("workspace", mode="after")
     @classmethod

@@ -54,7 +54,9 @@ with tab_mon:
         reference = st.selectbox("Reference dataset (latest version)", datasets)
         watch = st.text_input(
             "Watched folder (optional)",
-            help="New JSONL/CSV files in this folder are ingested at each check.",
+            help="New JSONL/CSV files in this folder are read every "
+            "FTSTUDIO_WATCH_INTERVAL_S seconds (30 by default); a check starts by itself "
+            "once the monitor's min_window of new prompts has arrived.",
         )
         auto = st.toggle(
             "Auto-approve retraining plans",

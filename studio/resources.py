@@ -30,15 +30,34 @@ def store() -> Store:
 
 @st.cache_resource(show_spinner=False, on_release=lambda i: i.stop())
 def ingestor():
-    """The dashboard's ingestion thread (one per process): job folders -> DuckDB, and a
-    worker started whenever jobs are queued."""
+    """The dashboard's ingestion thread (one per process): job folders -> DuckDB, a worker
+    started whenever jobs are queued, and the monitors' folder watch."""
     from backend.demo_workspace import continue_demo
     from backend.jobs.service import Ingestor
 
     db, ws = store(), workspace()
-    return Ingestor(
-        db, ws, stale_after_s=settings().stale_after_s, after_tick=lambda: continue_demo(db, ws)
-    ).start()
+    watch = folder_watch()
+
+    def after_tick() -> None:
+        errors = []
+        for step in (lambda: continue_demo(db, ws), watch.tick):
+            try:  # one failing step never stops the other
+                step()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    return Ingestor(db, ws, stale_after_s=settings().stale_after_s, after_tick=after_tick).start()
+
+
+@st.cache_resource(show_spinner=False)
+def folder_watch():
+    """Monitors' watched folders read every FTSTUDIO_WATCH_INTERVAL_S seconds, checks started
+    and trigger rules applied from the ingestion thread (backend/drift/watch.py)."""
+    from backend.drift.watch import FolderWatch
+
+    return FolderWatch(store(), workspace(), interval_s=settings().watch_interval_s)
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda r: r.stop())

@@ -121,9 +121,12 @@ def ingest_file(store: Store, monitor: str | None, path: Path, source: str = "cl
     return ingest_bytes(store, monitor, data, path.name, source=source)
 
 
-def scan_folder(store: Store, monitor: str, folder: Path) -> tuple[list[dict], list[str]]:
+def scan_folder(
+    store: Store, monitor: str, folder: Path, seen: dict | None = None
+) -> tuple[list[dict], list[str]]:
     """Ingest every JSONL/CSV file in `folder` not seen before (by content); returns the new
-    batches and one message per file that failed."""
+    batches and one message per file that failed. With `seen` (kept by the caller between
+    scans), a file whose size and modification time are unchanged is not read again."""
     folder = Path(folder)
     if not folder.is_dir():
         return [], [f"watched folder {folder} does not exist"]
@@ -132,20 +135,29 @@ def scan_folder(store: Store, monitor: str, folder: Path) -> tuple[list[dict], l
         if not path.is_file() or path.suffix.lower() not in SUFFIXES or path.name[0] == ".":
             continue
         try:
+            st = path.stat()
+        except OSError:
+            continue  # gone between the listing and now
+        key, stamp = (monitor, str(path)), (st.st_size, st.st_mtime_ns)
+        if seen is not None and seen.get(key) == stamp:
+            continue
+        try:
             new.append(ingest_file(store, monitor, path, source="folder"))
         except mon.BatchExists:
-            continue
+            pass
         except ValueError as exc:
             errors.append(str(exc))
+        if seen is not None:
+            seen[key] = stamp  # a bad file is reported once, then again when it changes
     return new, errors
 
 
-def scan_watched(store: Store) -> tuple[list[dict], list[str]]:
+def scan_watched(store: Store, seen: dict | None = None) -> tuple[list[dict], list[str]]:
     """`scan_folder` over every monitor that watches a folder."""
     new, errors = [], []
     for m in mon.list_monitors(store):
         if m["watch_dir"]:
-            b, e = scan_folder(store, m["id"], Path(m["watch_dir"]))
+            b, e = scan_folder(store, m["id"], Path(m["watch_dir"]), seen)
             new += b
             errors += e
     return new, errors

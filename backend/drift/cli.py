@@ -30,7 +30,9 @@ def create(
     name: str,
     reference: str = typer.Option(..., help="Reference dataset name."),
     version: str = typer.Option(None, help="Version number or id (default: latest)."),
-    watch: Path = typer.Option(None, help="Folder of JSONL/CSV read at each check."),  # noqa: B008
+    watch: Path = typer.Option(  # noqa: B008
+        None, help="Folder of JSONL/CSV the dashboard reads every FTSTUDIO_WATCH_INTERVAL_S s."
+    ),
     auto_approve: bool = typer.Option(False, help="Approve retraining plans at once."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,18 @@ def _steps(check: dict, n_resp: int) -> list[dict[str, Any]]:
     ]
 
 
+# The Monitoring page (one thread per browser session) and the dashboard's folder watch both
+# apply the rules; one at a time in a process, so a check never fires twice.
+_RULES = threading.RLock()
+
+
 def evaluate(store: Store, ws: Workspace) -> list[dict]:
     """Apply the trigger rules to every finished, unevaluated check; return new alerts."""
+    with _RULES:
+        return _evaluate(store, ws)
+
+
+def _evaluate(store: Store, ws: Workspace) -> list[dict]:
     fired = []
     for check in mon.finished_unevaluated(store):
         m = mon.get_monitor(store, check["monitor_id"])
@@ -385,7 +396,8 @@ def advance_plan(store: Store, ws: Workspace, plan_id: str) -> dict:
 
 
 def advance(store: Store, ws: Workspace) -> list[dict]:
-    return [advance_plan(store, ws, p["id"]) for p in mon.plans(store, state="approved")]
+    with _RULES:
+        return [advance_plan(store, ws, p["id"]) for p in mon.plans(store, state="approved")]
 
 
 def reject(store: Store, plan_id: str, *, actor: Actor | str = "lead") -> dict:

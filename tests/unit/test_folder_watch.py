@@ -1,0 +1,73 @@
+"""The dashboard's folder watch on a real store and real job folders: a file dropped in a
+monitor's watched folder becomes a batch, a check starts by itself once the window is big
+enough, and after the drift job the trigger rules fire one alert and one plan, with nobody
+at the Monitoring page. Unchanged files are not read again; a bad file is reported once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from backend.drift.synthetic import sample
+from backend.drift.watch import FolderWatch
+from backend.jobs import queue
+from backend.store import monitoring as mon
+from backend.store.ingest import ingest_all
+from tests.unit.test_monitoring import FAST, jsonl, seed_reference
+
+
+@pytest.fixture
+def watched(store, tmp_path):
+    seed_reference(store)
+    folder = tmp_path / "production"
+    folder.mkdir()
+    mon.create_monitor(store, "prod", reference="support", config=FAST, watch_dir=str(folder))
+    return folder
+
+
+def test_dropped_files_start_checks_and_fire_one_plan(store, ws, watched, run_inline):
+    watch = FolderWatch(store, ws, interval_s=3600)
+    assert watch.tick() == {"batches": 0, "errors": [], "checks": [], "alerts": 0}
+    assert watch.tick() is None  # not due again for an hour
+
+    (watched / "mon.jsonl").write_bytes(jsonl(sample(4, seed=1)))
+    small = watch.tick(force=True)
+    assert small["batches"] == 1 and small["checks"] == []  # 4 prompts < min_window 10
+
+    (watched / "tue.jsonl").write_bytes(jsonl(sample(60, seed=3, shifted=True)))
+    (watched / "bad.csv").write_text("nothing,here\n1,2\n")
+    got = watch.tick(force=True)
+    assert got["batches"] == 1 and len(got["checks"]) == 1
+    assert len(got["errors"]) == 1 and "bad.csv:2" in got["errors"][0]
+    (job,) = [j for j in queue.list_jobs(ws) if j.kind == "drift"]
+    assert job.submitted_by == "folder-watch"
+    assert run_inline(ws, job.id).state == "succeeded"
+    ingest_all(store, ws)
+
+    after = watch.tick(force=True)  # nothing new to read; the finished check is evaluated
+    assert (after["batches"], after["errors"], after["alerts"]) == (0, [], 1)
+    assert len(mon.alerts(store)) == 1 and len(mon.plans(store)) == 1
+    assert mon.plans(store)[0]["state"] == "proposed"
+    assert watch.tick(force=True)["alerts"] == 0  # evaluated once
+
+    stamp = (watched / "tue.jsonl").stat().st_mtime_ns + 10**9
+    os.utime(watched / "tue.jsonl", ns=(stamp, stamp))  # touched: read again, same content
+    again = watch.tick(force=True)
+    assert (again["batches"], again["errors"], again["checks"]) == (0, [], [])
+    assert len(mon.batches(store)) == 2
+
+    path = watched / "mon.jsonl"  # same size and modification time: never read again
+    was = path.stat()
+    path.write_bytes(b"x" * was.st_size)
+    os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns))
+    assert watch.tick(force=True)["errors"] == []
+    os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns + 10**9))  # now it is
+    assert "mon.jsonl:1: not valid JSON" in watch.tick(force=True)["errors"][0]
+
+
+def test_no_watched_folder_reads_nothing(store, ws):
+    seed_reference(store)
+    mon.create_monitor(store, "prod", reference="support", config=FAST)
+    assert FolderWatch(store, ws, interval_s=0).tick() is None  # 0: only on demand
+    assert FolderWatch(store, ws).tick(force=True)["batches"] == 0
