@@ -39,11 +39,12 @@ def _resolve() -> Actor:
             st.title("Fine-Tuning Studio")
             st.button("Sign in", on_click=st.login, type="primary")
             st.stop()
-        email = str(st.user.get("email") or st.user.get("sub"))
-        role = next(
-            (u["role"] for u in users.list_users(store) if u["username"] == email), "reviewer"
-        )
-        return Actor(email, role)
+        who = users.actor_for_identity(store, str(st.user.get("email") or st.user.get("sub")))
+        if who is None:
+            st.error("This account is disabled; ask an admin.")
+            st.button("Sign out", on_click=st.logout)
+            st.stop()
+        return who
     if users.count_users(store) == 0:
         return LOCAL_ADMIN
     signed = st.session_state.get(state.ACTOR)

@@ -175,6 +175,17 @@ def studio_names(cur, identities: Iterable[str | None]) -> dict[str | None, str 
     return {i: by_email.get(i.strip().lower(), i) if isinstance(i, str) else i for i in identities}
 
 
+def actor_for_identity(store: Store, identity: str, default_role: str = "reviewer") -> Actor | None:
+    """Who an identity-provider sign-in (its e-mail) is in the studio: the user whose name is
+    that e-mail or whose linked e-mail it is (ignoring case), with that user's role; else the
+    e-mail itself with `default_role`. None when that account is disabled."""
+    key = identity.strip().lower()
+    for u in list_users(store):
+        if u["username"].lower() == key or (u.get("email") or "").lower() == key:
+            return None if u.get("disabled") else Actor(u["username"], u["role"])
+    return Actor(identity.strip(), default_role)
+
+
 def _audit(
     cur, actor: Actor | None, action: str, target: str | None, detail: dict[str, Any] | None
 ) -> None:

@@ -284,3 +284,16 @@ def test_cli_add_list_email_and_clear(ws):
     assert done.exit_code == 0 and "cleared" in done.stdout
     rows = json.loads(runner.invoke(app, ["users", "list", "--json"]).stdout)
     assert {r["username"]: r["email"] for r in rows} == {"ann": None, "bob": "bob@example.com"}
+
+
+def test_an_identity_provider_sign_in_finds_the_linked_account(store):
+    """Signed in through OIDC as an e-mail: the account named so, or the one whose linked
+    e-mail it is (any case), with its role; anyone else is a reviewer under the e-mail; a
+    disabled account is refused."""
+    users.add_user(store, "ana", "pw-123456789", "lead", email="ana@example.com")
+    users.add_user(store, "bo@example.com", "pw-123456789", "analyst")
+    assert users.actor_for_identity(store, "ANA@example.com ") == Actor("ana", "lead")
+    assert users.actor_for_identity(store, "bo@example.com") == Actor("bo@example.com", "analyst")
+    assert users.actor_for_identity(store, "cy@example.com") == Actor("cy@example.com", "reviewer")
+    store.cursor().execute("UPDATE users SET disabled = true WHERE username = 'ana'")
+    assert users.actor_for_identity(store, "ana@example.com") is None  # refused, not a reviewer
