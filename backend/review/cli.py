@@ -342,7 +342,8 @@ def webhook_cmd(
 ) -> None:
     """Receive Label Studio annotations as they are made (ANNOTATION_CREATED/UPDATED), until
     Ctrl-C: the verdicts land in the review inbox, which the dashboard ingests live."""
-    import time
+    import signal
+    import threading
 
     from backend.review import labelstudio as lsync
     from backend.review import webhook as hook
@@ -392,13 +393,15 @@ def webhook_cmd(
             "`ftstudio labelstudio up` allows them once restarted (`labelstudio down`, `up`)."
         )
     typer.echo(f"inbox: {hook.inbox_path(ws)}  (Ctrl-C stops)")
+    # Ctrl-C / SIGTERM only set a flag: an interrupt raised inside a database call could be
+    # swallowed there and leave the loop running.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        while True:
-            time.sleep(3.0)
+        while not stop.wait(3.0):
             if ingest:
                 _ingest_inbox_once(ws)
-    except KeyboardInterrupt:
-        pass
     finally:
         receiver.stop()
     typer.echo("stopped")
