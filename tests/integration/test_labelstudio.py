@@ -16,6 +16,7 @@ from backend.review import labelstudio_server as srv
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore
+from tests.support.labelstudio_api import annotate, review_result
 from tests.support.seed_review import flagged_batch, scored_dataset
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -41,37 +42,7 @@ def loop(server, tmp_path_factory):
 
 
 def _annotate(url: str, token: str, task_id: int, verdict: str, corrected: str | None = None):
-    result = [
-        {
-            "from_name": "verdict",
-            "to_name": "response",
-            "type": "choices",
-            "value": {"choices": [verdict]},
-        },
-        {
-            "from_name": "issues",
-            "to_name": "response",
-            "type": "choices",
-            "value": {"choices": ["factual error"]},
-        },
-    ]
-    if corrected:
-        result.append(
-            {
-                "from_name": "corrected",
-                "to_name": "response",
-                "type": "textarea",
-                "value": {"text": [corrected]},
-            }
-        )
-    r = httpx.post(
-        f"{url}/api/tasks/{task_id}/annotations/",
-        json={"result": result},
-        headers={"Authorization": f"Token {token}"},
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
+    return annotate(url, token, task_id, review_result(verdict, corrected=corrected))
 
 
 def test_server_is_local_and_recorded(server):

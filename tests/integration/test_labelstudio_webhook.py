@@ -22,6 +22,7 @@ from backend.store import Store
 from backend.store import review as rstore
 from backend.store.review_inbox import ingest_workspace_inbox
 from backend.workspace import Workspace
+from tests.support.labelstudio_api import annotate, review_result, update_annotation
 from tests.support.seed_review import flagged_batch, scored_dataset
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -40,23 +41,6 @@ def pushed(server, tmp_path_factory):
     result = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.0)
     yield ws, store, batch["id"], result["project_id"]
     store.close()
-
-
-def _result(verdict: str) -> list[dict]:
-    return [
-        {
-            "from_name": "verdict",
-            "to_name": "response",
-            "type": "choices",
-            "value": {"choices": [verdict]},
-        },
-        {
-            "from_name": "issues",
-            "to_name": "response",
-            "type": "choices",
-            "value": {"choices": ["factual error"]},
-        },
-    ]
 
 
 def _wait_lines(ws: Workspace, n: int, timeout: float = 20.0) -> list[dict]:
@@ -86,14 +70,7 @@ def test_webhook_delivery_equals_pull_and_update_replaces(server, live_server, p
         assert [h["url"] for h in hooks if h["project"] == project_id] == [receiver.url]
 
         item = rstore.batch_items(store, batch_id)[0]
-        made = httpx.post(
-            f"{info.url}/api/tasks/{item['ls_task_id']}/annotations/",
-            json={"result": _result("accept")},
-            headers=auth,
-            timeout=30,
-        )
-        assert made.status_code == 201, made.text
-        ann_id = made.json()["id"]
+        ann_id = annotate(info.url, token, item["ls_task_id"], review_result("accept"))
         (line,) = _wait_lines(ws, 1)
         assert (line["action"], line["annotation_id"]) == ("ANNOTATION_CREATED", ann_id)
         assert (line["batch_id"], line["example_id"]) == (batch_id, item["example_id"])
@@ -108,13 +85,7 @@ def test_webhook_delivery_equals_pull_and_update_replaces(server, live_server, p
         assert (pulled["new"], pulled["updated"], pulled["unchanged"]) == (0, 0, 1)
         assert rstore.reviews(store, batch_id) == by_hook  # the pull stores the same row
 
-        changed = httpx.patch(
-            f"{info.url}/api/annotations/{ann_id}/",
-            json={"result": _result("reject")},
-            headers=auth,
-            timeout=30,
-        )
-        assert changed.status_code == 200, changed.text
+        update_annotation(info.url, token, ann_id, review_result("reject"))
         lines = _wait_lines(ws, 2)
         assert lines[1]["action"] == "ANNOTATION_UPDATED"
         upd = ingest_workspace_inbox(store, ws)
@@ -170,14 +141,8 @@ def test_cli_serves_registers_once_and_stops_on_ctrl_c(server, live_server, push
         inbox = hook.inbox_path(ws)
         before = len(inbox.read_text().splitlines()) if inbox.exists() else 0
         item = rstore.batch_items(store, batch_id)[1]
-        made = httpx.post(
-            f"{info.url}/api/tasks/{item['ls_task_id']}/annotations/",
-            json={"result": _result("reject")},
-            headers={"Authorization": f"Token {token}"},
-            timeout=30,
-        )
-        assert made.status_code == 201, made.text
-        assert _wait_lines(ws, before + 1)[-1]["annotation_id"] == made.json()["id"]
+        ann_id = annotate(info.url, token, item["ls_task_id"], review_result("reject"))
+        assert _wait_lines(ws, before + 1)[-1]["annotation_id"] == ann_id
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=15)
         assert proc.returncode == 0 and "stopped" in rest
@@ -223,13 +188,7 @@ def test_review_page_live_toggle_receives_verdicts(server, live_server, ws, monk
             f"{info.url}/api/webhooks/", params={"project": project_id}, headers=auth
         ).json()
         assert [h["url"] for h in hooks if h["project"] == project_id] == [receiver.url]
-        made = httpx.post(
-            f"{info.url}/api/tasks/{item['ls_task_id']}/annotations/",
-            json={"result": _result("accept")},
-            headers=auth,
-            timeout=30,
-        )
-        assert made.status_code == 201, made.text
+        annotate(info.url, token, item["ls_task_id"], review_result("accept"))
         _wait_lines(ws, 1)
         ingest_all(resources.store(), ws)
         at.run()
