@@ -84,10 +84,25 @@ def split_prompt(messages: list[dict]) -> tuple[str, str]:
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages), ""
 
 
-def task_payload(item: dict, batch_id: str, model: str | None) -> dict:
+def certainty(score: float | None, method: str = "nll") -> float:
+    """How sure the model (or judge) is of a response, 0-1: the prediction score Label
+    Studio's uncertainty sampling orders tasks by. nll/entropy: exp(-score) (nats per token);
+    judge_flaw (10 - a 1-10 rating): the rating's place between 1 and 10.
+
+    >>> certainty(0.0), certainty(0.0, "judge_flaw"), certainty(9.0, "judge_flaw")
+    (1.0, 1.0, 0.0)
+    """
+    if score is None or score < 0:
+        return 0.5
+    if method == "judge_flaw":
+        return min(1.0, max(0.0, (9.0 - score) / 9.0))
+    return math.exp(-score)
+
+
+def task_payload(item: dict, batch_id: str, model: str | None, method: str = "nll") -> dict:
     instruction, response = split_prompt(item["messages"])
     score = item.get("score")
-    certainty = math.exp(-score) if score is not None and score >= 0 else 0.5
+    sure = certainty(score, method)
     return {
         "data": {
             "instruction": instruction,
@@ -100,13 +115,13 @@ def task_payload(item: dict, batch_id: str, model: str | None) -> dict:
         "predictions": [
             {
                 "model_version": model or "studio",
-                "score": certainty,
+                "score": sure,
                 "result": [
                     {
                         "from_name": "verdict",
                         "to_name": "response",
                         "type": "choices",
-                        "value": {"choices": ["accept" if certainty >= 0.5 else "reject"]},
+                        "value": {"choices": ["accept" if sure >= 0.5 else "reject"]},
                     }
                 ],
             }
@@ -152,7 +167,7 @@ def push_batch(
             ),
         ),
     )
-    tasks = [task_payload(i, batch_id, batch["model"]) for i in items]
+    tasks = [task_payload(i, batch_id, batch["model"], batch["method"]) for i in items]
     _wrap("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
     listed = _wrap("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
     task_ids = {t.data["example_id"]: t.id for t in listed}

@@ -168,3 +168,27 @@ def test_cli_judge_queues_the_job_and_refuses_without_an_endpoint(ws, run_inline
     finally:
         again.close()
     assert {index[e] for e, s in flaws.items() if s == 8.0} == BAD
+
+
+def test_label_studio_tasks_carry_the_judges_certainty():
+    """Pushed tasks' prediction (what uncertainty sampling orders by, and the pre-filled
+    verdict) follows the judge: rated 9 is sure and accepted, rated 2 unsure and rejected;
+    nll keeps exp(-nats), lower certainty for the more surprising response."""
+    from backend.review.labelstudio import task_payload
+
+    def pred(score, method):
+        item = {
+            "example_id": "e1",
+            "reason": "flagged",
+            "score": score,
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a"},
+            ],
+        }
+        (p,) = task_payload(item, "rb-1", "judge-1", method)["predictions"]
+        return round(p["score"], 3), p["result"][0]["value"]["choices"][0]
+
+    assert pred(10 - 9, "judge_flaw") == (0.889, "accept")
+    assert pred(10 - 2, "judge_flaw") == (0.111, "reject")
+    assert pred(0.1, "nll")[0] > pred(2.0, "nll")[0]
