@@ -7,11 +7,20 @@ waits. Each annotation goes through the same `parse_annotation` and `upsert_revi
 (id `ls:<annotation id>`), so a delivery, a pull and a repeated delivery store it once; an
 older delivery never overwrites a newer verdict. A bad line is reported and skipped; the
 offset moves only after the verdicts are stored, so a failure retries the same lines.
+
+Once everything in it is stored and it has grown past `ROTATE_BYTES`, the inbox is copied to
+`inbox.jsonl.1` and emptied in place under the receivers' file lock (same file, so a delivery
+waiting on the lock lands in the emptied inbox, never in the copy). An inbox shorter than the
+stored offset (emptied, or replaced by hand) is read again from its start: verdicts are
+stored by annotation id, so reading a line twice changes nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +35,7 @@ from backend.store.db import Store
 log = logging.getLogger(__name__)
 
 KEY, FILE = "@review-webhooks", "inbox.jsonl"
+ROTATE_BYTES = 8 << 20
 
 
 @dataclass
@@ -45,16 +55,13 @@ def _newer_or_equal(stored, incoming) -> bool:
 def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxReport:
     """Store the verdicts of the inbox lines appended since the last pass."""
     report = InboxReport()
-    offset = (
-        store.scalar(
-            "SELECT byte_offset FROM ingest_offsets WHERE job_id = ? AND file = ?", [KEY, FILE]
-        )
-        or 0
-    )
+    offset = _stored_offset(store)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return report
+    if size < offset:  # emptied or replaced since: read it from its start
+        offset = 0
     if size <= offset:
         return report
     with open(path, "rb") as fh:
@@ -126,12 +133,55 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
     return report
 
 
+def _stored_offset(store: Store) -> int:
+    return (
+        store.scalar(
+            "SELECT byte_offset FROM ingest_offsets WHERE job_id = ? AND file = ?", [KEY, FILE]
+        )
+        or 0
+    )
+
+
+def rotate(store: Store, path: Path, min_bytes: int | None = None) -> bool:
+    """Copy the inbox to `<name>.1` and empty it, when all of it is stored and it holds at
+    least `min_bytes` (default ROTATE_BYTES). Returns whether it did."""
+    min_bytes = ROTATE_BYTES if min_bytes is None else min_bytes
+    try:
+        fh = open(path, "r+b")
+    except FileNotFoundError:
+        return False
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # receivers append under the same lock
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size < min_bytes or size != _stored_offset(store):
+                return False
+            keep = path.with_name(path.name + ".1")
+            with open(keep.with_name(keep.name + ".tmp"), "wb") as out:
+                shutil.copyfileobj(fh, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(keep.with_name(keep.name + ".tmp"), keep)
+            fh.truncate(0)
+            os.fsync(fh.fileno())
+            with store.transaction() as cur:
+                cur.execute(
+                    "UPDATE ingest_offsets SET byte_offset = 0 WHERE job_id = ? AND file = ?",
+                    [KEY, FILE],
+                )
+            return True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ingest_workspace_inbox(store: Store, ws) -> InboxReport:
-    """Drain the workspace's inbox (every complete line there now)."""
+    """Drain the workspace's inbox (every complete line there now), then rotate it when it
+    has grown past ROTATE_BYTES."""
     total = InboxReport()
     while True:
         part = ingest_inbox(store, webhook.inbox_path(ws))
         if part.lines == 0:
+            rotate(store, webhook.inbox_path(ws))
             return total
         total.lines += part.lines
         total.skipped += part.skipped

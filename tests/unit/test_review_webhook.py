@@ -165,3 +165,33 @@ def test_repeated_updated_and_older_deliveries(ws, store, receiver, batch):
     assert _post(receiver, other).is_success
     bad = ingest_workspace_inbox(store, ws)
     assert bad.stored["new"] == 0 and "'no-such-batch' is not in this store" in bad.errors[0]
+
+
+def test_a_drained_inbox_is_rotated_and_a_shorter_one_reread(
+    ws, store, receiver, batch, monkeypatch
+):
+    """Past ROTATE_BYTES and all stored, the inbox is copied to inbox.jsonl.1 and emptied;
+    deliveries go on into it. An inbox found shorter than the stored offset (emptied by hand)
+    is read from its start, and reading a line twice stores nothing twice."""
+    from backend.store import review_inbox
+
+    batch_id, ids = batch
+    path = hook.inbox_path(ws)
+    monkeypatch.setattr(review_inbox, "ROTATE_BYTES", 1)
+    t = "2026-11-29T10:00:00Z"
+    assert _post(receiver, _payload(batch_id, ids[0], 5, "accept", t)).is_success
+    old = path.read_bytes()
+    assert ingest_workspace_inbox(store, ws).stored["new"] == 1
+    assert path.read_bytes() == b"" and path.with_name("inbox.jsonl.1").read_bytes() == old
+    assert _post(receiver, _payload(batch_id, ids[1], 6, "reject", t)).is_success
+    assert ingest_workspace_inbox(store, ws).stored["new"] == 1
+    assert sorted(r["id"] for r in rstore.reviews(store, batch_id)) == ["ls:5", "ls:6"]
+
+    monkeypatch.setattr(review_inbox, "ROTATE_BYTES", 1 << 30)  # no rotation from here on
+    for ann_id, verdict in ((7, "accept"), (8, "reject")):
+        assert _post(receiver, _payload(batch_id, ids[2], ann_id, verdict, t)).is_success
+    assert ingest_workspace_inbox(store, ws).stored["new"] == 2
+    path.write_bytes(path.read_bytes().splitlines(keepends=True)[0])  # shorter than the offset
+    again = ingest_workspace_inbox(store, ws)
+    assert again.lines == 1 and again.stored["new"] == 0
+    assert len(rstore.reviews(store, batch_id)) == 4
