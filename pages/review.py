@@ -297,7 +297,8 @@ with t_ls:
                     res = lsync.pull_batch(store, batch_id, url, token, actor=auth.actor())
                 state.flash(
                     f"Pulled {res['annotations']} annotations: {res['new']} new, "
-                    f"{res['updated']} updated, {res['unchanged']} unchanged"
+                    f"{res['updated']} updated, {res['unchanged']} unchanged, "
+                    f"{res['removed']} deleted in Label Studio"
                 )
                 st.rerun()
             if c3.button("Apply verdicts", disabled=bool(batch["applied_version_id"])):

@@ -301,7 +301,8 @@ def pull(
         return
     typer.echo(
         f"batch {result['batch']}: {result['annotations']} annotations "
-        f"({result['new']} new, {result['updated']} updated, {result['unchanged']} same)"
+        f"({result['new']} new, {result['updated']} updated, {result['unchanged']} same, "
+        f"{result['removed']} deleted in Label Studio)"
     )
     if "version" in result:
         typer.echo(f"new version v{result['version']['number']}: {result['version']['note']}")
@@ -425,7 +426,8 @@ def _ingest_inbox_once(ws) -> None:
         s = report.stored
         typer.echo(
             f"{report.lines} deliveries: {s['new']} new, {s['updated']} updated, "
-            f"{s['unchanged']} same, {report.skipped} skipped, {len(report.errors)} bad"
+            f"{s['unchanged']} same, {report.removed} deleted, {report.skipped} skipped, "
+            f"{len(report.errors)} bad"
         )
     for err in report.errors:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)

@@ -252,10 +252,11 @@ def pull_batch(
         raise LabelStudioError(
             f"the export from {url} is not JSON ({exc}); nothing was changed"
         ) from exc
-    rows, skipped = [], 0
+    rows, skipped, present = [], 0, set()
     for task in exported:
         example_id = (task.get("data") or {}).get("example_id")
         for ann in task.get("annotations") or []:
+            present.add(f"ls:{ann.get('id')}")
             row = parse_annotation(ann, example_id, _reviewer(ann.get("completed_by"), emails))
             if row is None or example_id is None:
                 skipped += 1
@@ -263,12 +264,17 @@ def pull_batch(
                 rows.append(row)
     stage("store")
     counts = rstore.upsert_reviews(store, batch_id, rows)
+    # verdicts whose annotation is gone from the project were deleted in Label Studio
+    stored = {r["id"] for r in rstore.reviews(store, batch_id) if r["source"] == "label-studio"}
+    gone = rstore.remove_ls_reviews(store, sorted(stored - present), batch_id=batch_id)
     return {
         "batch": batch_id,
         "tasks": len(exported),
         "annotations": len(rows),
         "skipped": skipped,
         **counts,
+        "removed": gone["removed"],
+        "kept_deleted": gone["kept"],
     }
 
 

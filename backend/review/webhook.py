@@ -32,7 +32,7 @@ from backend.workspace import Workspace
 log = logging.getLogger(__name__)
 
 HEADER = "X-FTStudio-Webhook-Secret"
-ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED", "ANNOTATIONS_DELETED")
 MAX_BODY = 32 << 20
 
 
@@ -72,6 +72,21 @@ def inbox_lines(payload: Any, received: float, reviewer_of: Callable[[Any], str 
     action = payload.get("action")
     if action not in ACTIONS:
         raise PayloadError(f"unknown action {action!r}: this receiver takes {', '.join(ACTIONS)}")
+    project = payload.get("project")
+    project_id = project.get("id") if isinstance(project, dict) else project
+    if action == "ANNOTATIONS_DELETED":  # ids only: the tasks may be gone with them
+        gone = payload.get("annotations")
+        if not isinstance(gone, list) or not all(isinstance(a, dict) and "id" in a for a in gone):
+            raise PayloadError("ANNOTATIONS_DELETED needs `annotations`: a list of {id}")
+        return [
+            {
+                "received": received,
+                "action": action,
+                "annotation_id": a["id"],
+                "project_id": project_id,
+            }
+            for a in gone
+        ]
     anns, tasks = payload.get("annotation"), payload.get("task")
     if action == "ANNOTATIONS_CREATED":
         if not isinstance(anns, list):
@@ -82,8 +97,6 @@ def inbox_lines(payload: Any, received: float, reviewer_of: Callable[[Any], str 
             raise PayloadError(f"{action} needs an `annotation` object (send_payload=True)")
         anns, task_list = [anns], [tasks] if tasks else []
     by_id = {t.get("id"): t for t in task_list if isinstance(t, dict)}
-    project = payload.get("project")
-    project_id = project.get("id") if isinstance(project, dict) else project
     records = []
     for i, ann in enumerate(anns):
         if not isinstance(ann, dict) or "id" not in ann:
@@ -140,7 +153,8 @@ def read_records(chunk: bytes, where: str = "inbox") -> tuple[list[dict], list[s
             continue
         try:
             rec = json.loads(line)
-            if not isinstance(rec, dict) or "annotation" not in rec:
+            deleted = isinstance(rec, dict) and rec.get("action") == "ANNOTATIONS_DELETED"
+            if not isinstance(rec, dict) or not ("annotation" in rec or deleted):
                 raise ValueError("not an inbox record (no `annotation`)")
             records.append(rec)
         except ValueError as exc:

@@ -276,6 +276,29 @@ def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> d
     return counts
 
 
+def remove_ls_reviews(
+    store: Store, ids: list[str], *, batch_id: str | None = None
+) -> dict[str, int]:
+    """Drop Label Studio verdicts (`ls:<annotation id>`) whose annotation was deleted there.
+    Verdicts of a batch already applied stay: the version made from them never changes.
+    Returns {"removed", "kept"} (kept: those of applied batches)."""
+    if not ids:
+        return {"removed": 0, "kept": 0}
+    marks = ", ".join("?" * len(ids))
+    scope = " AND r.batch_id = ?" if batch_id else ""
+    with store.transaction() as cur:
+        found = cur.execute(
+            f"SELECT r.id, b.applied_version_id FROM reviews r"
+            f" JOIN review_batches b ON b.id = r.batch_id"
+            f" WHERE r.source = 'label-studio' AND r.id IN ({marks}){scope}",
+            [*ids, *([batch_id] if batch_id else [])],
+        ).fetchall()
+        drop = [rid for rid, applied in found if applied is None]
+        if drop:
+            cur.execute(f"DELETE FROM reviews WHERE id IN ({', '.join('?' * len(drop))})", drop)
+    return {"removed": len(drop), "kept": len(found) - len(drop)}
+
+
 def _ts(value: Any) -> Any:
     if isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)

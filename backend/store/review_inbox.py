@@ -5,7 +5,8 @@ tailed by byte offset like a job's JSONL, its offset kept in `ingest_offsets` un
 `@review-webhooks` (no job has that id). Only complete lines are read, so a torn last line
 waits. Each annotation goes through the same `parse_annotation` and `upsert_reviews` as a pull
 (id `ls:<annotation id>`), so a delivery, a pull and a repeated delivery store it once; an
-older delivery never overwrites a newer verdict. A bad line is reported and skipped; the
+older delivery never overwrites a newer verdict. ANNOTATIONS_DELETED drops those verdicts
+unless their batch was applied. A bad line is reported and skipped; the
 offset moves only after the verdicts are stored, so a failure retries the same lines.
 
 Once everything in it is stored and it has grown past `ROTATE_BYTES`, the inbox is copied to
@@ -43,6 +44,8 @@ class InboxReport:
     lines: int = 0
     stored: dict[str, int] = field(default_factory=lambda: {"new": 0, "updated": 0, "unchanged": 0})
     skipped: int = 0  # skipped/empty annotations and deliveries older than the stored verdict
+    removed: int = 0  # verdicts whose annotation was deleted in Label Studio
+    kept: int = 0  # deleted there, but their batch was applied already: they stay
     errors: list[str] = field(default_factory=list)
 
 
@@ -75,7 +78,11 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
     report.lines = len(records) + len(report.errors)
     batches: dict[str, dict | None] = {}
     by_batch: dict[str, list[dict]] = {}
+    deleted: list[str] = []
     for rec in records:
+        if rec.get("action") == "ANNOTATIONS_DELETED":
+            deleted.append(f"ls:{rec.get('annotation_id')}")
+            continue
         where = f"{path}: annotation {rec.get('annotation_id')}"
         batch_id = rec.get("batch_id")
         if batch_id not in batches:
@@ -122,6 +129,8 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
         report.skipped += len(rows) - len(fresh)
         for k, v in rstore.upsert_reviews(store, batch_id, fresh).items():
             report.stored[k] += v
+    gone = rstore.remove_ls_reviews(store, deleted)  # after the upserts: a pass's order
+    report.removed, report.kept = gone["removed"], gone["kept"]
     with store.transaction() as cur:
         cur.execute(
             "INSERT INTO ingest_offsets VALUES (?, ?, ?, ?) ON CONFLICT (job_id, file) DO UPDATE"
@@ -185,6 +194,8 @@ def ingest_workspace_inbox(store: Store, ws) -> InboxReport:
             return total
         total.lines += part.lines
         total.skipped += part.skipped
+        total.removed += part.removed
+        total.kept += part.kept
         total.errors += part.errors
         for k, v in part.stored.items():
             total.stored[k] += v

@@ -16,7 +16,7 @@ from backend.review import labelstudio_server as srv
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore
-from tests.support.labelstudio_api import annotate, review_result
+from tests.support.labelstudio_api import annotate, delete_annotation, review_result
 from tests.support.seed_review import flagged_batch, scored_dataset
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -117,3 +117,15 @@ def test_stopped_mid_pull_gives_a_clear_error_and_loses_nothing(server, loop):
     after = lsync.pull_batch(store, batch["id"], again.url, token)
     assert (after["new"], after["unchanged"]) == (1, 3)
     assert store.scalar("SELECT count(*) FROM reviews") == 4
+
+
+def test_a_deletion_after_apply_keeps_the_verdict(live_server, loop):
+    """The batch was applied (the version made from its verdicts never changes): an
+    annotation deleted in Label Studio afterwards is counted, not dropped."""
+    info, token = live_server
+    store, batch, _, _ = loop
+    first = next(r for r in rstore.reviews(store, batch["id"]) if r["source"] == "label-studio")
+    delete_annotation(info.url, token, int(first["id"].split(":")[1]))
+    pulled = lsync.pull_batch(store, batch["id"], info.url, token)
+    assert (pulled["removed"], pulled["kept_deleted"]) == (0, 1)
+    assert first["id"] in {r["id"] for r in rstore.reviews(store, batch["id"])}

@@ -22,7 +22,12 @@ from backend.store import Store
 from backend.store import review as rstore
 from backend.store.review_inbox import ingest_workspace_inbox
 from backend.workspace import Workspace
-from tests.support.labelstudio_api import annotate, review_result, update_annotation
+from tests.support.labelstudio_api import (
+    annotate,
+    delete_annotation,
+    review_result,
+    update_annotation,
+)
 from tests.support.seed_review import flagged_batch, scored_dataset
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -97,8 +102,31 @@ def test_webhook_delivery_equals_pull_and_update_replaces(server, live_server, p
         assert (final["new"], final["updated"], final["unchanged"]) == (0, 0, 1)
         assert rstore.reviews(store, batch_id) == after
         assert store.scalar("SELECT count(*) FROM reviews") == 1
+
+        delete_annotation(info.url, token, ann_id)  # the reviewer takes it back
+        gone = _wait_lines(ws, 3)[-1]
+        assert (gone["action"], gone["annotation_id"]) == ("ANNOTATIONS_DELETED", ann_id)
+        dropped = ingest_workspace_inbox(store, ws)
+        assert (dropped.removed, dropped.kept, dropped.errors) == (1, 0, [])
+        assert rstore.reviews(store, batch_id) == []
+        final = lsync.pull_batch(store, batch_id, info.url, token)
+        assert (final["new"], final["removed"]) == (0, 0)
     finally:
         receiver.stop()
+
+
+def test_pull_drops_verdicts_deleted_in_label_studio(server, live_server, pushed):
+    """Without the receiver: an annotation deleted in Label Studio leaves the store at the
+    next pull (its batch is not applied yet)."""
+    info, token = live_server
+    ws, store, batch_id, _ = pushed
+    item = rstore.batch_items(store, batch_id)[2]
+    ann_id = annotate(info.url, token, item["ls_task_id"], review_result("accept"))
+    assert lsync.pull_batch(store, batch_id, info.url, token)["new"] == 1
+    delete_annotation(info.url, token, ann_id)
+    pulled = lsync.pull_batch(store, batch_id, info.url, token)
+    assert (pulled["removed"], pulled["kept_deleted"]) == (1, 0)
+    assert f"ls:{ann_id}" not in {r["id"] for r in rstore.reviews(store, batch_id)}
 
 
 def test_cli_serves_registers_once_and_stops_on_ctrl_c(server, live_server, pushed):

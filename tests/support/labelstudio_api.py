@@ -57,3 +57,13 @@ def update_annotation(url: str, token: str, annotation_id: int, result: list[dic
         timeout=30,
     )
     assert r.status_code == 200, r.text
+
+
+def delete_annotation(url: str, token: str, annotation_id: int) -> None:
+    """Delete an annotation, as a reviewer removing a mistaken one."""
+    r = httpx.delete(
+        f"{url}/api/annotations/{annotation_id}/",
+        headers={"Authorization": f"Token {token}"},
+        timeout=30,
+    )
+    assert r.status_code == 204, r.text

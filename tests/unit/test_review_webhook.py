@@ -91,6 +91,8 @@ def test_bad_requests_get_400_naming_the_problem(ws, receiver):
     body["task"]["data"] = {"text": "a task the studio did not push"}
     r = _post(receiver, body)
     assert r.status_code == 400 and "batch_id/example_id" in r.json()["error"]
+    r = _post(receiver, {"action": "ANNOTATIONS_DELETED", "annotations": [{"task": 3}]})
+    assert r.status_code == 400 and "a list of {id}" in r.json()["error"]
     assert _inbox(ws) == []
 
 
