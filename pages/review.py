@@ -369,6 +369,9 @@ with t_here:
             for msg in item["messages"]:
                 with st.chat_message(msg["role"]):
                     st.text(msg["content"])
+            if item.get("note"):
+                st.caption("The LLM judge says:")
+                st.text(item["note"])
             with st.form(f"verdict_{item['example_id']}", clear_on_submit=True):
                 verdict = st.radio("Verdict", ["accept", "reject", "correct"], horizontal=True)
                 cats = st.multiselect("Issues", CATEGORIES)

@@ -32,12 +32,16 @@ class LabelStudioError(RuntimeError):
     """Label Studio could not be reached or answered with an error; nothing was changed."""
 
 
-def label_config(categories: list[str] = CATEGORIES) -> str:
+def label_config(categories: list[str] = CATEGORIES, *, notes: bool = False) -> str:
+    """The review project's labelling config; `notes` adds the judge's rationale below the
+    response (tasks then carry `note`)."""
     choices = "".join(f"<Choice value={quoteattr(c)}/>" for c in categories)
+    note = '<Header value="LLM judge says"/><Text name="note" value="$note"/>' if notes else ""
     return (
         "<View>"
         '<Header value="Instruction"/><Text name="instruction" value="$instruction"/>'
         '<Header value="Response"/><Text name="response" value="$response"/>'
+        f"{note}"
         '<Header value="Verdict"/>'
         '<Choices name="verdict" toName="response" choice="single" showInLine="true"'
         ' required="true"><Choice value="accept"/><Choice value="reject"/></Choices>'
@@ -111,6 +115,7 @@ def task_payload(item: dict, batch_id: str, model: str | None, method: str = "nl
             "batch_id": batch_id,
             "uncertainty": score,
             "reason": item["reason"],
+            **({"note": item.get("note") or "(no note)"} if method.startswith("judge") else {}),
         },
         "predictions": [
             {
@@ -156,7 +161,7 @@ def push_batch(
         url,
         lambda: ls.projects.create(
             title=title,
-            label_config=label_config(),
+            label_config=label_config(notes=batch["method"].startswith("judge")),
             sampling=SAMPLING,
             maximum_annotations=reviewers_per_overlap if overlap_share > 0 else 1,
             overlap_cohort_percentage=int(round(overlap_share * 100)),

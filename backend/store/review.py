@@ -27,7 +27,8 @@ from backend.store.users import audit, audited, studio_names
 def insert_scores(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
     rows = parse_lines(chunk)
     cur.executemany(
-        "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?)",
+        "INSERT OR REPLACE INTO scores (job_id, example_id, method, model, score, n_tokens,"
+        " version_id, dataset, round, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
         [
             [
                 job_id,
@@ -39,6 +40,7 @@ def insert_scores(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> 
                 r.get("version_id"),
                 r.get("dataset"),
                 r.get("round", 1),
+                r.get("rationale"),
             ]
             for r in rows
         ],
@@ -188,9 +190,14 @@ def batches(store: Store, dataset: str | None = None) -> list[dict]:
 
 
 def batch_items(store: Store, batch_id: str) -> list[dict]:
-    """The batch's items with their example's messages, in batch order."""
+    """The batch's items with their example's messages, in batch order; `note` is the
+    score's note (an LLM judge's rationale) when the batch was flagged on one."""
     rows = store.rows(
-        "SELECT i.*, e.messages FROM review_items i JOIN examples e ON e.id = i.example_id"
+        "SELECT i.*, e.messages, s.note FROM review_items i"
+        " JOIN examples e ON e.id = i.example_id"
+        " JOIN review_batches b ON b.id = i.batch_id"
+        " LEFT JOIN scores s ON s.job_id = b.score_job_id AND s.example_id = i.example_id"
+        " AND s.method = b.method"
         " WHERE i.batch_id = ? ORDER BY i.position",
         [batch_id],
     )

@@ -192,3 +192,40 @@ def test_label_studio_tasks_carry_the_judges_certainty():
     assert pred(10 - 9, "judge_flaw") == (0.889, "accept")
     assert pred(10 - 2, "judge_flaw") == (0.111, "reject")
     assert pred(0.1, "nll")[0] > pred(2.0, "nll")[0]
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_reviewers_see_the_judges_note_here_and_in_label_studio(ws, live_server, page_env):
+    """A batch flagged on the judge carries each rating's rationale: the in-app queue shows
+    it under the answer, and the Label Studio project shows it in the task (config + data)."""
+    import httpx
+
+    from backend.review import labelstudio as lsync
+    from tests.support.seed_review import flagged_batch, scored_dataset
+
+    info, token = live_server
+    store = Store.open(ws.db_path)
+    try:
+        scored_dataset(
+            store, n=4, job_id="judge-1", methods=("judge_flaw",), note="why {i}: off topic"
+        )
+        batch = flagged_batch(store, "support", "judge-1", 2, method="judge_flaw")
+        items = rstore.batch_items(store, batch["id"])
+        assert [i["note"] for i in items] == ["why 3: off topic", "why 2: off topic"]
+        pushed = lsync.push_batch(store, batch["id"], info.url, token)
+    finally:
+        store.close()
+    auth = {"Authorization": f"Token {token}"}
+    project = httpx.get(f"{info.url}/api/projects/{pushed['project_id']}", headers=auth).json()
+    assert '<Text name="note" value="$note"/>' in project["label_config"]
+    listed = httpx.get(
+        f"{info.url}/api/tasks/", params={"project": pushed["project_id"]}, headers=auth
+    ).json()
+    tasks = listed["tasks"] if isinstance(listed, dict) else listed
+    assert sorted(t["data"]["note"] for t in tasks) == ["why 2: off topic", "why 3: off topic"]
+
+    at = _run()
+    at.text_input(key="reviewer").set_value("ana").run()
+    texts = [t.value for t in at.text]
+    assert "why 3: off topic" in texts

@@ -22,9 +22,11 @@ def scored_dataset(
     score: Callable[[int], float] = lambda i: 1.0 + i,
     question: str = "q{i}",
     answer: str = "a{i}",
+    note: str | None = None,
 ) -> tuple[dict, list[str]]:
     """`n` single-turn examples (texts from the templates, `{i}` their position) in a new
-    dataset, each scored `score(i)` under every method by `job_id`. Returns (version, ids)."""
+    dataset, each scored `score(i)` under every method by `job_id` (with `note`, formatted
+    like the texts, as the judge's rationale). Returns (version, ids)."""
     ds.create_dataset(store, dataset)
     ver = ds.add_version(
         store,
@@ -49,6 +51,7 @@ def scored_dataset(
                 "score": score(i),
                 "version_id": ver["id"],
                 "dataset": dataset,
+                **({"rationale": note.format(i=i)} if note else {}),
             }
         )
         + "\n"
@@ -60,11 +63,19 @@ def scored_dataset(
     return ver, ids
 
 
-def flagged_batch(store: Store, dataset: str, job_id: str, top: int, qc_share: float = 0.0) -> dict:
+def flagged_batch(
+    store: Store,
+    dataset: str,
+    job_id: str,
+    top: int,
+    qc_share: float = 0.0,
+    method: str = "nll",
+) -> dict:
     """A review batch of the `top` highest-scored examples (plus a QC share)."""
     return rstore.create_batch(
         store,
         dataset=dataset,
         score_job_id=job_id,
         policy=FlagPolicy(kind="top_k", value=top, qc_share=qc_share),
+        method=method,
     )
