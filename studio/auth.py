@@ -1,7 +1,8 @@
 """Who is using the dashboard.
 
 - An OIDC provider configured in `.streamlit/secrets.toml` ([auth] section): `st.login`; the
-  role comes from the local users table (by e-mail), reviewer when unknown.
+  provider's e-mail is matched to the account named so or linked to it (any case), which
+  brings that account's name and role; reviewer when unknown, refused when disabled.
 - Otherwise, local accounts when any exist (`ftstudio users add NAME --role admin` creates the
   first): a sign-in form, passwords checked against scrypt hashes.
 - With no accounts: single-user mode, meant for 127.0.0.1, and the page says so.

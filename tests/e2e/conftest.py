@@ -38,9 +38,9 @@ def free_port() -> int:
 class Dashboard:
     """`ftstudio up` on a free loopback port over a given workspace."""
 
-    def __init__(self, ws: Path, env_extra: dict[str, str] | None = None):
+    def __init__(self, ws: Path, env_extra: dict[str, str] | None = None, port: int | None = None):
         self.ws = ws
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
