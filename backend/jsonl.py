@@ -1,9 +1,10 @@
-"""Reading the JSONL files that jobs take as input, with errors that name the file and line."""
+"""Reading the JSONL files that jobs take as input, with errors that name the file and line,
+and writing them whole (a reader never sees half a file)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,11 @@ def done_keys(path: Path, key: str) -> set[str]:
     if len(complete) != len(data):
         path.write_bytes(complete)
     return {json.loads(line)[key] for line in complete.splitlines() if line.strip()}
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write `rows` as JSON lines, creating the folder; atomically (temp file, fsync, rename)."""
+    from backend.workspace import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

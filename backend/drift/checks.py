@@ -19,6 +19,7 @@ from typing import Any
 from backend.auth import Actor, require
 from backend.drift import judge, quality
 from backend.jobs import queue
+from backend.jsonl import write_jsonl
 from backend.store import monitoring as mon
 from backend.store.datasets import version_examples
 from backend.store.db import Store
@@ -171,15 +172,6 @@ def prompt_text(messages: list[dict]) -> str:
     return "\n".join(m["content"] for m in messages[:last] if m.get("role") == "user")
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
 def submit_check(
     store: Store, ws: Workspace, monitor: str, *, force: bool = False, actor: Actor | None = None
 ) -> dict:
@@ -203,8 +195,8 @@ def submit_check(
         return {"monitor": m["name"], "skipped": "the reference version has fewer than 2 prompts"}
     check_id = f"chk-{os.urandom(5).hex()}"
     folder = ws.root / "monitoring" / check_id
-    _write_jsonl(folder / "reference.jsonl", reference)
-    _write_jsonl(folder / "window.jsonl", [{"text": r["prompt"]} for r in records])
+    write_jsonl(folder / "reference.jsonl", reference)
+    write_jsonl(folder / "window.jsonl", [{"text": r["prompt"]} for r in records])
     job_id = queue.new_job_id("drift")
     mon.record_check(
         store,

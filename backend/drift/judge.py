@@ -33,7 +33,7 @@ from backend.drift.monitors import QualityConfig
 from backend.jobs import queue
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec, SpecError
-from backend.jsonl import done_keys
+from backend.jsonl import done_keys, write_jsonl
 from backend.store import monitoring as mon
 from backend.store.db import Store
 from backend.workspace import Workspace
@@ -217,7 +217,7 @@ def submit(
     """Queue the quality-judge jobs of a check. Returns {} (no judge configured),
     {"judge_jobs": [...]} or {"judge": why none}; never fails the drift check."""
     from backend.config import Settings
-    from backend.drift.quality import _sample, _write, training_examples, window_examples
+    from backend.drift.quality import _sample, training_examples, window_examples
     from backend.drift.triggers import last_run
 
     model = (cfg.judge_model or "").strip()
@@ -243,7 +243,7 @@ def submit(
             examples = _sample(examples, cfg.max_examples, seed)
             tag = hashlib.sha256(model.encode()).hexdigest()[:8]
             path = ws.root / "monitoring" / f"judge-baseline-{run['id']}-{tag}" / "examples.jsonl"
-            _write(path, examples)
+            write_jsonl(path, examples)
             spec = {"examples_path": str(path), "model": model}
             base = {
                 "baseline_job_id": queue.submit(
@@ -254,7 +254,7 @@ def submit(
             }
             jobs.append(base["baseline_job_id"])
         path = ws.root / "monitoring" / check_id / "judge_window.jsonl"
-        _write(path, window)
+        write_jsonl(path, window)
         spec = {"examples_path": str(path), "model": model}
         window_job = queue.submit(ws, "quality-judge", spec, group_id=check_id, actor=actor)
         jobs.append(window_job)

@@ -14,7 +14,6 @@ A report over its threshold has verdict `drift` and fires the same alert and pla
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from backend.auth import Actor
 from backend.drift.monitors import QualityConfig
 from backend.jobs import queue
 from backend.jobs.kinds import SpecError
+from backend.jsonl import write_jsonl
 from backend.store import monitoring as mon
 from backend.store.db import Store
 from backend.workspace import Workspace
@@ -52,15 +52,6 @@ def window_examples(answered: list[dict], cap: int, seed: int) -> list[dict]:
         for r in answered
     ]
     return _sample(rows, cap, seed)
-
-
-def _write(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _has_answer(messages: Any) -> bool:
@@ -143,7 +134,7 @@ def submit(
                 return {"quality": f"run {run['id']} has no examples with answers to compare"}
             examples = _sample(examples, cfg.max_examples, seed)
             path = ws.root / "monitoring" / f"baseline-{run['id']}" / "examples.jsonl"
-            _write(path, examples)
+            write_jsonl(path, examples)
             base = {
                 "baseline_job_id": queue.submit(
                     ws, "score", _spec(path, run, max_length), group_id=check_id, actor=actor
@@ -152,7 +143,7 @@ def submit(
                 "n_baseline": len(examples),
             }
             jobs.append(base["baseline_job_id"])
-        _write(folder / "quality_window.jsonl", window)
+        write_jsonl(folder / "quality_window.jsonl", window)
         window_job = queue.submit(
             ws,
             "score",

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec
-from backend.jsonl import read_jsonl
+from backend.jsonl import read_jsonl, write_jsonl
 
 METHODS = ("nll", "entropy")
 
@@ -366,7 +366,6 @@ def review_inputs(
 
     from backend.store import datasets as ds
     from backend.store import review as rstore
-    from backend.workspace import atomic_write_text
 
     ver = ds.resolve_version(store, dataset, version)
     inputs = ws.root / "review" / "inputs"
@@ -379,13 +378,7 @@ def review_inputs(
             f"dataset {dataset!r} v{ver['number']} has no "
             f"{'unreviewed ' if skip else ''}examples to score"
         )
-    atomic_write_text(
-        path,
-        "".join(
-            json.dumps({"id": e["id"], "messages": e["messages"]}, ensure_ascii=False) + "\n"
-            for e in rows
-        ),
-    )
+    write_jsonl(path, ({"id": e["id"], "messages": e["messages"]} for e in rows))
     return path, len(rows), ver, len(rstore.batches(store, dataset)) + 1
 
 
