@@ -15,12 +15,11 @@ adds nothing, an edited annotation updates its row, and a failed pull changes no
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from backend.auth import Actor
-from backend.review.labelstudio import LabelStudioError, _wrap, client
+from backend.review.labelstudio import LabelStudioError, _wrap, client, full_export
 from backend.store import prefs as S
 from backend.store import prefs_ls as L
 from backend.store.db import Store
@@ -212,21 +211,7 @@ def pull_set(
     stage("users")
     users = _wrap("listing users", url, lambda: list(ls.users.list()))
     by_id = {u.id: {"email": u.email, "username": getattr(u, "username", None)} for u in users}
-    stage("export")
-    raw = _wrap(
-        "downloading the export",
-        url,
-        lambda: b"".join(
-            ls.projects.exports.download_sync(pid, export_type="JSON", download_all_tasks=False)
-        ),
-    )
-    stage("parse")
-    try:
-        exported = json.loads(raw)
-    except ValueError as exc:
-        raise LabelStudioError(
-            f"the export from {url} is not JSON ({exc}); nothing was changed"
-        ) from exc
+    exported = full_export(ls, url, pid, stage)
     sizes = {i["id"]: len(i["responses"]) for i in S.set_items(store, cs["id"])}
     rows, skipped = [], []
     for task in exported:

@@ -227,6 +227,30 @@ def _reviewer(completed_by: Any, emails: dict[int, str]) -> str:
     return emails.get(completed_by, f"user-{completed_by}")
 
 
+def full_export(
+    ls: Any, url: str, project_id: int, stage: Callable[[str], None] = lambda _s: None
+) -> list[dict]:
+    """A project's annotated tasks from the full JSON export (not JSON_MIN: it keeps each
+    annotation's id, author and times); LabelStudioError when it cannot be had or read."""
+    stage("export")
+    raw = _wrap(
+        "downloading the export",
+        url,
+        lambda: b"".join(
+            ls.projects.exports.download_sync(
+                project_id, export_type="JSON", download_all_tasks=False
+            )
+        ),
+    )
+    stage("parse")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise LabelStudioError(
+            f"the export from {url} is not JSON ({exc}); nothing was changed"
+        ) from exc
+
+
 @audited("review", "review.pull", "batch_id")
 def pull_batch(
     store: Store, batch_id: str, url: str, token: str, on_stage: Callable[[str], None] | None = None
@@ -240,23 +264,7 @@ def pull_batch(
     stage("users")
     users = _wrap("listing users", url, lambda: list(ls.users.list()))
     emails = {u.id: u.email for u in users}
-    stage("export")
-    raw = _wrap(
-        "downloading the export",
-        url,
-        lambda: b"".join(
-            ls.projects.exports.download_sync(
-                batch["ls_project_id"], export_type="JSON", download_all_tasks=False
-            )
-        ),
-    )
-    stage("parse")
-    try:
-        exported = json.loads(raw)
-    except ValueError as exc:
-        raise LabelStudioError(
-            f"the export from {url} is not JSON ({exc}); nothing was changed"
-        ) from exc
+    exported = full_export(ls, url, batch["ls_project_id"], stage)
     rows, skipped, present = [], 0, set()
     for task in exported:
         example_id = (task.get("data") or {}).get("example_id")
