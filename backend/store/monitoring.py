@@ -320,28 +320,39 @@ def record_quality(store: Store, **row: Any) -> None:
         cur.close()
 
 
-def reusable_baseline(store: Store, run_id: str) -> dict | None:
-    """The newest baseline score job of a run that has not failed (queued ones count: a job
-    not yet mirrored into `jobs` is still on its way)."""
+def _newest_baseline(store: Store, table: str, where: str, params: list) -> dict | None:
+    """The newest baseline job recorded in `table` (quality_checks or quality_judge_checks)
+    that has not failed (queued ones count: a job not yet mirrored into `jobs` is still on
+    its way)."""
     rows = store.rows(
-        "SELECT q.baseline_job_id, q.baseline_source, q.n_baseline FROM quality_checks q"
-        " LEFT JOIN jobs j ON j.id = q.baseline_job_id WHERE q.run_id = ?"
+        f"SELECT q.baseline_job_id, q.baseline_source, q.n_baseline FROM {table} q"
+        f" LEFT JOIN jobs j ON j.id = q.baseline_job_id WHERE {where}"
         " AND coalesce(j.state, 'queued') IN ('queued', 'running', 'succeeded')"
         " ORDER BY q.created DESC LIMIT 1",
-        [run_id],
+        params,
     )
     return rows[0] if rows else None
 
 
-def quality_of(store: Store, check_id: str) -> dict | None:
-    """A check's quality jobs with their states (None: no quality scoring for this check)."""
+def _check_jobs(store: Store, table: str, check_id: str) -> dict | None:
+    """A check's row of `table` with its window and baseline jobs' states, or None."""
     rows = store.rows(
-        "SELECT q.*, w.state AS window_state, b.state AS baseline_state FROM quality_checks q"
+        f"SELECT q.*, w.state AS window_state, b.state AS baseline_state FROM {table} q"
         " LEFT JOIN jobs w ON w.id = q.window_job_id LEFT JOIN jobs b ON b.id = q.baseline_job_id"
         " WHERE q.check_id = ?",
         [check_id],
     )
     return rows[0] if rows else None
+
+
+def reusable_baseline(store: Store, run_id: str) -> dict | None:
+    """The newest baseline score job of a run that has not failed."""
+    return _newest_baseline(store, "quality_checks", "q.run_id = ?", [run_id])
+
+
+def quality_of(store: Store, check_id: str) -> dict | None:
+    """A check's quality jobs with their states (None: no quality scoring for this check)."""
+    return _check_jobs(store, "quality_checks", check_id)
 
 
 def score_means(store: Store, job_id: str) -> dict[str, dict]:
@@ -385,25 +396,14 @@ def record_judge(store: Store, **row: Any) -> None:
 
 def reusable_judge_baseline(store: Store, run_id: str, judge_model: str) -> dict | None:
     """The newest judge baseline job of a run under this judge model that has not failed."""
-    rows = store.rows(
-        "SELECT q.baseline_job_id, q.baseline_source, q.n_baseline FROM quality_judge_checks q"
-        " LEFT JOIN jobs j ON j.id = q.baseline_job_id WHERE q.run_id = ? AND q.judge_model = ?"
-        " AND coalesce(j.state, 'queued') IN ('queued', 'running', 'succeeded')"
-        " ORDER BY q.created DESC LIMIT 1",
-        [run_id, judge_model],
+    return _newest_baseline(
+        store, "quality_judge_checks", "q.run_id = ? AND q.judge_model = ?", [run_id, judge_model]
     )
-    return rows[0] if rows else None
 
 
 def judge_of(store: Store, check_id: str) -> dict | None:
     """A check's quality-judge jobs with their states (None: no judge for this check)."""
-    rows = store.rows(
-        "SELECT q.*, w.state AS window_state, b.state AS baseline_state"
-        " FROM quality_judge_checks q LEFT JOIN jobs w ON w.id = q.window_job_id"
-        " LEFT JOIN jobs b ON b.id = q.baseline_job_id WHERE q.check_id = ?",
-        [check_id],
-    )
-    return rows[0] if rows else None
+    return _check_jobs(store, "quality_judge_checks", check_id)
 
 
 def add_reports(store: Store, check: dict, rows: list[dict]) -> None:
