@@ -150,11 +150,18 @@ def judge_cmd(
         common.fail(f"job {job_id} {status.state}: {status.error or ''}")
 
 
-def _judgement_rows(store, set_name: str | None, source: str | None) -> list[dict]:
+def _judgement_rows(set_name: str | None, source: str | None) -> list[dict]:
+    """The latest judgements (of one set when named); exit 2 naming an unknown set."""
     from backend.store import prefs as S
 
-    set_id = S.get_comparison_set(store, set_name)["id"] if set_name else None
-    return S.judgements(store, set_id=set_id, source=source)
+    _, store = _store()
+    try:
+        set_id = S.get_comparison_set(store, set_name)["id"] if set_name else None
+        return S.judgements(store, set_id=set_id, source=source)
+    except ValueError as exc:
+        common.fail(str(exc), code=2)
+    finally:
+        store.close()
 
 
 @prefs_app.command("leaderboard")
@@ -166,15 +173,8 @@ def leaderboard_cmd(
 ) -> None:
     """Bradley-Terry ratings with bootstrap intervals and the win-rate matrix."""
     from backend.prefs.leaderboard import leaderboard, outcome_groups
-    from backend.store.prefs import PrefsNotFound
 
-    ws, store = _store()
-    try:
-        rows = _judgement_rows(store, set_name, source)
-    except PrefsNotFound as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    rows = _judgement_rows(set_name, source)
     board = leaderboard(outcome_groups(rows), n_boot=n_boot)
     if as_json:
         common.emit_json(board)
@@ -199,13 +199,7 @@ def agreement_cmd(
     """Inter-annotator and judge-human agreement, with and without ties."""
     from backend.prefs.agreement import annotator_agreement, judge_human_agreement
 
-    ws, store = _store()
-    try:
-        rows = _judgement_rows(store, set_name, None)
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    rows = _judgement_rows(set_name, None)
     human = [r for r in rows if r["source"] == "human" and r["verdict"] != "ranking"]
     judge = [r for r in rows if r["source"] == "judge"]
     out = {
