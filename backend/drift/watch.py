@@ -31,7 +31,6 @@ class FolderWatch:
         self.store, self.ws, self.interval_s = store, ws, interval_s
         self.seen: dict = {}  # (monitor id, path) -> (size, mtime_ns) of files already read
         self.last: float | None = None
-        self.last_result: dict = {}
         self._lock = threading.Lock()
 
     def due(self) -> bool:
@@ -47,7 +46,6 @@ class FolderWatch:
             self.last = time.monotonic()
             result: dict = {"batches": 0, "errors": [], "checks": [], "alerts": 0}
             if not any(m["watch_dir"] for m in mon.list_monitors(self.store)):
-                self.last_result = result
                 return result
             new, errors = checks.scan_watched(self.store, self.seen)
             result["batches"], result["errors"] = len(new), errors
@@ -63,5 +61,4 @@ class FolderWatch:
             triggers.advance(self.store, self.ws)
             for message in result["errors"]:
                 log.warning("folder watch: %s", message)
-            self.last_result = result
             return result
