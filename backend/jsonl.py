@@ -59,3 +59,18 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_new_lines(path, offset: int, max_bytes: int = 1 << 28) -> bytes:
+    """The complete lines appended to `path` after byte `offset` (b"" when none yet)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return b""
+    if size <= offset:
+        return b""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(min(size - offset, max_bytes))
+    end = data.rfind(b"\n")
+    return data[: end + 1] if end >= 0 else b""  # a torn last line waits

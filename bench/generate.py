@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from backend.integrations.llm import OpenAIProvider  # noqa: E402
 from backend.synth.parse import parse_output  # noqa: E402
-from backend.synth.providers import OpenAIProvider  # noqa: E402
 from backend.synth.recipe import Recipe, build_prompt, output_schema, plan  # noqa: E402
 
 SERVER = """

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
 from backend.store import Store
-from backend.store.ingest import ingest_all
 from backend.workspace import Workspace
 
 

@@ -5,11 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from backend.auth import PermissionDenied, require
-from backend.config import secret
+from backend.integrations.labelstudio import client as lsc
+from backend.integrations.labelstudio import server as lss
 from backend.jobs import queue, worker
 from backend.jobs.kinds import SpecError
 from backend.review import labelstudio as lsync
-from backend.review import labelstudio_server as lss
 from backend.review.flagging import FlagPolicy, cut_value, flag
 from backend.review.judge import prepare_judge_spec
 from backend.review.scoring import choose_adapter, prepare_spec
@@ -54,10 +54,7 @@ cols[3].metric("Rounds", len(batch_rows))
 
 def connection() -> tuple[str | None, str | None]:
     """Label Studio url and token, read at the point of use (never kept in session state)."""
-    if cfg.label_studio_url and cfg.label_studio_token:
-        return cfg.label_studio_url, secret(cfg.label_studio_token)
-    info = lss.read_info(ws)
-    return (info.url, lss.token(ws)) if info else (None, None)
+    return lsc.connection(cfg, ws)
 
 
 def batch_progress(batch_id: str) -> None:

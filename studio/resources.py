@@ -33,7 +33,7 @@ def ingestor():
     """The dashboard's ingestion thread (one per process): job folders -> DuckDB, a worker
     started whenever jobs are queued, and the monitors' folder watch."""
     from backend.demo_workspace import continue_demo
-    from backend.jobs.service import Ingestor
+    from backend.ingest.loop import Ingestor
 
     db, ws = store(), workspace()
     watch = folder_watch()
@@ -65,7 +65,7 @@ def webhook_receiver(label_studio_url: str, _token: str):
     """The dashboard's Label Studio webhook receiver (one per process and Label Studio) on a
     free port of 127.0.0.1. It writes annotations to the review inbox; the ingestor stores
     them within seconds. The token only resolves annotators' e-mails (never a cache key)."""
-    from backend.review import webhook as hook
+    from backend.integrations.labelstudio import webhook as hook
 
     return hook.Receiver(
         workspace(), 0, reviewer_of=hook.user_emails(label_studio_url, _token)

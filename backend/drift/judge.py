@@ -134,19 +134,17 @@ def run_job(ctx: JobContext, spec: QualityJudgeSpec) -> None:
 
 
 async def _run(ctx: JobContext, spec: QualityJudgeSpec) -> None:
-    from backend.config import Settings, secret
-    from backend.synth.providers import OpenAIProvider
+    from backend.integrations import llm
 
     path = Path(spec.examples_path)
     items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
     done = done_keys(ctx.dir / OUTPUT, "example_id")
     todo = [it for it in items if it["id"] not in done]
     ctx.progress(len(done), len(items), unit="pairs")
-    settings = Settings()
-    provider = OpenAIProvider(
-        base_url=spec.base_url or settings.openai_base_url,
-        api_key=secret(settings.openai_api_key),
-        model=spec.model,
+    provider = llm.make_provider(
+        "openai",
+        spec.model,
+        base_url=spec.base_url,
         concurrency=spec.concurrency,
         max_retries=spec.max_retries,
         backoff_s=spec.backoff_s,

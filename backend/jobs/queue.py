@@ -43,7 +43,28 @@ def _who(actor: Actor | None) -> str:
     return actor.username if actor else "shell"
 
 
-def submit(
+class Staged:
+    """A job written under a hidden name: validated, not yet visible to workers or readers.
+    `commit()` renames it into place and queues it; `discard()` removes it."""
+
+    def __init__(self, ws: Workspace, job_id: str, tmp: Path):
+        self.ws, self.job_id, self._tmp = ws, job_id, tmp
+
+    def commit(self) -> str:
+        final = self.ws.job_dir(self.job_id)
+        if final.exists():
+            raise JobError(f"job {self.job_id} already exists")
+        os.rename(self._tmp, final)
+        _enqueue(self.ws, self.job_id)
+        return self.job_id
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def stage(
     ws: Workspace,
     kind: str,
     spec: dict[str, Any] | BaseModel,
@@ -51,19 +72,14 @@ def submit(
     group_id: str | None = None,
     job_id: str | None = None,
     actor: Actor | None = None,
-) -> str:
-    """Validate the spec, write the job folder, then queue it. Returns the job id.
-
-    The folder is written under a temporary name and renamed into place, so a half-written
-    job is never visible; a spec that fails validation writes nothing. `actor` must hold
-    launch_job (None is the trusted shell); the job records who submitted it.
-    """
+) -> Staged:
+    """Validate the spec and write the job folder under a hidden name. A spec that fails
+    validation writes nothing (`SpecError`)."""
     require(actor, "launch_job")
     ws.ensure()
     parsed = validate_spec(kind, spec)
     job_id = job_id or new_job_id(kind)
-    final = ws.job_dir(job_id)
-    if final.exists():
+    if ws.job_dir(job_id).exists():
         raise JobError(f"job {job_id} already exists")
     tmp = ws.jobs / f".{job_id}.tmp"
     tmp.mkdir(parents=True)
@@ -79,9 +95,25 @@ def submit(
         submitted_by=_who(actor),
     )
     write_status(tmp, status)
-    os.rename(tmp, final)
-    _enqueue(ws, job_id)
-    return job_id
+    return Staged(ws, job_id, tmp)
+
+
+def submit(
+    ws: Workspace,
+    kind: str,
+    spec: dict[str, Any] | BaseModel,
+    *,
+    group_id: str | None = None,
+    job_id: str | None = None,
+    actor: Actor | None = None,
+) -> str:
+    """Validate the spec, write the job folder, then queue it. Returns the job id.
+
+    The folder is written under a temporary name and renamed into place, so a half-written
+    job is never visible; a spec that fails validation writes nothing. `actor` must hold
+    launch_job (None is the trusted shell); the job records who submitted it.
+    """
+    return stage(ws, kind, spec, group_id=group_id, job_id=job_id, actor=actor).commit()
 
 
 def _enqueue(ws: Workspace, job_id: str) -> None:
@@ -107,14 +139,15 @@ def job_ids(ws: Workspace) -> list[str]:
 
 
 def list_jobs(ws: Workspace) -> list[JobStatus | JobStatusError]:
-    """Every job's status (oldest first), after marking dead running jobs as interrupted.
+    """Every job's status (oldest first); a running job whose process is gone reads as
+    interrupted (nothing is written).
 
     An unreadable status.json comes back as the JobStatusError that says why.
     """
     out: list[JobStatus | JobStatusError] = []
     for job_id in job_ids(ws):
         try:
-            out.append(reconcile_one(ws, read_status(ws.job_dir(job_id)), stale_after_s=None))
+            out.append(observe(ws, read_status(ws.job_dir(job_id))))
         except JobStatusError as exc:
             out.append(exc)
     return out
@@ -124,15 +157,14 @@ def get(ws: Workspace, job_id: str) -> JobStatus:
     job_dir = ws.job_dir(job_id)
     if not job_dir.is_dir():
         raise JobError(f"no job {job_id!r} in {ws.jobs}")
-    return reconcile_one(ws, read_status(job_dir), stale_after_s=None)
+    return observe(ws, read_status(job_dir))
 
 
-def reconcile_one(
-    ws: Workspace, status: JobStatus, stale_after_s: float | None = 30.0
-) -> JobStatus:
-    """A running job whose process is gone (or whose heartbeat is stale) becomes interrupted."""
+def _ended(ws: Workspace, status: JobStatus, stale_after_s: float | None) -> JobStatus | None:
+    """A copy of a running job's status as it really stands when its process is gone (or its
+    heartbeat is stale): interrupted, or cancelled when a cancel was asked. None otherwise."""
     if status.state != JobState.running:
-        return status
+        return None
     dead = status.pid is not None and not process_alive(status.pid, status.pid_start)
     stale = (
         stale_after_s is not None
@@ -140,11 +172,11 @@ def reconcile_one(
         and now() - status.heartbeat > stale_after_s
     )
     if not (dead or stale):
-        return status
-    job_dir = ws.job_dir(status.id)
-    cancelled = (job_dir / "cancel").exists()
-    status.state = JobState.cancelled if cancelled else JobState.interrupted
-    status.error = status.error or (
+        return None
+    ended = status.model_copy()
+    cancelled = (ws.job_dir(status.id) / "cancel").exists()
+    ended.state = JobState.cancelled if cancelled else JobState.interrupted
+    ended.error = status.error or (
         "cancelled"
         if cancelled
         else "the job's process stopped without finishing (killed, or the machine restarted); "
@@ -152,10 +184,27 @@ def reconcile_one(
         if dead
         else f"no heartbeat for {now() - (status.heartbeat or 0):.0f}s"
     )
-    status.finished = status.finished or now()
-    write_status(job_dir, status)
+    ended.finished = status.finished or now()
+    return ended
+
+
+def observe(ws: Workspace, status: JobStatus, stale_after_s: float | None = None) -> JobStatus:
+    """How a job stands, for a reader: a running job whose process is gone reads as
+    interrupted. Never writes: the ingestion loop and the worker record it (`reconcile_one`)."""
+    return _ended(ws, status, stale_after_s) or status
+
+
+def reconcile_one(
+    ws: Workspace, status: JobStatus, stale_after_s: float | None = 30.0
+) -> JobStatus:
+    """Record a running job whose process is gone (or whose heartbeat is stale) as
+    interrupted. Called by the ingestion loop, the worker and cancel: never by a reader."""
+    ended = _ended(ws, status, stale_after_s)
+    if ended is None:
+        return status
+    write_status(ws.job_dir(status.id), ended)
     _drop_marker(ws.running, status.id)
-    return status
+    return ended
 
 
 def reconcile(ws: Workspace, stale_after_s: float = 30.0) -> None:
@@ -296,7 +345,7 @@ def wait(
     """Block until the job ends, calling `on_status(status)` at each poll."""
     deadline = None if timeout_s is None else time.time() + timeout_s
     while True:
-        status = reconcile_one(ws, read_status(ws.job_dir(job_id)))
+        status = observe(ws, read_status(ws.job_dir(job_id)), stale_after_s=30.0)
         if on_status:
             on_status(status)
         if status.state in TERMINAL:

@@ -48,18 +48,9 @@ def run_answer(ctx: JobContext, spec: AnswerSpec) -> None:
 
 
 async def _run(ctx: JobContext, spec: AnswerSpec) -> None:
-    from backend.config import Settings, secret
-    from backend.synth.providers import LocalProvider, OpenAIProvider
+    from backend.integrations import llm
 
-    cfg = Settings()
-    if spec.provider == "local":
-        provider = LocalProvider(spec.model, device=cfg.device)
-    else:
-        provider = OpenAIProvider(
-            base_url=spec.base_url or cfg.openai_base_url,
-            api_key=secret(cfg.openai_api_key),
-            model=spec.model,
-        )
+    provider = llm.make_provider(spec.provider, spec.model, base_url=spec.base_url)
     source = spec.source_id()
     ctx.progress(0, len(spec.prompts), unit="prompts")
     try:

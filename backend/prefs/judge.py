@@ -175,17 +175,14 @@ def items_file(ws_exports: Path, set_name: str, items: list[dict]) -> Path:
 
 
 def make_provider(spec: JudgeSpec):
-    from backend.config import Settings, secret
-    from backend.synth.providers import LocalProvider, OpenAIProvider
+    from backend.integrations import llm
 
-    cfg = Settings()
     if spec.provider == "local":
-        model = spec.model or (str(cfg.local_model_dir) if cfg.local_model_dir else "")
-        return LocalProvider(model, device=cfg.device)
-    return OpenAIProvider(
-        base_url=spec.base_url or cfg.openai_base_url,
-        api_key=secret(cfg.openai_api_key),
-        model=spec.model or cfg.llm_model or "",
+        return llm.make_provider("local", spec.model)
+    return llm.make_provider(
+        "openai",
+        spec.model,
+        base_url=spec.base_url,
         concurrency=spec.concurrency,
         max_retries=spec.max_retries,
         backoff_s=spec.backoff_s,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.auth import Actor
-from backend.review.labelstudio import LabelStudioError, _wrap, client, full_export
+from backend.integrations.labelstudio.client import LabelStudioError, call, client, full_export
 from backend.store import prefs as S
 from backend.store import prefs_ls as L
 from backend.store.db import Store
@@ -31,7 +31,6 @@ __all__ = [
     "pull_set",
     "parse_annotation",
     "project_link",
-    "connection",
 ]
 
 TIE, BOTH_BAD = "Tie", "Both bad"
@@ -114,7 +113,7 @@ def push_set(
     n = max(len(i["responses"]) for i in items)
     ls = client(url, token)
     overlap = float(cs["overlap"])
-    project = _wrap(
+    project = call(
         "creating the project",
         url,
         lambda: ls.projects.create(
@@ -128,8 +127,8 @@ def push_set(
         ),
     )
     tasks = [task_payload(i, cs["mode"]) for i in items]
-    _wrap("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
-    listed = _wrap("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
+    call("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
+    listed = call("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
     task_ids = {t.data["item_id"]: t.id for t in listed}
     L.set_project(store, cs["id"], url.rstrip("/"), project.id, task_ids)
     return {
@@ -209,7 +208,7 @@ def pull_set(
     ls = client(url, token)
     stage = on_stage or (lambda _s: None)
     stage("users")
-    users = _wrap("listing users", url, lambda: list(ls.users.list()))
+    users = call("listing users", url, lambda: list(ls.users.list()))
     by_id = {u.id: {"email": u.email, "username": getattr(u, "username", None)} for u in users}
     exported = full_export(ls, url, pid, stage)
     sizes = {i["id"]: len(i["responses"]) for i in S.set_items(store, cs["id"])}
@@ -257,15 +256,3 @@ def pull_set(
         "skipped": skipped,
         **counts,
     }
-
-
-def connection(settings: Any, ws: Any) -> tuple[str | None, str | None]:
-    """Label Studio url and token for the page: settings first, else the workspace's local
-    server; (None, None) when neither. Read at the point of use, never kept."""
-    from backend.config import secret
-    from backend.review import labelstudio_server as lss
-
-    if settings.label_studio_url and settings.label_studio_token:
-        return settings.label_studio_url, secret(settings.label_studio_token)
-    info = lss.read_info(ws)
-    return (info.url, lss.token(ws)) if info else (None, None)

@@ -14,22 +14,22 @@ The token is passed in by the caller at the point of use and never stored.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from backend.integrations.labelstudio.client import (
+    call,
+    client,
+    full_export,
+    reviewer_name,
+)
 from backend.review.verdicts import CATEGORIES
 from backend.store import review as rstore
 from backend.store.db import Store
 from backend.store.users import audited
 
 SAMPLING = "Uncertainty sampling"
-
-
-class LabelStudioError(RuntimeError):
-    """Label Studio could not be reached or answered with an error; nothing was changed."""
 
 
 def label_config(categories: list[str] = CATEGORIES, *, notes: bool = False) -> str:
@@ -52,31 +52,6 @@ def label_config(categories: list[str] = CATEGORIES, *, notes: bool = False) -> 
         ' editable="true"/>'
         "</View>"
     )
-
-
-def client(url: str, token: str, timeout: float = 30.0):
-    from label_studio_sdk import LabelStudio
-
-    return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout)
-
-
-def _wrap(what: str, url: str, fn: Callable[[], Any]) -> Any:
-    import httpx
-    from label_studio_sdk.core.api_error import ApiError
-
-    try:
-        return fn()
-    except httpx.HTTPError as exc:
-        raise LabelStudioError(
-            f"{what}: Label Studio at {url} did not answer "
-            f"({type(exc).__name__}: {exc}). Is it running? "
-            "`ftstudio labelstudio status` tells. Nothing was changed."
-        ) from exc
-    except ApiError as exc:
-        raise LabelStudioError(
-            f"{what}: Label Studio at {url} answered HTTP {exc.status_code}: "
-            f"{str(exc.body)[:300]}. Nothing was changed."
-        ) from exc
 
 
 def split_prompt(messages: list[dict]) -> tuple[str, str]:
@@ -156,7 +131,7 @@ def push_batch(
         raise ValueError(f"batch {batch_id} has no items to push")
     ls = client(url, token)
     title = f"{batch['dataset']} review round {batch['round']} ({batch_id})"[:50]
-    project = _wrap(
+    project = call(
         "creating the project",
         url,
         lambda: ls.projects.create(
@@ -173,8 +148,8 @@ def push_batch(
         ),
     )
     tasks = [task_payload(i, batch_id, batch["model"], batch["method"]) for i in items]
-    _wrap("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
-    listed = _wrap("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
+    call("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
+    listed = call("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
     task_ids = {t.data["example_id"]: t.id for t in listed}
     rstore.set_project(store, batch_id, url, project.id, task_ids)
     return {
@@ -183,10 +158,6 @@ def push_batch(
         "tasks": len(task_ids),
         "url": f"{url.rstrip('/')}/projects/{project.id}/data",
     }
-
-
-def task_link(url: str, project_id: int, task_id: int) -> str:
-    return f"{url.rstrip('/')}/projects/{project_id}/data?task={task_id}"
 
 
 def parse_annotation(ann: dict, example_id: str, reviewer: str) -> dict | None:
@@ -221,36 +192,6 @@ def parse_annotation(ann: dict, example_id: str, reviewer: str) -> dict | None:
     }
 
 
-def _reviewer(completed_by: Any, emails: dict[int, str]) -> str:
-    if isinstance(completed_by, dict):
-        return completed_by.get("email") or str(completed_by.get("id"))
-    return emails.get(completed_by, f"user-{completed_by}")
-
-
-def full_export(
-    ls: Any, url: str, project_id: int, stage: Callable[[str], None] = lambda _s: None
-) -> list[dict]:
-    """A project's annotated tasks from the full JSON export (not JSON_MIN: it keeps each
-    annotation's id, author and times); LabelStudioError when it cannot be had or read."""
-    stage("export")
-    raw = _wrap(
-        "downloading the export",
-        url,
-        lambda: b"".join(
-            ls.projects.exports.download_sync(
-                project_id, export_type="JSON", download_all_tasks=False
-            )
-        ),
-    )
-    stage("parse")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise LabelStudioError(
-            f"the export from {url} is not JSON ({exc}); nothing was changed"
-        ) from exc
-
-
 @audited("review", "review.pull", "batch_id")
 def pull_batch(
     store: Store, batch_id: str, url: str, token: str, on_stage: Callable[[str], None] | None = None
@@ -262,7 +203,7 @@ def pull_batch(
     ls = client(url, token)
     stage = on_stage or (lambda _s: None)
     stage("users")
-    users = _wrap("listing users", url, lambda: list(ls.users.list()))
+    users = call("listing users", url, lambda: list(ls.users.list()))
     emails = {u.id: u.email for u in users}
     exported = full_export(ls, url, batch["ls_project_id"], stage)
     rows, skipped, present = [], 0, set()
@@ -270,7 +211,7 @@ def pull_batch(
         example_id = (task.get("data") or {}).get("example_id")
         for ann in task.get("annotations") or []:
             present.add(f"ls:{ann.get('id')}")
-            row = parse_annotation(ann, example_id, _reviewer(ann.get("completed_by"), emails))
+            row = parse_annotation(ann, example_id, reviewer_name(ann.get("completed_by"), emails))
             if row is None or example_id is None:
                 skipped += 1
             else:

@@ -10,16 +10,18 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
 from backend.store.migrations import migrate
 
 _PID_RE = re.compile(r"\(PID (\d+)\)")
+T = TypeVar("T")
 
 
 class StoreLockedError(RuntimeError):
@@ -76,13 +78,38 @@ def _holder_from_error(db_path: Path, exc: Exception) -> tuple[int | None, str |
     return pid, command
 
 
+class _Borrowed:
+    """The open transaction's cursor lent to a caller that asked for a cursor of its own:
+    everything passes through except `close`, which belongs to the transaction."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection):
+        self._cur = cur
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def close(self) -> None:
+        pass
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A write-write conflict between two transactions (DuckDB's optimistic concurrency)."""
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
 class Store:
-    """The one connection of this process. Use `cursor()` or `transaction()` for every call."""
+    """The one connection of this process. Use `cursor()`, `transaction()` or `write()`.
+
+    A transaction belongs to the thread that opened it: while it is open, `transaction()`,
+    `cursor()`, `rows()` and `scalar()` called from that thread join it, so a store function
+    called inside an action reads what the action wrote and commits (or rolls back) with it.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
         self._con = con
         self.path = path
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     @classmethod
     def open(cls, path: Path, *, run_migrations: bool = True) -> Store:
@@ -103,23 +130,60 @@ class Store:
                 migrate(cur)
         return store
 
+    def _active(self) -> duckdb.DuckDBPyConnection | None:
+        return getattr(self._local, "cur", None)
+
+    def in_transaction(self) -> bool:
+        return self._active() is not None
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A fresh cursor: one connection shared by threads gives wrong rows otherwise."""
-        return self._con.cursor()
+        """A fresh cursor (one connection shared by threads gives wrong rows otherwise); inside
+        this thread's open transaction, that transaction's cursor."""
+        active = self._active()
+        return _Borrowed(active) if active is not None else self._con.cursor()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN ... COMMIT on a fresh cursor, ROLLBACK on any error; nested calls from the same
+        thread join the outer transaction."""
+        active = self._active()
+        if active is not None:
+            yield active
+            return
         cur = self._con.cursor()
         cur.execute("BEGIN TRANSACTION")
+        self._local.cur = cur
         try:
             yield cur
         except BaseException:
-            cur.execute("ROLLBACK")
+            self._local.cur = None
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT has already ended the transaction
             raise
         else:
+            self._local.cur = None
             cur.execute("COMMIT")
         finally:
+            self._local.cur = None
             cur.close()
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 5) -> T:
+        """Run `fn(cur)` in one transaction and return its result. A conflict with another
+        transaction (the ingestion thread, another user) rolls back and runs `fn` again, so it
+        re-reads the state it checks; after `attempts` conflicts the error is raised."""
+        if self.in_transaction():
+            return fn(self._active())
+        for attempt in range(attempts):
+            try:
+                with self.transaction() as cur:
+                    return fn(cur)
+            except duckdb.Error as exc:
+                if not is_conflict(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def rows(self, sql: str, params: list[Any] | tuple | None = None) -> list[dict[str, Any]]:
         """Run a query and return its rows as dicts."""

@@ -16,7 +16,7 @@ import duckdb
 from backend.drift.monitors import MonitorConfig, parse_config
 from backend.store.datasets import resolve_version
 from backend.store.db import Store
-from backend.store.ingest import parse_lines
+from backend.store.jobs import parse_lines
 
 
 class MonitorNotFound(ValueError):

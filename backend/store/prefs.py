@@ -23,7 +23,7 @@ import duckdb
 from backend.auth import Actor, require
 from backend.prefs import pairs as P
 from backend.store.db import Store
-from backend.store.ingest import parse_lines
+from backend.store.jobs import parse_lines
 from backend.store.users import audit, audited
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")

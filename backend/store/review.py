@@ -20,7 +20,7 @@ from backend.review.flagging import FlagPolicy, cut_value, flag, qc_extra, share
 from backend.review.verdicts import Verdict, apply_decisions, resolve
 from backend.store.datasets import add_version_cur, resolve_version, version_examples
 from backend.store.db import Store
-from backend.store.ingest import parse_lines
+from backend.store.jobs import parse_lines
 from backend.store.users import audit, audited, studio_names
 
 
@@ -477,3 +477,17 @@ def newest_adapter(store: Store, base_model: str, *, root: Path | None = None) -
         ):
             return {k: r[k] for k in ("run_id", "adapter_path", "dataset", "finished")}
     return None
+
+
+def find_batch(store: Store, batch_id: str) -> dict | None:
+    found = store.rows("SELECT * FROM review_batches WHERE id = ?", [batch_id])
+    return found[0] if found else None
+
+
+def review_updated_times(store: Store, review_ids: list[str]) -> dict[str, Any]:
+    """review id -> its stored `updated` time, for the ids that are stored."""
+    if not review_ids:
+        return {}
+    marks = ", ".join("?" * len(review_ids))
+    rows = store.rows(f"SELECT id, updated FROM reviews WHERE id IN ({marks})", review_ids)
+    return {r["id"]: r["updated"] for r in rows}

@@ -1,7 +1,7 @@
 """`run_summary`: one row per training run, kept current at ingest, so the Compare page's runs
 table and leaderboard never scan raw metrics.
 
-Two hooks in `backend.store.ingest` keep it current, inside the ingest transaction:
+Two hooks in `backend.store.jobs` keep it current, inside the ingest transaction:
 - `sync_job(cur, job_id)` after a job row is upserted: id, title, state, sweep group,
   dataset and hyperparameters (from the job's spec) of a `train` job;
 - `merge_metrics(cur, job_id, relation)` after a metrics chunk is inserted: folds the chunk's

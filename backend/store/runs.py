@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from backend.store.db import Store
-from backend.store.ingest import parse_lines
+from backend.store.jobs import parse_lines
 
 RUN_KINDS = ("train",)
 RUN_COLUMNS = (

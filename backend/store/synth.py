@@ -21,7 +21,7 @@ from backend.store.datasets import (
     now,
 )
 from backend.store.db import Store
-from backend.store.ingest import parse_lines
+from backend.store.jobs import parse_lines
 
 
 def ingest_generated(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:

@@ -6,12 +6,12 @@ approval, an import or export) records who did it and when with `audit`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from backend.auth import ROLES, Actor, hash_password, require, verify_password
+from backend.store import audit as audit_log
 from backend.store.db import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
@@ -189,11 +189,7 @@ def actor_for_identity(store: Store, identity: str, default_role: str = "reviewe
 def _audit(
     cur, actor: Actor | None, action: str, target: str | None, detail: dict[str, Any] | None
 ) -> None:
-    who = actor.username if actor else "shell"
-    cur.execute(
-        "INSERT INTO audit_log (actor, action, target, detail) VALUES (?, ?, ?, ?)",
-        [who, action, target, json.dumps(detail, default=str) if detail else None],
-    )
+    audit_log.record(cur, actor, action, target, detail)
 
 
 def audit(
@@ -204,29 +200,11 @@ def audit(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Record who did what to which item. Never pass secrets in `detail`."""
-    cur = store.cursor()
-    try:
-        _audit(cur, actor, action, target, detail)
-    finally:
-        cur.close()
+    with store.transaction() as cur:
+        audit_log.record(cur, actor, action, target, detail)
 
 
-def audit_rows(
-    store: Store, *, actor: str | None = None, action: str | None = None, limit: int = 1000
-):
-    """The audit log, newest first, filtered by actor and action prefix."""
-    where, params = [], []
-    if actor:
-        where.append("actor = ?")
-        params.append(actor)
-    if action:
-        where.append("action LIKE ?")
-        params.append(f"{action}%")
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    return store.df(
-        f"SELECT t, actor, action, target, detail FROM audit_log {clause} ORDER BY t DESC LIMIT ?",
-        [*params, limit],
-    )
+audit_rows = audit_log.rows
 
 
 def audited(permission: str, action: str, target: str):

@@ -20,12 +20,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from backend.integrations import llm
+from backend.integrations.llm import Provider
 from backend.jobs.context import JobCancelled, JobContext
 from backend.jobs.kinds import JobSpec
 from backend.store.datasets import canonical_json, example_id
 from backend.synth import qc, quality
 from backend.synth.parse import ParseError, parse_output
-from backend.synth.providers import LocalProvider, OpenAIProvider, Provider
 from backend.synth.recipe import PlanItem, Recipe, build_prompt, output_schema, plan
 
 OUTPUT_FILES = ("generated.jsonl", "rejects.jsonl")
@@ -100,17 +101,12 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def make_provider(spec: GenerateSpec) -> Provider:
-    from backend.config import Settings, secret
-
     if spec.provider == "local":
-        cfg = Settings()
-        model = spec.model or (str(cfg.local_model_dir) if cfg.local_model_dir else "")
-        return LocalProvider(model, batch_size=spec.batch_size, device=cfg.device)
-    cfg = Settings()
-    return OpenAIProvider(
-        base_url=spec.base_url or cfg.openai_base_url,
-        api_key=secret(cfg.openai_api_key),
-        model=spec.model or cfg.llm_model or "",
+        return llm.make_provider("local", spec.model, batch_size=spec.batch_size)
+    return llm.make_provider(
+        "openai",
+        spec.model,
+        base_url=spec.base_url,
         concurrency=spec.concurrency,
         rpm=spec.rpm,
         max_retries=spec.max_retries,

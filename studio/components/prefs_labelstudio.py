@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.auth import PermissionDenied
+from backend.integrations.labelstudio import client as lsc
 from backend.prefs import labelstudio as pls
 from studio import auth, resources, state
 
@@ -13,7 +14,7 @@ from studio import auth, resources, state
 def labelstudio_section(cs: dict) -> None:
     """Push / pull buttons and the project link for comparison set `cs`."""
     store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
-    url, token = pls.connection(cfg, ws)
+    url, token = lsc.connection(cfg, ws)
     link = pls.project_link(store, cs["id"])
     kind = "a Pairwise (tie / both bad)" if cs["mode"] == "pairwise" else "a Ranker"
     st.caption(

@@ -9,9 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 from backend.drift import checks, triggers
 from backend.drift.synthetic import sample
+from backend.ingest.jobs import ingest_all
 from backend.store import Store
 from backend.store import monitoring as mon
-from backend.store.ingest import ingest_all
 from tests.unit.test_monitoring import FAST, jsonl, seed_reference
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "monitoring.py")

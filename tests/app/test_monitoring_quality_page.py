@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from backend.drift import checks, triggers
 from backend.drift.synthetic import sample
+from backend.ingest.jobs import ingest_all
 from backend.store import Store
 from backend.store import monitoring as mon
-from backend.store.ingest import ingest_all
 from tests.app.test_monitoring_page import run_page
 from tests.unit.test_monitoring import FAST, jsonl, seed_reference
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
 from backend.store import Store
 from backend.store.datasets import add_version, create_dataset
-from backend.store.ingest import ingest_all
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "training.py")

@@ -24,7 +24,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """(workspace, server info, API token) of the session's Label Studio."""
-    from backend.review import labelstudio_server as srv
+    from backend.integrations.labelstudio import server as srv
 
     ws = Workspace(tmp_path_factory.mktemp("ls") / "workspace").ensure()
     info, token = srv.up(ws, _free_port())
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
 @pytest.fixture
 def live_server(server):
     """The session's server, started again (same port, same data) if a test stopped it."""
-    from backend.review import labelstudio_server as srv
+    from backend.integrations.labelstudio import server as srv
 
     ws, info, _ = server
     return srv.up(ws, info.port)

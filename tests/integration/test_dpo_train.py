@@ -8,11 +8,11 @@ import json
 
 import pytest
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
 from backend.prefs.pairs import build_items
 from backend.prefs.submit import build_preference_set, prefs_train_fields
 from backend.store import prefs as S
-from backend.store.ingest import ingest_all
 from backend.store.runs import get_run, run_metrics
 from backend.train.launch import make_config
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
 from backend.store import datasets as dstore
 from backend.store import synth as sstore
-from backend.store.ingest import ingest_all
 from backend.synth.generate import prepare_spec
 from tests.support.openai_server import OpenAIServer
 

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
+from backend.ingest.jobs import ingest_all
 from backend.prefs.pairs import build_items
 from backend.prefs.submit import submit_judge
 from backend.store import prefs as S
-from backend.store.ingest import ingest_all
 from tests.support.openai_server import OpenAIServer
 
 _RESP = re.compile(r"\[Response A\]\n(.*?)\n\n\[Response B\]\n(.*?)\n\nWhich", re.S)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from backend.integrations.labelstudio import server as srv
 from backend.review import labelstudio as lsync
-from backend.review import labelstudio_server as srv
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.ingest.review_inbox import ingest_workspace_inbox
+from backend.integrations.labelstudio import webhook as hook
 from backend.review import labelstudio as lsync
-from backend.review import webhook as hook
 from backend.store import Store
 from backend.store import review as rstore
-from backend.store.review_inbox import ingest_workspace_inbox
 from backend.workspace import Workspace
 from tests.support.labelstudio_api import (
     annotate,
@@ -186,7 +186,7 @@ def test_review_page_live_toggle_receives_verdicts(server, live_server, ws, monk
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from backend.store.ingest import ingest_all
+    from backend.ingest.jobs import ingest_all
     from studio import resources
 
     info, token = live_server

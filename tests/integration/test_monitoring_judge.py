@@ -14,9 +14,9 @@ import pytest
 import streamlit as st
 
 from backend.drift import checks, triggers
+from backend.ingest.jobs import ingest_all
 from backend.store import monitoring as mon
 from backend.store.datasets import add_version, create_dataset
-from backend.store.ingest import ingest_all
 from backend.train.launch import submit_run
 from tests.app.test_monitoring_page import run_page
 from tests.integration.test_monitoring_quality import NOISE, window

@@ -10,9 +10,9 @@ import json
 import pytest
 
 from backend.drift import checks, triggers
+from backend.ingest.jobs import ingest_all
 from backend.store import monitoring as mon
 from backend.store.datasets import add_version, create_dataset
-from backend.store.ingest import ingest_all
 from backend.train.config import SFTRunConfig, preflight
 from backend.train.launch import submit_run
 from tests.integration.test_train_job import ANSWERS, fields, write_data

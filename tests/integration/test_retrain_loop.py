@@ -11,11 +11,11 @@ import pytest
 
 from backend.drift import checks, triggers
 from backend.drift.synthetic import sample
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
 from backend.review.verdicts import Verdict
 from backend.store import monitoring as mon
 from backend.store import review as rv
-from backend.store.ingest import ingest_all
 from backend.store.runs import get_run, list_runs
 from backend.train.launch import submit_run
 from tests.integration.test_train_job import fields, losses, write_data

@@ -13,13 +13,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
 from backend.review.flagging import FlagPolicy
 from backend.review.judge import prepare_judge_spec
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore
-from backend.store.ingest import ingest_all
 from tests.support.openai_server import OpenAIServer
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "review.py")

@@ -13,9 +13,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
 from backend.store import Store
-from backend.store.ingest import ingest_all
 from backend.synth.generate import prepare_spec
 from backend.train.launch import dataset_file, submit_run
 from tests.support.openai_server import OpenAIServer

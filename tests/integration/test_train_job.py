@@ -12,10 +12,10 @@ import time
 
 import pytest
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
 from backend.jobs.status import JobState
 from backend.store import Store
-from backend.store.ingest import ingest_all
 from backend.store.runs import get_run, list_runs, run_generations
 from backend.train.launch import file_fields, submit_run
 

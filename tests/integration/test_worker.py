@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from backend.ingest.loop import Ingestor
 from backend.jobs import queue, worker
-from backend.jobs.service import Ingestor
 from backend.jobs.status import JobState
 from backend.store import Store
 

@@ -201,7 +201,7 @@ def seed_runs(
         )
         ids.append(run_id)
     if store is not None:
-        from backend.store.ingest import ingest_all
+        from backend.ingest.jobs import ingest_all
 
         report = ingest_all(store, ws)
         assert not report.errors, report.errors

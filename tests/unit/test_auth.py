@@ -71,8 +71,8 @@ def test_accounts_and_audit(store):
 
 
 def test_job_launch_and_cancel_are_attributed(ws, store):
+    from backend.ingest.jobs import ingest_all
     from backend.jobs import queue
-    from backend.store.ingest import ingest_all
 
     lead, reviewer = Actor("lee", "lead"), Actor("rita", "reviewer")
     with pytest.raises(PermissionDenied):

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs.status import JobState, read_status, write_status
 from backend.store import compare, metric_buckets, run_summary
-from backend.store.ingest import ingest_all
 from backend.store.migrations import HERE as MIGRATIONS
 from tests.support.seed_runs import run_id_for, seed_runs, train_spec, write_run
 

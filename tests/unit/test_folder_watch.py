@@ -11,9 +11,9 @@ import pytest
 
 from backend.drift.synthetic import sample
 from backend.drift.watch import FolderWatch
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
 from backend.store import monitoring as mon
-from backend.store.ingest import ingest_all
 from tests.unit.test_monitoring import FAST, jsonl, seed_reference
 
 

@@ -7,7 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from backend.cli import dashboard_command
+from backend.cli.system import dashboard_command
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
-from backend.store.ingest import ingest_all
 
 
 def _metrics_file(ws, job_id):

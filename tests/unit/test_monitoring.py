@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from backend.drift import checks, triggers
 from backend.drift.synthetic import sample
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
 from backend.jobs.kinds import KINDS
 from backend.store import monitoring as mon
 from backend.store.datasets import add_version, create_dataset
-from backend.store.ingest import ingest_all
 
 # vocabulary + length only: no embedding model, so a check runs in about a second
 FAST = {

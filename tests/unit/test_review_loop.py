@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
 from backend.review import scoring
 from backend.review.flagging import FlagPolicy
 from backend.review.verdicts import Verdict
 from backend.store import datasets as ds
 from backend.store import review as rstore
-from backend.store.ingest import ingest_all
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 

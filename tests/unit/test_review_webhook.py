@@ -9,10 +9,10 @@ import json
 import httpx
 import pytest
 
-from backend.review import webhook as hook
+from backend.ingest.jobs import ingest_all
+from backend.ingest.review_inbox import ingest_workspace_inbox
+from backend.integrations.labelstudio import webhook as hook
 from backend.store import review as rstore
-from backend.store.ingest import ingest_all
-from backend.store.review_inbox import ingest_workspace_inbox
 from tests.support.seed_review import flagged_batch, scored_dataset
 
 PROJECT = 7
@@ -175,7 +175,7 @@ def test_a_drained_inbox_is_rotated_and_a_shorter_one_reread(
     """Past ROTATE_BYTES and all stored, the inbox is copied to inbox.jsonl.1 and emptied;
     deliveries go on into it. An inbox found shorter than the stored offset (emptied by hand)
     is read from its start, and reading a line twice stores nothing twice."""
-    from backend.store import review_inbox
+    from backend.ingest import review_inbox
 
     batch_id, ids = batch
     path = hook.inbox_path(ws)

@@ -105,8 +105,8 @@ def test_bad_input_names_the_line(tmp_path):
 
 
 def test_score_job_ingests_into_scores(ws, store, tiny_model_dir, run_inline):
+    from backend.ingest.jobs import ingest_all
     from backend.jobs import queue
-    from backend.store.ingest import ingest_all
 
     path = ws.root / "in.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))

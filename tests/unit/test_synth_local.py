@@ -3,11 +3,11 @@ generate job whose noisy outputs all become rejects with reasons."""
 
 from __future__ import annotations
 
+from backend.ingest.jobs import ingest_all
+from backend.integrations.llm import LocalProvider
 from backend.jobs import queue
 from backend.store import synth as sstore
-from backend.store.ingest import ingest_all
 from backend.synth.generate import prepare_spec
-from backend.synth.providers import LocalProvider
 
 
 def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir):

@@ -14,15 +14,16 @@ from typer.testing import CliRunner
 
 from backend.auth import Actor, PermissionDenied
 from backend.cli import app
+from backend.ingest.review_inbox import ingest_workspace_inbox
+from backend.integrations.labelstudio import webhook as hook
+from backend.integrations.labelstudio.client import reviewer_name
 from backend.prefs.pairs import build_items
 from backend.review import labelstudio as lsync
-from backend.review import webhook as hook
 from backend.store import Store, users
 from backend.store import prefs as S
 from backend.store import prefs_ls as L
 from backend.store import review as rstore
 from backend.store.migrations import available
-from backend.store.review_inbox import ingest_workspace_inbox
 from tests.support.seed_review import flagged_batch, scored_dataset
 
 PW = "password-1"
@@ -144,7 +145,7 @@ def _pull(store, batch_id, ids) -> dict:
         (ids[1], _annotation(2, 2, "reject", "2026-11-29T10:00:00Z")),
     ]
     rows = [
-        lsync.parse_annotation(ann, ex, lsync._reviewer(ann["completed_by"], LS_USERS))
+        lsync.parse_annotation(ann, ex, reviewer_name(ann["completed_by"], LS_USERS))
         for ex, ann in export
     ]
     return rstore.upsert_reviews(store, batch_id, rows)

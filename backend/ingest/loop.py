@@ -1,5 +1,6 @@
-"""What the dashboard process runs beside its pages: a background thread that ingests job
-folders into the database and starts a worker whenever jobs are queued and none runs."""
+"""The dashboard's ingestion loop: a background thread that records jobs whose process is gone,
+starts a worker whenever jobs are queued and none runs, ingests job folders and the review
+inbox into the database, then runs the steps that follow new data (`after_tick`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from backend.ingest.jobs import IngestReport, ingest_all
 from backend.jobs import queue, worker
 from backend.store.db import Store
-from backend.store.ingest import IngestReport, ingest_all
 from backend.workspace import Workspace
 
 log = logging.getLogger(__name__)

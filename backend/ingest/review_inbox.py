@@ -1,8 +1,8 @@
 """Ingest Label Studio webhook deliveries from the receiver's inbox into the reviews table.
 
-The inbox (backend/review/webhook.py writes it; that process never opens the database) is
-tailed by byte offset like a job's JSONL, its offset kept in `ingest_offsets` under the key
-`@review-webhooks` (no job has that id). Only complete lines are read, so a torn last line
+The inbox (backend/integrations/labelstudio/webhook.py writes it; that process never opens
+the database) is tailed by byte offset like a job's JSONL, its offset kept in `ingest_offsets`
+under the key `@review-webhooks` (no job has that id). Only complete lines are read, so a torn last line
 waits. Each annotation goes through the same `parse_annotation` and `upsert_reviews` as a pull
 (id `ls:<annotation id>`), so a delivery, a pull and a repeated delivery store it once; an
 older delivery never overwrites a newer verdict. ANNOTATIONS_DELETED drops those verdicts
@@ -27,9 +27,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from backend.integrations.labelstudio import webhook
+from backend.integrations.labelstudio.client import reviewer_name
+from backend.jsonl import read_new_lines
 from backend.review import labelstudio as lsync
-from backend.review import webhook
 from backend.review.verdicts import Verdict
+from backend.store import jobs as jobrows
 from backend.store import review as rstore
 from backend.store.db import Store
 
@@ -65,15 +68,9 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
         return report
     if size < offset:  # emptied or replaced since: read it from its start
         offset = 0
-    if size <= offset:
+    chunk = read_new_lines(path, offset, max_bytes)
+    if not chunk:
         return report
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read(min(size - offset, max_bytes))
-    end = data.rfind(b"\n")
-    if end < 0:
-        return report  # only a torn line so far
-    chunk = data[: end + 1]
     records, report.errors = webhook.read_records(chunk, f"{path} after byte {offset}")
     report.lines = len(records) + len(report.errors)
     batches: dict[str, dict | None] = {}
@@ -86,8 +83,7 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
         where = f"{path}: annotation {rec.get('annotation_id')}"
         batch_id = rec.get("batch_id")
         if batch_id not in batches:
-            found = store.rows("SELECT * FROM review_batches WHERE id = ?", [batch_id])
-            batches[batch_id] = found[0] if found else None
+            batches[batch_id] = rstore.find_batch(store, batch_id)
         batch = batches[batch_id]
         if batch is None:
             report.errors.append(f"{where}: batch {batch_id!r} is not in this store; skipped")
@@ -99,7 +95,7 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
             )
             continue
         ann = rec["annotation"]
-        reviewer = rec.get("reviewer") or lsync._reviewer(ann.get("completed_by"), {})
+        reviewer = rec.get("reviewer") or reviewer_name(ann.get("completed_by"), {})
         try:
             row = lsync.parse_annotation(ann, rec["example_id"], reviewer)
             if row is not None:
@@ -118,13 +114,7 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
                 rstore._ts(latest[row["id"]]["updated"]), row["updated"]
             ):
                 latest[row["id"]] = row
-        marks = ", ".join("?" * len(latest))
-        stored = {
-            r["id"]: r["updated"]
-            for r in store.rows(
-                f"SELECT id, updated FROM reviews WHERE id IN ({marks})", list(latest)
-            )
-        }
+        stored = rstore.review_updated_times(store, list(latest))
         fresh = [r for r in latest.values() if _newer_or_equal(stored.get(r["id"]), r["updated"])]
         report.skipped += len(rows) - len(fresh)
         for k, v in rstore.upsert_reviews(store, batch_id, fresh).items():
@@ -132,23 +122,14 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
     gone = rstore.remove_ls_reviews(store, deleted)  # after the upserts: a pass's order
     report.removed, report.kept = gone["removed"], gone["kept"]
     with store.transaction() as cur:
-        cur.execute(
-            "INSERT INTO ingest_offsets VALUES (?, ?, ?, ?) ON CONFLICT (job_id, file) DO UPDATE"
-            " SET byte_offset = excluded.byte_offset, lines = ingest_offsets.lines + ?",
-            [KEY, FILE, offset + len(chunk), report.lines, report.lines],
-        )
+        jobrows.advance_offset(cur, KEY, FILE, offset + len(chunk), report.lines)
     for err in report.errors:
         log.error("review webhook inbox: %s", err)
     return report
 
 
 def _stored_offset(store: Store) -> int:
-    return (
-        store.scalar(
-            "SELECT byte_offset FROM ingest_offsets WHERE job_id = ? AND file = ?", [KEY, FILE]
-        )
-        or 0
-    )
+    return jobrows.stored_offset(store, KEY, FILE)
 
 
 def rotate(store: Store, path: Path, min_bytes: int | None = None) -> bool:
@@ -173,11 +154,7 @@ def rotate(store: Store, path: Path, min_bytes: int | None = None) -> bool:
             os.replace(keep.with_name(keep.name + ".tmp"), keep)
             fh.truncate(0)
             os.fsync(fh.fileno())
-            with store.transaction() as cur:
-                cur.execute(
-                    "UPDATE ingest_offsets SET byte_offset = 0 WHERE job_id = ? AND file = ?",
-                    [KEY, FILE],
-                )
+            jobrows.reset_offset(store, KEY, FILE)
             return True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
@@ -199,3 +176,19 @@ def ingest_workspace_inbox(store: Store, ws) -> InboxReport:
         total.errors += part.errors
         for k, v in part.stored.items():
             total.stored[k] += v
+
+
+def ingest_review_webhooks(store: Store, ws, report) -> None:
+    """Label Studio annotations the webhook receiver put in its inbox (review/webhooks/)."""
+    if not webhook.inbox_path(ws).exists():
+        return
+    try:
+        inbox = ingest_workspace_inbox(store, ws)
+    except Exception as exc:  # retried next pass: the offset moves only after storing
+        report.errors.append(
+            f"{webhook.inbox_path(ws)}: cannot ingest ({type(exc).__name__}: {exc})"
+        )
+        return
+    if inbox.lines:
+        report.rows["review/webhooks/inbox.jsonl"] = inbox.lines
+    report.errors += inbox.errors

@@ -17,18 +17,16 @@ from pathlib import Path
 
 import typer
 
-from backend import cli_common as common
+from backend.cli import common
 
-dataset_app = typer.Typer(
-    no_args_is_help=True, help="Create, list, show, import and export datasets."
-)
+app = typer.Typer(no_args_is_help=True, help="Create, list, show, import and export datasets.")
 
 
 def _store():
     return common.open_store(common.workspace())
 
 
-@dataset_app.command("create")
+@app.command("create")
 def create(
     name: str,
     format: str = typer.Option("messages", "--format", help="messages or prompt-completion."),
@@ -55,7 +53,7 @@ def create(
     common.emit_json(ds) if as_json else typer.echo(f"created dataset {ds['name']} ({ds['id']})")
 
 
-@dataset_app.command("list")
+@app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every dataset with its version count and latest size."""
     from backend.store import datasets as dstore
@@ -96,7 +94,7 @@ def show_dict(store, name: str) -> dict:
     return {**ds, "versions": versions}
 
 
-@dataset_app.command("show")
+@app.command("show")
 def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """One dataset: its recipe and versions (oldest first)."""
     from backend.store.datasets import DatasetNotFound
@@ -121,7 +119,7 @@ def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo("  no versions yet")
 
 
-@dataset_app.command("import")
+@app.command("import")
 def import_(
     name: str,
     file: Path,
@@ -148,7 +146,7 @@ def import_(
         )
 
 
-@dataset_app.command("export")
+@app.command("export")
 def export(
     name: str,
     format: str = typer.Option(

@@ -17,10 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from backend import cli_common as common
+from backend.cli import common
 from backend.train.config import ConfigError
 
-runs_app = typer.Typer(no_args_is_help=True, help="List and inspect training runs.")
+app = typer.Typer(no_args_is_help=True, help="List and inspect training runs.")
 
 
 def _load_yaml(path: Path | None) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def train_cmd(
     from backend.train.launch import make_config
 
     if prefs:  # DPO on a preference set version instead of a dataset
-        from backend.prefs.cli import dpo_fields
+        from backend.cli.prefs import dpo_fields
 
         if method not in (None, "dpo"):
             common.fail(f"--prefs trains with method dpo, not {method}", code=2)
@@ -208,7 +208,7 @@ def sweep_cmd(
         common.fail(f"{failed} of {len(ids)} sweep jobs did not succeed")
 
 
-@runs_app.command("list")
+@app.command("list")
 def runs_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every run, oldest first."""
     from backend.store.runs import list_runs
@@ -230,7 +230,7 @@ def runs_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
         typer.echo(f"{r['id']:45} {r['state']:11} loss {loss:8} {r['title']}")
 
 
-@runs_app.command("show")
+@app.command("show")
 def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """One run: state, exact config, losses, evaluation, device, packages, artefacts."""
     from backend.store.runs import RunNotFound, get_run

@@ -21,9 +21,9 @@ from typing import Annotated, Any
 
 import typer
 
-from backend import cli_common as common
+from backend.cli import common
 
-prefs_app = typer.Typer(
+app = typer.Typer(
     no_args_is_help=True, help="Rank outputs, judge, leaderboard, preference data for DPO."
 )
 
@@ -34,7 +34,7 @@ def _store():
     return ws, common.open_store(ws)
 
 
-@prefs_app.command("compare")
+@app.command("compare")
 def compare_cmd(
     name: str,
     source: Annotated[list[str], typer.Option(help="Run id or source id (two or more).")],
@@ -72,7 +72,7 @@ def compare_cmd(
         )
 
 
-@prefs_app.command("answer")
+@app.command("answer")
 def answer_cmd(
     model: str = typer.Option(
         ..., help="Local model folder (the base model) or endpoint model name."
@@ -107,7 +107,7 @@ def answer_cmd(
     )
 
 
-@prefs_app.command("judge")
+@app.command("judge")
 def judge_cmd(
     comparison_set: str,
     model: str = typer.Option("", help="Judge model (default: Settings)."),
@@ -164,7 +164,7 @@ def _judgement_rows(set_name: str | None, source: str | None) -> list[dict]:
         store.close()
 
 
-@prefs_app.command("leaderboard")
+@app.command("leaderboard")
 def leaderboard_cmd(
     set_name: str = typer.Option(None, "--set", help="One comparison set."),
     source: str = typer.Option(None, help="human | judge (default: both)."),
@@ -191,7 +191,7 @@ def leaderboard_cmd(
         )
 
 
-@prefs_app.command("agreement")
+@app.command("agreement")
 def agreement_cmd(
     set_name: str = typer.Option(None, "--set", help="One comparison set."),
     as_json: bool = typer.Option(False, "--json"),
@@ -224,7 +224,7 @@ def agreement_cmd(
         typer.echo(f"{key:22} items={rep['items']} agreement={rep['agreement']}{extra}")
 
 
-@prefs_app.command("build")
+@app.command("build")
 def build_cmd(
     name: str,
     from_set: Annotated[list[str], typer.Option("--from", help="Comparison set(s).")],
@@ -249,7 +249,7 @@ def build_cmd(
         typer.echo(f"{name} v{v['number']}: {v['n_pairs']} pairs; dropped {v['dropped']}")
 
 
-@prefs_app.command("import")
+@app.command("import")
 def import_cmd(
     name: str,
     file: Path,
@@ -279,7 +279,7 @@ def import_cmd(
         typer.echo(f"{name} v{v['number']}: {v['n_pairs']} pairs imported; dropped {dropped}")
 
 
-@prefs_app.command("export")
+@app.command("export")
 def export_cmd(
     name: str,
     out: Annotated[Path, typer.Option(help="JSONL file to write.")],
@@ -304,7 +304,7 @@ def export_cmd(
     typer.echo(f"wrote {n} pairs of {v['name']} v{v['number']} to {out}")
 
 
-@prefs_app.command("list")
+@app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Comparison sets and preference sets."""
     from backend.store import prefs as S
@@ -328,15 +328,15 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(f"prefs   {ps['name']:30} v{ps['number']} {ps['n_pairs']} pairs")
 
 
-@prefs_app.command("push")
+@app.command("push")
 def push_cmd(
     set_name: str = typer.Argument(..., metavar="SET"),
     raters: int = typer.Option(2, help="Annotators per overlap task."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Push a comparison set to Label Studio (Pairwise or Ranker project)."""
+    from backend.cli.review import connection
     from backend.prefs import labelstudio as pls
-    from backend.review.cli import connection
 
     url, token = connection()
     ws, store = _store()
@@ -352,14 +352,14 @@ def push_cmd(
         typer.echo(f"pushed {res['tasks']} tasks of {res['set']} ({res['mode']}) -> {res['url']}")
 
 
-@prefs_app.command("pull")
+@app.command("pull")
 def pull_cmd(
     set_name: str = typer.Argument(..., metavar="SET"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pull judgements of a pushed set from Label Studio (pulling twice adds nothing)."""
+    from backend.cli.review import connection
     from backend.prefs import labelstudio as pls
-    from backend.review.cli import connection
 
     url, token = connection()
     ws, store = _store()

@@ -1,8 +1,8 @@
-"""The `ftstudio` command: the dashboard, the worker, jobs, the demo model and a health check.
+"""`ftstudio up|worker|demo-model|doctor`: the dashboard, the worker, the demo model and a
+health check.
 
 ftstudio up [--port 8501]       serve the dashboard on 127.0.0.1
 ftstudio worker                 run queued jobs in this terminal
-ftstudio jobs list|show|cancel|resume
 ftstudio demo-model --out DIR   build the tiny demo model
 ftstudio doctor [--json]        what this machine and workspace can do
 """
@@ -19,39 +19,11 @@ from typing import Annotated
 
 import typer
 
-from backend import cli_common as common
-from backend.drift.cli import monitor_app
-from backend.jobs import queue
-from backend.jobs.queue import JobError
-from backend.jobs.status import JobStatus, JobStatusError, format_seconds
-from backend.prefs.cli import prefs_app
-from backend.review.cli import labelstudio_app, review_app
-from backend.synth.cli import dataset_app, generate
-from backend.train.cli import runs_app, sweep_cmd, train_cmd
-from backend.users_cli import users_app
+from backend.cli import common
 
-app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    help="Fine-Tuning Studio: data, review, training, comparison, preferences.",
-)
-jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, cancel and resume jobs.")
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(users_app, name="users")
-app.add_typer(labelstudio_app, name="labelstudio")
-app.add_typer(review_app, name="review")
-app.add_typer(prefs_app, name="prefs")
-app.add_typer(runs_app, name="runs")
-app.add_typer(monitor_app, name="monitor")
-app.add_typer(dataset_app, name="dataset")
-app.command("generate")(generate)
-app.command("train")(train_cmd)
-app.command("sweep")(sweep_cmd)
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
-@app.command()
 def up(
     port: int = typer.Option(8501, help="Port on 127.0.0.1."),
     address: str = typer.Option(
@@ -85,7 +57,6 @@ def dashboard_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]
     ]
 
 
-@app.command("worker")
 def worker_cmd(
     idle_exit: float = typer.Option(None, help="Exit after this many idle seconds."),
 ) -> None:
@@ -100,91 +71,6 @@ def worker_cmd(
         common.fail(str(exc))
 
 
-def _job_dict(s: JobStatus) -> dict:
-    return s.model_dump(mode="json")
-
-
-@jobs_app.command("list")
-def jobs_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Every job, oldest first."""
-    ws = common.workspace()
-    items = queue.list_jobs(ws)
-    if as_json:
-        common.emit_json(
-            [_job_dict(s) if isinstance(s, JobStatus) else {"error": str(s)} for s in items]
-        )
-        return
-    if not items:
-        typer.echo("no jobs yet")
-    for s in items:
-        if isinstance(s, JobStatusError):
-            typer.echo(f"?  {s}")
-            continue
-        typer.echo(f"{s.id:45} {s.state:11} {s.progress_line():30} {s.title}")
-
-
-@jobs_app.command("show")
-def jobs_show(
-    job_id: str,
-    as_json: bool = typer.Option(False, "--json"),
-    log_lines: int = typer.Option(20, help="Lines of log to show."),
-) -> None:
-    """One job: status, spec and the tail of its log."""
-    ws = common.workspace()
-    try:
-        s = queue.get(ws, job_id)
-        kind, spec = queue.read_spec(ws.job_dir(job_id))
-    except (JobError, JobStatusError) as exc:
-        common.fail(str(exc))
-    log = ws.job_dir(job_id) / "log.txt"
-    tail = log.read_text(errors="replace").splitlines()[-log_lines:] if log.exists() else []
-    if as_json:
-        common.emit_json({**_job_dict(s), "spec": spec, "log_tail": tail})
-        return
-    typer.echo(f"{s.id}  {kind}  {s.state}  {s.progress_line()}")
-    if s.started and s.finished:
-        typer.echo(f"ran {format_seconds(s.finished - s.started)}")
-    if s.error:
-        typer.echo(f"error: {s.error}")
-    typer.echo(f"spec: {spec}")
-    typer.echo("\n".join(tail))
-
-
-@jobs_app.command("cancel")
-def jobs_cancel(
-    job_id: str, grace: float = typer.Option(10.0, help="Seconds before SIGKILL.")
-) -> None:
-    """Cancel a queued or running job (SIGTERM, then SIGKILL after the grace period)."""
-    ws = common.workspace()
-    try:
-        s = queue.cancel(ws, job_id, grace_s=grace)
-    except (JobError, JobStatusError) as exc:
-        common.fail(str(exc))
-    typer.echo(f"{job_id}: {s.state}")
-
-
-@jobs_app.command("resume")
-def jobs_resume(job_id: str, detach: bool = typer.Option(False, help="Queue and return.")) -> None:
-    """Queue an interrupted, failed or cancelled job again; it continues from its checkpoint."""
-    from backend.jobs.worker import ensure_worker
-
-    ws = common.workspace()
-    try:
-        queue.resume(ws, job_id)
-    except (JobError, JobStatusError) as exc:
-        common.fail(str(exc))
-    ensure_worker(ws)
-    if detach:
-        typer.echo(f"{job_id}: queued")
-        return
-    s = common.wait_with_progress(ws, job_id)
-    common.ingest_now(ws)
-    typer.echo(f"{job_id}: {s.state}")
-    if s.state != "succeeded":
-        raise typer.Exit(1)
-
-
-@app.command("demo-model")
 def demo_model(
     out: Annotated[
         Path | None, typer.Option(help="Folder to write (default: workspace/models/tiny-llama).")
@@ -242,7 +128,6 @@ def doctor_report() -> dict:
     return report
 
 
-@app.command()
 def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
     """Python, torch, CUDA, bf16, bitsandbytes, disk, workspace, database holder, endpoints."""
     report = doctor_report()
@@ -257,11 +142,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -304,3 +304,34 @@ class LocalProvider:
 
     async def aclose(self) -> None:
         self._lm = None
+
+
+def make_provider(
+    provider: str,
+    model: str | None = None,
+    *,
+    base_url: str | None = None,
+    batch_size: int = 8,
+    **options,
+) -> Provider:
+    """The one factory for a text generator, used by generation, both judges, answers and drift.
+
+    `provider` is "local" (a transformers model folder: `model`, else FTSTUDIO_LOCAL_MODEL) or
+    "openai" (an OpenAI-compatible endpoint: `base_url`, else OPENAI_BASE_URL; `model`, else
+    FTSTUDIO_LLM_MODEL). `options` go to `OpenAIProvider` (concurrency, rpm, retries, timeout).
+    The API key is read from settings here, at the point of use, and nowhere else.
+    """
+    from backend.config import Settings, secret
+
+    cfg = Settings()
+    if provider == "local":
+        folder = model or (str(cfg.local_model_dir) if cfg.local_model_dir else "")
+        return LocalProvider(folder, batch_size=batch_size, device=cfg.device)
+    if provider != "openai":
+        raise ProviderFatal(f"unknown provider {provider!r}: use 'local' or 'openai'")
+    return OpenAIProvider(
+        base_url=base_url or cfg.openai_base_url,
+        api_key=secret(cfg.openai_api_key),
+        model=model or cfg.llm_model or "",
+        **options,
+    )

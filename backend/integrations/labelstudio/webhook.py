@@ -4,7 +4,7 @@ The receiver is a small stdlib HTTP server on 127.0.0.1 that NEVER opens the dat
 run as its own process beside the dashboard). Each accepted annotation becomes ONE complete JSON
 line in `<workspace>/review/webhooks/inbox.jsonl`, written whole under a lock with flush + fsync,
 so a reader sees whole lines and at most a torn last line (which it leaves for the next pass).
-The process that owns the store tails the inbox by byte offset (backend/store/review_inbox.py)
+The process that owns the store tails the inbox by byte offset (backend/ingest/review_inbox.py)
 and upserts with the same parsing and `upsert_reviews` as a pull, so a delivery followed by a
 pull, the reverse, or a repeated delivery stores each annotation once.
 
@@ -164,18 +164,18 @@ def read_records(chunk: bytes, where: str = "inbox") -> tuple[list[dict], list[s
 
 def user_emails(url: str, token: str) -> Callable[[Any], str | None]:
     """`completed_by` id -> email, as a pull names reviewers; users are listed on a miss."""
-    from backend.review import labelstudio as lsync
+    from backend.integrations.labelstudio import client as lsc
 
     cache: dict[int, str] = {}
     lock = threading.Lock()
 
     def reviewer_of(completed_by: Any) -> str | None:
         if isinstance(completed_by, dict):
-            return lsync._reviewer(completed_by, {})
+            return lsc.reviewer_name(completed_by, {})
         with lock:
             if completed_by not in cache:
                 try:
-                    users = list(lsync.client(url, token, timeout=10).users.list())
+                    users = list(lsc.client(url, token, timeout=10).users.list())
                     cache.update({u.id: u.email for u in users})
                 except Exception as exc:  # the ingest side falls back to user-<id>
                     log.warning("cannot list Label Studio users: %s", exc)
@@ -279,10 +279,10 @@ def register(url: str, token: str, project_id: int, receiver_url: str, secret: s
     """Point the project's webhook at the receiver, once: an existing one for the same url is
     updated (actions, secret) rather than duplicated; one left by an earlier receiver of ours
     (our header, another url) is removed so Label Studio does not post into the void."""
-    from backend.review import labelstudio as lsync
+    from backend.integrations.labelstudio import client as lsc
 
-    ls = lsync.client(url, token)
-    hooks = lsync._wrap(
+    ls = lsc.client(url, token)
+    hooks = lsc.call(
         "listing webhooks", url, lambda: list(ls.webhooks.list(project=str(project_id)))
     )
     hooks = [h for h in hooks if h.project == project_id]
@@ -299,10 +299,10 @@ def register(url: str, token: str, project_id: int, receiver_url: str, secret: s
         if h.url == receiver_url and kept is None:
             kept = h
         elif ours or h.url == receiver_url:
-            lsync._wrap("removing an old webhook", url, lambda h=h: ls.webhooks.delete(h.id))
+            lsc.call("removing an old webhook", url, lambda h=h: ls.webhooks.delete(h.id))
             removed += 1
     if kept is None:
-        made = lsync._wrap(
+        made = lsc.call(
             "registering the webhook",
             url,
             lambda: ls.webhooks.create(project=project_id, url=receiver_url, **wanted),
@@ -320,5 +320,5 @@ def register(url: str, token: str, project_id: int, receiver_url: str, secret: s
         or not kept.is_active
         or kept.send_for_all_actions
     ):
-        lsync._wrap("updating the webhook", url, lambda: ls.webhooks.update(kept.id, **wanted))
+        lsc.call("updating the webhook", url, lambda: ls.webhooks.update(kept.id, **wanted))
     return {"project_id": project_id, "webhook_id": kept.id, "created": False, "removed": removed}

@@ -1,86 +1,21 @@
-"""`ftstudio labelstudio up|down|status` and `ftstudio review score|judge|push|pull|apply|status`.
-
-The Label Studio token is read from settings (LABEL_STUDIO_API_KEY) or from the 0600 credentials
-file of the workspace's local server; it is printed only by `labelstudio up` (as `token: ...`).
+"""`ftstudio review score|judge|push|pull|apply|webhook`: score, flag and review uncertain
+examples (Label Studio or here). The Label Studio token is read from settings
+(LABEL_STUDIO_API_KEY) or from the 0600 credentials file of the workspace's local server.
 """
 
 from __future__ import annotations
 
 import typer
 
-from backend import cli_common as common
-from backend.config import secret
+from backend.cli import common
+from backend.cli.labelstudio import connection
 
-labelstudio_app = typer.Typer(no_args_is_help=True, help="A local Label Studio server.")
-review_app = typer.Typer(
+app = typer.Typer(
     no_args_is_help=True, help="Score, flag and review uncertain examples (Label Studio or here)."
 )
 
 
-@labelstudio_app.command("up")
-def ls_up(
-    port: int = typer.Option(8080, help="Port on 127.0.0.1 (the next free one if busy)."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Start the workspace's Label Studio (its own venv, created on first use)."""
-    from backend.review import labelstudio_server as srv
-
-    ws = common.workspace()
-    try:
-        info, token = srv.up(ws, port)
-    except (srv.LabelStudioServerError, OSError) as exc:
-        common.fail(str(exc))
-    if as_json:
-        common.emit_json(
-            {"url": info.url, "token": token, "pid": info.pid, "start_seconds": info.start_seconds}
-        )
-        return
-    typer.echo(f"url: {info.url}")
-    typer.echo(f"token: {token}")
-    typer.echo(
-        f"started in {info.start_seconds}s (pid {info.pid}); stop with `ftstudio labelstudio down`"
-    )
-
-
-@labelstudio_app.command("down")
-def ls_down() -> None:
-    """Stop the workspace's Label Studio."""
-    from backend.review import labelstudio_server as srv
-
-    typer.echo("stopped" if srv.down(common.workspace()) else "no local Label Studio was running")
-
-
-@labelstudio_app.command("status")
-def ls_status(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Whether the workspace's Label Studio runs, and where."""
-    from backend.review import labelstudio_server as srv
-
-    report = srv.status(common.workspace())
-    if as_json:
-        common.emit_json(report)
-        return
-    for key, value in report.items():
-        typer.echo(f"{key:14} {value}")
-
-
-def connection() -> tuple[str, str]:
-    """Label Studio url and token: settings first, else the workspace's local server."""
-    from backend.review import labelstudio_server as srv
-
-    cfg = common.settings()
-    if cfg.label_studio_url and cfg.label_studio_token:
-        return cfg.label_studio_url, secret(cfg.label_studio_token)
-    ws = common.workspace()
-    info, token = srv.read_info(ws), srv.token(ws)
-    if info is None or token is None:
-        common.fail(
-            "no Label Studio configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, "
-            "or run `ftstudio labelstudio up`"
-        )
-    return info.url, token
-
-
-@review_app.command("score")
+@app.command("score")
 def score(
     dataset: str = typer.Option(..., help="Dataset name."),
     model: str = typer.Option(..., help="Base model folder."),
@@ -147,7 +82,7 @@ def score(
         )
 
 
-@review_app.command("judge")
+@app.command("judge")
 def judge(
     dataset: str = typer.Option(..., help="Dataset name."),
     judge_model: str = typer.Option(..., "--judge-model", help="Judge model id at the endpoint."),
@@ -234,7 +169,7 @@ def _make_batch(
     )
 
 
-@review_app.command("push")
+@app.command("push")
 def push(
     dataset: str = typer.Option(...),
     top: int = typer.Option(None, help="Flag the k least certain."),
@@ -269,7 +204,7 @@ def push(
         )
 
 
-@review_app.command("pull")
+@app.command("pull")
 def pull(
     dataset: str = typer.Option(...),
     batch: str = typer.Option(None, help="Batch id (default: the dataset's latest)."),
@@ -308,7 +243,7 @@ def pull(
         typer.echo(f"new version v{result['version']['number']}: {result['version']['note']}")
 
 
-@review_app.command("apply")
+@app.command("apply")
 def apply_cmd(
     dataset: str = typer.Option(...),
     batch: str = typer.Option(None),
@@ -330,7 +265,7 @@ def apply_cmd(
         typer.echo(f"v{result['version']['number']}: {result['version']['note']}")
 
 
-@review_app.command("webhook")
+@app.command("webhook")
 def webhook_cmd(
     port: int = typer.Option(8091, help="Port on 127.0.0.1 (0: any free one)."),
     dataset: str = typer.Option(None, help="Register on this dataset's pushed batches only."),
@@ -346,8 +281,8 @@ def webhook_cmd(
     import signal
     import threading
 
+    from backend.integrations.labelstudio import webhook as hook
     from backend.review import labelstudio as lsync
-    from backend.review import webhook as hook
 
     url, token = connection()
     ws = common.workspace()
@@ -410,8 +345,8 @@ def webhook_cmd(
 
 def _ingest_inbox_once(ws) -> None:
     """Store the inbox's new verdicts when this process can hold the database."""
-    from backend.review.webhook import inbox_path
-    from backend.store.review_inbox import ingest_workspace_inbox
+    from backend.ingest.review_inbox import ingest_workspace_inbox
+    from backend.integrations.labelstudio.webhook import inbox_path
 
     if not inbox_path(ws).exists():
         return

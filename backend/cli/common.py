@@ -56,7 +56,7 @@ def emit_json(data: Any) -> None:
 
 def ingest_now(ws: Workspace) -> bool:
     """Ingest job folders when no dashboard holds the database. Returns whether it did."""
-    from backend.store.ingest import ingest_all
+    from backend.ingest.jobs import ingest_all
 
     store = try_open_store(ws)
     if store is None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import typer
 
-from backend import cli_common as common
+from backend.cli import common
 
-monitor_app = typer.Typer(
+app = typer.Typer(
     no_args_is_help=True, help="Watch production data for drift and propose retraining."
 )
 
@@ -25,7 +25,7 @@ def _store():
     return ws, common.open_store(ws)
 
 
-@monitor_app.command("create")
+@app.command("create")
 def create(
     name: str,
     reference: str = typer.Option(..., help="Reference dataset name."),
@@ -63,7 +63,7 @@ def create(
     )
 
 
-@monitor_app.command("ingest")
+@app.command("ingest")
 def ingest(
     path: Path = typer.Argument(..., help="JSONL/CSV of prompts, or a folder."),  # noqa: B008
     monitor: str = typer.Option(None, help="Monitor name (default: the only one)."),
@@ -98,7 +98,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-@monitor_app.command("check")
+@app.command("check")
 def check(
     as_json: bool = typer.Option(False, "--json"),
     force: bool = typer.Option(False, help="Check even below a monitor's min_window."),
@@ -107,9 +107,9 @@ def check(
     """Run every monitor once (scan watched folders, drift job, trigger rules). Exit status 1
     when an alert fired, so cron can mail it."""
     from backend.drift import checks, triggers
+    from backend.ingest.jobs import ingest_all
     from backend.jobs import queue, worker
     from backend.store import monitoring as mon
-    from backend.store.ingest import ingest_all
 
     ws, store = _store()
     try:
@@ -165,7 +165,7 @@ def check(
         raise typer.Exit(1)
 
 
-@monitor_app.command("list")
+@app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Monitors with their state, open alerts and plans."""
     from backend.store import monitoring as mon
@@ -190,7 +190,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         )
 
 
-@monitor_app.command("approve")
+@app.command("approve")
 def approve(plan_id: str, actor: str = typer.Option("lead", help="Who approves.")) -> None:
     """Approve a proposed retraining plan: queue the review scoring (training follows it)."""
     from backend.drift import triggers

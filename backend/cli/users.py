@@ -6,13 +6,13 @@ import sys
 
 import typer
 
-from backend import cli_common as common
+from backend.cli import common
 from backend.store import users
 
-users_app = typer.Typer(no_args_is_help=True, help="Local accounts and roles.")
+app = typer.Typer(no_args_is_help=True, help="Local accounts and roles.")
 
 
-@users_app.command("add")
+@app.command("add")
 def add(
     username: str,
     role: str = typer.Option(..., help="reviewer, analyst, lead or admin."),
@@ -37,7 +37,7 @@ def add(
     typer.echo(f"added {username} ({role}){linked}")
 
 
-@users_app.command("list")
+@app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Accounts and roles."""
     store = common.open_store(common.workspace())
@@ -50,7 +50,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(f"{row['username']:30} {row['role']:9} {row['email'] or '-'}")
 
 
-@users_app.command("role")
+@app.command("role")
 def role(username: str, new_role: str) -> None:
     """Change a user's role."""
     store = common.open_store(common.workspace())
@@ -63,7 +63,7 @@ def role(username: str, new_role: str) -> None:
     typer.echo(f"{username} is now {new_role}")
 
 
-@users_app.command("email")
+@app.command("email")
 def email_(
     username: str,
     email: str | None = typer.Argument(None, help="The Label Studio account's e-mail."),
