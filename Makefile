@@ -14,7 +14,9 @@ PORT ?= 8501
 run: install
 	$(BIN)/ftstudio up --port $(PORT)
 
+# lint-imports checks the layering contracts in pyproject.toml before the suite runs.
 test: install-test
+	$(BIN)/lint-imports --no-cache
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install-test

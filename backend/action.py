@@ -47,9 +47,11 @@ class AlreadyDone(ActionError):
 
 @dataclass(frozen=True)
 class Ctx:
-    """Who acts, on which studio. `actor` None is the trusted shell (the CLI)."""
+    """Who acts, on which studio. `actor` None is the trusted shell (the CLI). `store` is None
+    for a CLI command beside a running dashboard (which holds the database): only job
+    launches work then, audited from the job folder when the dashboard ingests it."""
 
-    store: Store
+    store: Store | None
     ws: Workspace
     settings: Settings
     actor: Actor | None = None
@@ -57,6 +59,16 @@ class Ctx:
     @property
     def who(self) -> str:
         return self.actor.username if self.actor else "shell"
+
+
+def need_store(ctx: Ctx) -> Store:
+    """The store of `ctx`, or `ActionError` for a CLI command beside a running dashboard."""
+    if ctx.store is None:
+        raise ActionError(
+            "this needs the database, which the running dashboard holds: "
+            "do it from the dashboard, or stop the dashboard first"
+        )
+    return ctx.store
 
 
 def change(
@@ -70,6 +82,7 @@ def change(
 ) -> T:
     """Check the role, then run `fn(cur)` and write its audit row in one transaction."""
     require(ctx.actor, permission)
+    need_store(ctx)
 
     def txn(cur) -> T:
         result = fn(cur)
@@ -98,6 +111,11 @@ def launch(
     Returns (job_id, what `fn` returned). A refusal or error leaves no job and no rows."""
     require(ctx.actor, permission)
     staged = queue.stage(ctx.ws, kind, spec, group_id=group_id, actor=ctx.actor)
+    if ctx.store is None and fn is None:  # the job's status names who submitted it
+        staged.commit()
+        if start_worker:
+            worker.ensure_worker(ctx.ws)
+        return staged.job_id, None
     try:
 
         def txn(cur) -> T | None:

@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view_audit": frozenset({"lead", "admin"}),
     "manage_users": frozenset({"admin"}),
     "settings": frozenset({"admin"}),
+    "sign_in": frozenset(ROLES),
 }
 
 # page file stem -> permission needed to see it (pages not listed are open to every role)

@@ -11,6 +11,8 @@ exports/               exported datasets
 from __future__ import annotations
 
 import os
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +65,8 @@ class Workspace:
         root = self.root
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"workspace {root} exists but is not a folder")
-        try:
+        try:  # created for its owner only: it holds data, logs and the database
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for path in (
                 self.jobs,
                 self.pending,
@@ -72,7 +75,7 @@ class Workspace:
                 self.models,
                 self.exports,
             ):
-                path.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkspaceError(
                 f"cannot create the workspace at {root}: {exc.strerror or exc}. "
@@ -88,7 +91,10 @@ class Workspace:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so readers see either the old or the new content, never half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # one temporary name per writer (process, thread, call): two writers never share one
+    tmp = path.with_name(
+        f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp"
+    )
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()

@@ -145,9 +145,12 @@ def train_adapter(
     model_dir: Path, data: Path, ws_root: Path, args: argparse.Namespace, seed: int
 ) -> Path:
     """A `train` job through the studio (validated config, queue, the job runner), in-process."""
+    from backend.action import Ctx
+    from backend.config import Settings
     from backend.jobs import queue
     from backend.jobs.run import run_job
-    from backend.train.launch import file_fields, submit_run
+    from backend.train.actions import start_run
+    from backend.train.config import file_fields
     from backend.workspace import Workspace
 
     ws = Workspace(ws_root).ensure()
@@ -168,7 +171,7 @@ def train_adapter(
         "quant": "none",
         "save_steps": 10_000,
     }
-    job_id = submit_run(ws, fields)
+    job_id = start_run(Ctx(store=None, ws=ws, settings=Settings()), fields, start_worker=False)
     assert queue.claim_next(ws) == job_id
     with open(ws_root / "trainer.log", "w") as log, contextlib.redirect_stdout(log):
         state = run_job(ws, job_id)  # the trainer prints a dict per step; keep it in a file

@@ -51,8 +51,8 @@ def main() -> int:
         return 0
     from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
 
+    from backend.train.config import file_fields, make_config
     from backend.train.demo_model import build_tokenizer
-    from backend.train.launch import file_fields, make_config
     from backend.train.runtime import decide
     from backend.train.sft import build_trainer, load_model
 

@@ -120,11 +120,11 @@ def run_studio(fields: dict, ws_root: Path) -> float:
     """The studio path: validated config, queued job, the job runner with its callback."""
     from backend.jobs import queue
     from backend.jobs.run import run_job
-    from backend.train.launch import submit_run
+    from backend.train.config import make_config
     from backend.workspace import Workspace
 
     ws = Workspace(ws_root).ensure()
-    job_id = submit_run(ws, fields)
+    job_id = queue.submit(ws, "train", make_config(fields))  # run here, not by a worker
     assert queue.claim_next(ws) == job_id
     state = run_job(ws, job_id)
     queue.release(ws, job_id)
@@ -143,8 +143,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from backend.train.config import file_fields
     from backend.train.demo_model import build_tiny_model
-    from backend.train.launch import file_fields
 
     tmp = Path(tempfile.mkdtemp(prefix="ftstudio-bench-"))
     model = build_tiny_model(tmp / "model", hidden_size=128, layers=4)

@@ -1,30 +1,18 @@
 """Datasets: write a recipe, generate examples with an LLM, filter them, browse them, and keep
 immutable versions to export for training."""
 
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
-from backend.auth import PermissionDenied
-from backend.jobs import queue, worker
-from backend.jobs.kinds import SpecError
+from backend.action import AlreadyDone
+from backend.jobs import read as jobs
 from backend.jobs.status import JobState, JobStatus
-from backend.security import (
-    UnsafePathError,
-    UploadError,
-    allowed_roots,
-    check_upload,
-    confine_any,
-    relative_to_roots,
-)
+from backend.security import allowed_roots, relative_to_roots
 from backend.store import datasets as ds
 from backend.store import synth as sstore
+from backend.synth import actions
 from backend.synth.exporters import FORMATS as EXPORT_FORMATS
-from backend.synth.exporters import ExportError, export_version
-from backend.synth.generate import GenerateSpec, prepare_spec
-from backend.synth.importers import ImportFileError, import_file
+from backend.synth.generate import GenerateSpec
 from backend.synth.recipe import Recipe
 from studio import auth, resources, state
 from studio.components.jobs import progress_row
@@ -45,23 +33,16 @@ SPEC_HELP = {name: f.description for name, f in GenerateSpec.model_fields.items(
 
 
 def import_upload(upload, dataset: str) -> None:
-    """Check the upload by content and size, write it to a temp path and import it as a new
-    version (refused unless the role may import; audited)."""
-    data = upload.getvalue()
+    """Import an upload as a new version (the action judges it by its bytes, checks the role
+    and audits it)."""
     try:
-        kind = check_upload(upload.name, data, {"jsonl", "json", "csv", "parquet"})
-    except UploadError as exc:
+        v = actions.import_upload(auth.ctx(), dataset, upload.name, upload.getvalue())
+    except AlreadyDone as exc:
+        st.info(str(exc))
+        return
+    except ValueError as exc:
         st.error(str(exc))
         return
-    suffix = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet"}[kind]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(data)
-        try:
-            v = import_file(store, dataset, path, actor=auth.actor(), label=upload.name)
-        except (ImportFileError, ValueError, PermissionDenied) as exc:
-            st.error(str(exc).replace("upload" + suffix, upload.name))
-            return
     state.flash(f"Imported {v['n_examples']} examples into {dataset} v{v['number']}.")
     st.rerun()
 
@@ -74,9 +55,7 @@ def create_form(key: str) -> None:
         )
         if st.form_submit_button("Create dataset", type="primary"):
             try:
-                ds.create_dataset(
-                    store, name.strip(), format=fmt, recipe={"format": fmt}, actor=auth.actor()
-                )
+                actions.create_dataset(auth.ctx(), name.strip(), format=fmt, recipe={"format": fmt})
             except ValueError as exc:
                 st.error(str(exc))
                 return
@@ -208,7 +187,9 @@ with recipe_tab:
                 new = None
             if new is not None:
                 try:
-                    ds.set_recipe(store, dataset, new.model_dump(mode="json"), actor=auth.actor())
+                    actions.save_recipe(auth.ctx(), dataset, new)
+                except AlreadyDone as exc:
+                    st.info(str(exc))
                 except ValueError as exc:
                     st.error(str(exc))
                 else:
@@ -218,10 +199,10 @@ with recipe_tab:
 
 def _generate_jobs() -> list[JobStatus]:
     out = []
-    for s in queue.list_jobs(ws):
+    for s in jobs.list_jobs(ws):
         if isinstance(s, JobStatus) and s.kind == "generate":
             try:
-                if queue.read_spec(ws.job_dir(s.id))[1].get("dataset") == dataset:
+                if jobs.read_spec(ws.job_dir(s.id))[1].get("dataset") == dataset:
                     out.append(s)
             except Exception:  # a job folder being written; skip this tick
                 continue
@@ -230,14 +211,14 @@ def _generate_jobs() -> list[JobStatus]:
 
 @st.fragment(run_every=2)
 def live_generation() -> None:
-    jobs = _generate_jobs()
-    active = [s for s in jobs if s.state in (JobState.queued, JobState.running)]
+    gen_jobs = _generate_jobs()
+    active = [s for s in gen_jobs if s.state in (JobState.queued, JobState.running)]
     for s in active:
         progress_row(s)
     if not active:
         st.caption("No generation running for this dataset.")
-    if jobs and jobs[-1].state in (JobState.failed, JobState.interrupted):
-        st.error(f"Last generation {jobs[-1].state}: {jobs[-1].error or ''}")
+    if gen_jobs and gen_jobs[-1].state in (JobState.failed, JobState.interrupted):
+        st.error(f"Last generation {gen_jobs[-1].state}: {gen_jobs[-1].error or ''}")
 
 
 with gen_tab:
@@ -274,18 +255,15 @@ with gen_tab:
         st.caption(f"API key: {key_state}. Keys live in Settings, never in the job.")
         if st.form_submit_button("Generate", type="primary"):
             try:
-                spec = prepare_spec(
-                    store,
-                    ws,
+                job_id = actions.generate(
+                    auth.ctx(),
                     dataset,
                     base_url=base_url or None,
                     concurrency=int(concurrency),
                     rpm=float(rpm) or None,
                     qc_share=float(qc_share),
                 )
-                job_id = queue.submit(ws, "generate", spec, actor=auth.actor())
-                worker.ensure_worker(ws)
-            except (SpecError, ValueError, PermissionDenied) as exc:
+            except ValueError as exc:
                 st.error(str(exc))
             else:
                 state.flash(f"Queued generation job {job_id}.")
@@ -327,10 +305,21 @@ with ex_tab:
         all_items = ds.version_examples(store, version["id"])
         topics = sorted({e["topic"] for e in all_items if e["topic"]})
         topic = c[2].selectbox("Topic", ["(all)"] + topics)
-        items = ds.search_examples(
-            store, version["id"], text=text, topic=None if topic == "(all)" else topic
-        )
+        topic = None if topic == "(all)" else topic
+        items = ds.search_examples(store, version["id"], text=text, topic=topic)
         st.caption(f"{len(items)} of {version['n_examples']} examples")
+        if (text or topic) and items and st.button("Save the matches as a new version"):
+            try:
+                v = actions.save_filtered(
+                    auth.ctx(), dataset, text=text, topic=topic, version=int(vnum)
+                )
+            except AlreadyDone as exc:
+                st.info(str(exc))
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                state.flash(f"Saved v{v['number']} with {v['n_examples']} matching examples.")
+                st.rerun()
         table = pd.DataFrame(
             [
                 {
@@ -361,9 +350,9 @@ with ex_tab:
                     if st.form_submit_button("Save as new version"):
                         msgs = chosen["messages"][:-1] + [{"role": "assistant", "content": answer}]
                         try:
-                            v = ds.edit_example(
-                                store, dataset, chosen["id"], msgs, actor=auth.actor()
-                            )
+                            v = actions.edit_example(auth.ctx(), dataset, chosen["id"], msgs)
+                        except AlreadyDone as exc:
+                            st.info(str(exc))
                         except ValueError as exc:
                             st.error(str(exc))
                         else:
@@ -460,17 +449,10 @@ with ver_tab:
             overwrite = st.checkbox("Overwrite if it exists")
             if st.form_submit_button("Export"):
                 try:
-                    target = confine_any(out, roots)
-                    res = export_version(
-                        store,
-                        dataset,
-                        fmt,
-                        target,
-                        version=int(vnum),
-                        overwrite=overwrite,
-                        actor=auth.actor(),
+                    res = actions.export_version(
+                        auth.ctx(), dataset, fmt, out, version=int(vnum), overwrite=overwrite
                     )
-                except (UnsafePathError, ExportError, ValueError, OSError, PermissionDenied) as exc:
+                except (ValueError, OSError) as exc:
                     st.error(str(exc))
                 else:
                     st.success(f"Wrote {res['examples']} examples to {res['path']}")

@@ -1,11 +1,10 @@
 """Jobs: every job with its state, progress and timings; one job in detail."""
 
-import threading
-
 import streamlit as st
 
-from backend.auth import PermissionDenied, require
-from backend.jobs import queue
+from backend.action import AlreadyDone
+from backend.jobs import actions as job_actions
+from backend.jobs import read as jobs
 from backend.jobs.status import RESUMABLE, TERMINAL, JobStatusError, format_seconds
 from backend.store import jobs as jobs_store
 from studio import auth, resources, state
@@ -68,9 +67,9 @@ def job_list() -> None:
 
 def detail(job_id: str) -> None:
     try:
-        status = queue.get(ws, job_id)
-        kind, spec = queue.read_spec(ws.job_dir(job_id))
-    except (queue.JobError, JobStatusError) as exc:
+        status = jobs.get(ws, job_id)
+        kind, spec = jobs.read_spec(ws.job_dir(job_id))
+    except (jobs.JobError, JobStatusError) as exc:
         st.error(str(exc))
         return
     st.subheader(f"{status.title or kind}")
@@ -88,31 +87,30 @@ def detail(job_id: str) -> None:
     if status.state not in TERMINAL and b1.button(
         "Cancel", key=f"cancel-{job_id}", icon=":material/cancel:"
     ):
-        try:  # refused here by role; the cancel itself may wait out a grace period
-            who = require(auth.actor(), "cancel_job")
-        except PermissionDenied as exc:
+        try:  # the request is recorded now; the signals follow on a background thread
+            job_actions.cancel(auth.ctx(), job_id, background=True)
+        except AlreadyDone as exc:
+            st.info(str(exc))
+        except (ValueError, jobs.JobError) as exc:
             st.error(str(exc))
         else:
-            threading.Thread(
-                target=queue.cancel, args=(ws, job_id), kwargs={"actor": who}, daemon=True
-            ).start()
             state.flash(f"Cancel requested for {job_id}.")
             st.rerun()
     if status.state in RESUMABLE and b2.button(
         "Resume", key=f"resume-{job_id}", icon=":material/play_arrow:"
     ):
         try:
-            queue.resume(ws, job_id, actor=auth.actor())
-        except (queue.JobError, PermissionDenied) as exc:
+            job_actions.resume(auth.ctx(), job_id)
+        except AlreadyDone as exc:
+            st.info(str(exc))
+        except (ValueError, jobs.JobError) as exc:
             st.error(str(exc))
         else:
             state.flash(f"Job {job_id} queued again; it continues from its last checkpoint.")
             st.rerun()
     tab_log, tab_events, tab_spec = st.tabs(["Log", "Events", "Spec"])
-    log = ws.job_dir(job_id) / "log.txt"
     with tab_log:
-        lines = log.read_text(errors="replace").splitlines()[-200:] if log.exists() else []
-        st.code("\n".join(lines) or "(no output yet)", language=None)
+        st.code(jobs.log_tail(ws, job_id, lines=200) or "(no output yet)", language=None)
     with tab_events:
         events = jobs_store.job_events(store, job_id)
         for ev in events:

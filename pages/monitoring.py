@@ -1,14 +1,16 @@
-"""Monitoring: production data against a reference, drift over time, alerts, retraining plans."""
+"""Monitoring: production data against a reference, drift over time, alerts, retraining plans.
+
+The page only reads and calls the monitoring actions; the trigger rules (alerts, plans, plans
+moved on) run in the dashboard's ingestion loop, never while this page draws."""
 
 import pandas as pd
 import streamlit as st
 
-from backend.auth import PermissionDenied
-from backend.drift import checks, quality, triggers
-from backend.drift.monitors import METHODS, MonitorConfig
-from backend.jobs import worker
-from backend.security import allowed_roots, check_upload, confine_any
+from backend.drift import actions, quality, watch
+from backend.drift.monitors import METHODS, MonitorConfig, config_of
+from backend.security import check_upload
 from backend.store import monitoring as mon
+from backend.store import production
 from backend.store.datasets import list_datasets
 from studio import auth, resources, state
 from studio.components.charts import color_for, figure
@@ -22,10 +24,7 @@ st.caption(
     "review the new data and fine-tune on it."
 )
 state.show_flash()
-store, ws = resources.store(), resources.workspace()
-
-triggers.evaluate(store, ws)  # finished drift checks -> alerts and plans
-triggers.advance(store, ws)  # approved plans -> review batch -> training job
+store = resources.store()
 
 counts = mon.summary(store)
 cols = st.columns(5)
@@ -63,18 +62,13 @@ with tab_mon:
             help=MonitorConfig.model_fields["auto_approve"].description,
         )
         if st.form_submit_button("Create monitor", disabled=not datasets):
-            try:  # a watched folder is typed, so it must stay inside the workspace
-                folder = (
-                    str(confine_any(watch, allowed_roots(resources.settings(), ws)))
-                    if watch.strip()
-                    else None
-                )
-                mon.create_monitor(
-                    store,
-                    name.strip(),
+            try:  # the action keeps a typed watched folder inside the workspace
+                actions.create_monitor(
+                    auth.ctx(),
+                    name,
                     reference=reference,
                     config={"auto_approve": auto},
-                    watch_dir=folder,
+                    watch_dir=watch,
                 )
                 state.flash(f"Monitor {name} created.")
                 st.rerun()
@@ -102,7 +96,7 @@ with tab_mon:
             hide_index=True,
         )
         chosen = st.selectbox("Settings of", names, key="monitor_settings")
-        cfg = mon.get_monitor(store, chosen)["config"]
+        cfg = config_of(mon.get_monitor(store, chosen))
         with st.form("monitor_config"):
             data = cfg.model_dump()
             c1, c2, c3 = st.columns(3)
@@ -167,7 +161,7 @@ with tab_mon:
                 )
             if st.form_submit_button("Save settings"):
                 try:
-                    mon.set_config(store, chosen, data)
+                    actions.set_config(auth.ctx(), chosen, data)
                     state.flash("Settings saved; the next check uses them.")
                     st.rerun()
                 except ValueError as exc:
@@ -188,19 +182,17 @@ with tab_data:
         if upload is not None and st.button("Ingest batch"):
             try:
                 check_upload(upload.name, upload.getvalue(), {"jsonl", "json", "csv"})
-                b = checks.ingest_bytes(store, target, upload.getvalue(), upload.name)
+                b = actions.ingest(auth.ctx(), target, upload.getvalue(), upload.name)
                 st.success(f"Stored {b['n_records']} prompts ({b['n_responses']} with responses).")
             except ValueError as exc:
                 st.error(str(exc))
         if st.button("Check every monitor now", type="primary"):
-            checks.scan_watched(store)
             try:
-                results = checks.submit_all(store, ws, actor=auth.actor())
-            except PermissionDenied as exc:
+                watch.scan_watched(auth.ctx())
+                results = actions.run_checks(auth.ctx())
+            except ValueError as exc:  # a refusal (PermissionDenied) included
                 st.error(str(exc))
                 results = []
-            if any("job_id" in r for r in results):
-                worker.ensure_worker(ws)
             for r in results:
                 st.write(
                     f"{r['monitor']}: "
@@ -211,7 +203,7 @@ with tab_data:
                     )
                 )
         live_active_jobs("No drift check is running.")
-        rows = mon.batches(store, mon.get_monitor(store, target)["id"])
+        rows = production.batches(store, mon.get_monitor(store, target)["id"])
         if rows:
             st.dataframe(
                 pd.DataFrame(rows).drop(columns=["content_hash", "monitor_id"]), hide_index=True
@@ -362,17 +354,16 @@ with tab_alerts:
                 a, r = st.columns(2)
                 if a.button("Approve", key=f"approve_{plan['id']}", type="primary"):
                     try:
-                        triggers.approve(store, ws, plan["id"], actor=auth.actor())
-                        worker.ensure_worker(ws)
+                        actions.approve_plan(auth.ctx(), plan["id"])
                         state.flash(
                             "Plan approved: review scoring queued; training follows the review."
                         )
-                    except (ValueError, PermissionDenied) as exc:
+                    except ValueError as exc:  # AlreadyDone and PermissionDenied included
                         state.flash(f"Could not approve: {exc}")
                     st.rerun()
                 if r.button("Reject", key=f"reject_{plan['id']}"):
                     try:
-                        triggers.reject(store, plan["id"], actor=auth.actor())
-                    except (ValueError, PermissionDenied) as exc:
+                        actions.reject_plan(auth.ctx(), plan["id"])
+                    except ValueError as exc:
                         state.flash(f"Could not reject: {exc}")
                     st.rerun()

@@ -1,28 +1,17 @@
 """Preferences: analysts rank model outputs blind, an LLM judge adds verdicts, agreement and a
 Bradley-Terry leaderboard show how sure we are, and decided pairs become DPO training data."""
 
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
-from backend.auth import PermissionDenied
+from backend.action import AlreadyDone
 from backend.jobs.kinds import SpecError
+from backend.prefs import actions, launch
 from backend.prefs import agreement as agr
 from backend.prefs.export import FORMATS
 from backend.prefs.leaderboard import leaderboard, outcome_groups
-from backend.prefs.pairs import build_items
-from backend.prefs.submit import (
-    build_preference_set,
-    export_preference_jsonl,
-    import_preference_file,
-    prefs_train_fields,
-    submit_judge,
-)
-from backend.security import allowed_roots, check_upload, confine_any, relative_to_roots
+from backend.security import allowed_roots, relative_to_roots
 from backend.store import prefs as S
-from backend.store.users import audit
 from studio import auth, resources, state
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
@@ -38,6 +27,7 @@ st.caption(
 )
 state.show_flash()
 store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
+ctx = auth.ctx()
 
 sets = S.list_comparison_sets(store)
 all_rows = S.judgements(store)
@@ -85,15 +75,13 @@ def new_set_form() -> None:
         )
         if st.form_submit_button("Create comparison set", type="primary"):
             try:
-                items = build_items(S.generation_outputs(store, chosen), mode=mode)
-                cs = S.create_comparison_set(
-                    store,
+                cs = actions.create_comparison_set(
+                    ctx,
                     name,
-                    items,
+                    sources=chosen,
                     mode=mode,
                     analysts=analysts.split(","),
                     overlap=overlap,
-                    actor=auth.actor(),
                 )
                 st.session_state[state.PREFS_SET] = cs["name"]
                 state.flash(f"Comparison set {cs['name']}: {cs['n_items']} items")
@@ -102,24 +90,42 @@ def new_set_form() -> None:
                 st.error(str(exc))
 
 
+def _judge(item_id: str, analyst: str, verdict: str | None) -> None:
+    """A button's callback, bound to the item it was drawn for: a second click that arrives
+    after the next item is drawn judges nothing new (the action answers already done)."""
+    try:
+        if verdict is None:
+            actions.skip_item(ctx, item_id, analyst)
+        else:
+            actions.judge_item(ctx, item_id, analyst, verdict)
+    except AlreadyDone as exc:
+        st.info(str(exc))
+    except ValueError as exc:
+        st.error(str(exc))
+
+
 def judge_buttons(item: dict, analyst: str) -> None:
     """A / B / tie / both bad / skip, each with a one-key shortcut."""
-    choice = None
     b = st.columns(5)
-    if b[0].button("A is better", shortcut="A", type="primary", key="v_A"):
-        choice = "A"
-    if b[1].button("B is better", shortcut="B", type="primary", key="v_B"):
-        choice = "B"
-    if b[2].button("Tie", shortcut="T", key="v_tie"):
-        choice = "tie"
-    if b[3].button("Both bad", shortcut="X", key="v_both_bad"):
-        choice = "both_bad"
-    if b[4].button("Skip", shortcut="S", key="v_skip"):
-        S.skip_item(store, item["id"], analyst)
-        st.rerun()
-    if choice:
-        S.record_judgement(store, item["id"], analyst, choice, actor=auth.actor())
-        st.rerun()
+    for col, (label, key, verdict) in zip(
+        b,
+        (
+            ("A is better", "A", "A"),
+            ("B is better", "B", "B"),
+            ("Tie", "T", "tie"),
+            ("Both bad", "X", "both_bad"),
+            ("Skip", "S", None),
+        ),
+        strict=True,
+    ):
+        col.button(
+            label,
+            shortcut=key,
+            type="primary" if verdict in ("A", "B") else "secondary",
+            key=f"v_{verdict or 'skip'}",
+            on_click=_judge,
+            args=(item["id"], analyst, verdict),
+        )
 
 
 def rank_item(item: dict, analyst: str) -> None:
@@ -144,20 +150,15 @@ def rank_item(item: dict, analyst: str) -> None:
         order = st.multiselect("Best to worst (pick in order)", labels)
         if st.form_submit_button("Submit ranking", type="primary"):
             try:
-                S.record_judgement(
-                    store,
-                    item["id"],
-                    analyst,
-                    "ranking",
-                    ranking=[labels.index(x) for x in order],
-                    actor=auth.actor(),
+                actions.judge_item(
+                    ctx, item["id"], analyst, "ranking", ranking=[labels.index(x) for x in order]
                 )
                 st.rerun()
+            except AlreadyDone as exc:
+                st.info(str(exc))
             except ValueError as exc:
                 st.error(str(exc))
-    if st.button("Skip", key="rank_skip"):
-        S.skip_item(store, item["id"], analyst)
-        st.rerun()
+    st.button("Skip", key="rank_skip", on_click=_judge, args=(item["id"], analyst, None))
 
 
 with t_rank:
@@ -228,25 +229,23 @@ with t_judge:
             base_url = st.text_input("Base URL", cfg.openai_base_url or "")
             limit = st.number_input("Most items (0 = all)", 0, 100000, 0)
             if st.form_submit_button("Start judge job", type="primary"):
-                try:  # a local judge is a typed model folder: keep it inside allowed roots
-                    if provider == "local":
-                        model = str(confine_any(model, allowed_roots(cfg, ws, models=True)))
-                    job_id = submit_judge(
-                        store,
-                        ws,
+                try:
+                    job_id = launch.launch_judge(
+                        ctx,
                         jset,
                         model=model,
                         provider=provider,
                         base_url=base_url or None,
                         limit=limit or None,
-                        actor=auth.actor(),
                     )
                     resources.ingestor()
                     state.flash(
                         f"Judge job {job_id} queued: each pair is asked twice, positions swapped"
                     )
                     st.rerun()
-                except (ValueError, SpecError, PermissionDenied) as exc:
+                except AlreadyDone as exc:
+                    st.info(str(exc))
+                except (ValueError, SpecError) as exc:
                     st.error(str(exc))
         live_active_jobs("No judge job is running.")
     verdicts = [r for r in all_rows if r["source"] == "judge"]
@@ -378,18 +377,16 @@ with t_export:
             human_only = st.checkbox("Analysts only (leave judge verdicts out)")
             if st.form_submit_button("Build new version", type="primary"):
                 try:
-                    v = build_preference_set(
-                        store,
-                        pname,
-                        src,
-                        sources=("human",) if human_only else ("human", "judge"),
-                        actor=auth.actor(),
+                    v = actions.build_preference_set(
+                        ctx, pname, src, sources=("human",) if human_only else ("human", "judge")
                     )
                     state.flash(
                         f"{pname} v{v['number']}: {v['n_pairs']} pairs; dropped "
                         f"{v['dropped'] or 'none'}"
                     )
                     st.rerun()
+                except AlreadyDone as exc:
+                    st.info(str(exc))
                 except ValueError as exc:
                     st.error(str(exc))
     with st.expander("Import preference data"):
@@ -397,21 +394,17 @@ with t_export:
         fmt = st.selectbox("Format", FORMATS)
         iname = st.text_input("Into preference set", "imported")
         if up is not None and st.button("Import"):
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "upload.jsonl"  # never the uploaded name: it is untrusted
-                try:
-                    check_upload(up.name, up.getvalue(), {"jsonl"})
-                    path.write_bytes(up.getvalue())
-                    v = import_preference_file(
-                        store, iname, path, fmt, label=up.name, actor=auth.actor()
-                    )
-                    state.flash(
-                        f"{iname} v{v['number']}: {v['n_pairs']} pairs; dropped "
-                        f"{v['dropped'] or 'none'}"
-                    )
-                    st.rerun()
-                except (ValueError, PermissionDenied) as exc:
-                    st.error(str(exc))
+            try:
+                v = actions.import_preferences(ctx, iname, up.getvalue(), fmt, label=up.name)
+                state.flash(
+                    f"{iname} v{v['number']}: {v['n_pairs']} pairs; dropped "
+                    f"{v['dropped'] or 'none'}"
+                )
+                st.rerun()
+            except AlreadyDone as exc:
+                st.info(str(exc))
+            except ValueError as exc:
+                st.error(str(exc))
     if not pref_sets:
         st.info(
             "No preference sets yet: build one from ranked comparisons above, or import "
@@ -423,19 +416,13 @@ with t_export:
         conversational = st.toggle("Conversational (chat turns)", True)
         who = auth.actor()
         if who.can("import_export"):
-            v, body = export_preference_jsonl(store, pick, conversational=conversational, actor=who)
+            v, body = actions.export_jsonl(ctx, pick, conversational=conversational)
             st.download_button(
                 f"Download {pick} v{v['number']} (TRL DPO JSONL)",
                 body,
                 file_name=f"{pick}-v{v['number']}.jsonl",
-                on_click=audit,
-                args=(
-                    store,
-                    who,
-                    "prefs.export",
-                    pick,
-                    {"version": v["number"], "pairs": v["n_pairs"]},
-                ),
+                on_click=actions.record_download,
+                args=(ctx, pick, v),
             )
         else:
             st.caption(f"Downloads are for leads and admins ({who.role}s may not export).")
@@ -455,23 +442,21 @@ with t_export:
             lr = st.number_input("Learning rate", 1e-7, 1.0, 5e-5, format="%.1e")
             beta = st.number_input("Beta", 0.01, 10.0, 0.1)
             if st.form_submit_button("Start DPO run", type="primary"):
-                from backend.train.launch import make_config, submit_run
-
                 try:
-                    fields = {
-                        "base_model": str(confine_any(base, model_roots)),
-                        "max_steps": int(steps),
-                        "learning_rate": lr,
-                        "beta": beta,
-                        **prefs_train_fields(store, ws, pick),
-                    }
-                    job_id = submit_run(ws, make_config(fields), actor=auth.actor())
+                    job_id = launch.launch_dpo(
+                        ctx,
+                        pick,
+                        base_model=base,
+                        max_steps=int(steps),
+                        learning_rate=lr,
+                        beta=beta,
+                    )
                     resources.ingestor()
                     state.flash(
                         f"DPO run {job_id} queued; its rewards/margins and "
                         "rewards/accuracies show on Compare"
                     )
                     st.rerun()
-                except (ValueError, PermissionDenied) as exc:
+                except ValueError as exc:
                     st.error(str(exc))
         live_active_jobs("No DPO run is running.")

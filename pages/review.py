@@ -4,15 +4,14 @@ Studio or here, and write the verdicts into a new dataset version."""
 import pandas as pd
 import streamlit as st
 
-from backend.auth import PermissionDenied, require
+from backend.action import AlreadyDone
 from backend.integrations.labelstudio import client as lsc
 from backend.integrations.labelstudio import server as lss
-from backend.jobs import queue, worker
 from backend.jobs.kinds import SpecError
-from backend.review import labelstudio as lsync
+from backend.review import actions, stats
+from backend.review import labelstudio_actions as ls_actions
 from backend.review.flagging import FlagPolicy, cut_value, flag
-from backend.review.judge import prepare_judge_spec
-from backend.review.scoring import choose_adapter, prepare_spec
+from backend.review.inputs import choose_adapter
 from backend.review.verdicts import CATEGORIES, Verdict
 from backend.security import UnsafePathError, allowed_roots, confine_any, relative_to_roots
 from backend.store import datasets as ds
@@ -59,7 +58,7 @@ def connection() -> tuple[str | None, str | None]:
 
 def batch_progress(batch_id: str) -> None:
     """Reviewed share, overlap, agreement and per-reviewer counts of a batch."""
-    prog = lsync.progress(store, batch_id)
+    prog = stats.progress(store, batch_id)
     st.progress(
         prog["reviewed"] / max(prog["items"], 1),
         text=f"{prog['reviewed']}/{prog['items']} items reviewed",
@@ -148,23 +147,20 @@ with t_score:
         st.error(str(exc))
     if st.button("Score this dataset", type="primary", disabled=choice is None):
         try:
-            who = require(auth.actor(), "launch_job")
-            spec, n, ver = prepare_spec(
-                store,
-                ws,
+            out = actions.launch_scoring(
+                auth.ctx(),
                 dataset,
-                str(model_dir),
-                adapter_path=choice.path,
+                model,
+                adapter_path=adapter.strip() if use == "folder" else None,
+                base_only=use == "base",
                 only_unreviewed=not include,
             )
-            job_id = queue.submit(ws, "score", spec, actor=who)
-            worker.ensure_worker(ws)
             state.flash(
-                f"Scoring {n} examples of {dataset} v{ver['number']} (round "
-                f"{spec['round']}) with {choice.describe()}: job {job_id}"
+                f"Scoring {out['examples']} examples of {dataset} v{out['version']['number']} "
+                f"(round {out['round']}) with {out['adapter'].describe()}: job {out['job_id']}"
             )
             st.rerun()
-        except (ValueError, SpecError, OSError, PermissionDenied) as exc:
+        except (ValueError, SpecError, OSError) as exc:
             st.error(f"Could not start scoring: {exc}")
     with st.expander("Second signal: an LLM judge rates each example"):
         st.caption(
@@ -180,18 +176,15 @@ with t_score:
         )
         if st.button("Judge this dataset", disabled=not judge_model.strip()):
             try:
-                who = require(auth.actor(), "launch_job")
-                spec, n, ver = prepare_judge_spec(
-                    store, ws, dataset, judge_model, only_unreviewed=not include, criteria=criteria
+                out = actions.launch_judge(
+                    auth.ctx(), dataset, judge_model, only_unreviewed=not include, criteria=criteria
                 )
-                job_id = queue.submit(ws, "quality-judge", spec, actor=who)
-                worker.ensure_worker(ws)
                 state.flash(
-                    f"Judging {n} examples of {dataset} v{ver['number']} with {judge_model}: "
-                    f"job {job_id}"
+                    f"Judging {out['examples']} examples of {dataset} "
+                    f"v{out['version']['number']} with {judge_model}: job {out['job_id']}"
                 )
                 st.rerun()
-            except (ValueError, SpecError, OSError, PermissionDenied) as exc:
+            except (ValueError, SpecError, OSError) as exc:
                 st.error(f"Could not start judging: {exc}")
     live_active_jobs("No scoring job is running.")
     if score_runs:
@@ -249,16 +242,11 @@ with t_flag:
         st.caption(f"{len(flag(scores, policy))} flagged at or above the cut, plus the QC sample.")
         if st.button("Create review batch", type="primary"):
             try:
-                b = rstore.create_batch(
-                    store,
-                    dataset=dataset,
-                    score_job_id=job,
-                    policy=policy,
-                    method=method,
-                    actor=auth.actor(),
-                )
+                b = actions.create_batch(auth.ctx(), dataset, job, policy, method=method)
                 state.flash(f"Batch {b['id']}: {b['n_flagged']} flagged + {b['n_qc']} QC")
                 st.rerun()
+            except AlreadyDone as done:
+                st.info(str(done))
             except ValueError as exc:
                 st.error(str(exc))
 
@@ -284,14 +272,12 @@ with t_ls:
         try:
             if c1.button("Push to Label Studio", disabled=bool(batch["ls_project_id"])):
                 with st.spinner("Creating the project and importing tasks"):
-                    res = lsync.push_batch(
-                        store, batch_id, url, token, overlap_share=overlap, actor=auth.actor()
-                    )
+                    res = ls_actions.push_batch(auth.ctx(), batch_id, overlap_share=overlap)
                 state.flash(f"Pushed {res['tasks']} tasks to project {res['project_id']}")
                 st.rerun()
             if c2.button("Pull verdicts", disabled=not batch["ls_project_id"]):
                 with st.spinner("Reading the full JSON export"):
-                    res = lsync.pull_batch(store, batch_id, url, token, actor=auth.actor())
+                    res = ls_actions.pull_batch(auth.ctx(), batch_id)
                 state.flash(
                     f"Pulled {res['annotations']} annotations: {res['new']} new, "
                     f"{res['updated']} updated, {res['unchanged']} unchanged, "
@@ -299,10 +285,12 @@ with t_ls:
                 )
                 st.rerun()
             if c3.button("Apply verdicts", disabled=bool(batch["applied_version_id"])):
-                res = rstore.apply_batch(store, batch_id, actor=auth.actor())
+                res = actions.apply_batch(auth.ctx(), batch_id)
                 state.flash(f"New version v{res['version']['number']}: {res['version']['note']}")
                 st.rerun()
-        except (ValueError, lsync.LabelStudioError) as exc:
+        except AlreadyDone as done:
+            st.info(str(done))
+        except (ValueError, lsc.LabelStudioError) as exc:
             st.error(str(exc))
         live = bool(batch["ls_project_id"]) and st.toggle(
             "Live verdicts (webhook)",
@@ -313,12 +301,13 @@ with t_ls:
         if live:
             try:
                 receiver = resources.webhook_receiver(url, token)
-                receiver.ensure_registered(url, token, int(batch["ls_project_id"]))
+                if int(batch["ls_project_id"]) not in receiver.registered:
+                    ls_actions.register_webhook(auth.ctx(), int(batch["ls_project_id"]), receiver)
                 st.caption(
                     f"Receiving Label Studio's annotations at {receiver.url}; the counts "
                     "refresh every 3 s."
                 )
-            except (OSError, lsync.LabelStudioError) as exc:
+            except (OSError, ValueError, lsc.LabelStudioError) as exc:
                 live = False
                 st.error(
                     f"Live verdicts are off: {exc}. A Label Studio of your own must allow "
@@ -332,7 +321,7 @@ with t_ls:
                         "example": i["example_id"][:12],
                         "reason": i["reason"],
                         "score": i["score"],
-                        "task": lsync.task_link(url, batch["ls_project_id"], i["ls_task_id"]),
+                        "task": lsc.task_link(url, batch["ls_project_id"], i["ls_task_id"]),
                     }
                     for i in rstore.batch_items(store, batch_id)
                 ]
@@ -384,13 +373,13 @@ with t_here:
                             categories=cats,
                             corrected=corrected if verdict == "correct" else None,
                         )
-                        rstore.add_in_app_review(store, batch_id, v, actor=auth.actor())
+                        actions.record_verdict(auth.ctx(), batch_id, v)
                         st.rerun()
-                    except (ValueError, PermissionDenied) as exc:
+                    except ValueError as exc:
                         st.error(str(exc))
 
 with t_rounds:
-    rows = rstore.rounds(store, dataset)
+    rows = stats.rounds(store, dataset)
     if rows and rows[-1]["batch"] is not None and batch_rows[-1]["applied_version_id"]:
         st.info(
             "Round applied. Re-score what is left on the Score tab (it uses the newest "

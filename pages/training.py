@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import streamlit as st
 
-from backend.auth import PermissionDenied, require
-from backend.jobs import queue
+from backend.action import AlreadyDone
+from backend.jobs import read as jobs
 from backend.jobs.status import RESUMABLE, TERMINAL, JobState, JobStatusError
-from backend.security import UnsafePathError, allowed_roots, confine_any, relative_to_roots
+from backend.security import allowed_roots, relative_to_roots
 from backend.store import runs as runs_store
 from backend.store.datasets import list_datasets, list_versions
-from backend.train.config import GROUPS, METHODS, ConfigError, SFTRunConfig, help_text
+from backend.train import actions
+from backend.train.config import GROUPS, METHODS, ConfigError, field_info, help_text
+from backend.train.sweep import parse_values
 from studio import auth, resources, state
 from studio.components.charts import color_for, figure
 from studio.components.jobs import progress_row
@@ -56,7 +57,7 @@ def default_model() -> str:
 
 def field_widget(name: str, prefix: str):
     """One config field as a widget, its help text the field's own description."""
-    info = SFTRunConfig.model_fields[name]
+    info = field_info(name)
     default = info.get_default(call_default_factory=True)
     key, label, help_ = f"{prefix}_{name}", name.replace("_", " "), help_text(name)
     if name == "base_model":
@@ -107,40 +108,31 @@ def dataset_picker(prefix: str) -> tuple[str | None, str | None]:
 
 
 def submit(fields: dict, dataset: str, version: str | None, sweep: dict | None = None) -> None:
-    from backend.jobs.worker import ensure_worker
-    from backend.train.launch import dataset_file, submit_run
-    from backend.train.sweep import submit_optuna, submit_sweep
-
-    who = auth.actor()
+    """Queue the run (or sweep) through the training actions; show why when refused."""
+    ctx = auth.ctx()
     try:
-        fields["base_model"] = str(confine_any(fields["base_model"], MODEL_ROOTS))
-        if fields.get("init_adapter"):
-            roots = allowed_roots(resources.settings(), ws)
-            fields["init_adapter"] = str(confine_any(fields["init_adapter"], roots))
-        fields.update(dataset_file(store, ws, dataset, version))
+        fields = actions.form_fields(ctx, fields, dataset, version)
         if sweep is None:
-            job_id = submit_run(ws, fields, actor=who)
+            job_id = actions.start_run(ctx, fields)
             st.session_state[state.SELECTED_RUN] = job_id
             state.flash(f"Queued run {job_id}. Open the Run tab to watch it.")
         elif sweep["mode"] == "optuna":
-            job_id = submit_optuna(
-                ws,
+            job_id = actions.start_optuna(
+                ctx,
                 fields,
                 n_trials=sweep["trials"],
                 lr_range=sweep["lr_range"],
                 ranks=sweep["ranks"],
-                actor=who,
             )
             state.flash(f"Queued optuna sweep job {job_id}.")
         else:
-            group, ids = submit_sweep(
-                ws, fields, sweep["space"], sweep["mode"], sweep["trials"], actor=who
+            group, ids = actions.start_sweep(
+                ctx, fields, sweep["space"], sweep["mode"], sweep["trials"]
             )
             state.flash(f"Queued {len(ids)} runs in {group}.")
-    except (ConfigError, UnsafePathError, PermissionDenied) as exc:
+    except ValueError as exc:  # a bad config, an unsafe path or a refused role
         st.error(f"Not queued: {exc}")
         return
-    ensure_worker(ws)
     st.rerun()
 
 
@@ -180,8 +172,6 @@ with tab_sweep:
         trials = int(st.number_input("runs (random) / trials (optuna)", 1, 500, 4))
         go_sweep = st.form_submit_button("Queue sweep", type="primary", disabled=not datasets)
     if go_sweep and sw_dataset:
-        from backend.train.sweep import parse_values
-
         try:
             space = {
                 k: parse_values(k, v)
@@ -221,8 +211,8 @@ def queue_view() -> None:
         st.info("Nothing queued or running. Start a run in the New run tab.")
     for r in live:
         try:
-            progress_row(queue.get(ws, r["id"]))
-        except (queue.JobError, JobStatusError) as exc:
+            progress_row(jobs.get(ws, r["id"]))
+        except (jobs.JobError, JobStatusError) as exc:
             st.error(str(exc))
     table = runs_store.list_runs(store)
     if table:
@@ -278,8 +268,8 @@ def curves(run_id: str) -> None:
 @st.fragment(run_every=2)
 def run_view(run_id: str) -> None:
     try:
-        status = queue.get(ws, run_id)
-    except (queue.JobError, JobStatusError) as exc:
+        status = jobs.get(ws, run_id)
+    except (jobs.JobError, JobStatusError) as exc:
         st.error(str(exc))
         return
     progress_row(status)
@@ -292,14 +282,13 @@ def run_view(run_id: str) -> None:
         key="cancel_run",
         help="Save a checkpoint at the end of this step and stop.",
     ):
-        try:
-            who = require(auth.actor(), "cancel_job")
-        except PermissionDenied as exc:
+        try:  # the run sees the request at its next step, saves a checkpoint and stops
+            actions.cancel_run(auth.ctx(), run_id)
+        except AlreadyDone as exc:
+            st.info(str(exc))
+        except ValueError as exc:
             st.error(str(exc))
-        else:  # the run sees the file at its next step, saves a checkpoint and stops
-            (ws.job_dir(run_id) / "cancel").write_text(
-                json.dumps({"by": who.username, "t": time.time(), "from": "Training page"})
-            )
+        else:
             st.toast("Cancel requested: the run saves a checkpoint and stops.")
     if b2.button(
         "Resume",
@@ -307,15 +296,14 @@ def run_view(run_id: str) -> None:
         key="resume_run",
         help="Queue it again; it continues from its last checkpoint.",
     ):
-        from backend.jobs.worker import ensure_worker
-
         try:
-            queue.resume(ws, run_id, actor=auth.actor())
-        except (queue.JobError, PermissionDenied) as exc:
+            actions.resume_run(auth.ctx(), run_id)
+        except AlreadyDone as exc:
+            st.info(str(exc))
+        except ValueError as exc:
             st.error(str(exc))
         else:
-            ensure_worker(ws)
-            st.rerun(scope="fragment")
+            st.rerun()  # the whole page: its counts change too
     curves(run_id)
     log = ws.job_dir(run_id) / "log.txt"
     with st.expander("Log (last 30 lines)", expanded=status.state == JobState.running):

@@ -2,8 +2,10 @@
 
 import streamlit as st
 
-from backend.auth import ROLES, PermissionDenied
+from backend.action import AlreadyDone
+from backend.auth import ROLES
 from backend.store import users
+from backend.users import actions as user_actions
 from studio import auth, resources
 
 auth.guard("users")
@@ -36,8 +38,10 @@ with tab_list:
         clear = clear_col.button("Clear e-mail")
         if save or clear:
             try:
-                moved = users.set_email(store, who, None if clear else typed, actor=auth.actor())
-            except (users.UserError, PermissionDenied) as exc:
+                moved = user_actions.set_email(auth.ctx(), who, None if clear else typed)
+            except AlreadyDone as exc:
+                st.info(str(exc))
+            except ValueError as exc:
                 st.error("The e-mail was not saved:")
                 st.text(str(exc))
             else:
@@ -58,15 +62,12 @@ with tab_add, st.form("add-user", clear_on_submit=True):
     new_email = st.text_input("Label Studio e-mail (optional)")
     if st.form_submit_button("Add user", type="primary"):
         try:
-            users.add_user(
-                store,
-                name.strip(),
-                password,
-                role,
-                email=new_email.strip() or None,
-                actor=auth.actor(),
+            user_actions.add_user(
+                auth.ctx(), name.strip(), password, role, email=new_email.strip() or None
             )
-        except (users.UserError, PermissionDenied) as exc:
+        except AlreadyDone as exc:
+            st.info(str(exc))
+        except ValueError as exc:
             st.error(str(exc))
         else:
             st.success(f"Added {name} as {role}.")

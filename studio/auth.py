@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from backend.action import Ctx
 from backend.auth import LOCAL_ADMIN, Actor
 from backend.store import users
+from backend.users import actions as user_actions
 from studio import resources, state
 
 
@@ -63,12 +65,11 @@ def _sign_in_form(store) -> None:
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        actor = users.authenticate(store, username.strip(), password)
+        actor = user_actions.sign_in(ctx(), username.strip(), password)
         if actor is None:
             st.error("Unknown user name or wrong password.")
             return
         st.session_state[state.ACTOR] = (actor.username, actor.role)
-        users.audit(store, actor, "session.sign_in", actor.username)
         st.rerun()
 
 
@@ -93,6 +94,17 @@ def actor() -> Actor:
     """The actor for backend calls from a page (set by the app shell)."""
     signed = st.session_state.get(state.ACTOR)
     return Actor(*signed) if signed else LOCAL_ADMIN
+
+
+def ctx() -> Ctx:
+    """The action context of this page run: the process's store, workspace and settings, and
+    the signed-in actor. Every change a page makes is an action called with it."""
+    return Ctx(
+        store=resources.store(),
+        ws=resources.workspace(),
+        settings=resources.settings(),
+        actor=actor(),
+    )
 
 
 def guard(page: str) -> Actor:

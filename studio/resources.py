@@ -48,16 +48,21 @@ def ingestor():
         if errors:
             raise errors[0]
 
-    return Ingestor(db, ws, stale_after_s=settings().stale_after_s, after_tick=after_tick).start()
+    return Ingestor(
+        db, ws, stale_after_s=settings().stale_after_s, after_tick=after_tick, settings=settings()
+    ).start()
 
 
 @st.cache_resource(show_spinner=False)
 def folder_watch():
-    """Monitors' watched folders read every FTSTUDIO_WATCH_INTERVAL_S seconds, checks started
-    and trigger rules applied from the ingestion thread (backend/drift/watch.py)."""
+    """Monitors' watched folders read every FTSTUDIO_WATCH_INTERVAL_S seconds and checks
+    started from the ingestion thread (backend/drift/watch.py); the trigger rules run in the
+    ingestion loop itself after each pass (backend/ingest/loop.py)."""
     from backend.drift.watch import FolderWatch
 
-    return FolderWatch(store(), workspace(), interval_s=settings().watch_interval_s)
+    return FolderWatch(
+        store(), workspace(), interval_s=settings().watch_interval_s, settings=settings()
+    )
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda r: r.stop())

@@ -50,6 +50,15 @@ def store(ws) -> Store:
 
 
 @pytest.fixture
+def act(ws, store):
+    """`act(actor)`: an action context on the test's store and workspace (None: the shell)."""
+    from backend.action import Ctx
+    from backend.config import Settings
+
+    return lambda actor=None: Ctx(store=store, ws=ws, settings=Settings(), actor=actor)
+
+
+@pytest.fixture
 def run_inline():
     """Run a queued job to its end in this process (no worker, no subprocess start-up)."""
     from backend.jobs import queue

@@ -31,13 +31,16 @@ COMMANDS: dict[str, typer.Typer | object] = {
 
 
 def build() -> typer.Typer:
+    # plain help: Typer's rich panels print a switch such as --json as "--json <bool>"
     root = typer.Typer(
         no_args_is_help=True,
         add_completion=False,
+        rich_markup_mode=None,
         help="Fine-Tuning Studio: data, review, training, comparison, preferences.",
     )
     for name, entry in COMMANDS.items():
         if isinstance(entry, typer.Typer):
+            entry.rich_markup_mode = None
             root.add_typer(entry, name=name)
         else:
             root.command(name)(entry)

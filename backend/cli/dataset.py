@@ -17,13 +17,10 @@ from pathlib import Path
 
 import typer
 
+from backend.action import AlreadyDone
 from backend.cli import common
 
 app = typer.Typer(no_args_is_help=True, help="Create, list, show, import and export datasets.")
-
-
-def _store():
-    return common.open_store(common.workspace())
 
 
 @app.command("create")
@@ -34,7 +31,7 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create an empty dataset (optionally with a recipe)."""
-    from backend.store import datasets as dstore
+    from backend.synth import actions
     from backend.synth.recipe import Recipe
 
     rec = None
@@ -43,14 +40,12 @@ def create(
             rec = Recipe.model_validate(json.loads(recipe.read_text())).model_dump(mode="json")
         except (OSError, ValueError) as exc:
             common.fail(f"recipe {recipe}: {exc}", code=2)
-    store = _store()
-    try:
-        ds = dstore.create_dataset(store, name, format=format, recipe=rec)
-    except ValueError as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
-    common.emit_json(ds) if as_json else typer.echo(f"created dataset {ds['name']} ({ds['id']})")
+    with common.opened(ingest=False) as ctx:
+        try:
+            ds = actions.create_dataset(ctx, name, format=format, recipe=rec)
+        except ValueError as exc:
+            common.fail(str(exc))
+    common.out(ds, as_json, f"created dataset {ds['name']} ({ds['id']})")
 
 
 @app.command("list")
@@ -58,11 +53,8 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every dataset with its version count and latest size."""
     from backend.store import datasets as dstore
 
-    store = _store()
-    try:
-        rows = dstore.list_datasets(store)
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        rows = dstore.list_datasets(ctx.store)
     if as_json:
         common.emit_json(rows)
         return
@@ -99,13 +91,11 @@ def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """One dataset: its recipe and versions (oldest first)."""
     from backend.store.datasets import DatasetNotFound
 
-    store = _store()
-    try:
-        data = show_dict(store, name)
-    except DatasetNotFound as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            data = show_dict(ctx.store, name)
+        except DatasetNotFound as exc:
+            common.fail(str(exc))
     if as_json:
         common.emit_json(data)
         return
@@ -119,6 +109,14 @@ def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo("  no versions yet")
 
 
+def _already(exc: AlreadyDone, as_json: bool) -> None:
+    """Say what was done before (exit 0): the same content is not stored twice."""
+    if as_json:
+        common.emit_json({**(exc.result or {}), "already_done": str(exc)})
+    else:
+        typer.echo(str(exc))
+
+
 @app.command("import")
 def import_(
     name: str,
@@ -127,23 +125,20 @@ def import_(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Import a file as a new version; all or nothing, bad rows named."""
-    from backend.store.datasets import DatasetNotFound
-    from backend.synth.importers import ImportFileError, import_file
+    from backend.synth import actions
 
-    store = _store()
-    try:
-        v = import_file(store, name, file, create=create)
-    except (ImportFileError, DatasetNotFound) as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
-    if as_json:
-        common.emit_json(v)
-    else:
-        typer.echo(
-            f"imported {v['n_examples']} examples into {name} v{v['number']} "
-            f"(hash {v['hash'][:12]})"
-        )
+    with common.opened(ingest=False) as ctx:
+        try:
+            v = actions.import_file(ctx, name, file, create=create)
+        except AlreadyDone as exc:
+            return _already(exc, as_json)
+        except ValueError as exc:
+            common.fail(str(exc))
+    common.out(
+        v,
+        as_json,
+        f"imported {v['n_examples']} examples into {name} v{v['number']} (hash {v['hash'][:12]})",
+    )
 
 
 @app.command("export")
@@ -158,22 +153,20 @@ def export(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Export a version for training (TRL / HF datasets)."""
-    from backend.store.datasets import DatasetNotFound
-    from backend.synth.exporters import ExportError, export_version
+    from backend.synth import actions
 
-    store = _store()
-    try:
-        info = export_version(store, name, format, out, version=version, overwrite=overwrite)
-    except (ExportError, DatasetNotFound) as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
-    if as_json:
-        common.emit_json(info)
-    else:
-        typer.echo(
-            f"wrote {info['examples']} examples of {name} v{info['version']} to {info['path']}"
-        )
+    with common.opened(ingest=False) as ctx:
+        try:
+            info = actions.export_version(
+                ctx, name, format, out, version=version, overwrite=overwrite
+            )
+        except ValueError as exc:
+            common.fail(str(exc))
+    common.out(
+        info,
+        as_json,
+        f"wrote {info['examples']} examples of {name} v{info['version']} to {info['path']}",
+    )
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -203,51 +196,43 @@ def generate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate examples for a dataset from its recipe (options override the recipe)."""
-    from backend.jobs.kinds import SpecError
-    from backend.store import datasets as dstore
+    from backend.jobs import read as jobs
     from backend.store import synth as sstore
-    from backend.synth.generate import prepare_spec
-    from backend.synth.recipe import Recipe
+    from backend.synth import actions
 
-    ws = common.workspace()
-    store = common.open_store(ws)
-    try:
+    changes = {
+        "provider": provider,
+        "model": model,
+        "topics": _split(topics),
+        "per_topic": per_topic,
+        "task": task,
+        "system_prompt": system_prompt,
+        "temperature": temperature,
+    }
+    with common.opened(ingest=False) as ctx:
         try:
-            current = dstore.get_dataset(store, dataset)["recipe"] or {}
-        except dstore.DatasetNotFound:
-            current = {}
-        changes = {
-            "provider": provider,
-            "model": model,
-            "topics": _split(topics),
-            "per_topic": per_topic,
-            "task": task,
-            "system_prompt": system_prompt,
-            "temperature": temperature,
-        }
-        recipe = Recipe.model_validate(
-            {**current, **{k: v for k, v in changes.items() if v is not None}}
-        )
-        spec = prepare_spec(
-            store,
-            ws,
-            dataset,
-            recipe=recipe,
-            base_url=base_url,
-            concurrency=concurrency,
-            rpm=rpm,
-            qc_share=qc_share,
-            max_retries=max_retries,
-            timeout_s=timeout,
-        )
-    except (ValueError, SpecError) as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
-    status = common.run_job("generate", spec, detach=detach, quiet=as_json)
+            job_id = actions.generate(
+                ctx,
+                dataset,
+                changes=changes,
+                base_url=base_url,
+                concurrency=concurrency,
+                rpm=rpm,
+                qc_share=qc_share,
+                max_retries=max_retries,
+                timeout_s=timeout,
+            )
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    if detach:
+        if not as_json:
+            typer.echo(f"queued generate job {job_id}")
+        status = jobs.get(ctx.ws, job_id)
+    else:
+        status = common.follow(job_id, quiet=as_json)
     result: dict = {"job": status.id, "state": str(status.state), "dataset": dataset}
     if not detach:
-        store = common.try_open_store(ws)
+        store = common.try_open_store(ctx.ws)
         if store is not None:
             try:
                 run = sstore.run_for_job(store, status.id)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from backend.action import AlreadyDone
 from backend.cli import common
-from backend.jobs import queue
-from backend.jobs.queue import JobError
+from backend.jobs import actions as job_actions
+from backend.jobs import read as jobs
+from backend.jobs.read import JobError
 from backend.jobs.status import JobStatus, JobStatusError, format_seconds
 
 app = typer.Typer(no_args_is_help=True, help="List, inspect, cancel and resume jobs.")
@@ -20,7 +22,7 @@ def _job_dict(s: JobStatus) -> dict:
 def jobs_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every job, oldest first."""
     ws = common.workspace()
-    items = queue.list_jobs(ws)
+    items = jobs.list_jobs(ws)
     if as_json:
         common.emit_json(
             [_job_dict(s) if isinstance(s, JobStatus) else {"error": str(s)} for s in items]
@@ -44,12 +46,11 @@ def jobs_show(
     """One job: status, spec and the tail of its log."""
     ws = common.workspace()
     try:
-        s = queue.get(ws, job_id)
-        kind, spec = queue.read_spec(ws.job_dir(job_id))
+        s = jobs.get(ws, job_id)
+        kind, spec = jobs.read_spec(ws.job_dir(job_id))
     except (JobError, JobStatusError) as exc:
         common.fail(str(exc))
-    log = ws.job_dir(job_id) / "log.txt"
-    tail = log.read_text(errors="replace").splitlines()[-log_lines:] if log.exists() else []
+    tail = jobs.log_tail(ws, job_id, lines=log_lines).splitlines() if log_lines > 0 else []
     if as_json:
         common.emit_json({**_job_dict(s), "spec": spec, "log_tail": tail})
         return
@@ -67,10 +68,12 @@ def jobs_cancel(
     job_id: str, grace: float = typer.Option(10.0, help="Seconds before SIGKILL.")
 ) -> None:
     """Cancel a queued or running job (SIGTERM, then SIGKILL after the grace period)."""
-    ws = common.workspace()
     try:
-        s = queue.cancel(ws, job_id, grace_s=grace)
-    except (JobError, JobStatusError) as exc:
+        s = job_actions.cancel(common.shell(), job_id, grace_s=grace)
+    except AlreadyDone as exc:
+        typer.echo(f"{job_id}: {exc}")
+        return
+    except (ValueError, JobError, JobStatusError) as exc:
         common.fail(str(exc))
     typer.echo(f"{job_id}: {s.state}")
 
@@ -78,19 +81,17 @@ def jobs_cancel(
 @app.command("resume")
 def jobs_resume(job_id: str, detach: bool = typer.Option(False, help="Queue and return.")) -> None:
     """Queue an interrupted, failed or cancelled job again; it continues from its checkpoint."""
-    from backend.jobs.worker import ensure_worker
-
-    ws = common.workspace()
     try:
-        queue.resume(ws, job_id)
-    except (JobError, JobStatusError) as exc:
+        job_actions.resume(common.shell(), job_id)
+    except AlreadyDone as exc:
+        typer.echo(f"{job_id}: {exc}")
+        return
+    except (ValueError, JobError, JobStatusError) as exc:
         common.fail(str(exc))
-    ensure_worker(ws)
     if detach:
         typer.echo(f"{job_id}: queued")
         return
-    s = common.wait_with_progress(ws, job_id)
-    common.ingest_now(ws)
+    s = common.follow(job_id, check=False)
     typer.echo(f"{job_id}: {s.state}")
     if s.state != "succeeded":
         raise typer.Exit(1)

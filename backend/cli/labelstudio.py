@@ -7,11 +7,28 @@ settings (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY) first, else the workspace's lo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 
+from backend.action import Ctx
 from backend.cli import common
+from backend.review import labelstudio_actions as ls_actions
 
 app = typer.Typer(no_args_is_help=True, help="A local Label Studio server.")
+
+
+@contextmanager
+def _ctx() -> Iterator[Ctx]:
+    """The shell's action context, with the store when no dashboard holds it (then the
+    start or stop is audited there; beside a dashboard it is not)."""
+    store = common.try_open_store(common.workspace())
+    try:
+        yield common.shell(store)
+    finally:
+        if store is not None:
+            store.close()
 
 
 @app.command("up")
@@ -20,13 +37,13 @@ def ls_up(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Start the workspace's Label Studio (its own venv, created on first use)."""
-    from backend.integrations.labelstudio import server as srv
+    from backend.integrations.labelstudio.server import LabelStudioServerError
 
-    ws = common.workspace()
-    try:
-        info, token = srv.up(ws, port)
-    except (srv.LabelStudioServerError, OSError) as exc:
-        common.fail(str(exc))
+    with _ctx() as ctx:
+        try:
+            info, token = ls_actions.start_labelstudio(ctx, port)
+        except (LabelStudioServerError, OSError, ValueError) as exc:
+            common.fail(str(exc))
     if as_json:
         common.emit_json(
             {"url": info.url, "token": token, "pid": info.pid, "start_seconds": info.start_seconds}
@@ -42,9 +59,9 @@ def ls_up(
 @app.command("down")
 def ls_down() -> None:
     """Stop the workspace's Label Studio."""
-    from backend.integrations.labelstudio import server as srv
-
-    typer.echo("stopped" if srv.down(common.workspace()) else "no local Label Studio was running")
+    with _ctx() as ctx:
+        was = ls_actions.stop_labelstudio(ctx)
+    typer.echo("stopped" if was else "no local Label Studio was running")
 
 
 @app.command("status")

@@ -4,7 +4,9 @@ ftstudio monitor create NAME --reference DATASET [--version N] [--watch DIR] [--
 ftstudio monitor ingest FILE|DIR [--monitor NAME]
 ftstudio monitor check [--json] [--force]     exit 1 when an alert fired
 ftstudio monitor list [--json]
-ftstudio monitor approve PLAN_ID
+ftstudio monitor approve PLAN_ID [--actor NAME]
+
+Every change is a monitoring action (backend/drift/actions.py) run as the trusted shell.
 """
 
 from __future__ import annotations
@@ -13,16 +15,13 @@ from pathlib import Path
 
 import typer
 
+from backend.action import AlreadyDone, Ctx
+from backend.auth import Actor
 from backend.cli import common
 
 app = typer.Typer(
     no_args_is_help=True, help="Watch production data for drift and propose retraining."
 )
-
-
-def _store():
-    ws = common.workspace()
-    return ws, common.open_store(ws)
 
 
 @app.command("create")
@@ -37,25 +36,22 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a monitor comparing production prompts with a reference dataset version."""
-    from backend.store import monitoring as mon
+    from backend.drift import actions
 
-    ws, store = _store()
-    try:
-        m = mon.create_monitor(
-            store,
-            name,
-            reference=reference,
-            version=version,
-            config={"auto_approve": auto_approve},
-            watch_dir=str(watch.resolve()) if watch else None,
-        )
-    except ValueError as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
-    out = {k: v for k, v in m.items() if k != "config"} | {"config": m["config"].model_dump()}
+    with common.opened(ingest=False) as ctx:
+        try:
+            m = actions.create_monitor(
+                ctx,
+                name,
+                reference=reference,
+                version=version,
+                config={"auto_approve": auto_approve},
+                watch_dir=watch,
+            )
+        except ValueError as exc:
+            common.fail(str(exc))
     if as_json:
-        common.emit_json(out)
+        common.emit_json(m)
         return
     typer.echo(
         f"monitor {m['name']} ({m['id']}) on {m['reference_dataset']} "
@@ -70,20 +66,18 @@ def ingest(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Store a batch of production prompts (a folder: every file not seen before)."""
-    from backend.drift import checks
+    from backend.drift import actions, watch
     from backend.store import monitoring as mon
 
-    ws, store = _store()
-    try:
-        if path.is_dir():
-            m = mon.the_monitor(store, monitor)
-            new, errors = checks.scan_folder(store, m["id"], path)
-        else:
-            new, errors = [checks.ingest_file(store, monitor, path)], []
-    except ValueError as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
+    with common.opened(ingest=False) as ctx:
+        try:
+            if path.is_dir():
+                m = mon.the_monitor(ctx.store, monitor)
+                new, errors = watch.scan_folder(ctx, m["id"], path)
+            else:
+                new, errors = [actions.ingest_file(ctx, monitor, path)], []
+        except ValueError as exc:  # AlreadyDone: the same file was ingested before
+            common.fail(str(exc))
     if as_json:
         common.emit_json({"batches": new, "errors": errors})
     else:
@@ -106,33 +100,27 @@ def check(
 ) -> None:
     """Run every monitor once (scan watched folders, drift job, trigger rules). Exit status 1
     when an alert fired, so cron can mail it."""
-    from backend.drift import checks, triggers
+    from backend.drift import actions, watch
     from backend.ingest.jobs import ingest_all
-    from backend.jobs import queue, worker
+    from backend.jobs import read as jobs
     from backend.store import monitoring as mon
 
-    ws, store = _store()
-    try:
-        _, scan_errors = checks.scan_watched(store)
-        submitted = [
-            checks.submit_check(store, ws, m["id"], force=force) for m in mon.list_monitors(store)
-        ]
-        jobs = [s["job_id"] for s in submitted if "job_id" in s]
-        jobs += [j for s in submitted for j in s.get("quality_jobs", [])]  # model-side scores
-        jobs += [j for s in submitted for j in s.get("judge_jobs", [])]  # LLM-judge scores
-        if jobs:
-            worker.ensure_worker(ws)
-        for job_id in jobs:
+    with common.opened() as ctx:
+        _, scan_errors = watch.scan_watched(ctx)
+        submitted = actions.run_checks(ctx, force=force)
+        waiting = [s["job_id"] for s in submitted if "job_id" in s]
+        waiting += [j for s in submitted for j in s.get("quality_jobs", [])]  # model-side
+        waiting += [j for s in submitted for j in s.get("judge_jobs", [])]  # LLM-judge scores
+        for job_id in waiting:
             if as_json:
-                queue.wait(ws, job_id, timeout_s=timeout)
+                jobs.wait(ctx.ws, job_id, timeout_s=timeout)
             else:
-                common.wait_with_progress(ws, job_id)
-        ingest_all(store, ws)
-        fired = triggers.evaluate(store, ws)
-        triggers.advance(store, ws)
+                common.wait_with_progress(ctx.ws, job_id)
+        ingest_all(ctx.store, ctx.ws)
+        fired = actions.apply_rules(ctx)
         results = []
         for s in submitted:
-            reps = mon.reports(store, check_id=s["check_id"]) if "check_id" in s else []
+            reps = mon.reports(ctx.store, check_id=s["check_id"]) if "check_id" in s else []
             results.append(
                 {
                     **s,
@@ -142,8 +130,6 @@ def check(
                     ],
                 }
             )
-    finally:
-        store.close()
     if as_json:
         common.emit_json({"checks": results, "alerts": fired, "errors": scan_errors})
     else:
@@ -170,12 +156,9 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Monitors with their state, open alerts and plans."""
     from backend.store import monitoring as mon
 
-    ws, store = _store()
-    try:
-        rows = [{k: v for k, v in m.items() if k != "config"} for m in mon.list_monitors(store)]
-        plans = mon.plans(store)
-    finally:
-        store.close()
+    with common.opened(ingest=False) as ctx:
+        rows = [{k: v for k, v in m.items() if k != "config"} for m in mon.list_monitors(ctx.store)]
+        plans = mon.plans(ctx.store)
     if as_json:
         common.emit_json({"monitors": rows, "plans": plans})
         return
@@ -190,17 +173,23 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         )
 
 
+def _as(ctx: Ctx, actor: str | None) -> Ctx:
+    """The shell acting under a name for the record (`--actor`); the shell is trusted."""
+    return Ctx(ctx.store, ctx.ws, ctx.settings, Actor(actor, "admin") if actor else None)
+
+
 @app.command("approve")
 def approve(plan_id: str, actor: str = typer.Option("lead", help="Who approves.")) -> None:
     """Approve a proposed retraining plan: queue the review scoring (training follows it)."""
-    from backend.drift import triggers
+    from backend.drift import actions
 
-    ws, store = _store()
-    try:
-        plan = triggers.approve(store, ws, plan_id, actor=actor)
-    except ValueError as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            plan = actions.approve_plan(_as(ctx, actor), plan_id)
+        except AlreadyDone as exc:
+            typer.echo(str(exc))
+            return
+        except ValueError as exc:
+            common.fail(str(exc))
     for s in plan["steps"]:
         typer.echo(f"{s['name']}: {s['state']} {s.get('job_id') or s.get('reason') or ''}")

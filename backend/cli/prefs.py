@@ -21,17 +21,24 @@ from typing import Annotated, Any
 
 import typer
 
+from backend.action import AlreadyDone
 from backend.cli import common
+from backend.integrations.labelstudio.client import LabelStudioError
+from backend.prefs import actions, launch
+from backend.store import prefs as S
 
 app = typer.Typer(
     no_args_is_help=True, help="Rank outputs, judge, leaderboard, preference data for DPO."
 )
 
 
-def _store():
-    ws = common.workspace()
-    common.ingest_now(ws)
-    return ws, common.open_store(ws)
+def _already(exc: AlreadyDone, as_json: bool) -> None:
+    """Say what was done before (exit 0): a double submission is not done twice."""
+    if as_json:
+        result = exc.result if isinstance(exc.result, dict) else {"result": exc.result}
+        common.emit_json({**result, "already_done": str(exc)})
+    else:
+        typer.echo(str(exc))
 
 
 @app.command("compare")
@@ -45,31 +52,20 @@ def compare_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Make a blind comparison set from the generations of two or more sources."""
-    from backend.prefs.pairs import build_items
-    from backend.store import prefs as S
-
-    ws, store = _store()
-    try:
-        outputs = S.generation_outputs(store, source)
-        empty = [s for s, o in outputs.items() if not o]
-        if empty:
-            common.fail(
-                f"no generations for {', '.join(empty)}; `ftstudio runs list` shows runs", code=2
+    with common.opened() as ctx:
+        try:
+            cs = actions.create_comparison_set(
+                ctx, name, sources=source, mode=mode, analysts=analyst, overlap=overlap, seed=seed
             )
-        items = build_items(outputs, mode=mode, seed=seed)
-        cs = S.create_comparison_set(
-            store, name, items, mode=mode, analysts=analyst, overlap=overlap, seed=seed
-        )
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
-    if as_json:
-        common.emit_json(cs)
-    else:
-        typer.echo(
-            f"comparison set {cs['name']}: {cs['n_items']} items for {', '.join(cs['analysts'])}"
-        )
+        except AlreadyDone as exc:
+            return _already(exc, as_json)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    common.out(
+        cs,
+        as_json,
+        f"comparison set {cs['name']}: {cs['n_items']} items for {', '.join(cs['analysts'])}",
+    )
 
 
 @app.command("answer")
@@ -85,26 +81,21 @@ def answer_cmd(
 ) -> None:
     """Answer a run's eval prompts with the base model or an endpoint: a new source
     (base:<folder> / endpoint:<model>) for comparison sets."""
-    from backend.store import prefs as S
-
-    ws, store = _store()
-    try:
-        prompts = list(S.generation_outputs(store, [prompts_from])[prompts_from])
-    finally:
-        store.close()
-    if not prompts:
-        common.fail(f"no generations for {prompts_from!r}; `ftstudio runs list` shows runs", code=2)
-    common.run_job(
-        "answer",
-        {
-            "provider": provider,
-            "model": model,
-            "base_url": base_url,
-            "prompts": prompts,
-            "max_new_tokens": max_new_tokens,
-        },
-        detach=detach,
-    )
+    with common.opened() as ctx:
+        try:
+            job_id = launch.launch_answers(
+                ctx,
+                model=model,
+                provider=provider,
+                prompts_from=prompts_from,
+                base_url=base_url,
+                max_new_tokens=max_new_tokens,
+            )
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    typer.echo(f"queued answer job {job_id}")
+    if not detach:
+        common.follow(job_id)
 
 
 @app.command("judge")
@@ -119,49 +110,34 @@ def judge_cmd(
 ) -> None:
     """Ask an LLM judge about every item of a comparison set: each pair twice with positions
     swapped; a ranking item as a round robin of its pairs, ranked by Copeland score."""
-    from backend.jobs import worker
-    from backend.jobs.kinds import SpecError
-    from backend.prefs.submit import submit_judge
-
-    ws, store = _store()
-    model = model or (common.settings().llm_model or "")
-    try:
-        job_id = submit_judge(
-            store,
-            ws,
-            comparison_set,
-            model=model,
-            provider=provider,
-            base_url=base_url,
-            limit=limit,
-            rejudge=rejudge,
-        )
-    except (ValueError, SpecError) as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
-    worker.ensure_worker(ws)
+    with common.opened() as ctx:
+        try:
+            job_id = launch.launch_judge(
+                ctx,
+                comparison_set,
+                model=model or (ctx.settings.llm_model or ""),
+                provider=provider,
+                base_url=base_url,
+                limit=limit,
+                rejudge=rejudge,
+            )
+        except AlreadyDone as exc:
+            return _already(exc, False)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
     typer.echo(f"queued judge job {job_id}")
-    if detach:
-        return
-    status = common.wait_with_progress(ws, job_id)
-    common.ingest_now(ws)
-    if status.state != "succeeded":
-        common.fail(f"job {job_id} {status.state}: {status.error or ''}")
+    if not detach:
+        common.follow(job_id)
 
 
 def _judgement_rows(set_name: str | None, source: str | None) -> list[dict]:
     """The latest judgements (of one set when named); exit 2 naming an unknown set."""
-    from backend.store import prefs as S
-
-    _, store = _store()
-    try:
-        set_id = S.get_comparison_set(store, set_name)["id"] if set_name else None
-        return S.judgements(store, set_id=set_id, source=source)
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            set_id = S.get_comparison_set(ctx.store, set_name)["id"] if set_name else None
+            return S.judgements(ctx.store, set_id=set_id, source=source)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
 
 
 @app.command("leaderboard")
@@ -232,21 +208,16 @@ def build_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """A new preference set version from decided comparisons (ties etc. dropped)."""
-    from backend.prefs.submit import build_preference_set
-
-    ws, store = _store()
-    try:
-        v = build_preference_set(
-            store, name, from_set, sources=("human",) if human_only else ("human", "judge")
-        )
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
-    if as_json:
-        common.emit_json(v)
-    else:
-        typer.echo(f"{name} v{v['number']}: {v['n_pairs']} pairs; dropped {v['dropped']}")
+    with common.opened() as ctx:
+        try:
+            v = actions.build_preference_set(
+                ctx, name, from_set, sources=("human",) if human_only else ("human", "judge")
+            )
+        except AlreadyDone as exc:
+            return _already(exc, as_json)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    common.out(v, as_json, f"{name} v{v['number']}: {v['n_pairs']} pairs; dropped {v['dropped']}")
 
 
 @app.command("import")
@@ -257,26 +228,18 @@ def import_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Import external preference data as a new version of preference set NAME."""
-    from backend.prefs.export import import_rows
-    from backend.store.prefs import add_preference_version
-
-    try:
-        pairs, dropped = import_rows(file, fmt)
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    ws = common.workspace()
-    store = common.open_store(ws)
-    try:
-        v = add_preference_version(store, name, pairs, note=f"imported {file.name} ({fmt})")
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
-    v["dropped"] = dropped
-    if as_json:
-        common.emit_json(v)
-    else:
-        typer.echo(f"{name} v{v['number']}: {v['n_pairs']} pairs imported; dropped {dropped}")
+    with common.opened(ingest=False) as ctx:
+        try:
+            v = actions.import_preferences(ctx, name, file, fmt)
+        except AlreadyDone as exc:
+            return _already(exc, as_json)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    common.out(
+        v,
+        as_json,
+        f"{name} v{v['number']}: {v['n_pairs']} pairs imported; dropped {v['dropped']}",
+    )
 
 
 @app.command("export")
@@ -288,35 +251,24 @@ def export_cmd(
     plain: bool = typer.Option(False, help="Plain strings instead of chat turns."),
 ) -> None:
     """Write a preference set version in TRL's DPO format (prompt / chosen / rejected)."""
-    from backend.store.prefs import resolve_preference_version, write_preference_jsonl
-
     if fmt != "dpo-jsonl":
         common.fail(f"format {fmt!r} is unknown; use dpo-jsonl", code=2)
-    ws = common.workspace()
-    store = common.open_store(ws)
-    try:
-        v = resolve_preference_version(store, name, version)
-        n = write_preference_jsonl(store, v["id"], out, conversational=not plain)
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
-    typer.echo(f"wrote {n} pairs of {v['name']} v{v['number']} to {out}")
+    with common.opened(ingest=False) as ctx:
+        try:
+            v = actions.export_file(ctx, name, out, version=version, conversational=not plain)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    typer.echo(f"wrote {v['written']} pairs of {v['name']} v{v['number']} to {out}")
 
 
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """Comparison sets and preference sets."""
-    from backend.store import prefs as S
-
-    ws, store = _store()
-    try:
+    with common.opened() as ctx:
         data = {
-            "comparison_sets": S.list_comparison_sets(store),
-            "preference_sets": S.list_preference_sets(store),
+            "comparison_sets": S.list_comparison_sets(ctx.store),
+            "preference_sets": S.list_preference_sets(ctx.store),
         }
-    finally:
-        store.close()
     if as_json:
         common.emit_json(data)
         return
@@ -335,21 +287,18 @@ def push_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Push a comparison set to Label Studio (Pairwise or Ranker project)."""
-    from backend.cli.review import connection
-    from backend.prefs import labelstudio as pls
-
-    url, token = connection()
-    ws, store = _store()
-    try:
-        res = pls.push_set(store, set_name, url, token, raters=raters)
-    except (ValueError, pls.LabelStudioError) as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
-    if as_json:
-        common.emit_json(res)
-    else:
-        typer.echo(f"pushed {res['tasks']} tasks of {res['set']} ({res['mode']}) -> {res['url']}")
+    with common.opened() as ctx:
+        try:
+            res = actions.push_to_labelstudio(ctx, set_name, raters=raters)
+        except AlreadyDone as exc:
+            return _already(exc, as_json)
+        except (ValueError, LabelStudioError) as exc:
+            common.fail(str(exc), code=2)
+    common.out(
+        res,
+        as_json,
+        f"pushed {res['tasks']} tasks of {res['set']} ({res['mode']}) -> {res['url']}",
+    )
 
 
 @app.command("pull")
@@ -358,37 +307,26 @@ def pull_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pull judgements of a pushed set from Label Studio (pulling twice adds nothing)."""
-    from backend.cli.review import connection
-    from backend.prefs import labelstudio as pls
-
-    url, token = connection()
-    ws, store = _store()
-    try:
-        res = pls.pull_set(store, set_name, url, token)
-    except (ValueError, pls.LabelStudioError) as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            res = actions.pull_from_labelstudio(ctx, set_name)
+        except (ValueError, LabelStudioError) as exc:
+            common.fail(str(exc), code=2)
     if as_json:
         common.emit_json(res)
-    else:
-        typer.echo(
-            f"{res['annotations']} annotations: {res['new']} new, {res['updated']} "
-            f"updated, {res['unchanged']} unchanged; {len(res['skipped'])} skipped"
-        )
-        for s in res["skipped"][:10]:
-            typer.echo(f"  skipped annotation {s['annotation']}: {s['why']}")
+        return
+    typer.echo(
+        f"{res['annotations']} annotations: {res['new']} new, {res['updated']} "
+        f"updated, {res['unchanged']} unchanged; {len(res['skipped'])} skipped"
+    )
+    for s in res["skipped"][:10]:
+        typer.echo(f"  skipped annotation {s['annotation']}: {s['why']}")
 
 
 def dpo_fields(prefs: str, version: str | None) -> dict[str, Any]:
     """Spec fields of a DPO run on preference set `prefs` (for `ftstudio train --prefs`)."""
-    from backend.prefs.submit import prefs_train_fields
-
-    ws = common.workspace()
-    store = common.open_store(ws)
-    try:
-        return prefs_train_fields(store, ws, prefs, version)
-    except ValueError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            return launch.dpo_fields(ctx, prefs, version)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)

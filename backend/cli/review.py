@@ -1,18 +1,37 @@
 """`ftstudio review score|judge|push|pull|apply|webhook`: score, flag and review uncertain
-examples (Label Studio or here). The Label Studio token is read from settings
-(LABEL_STUDIO_API_KEY) or from the 0600 credentials file of the workspace's local server.
+examples (Label Studio or here). Every change is a review action (backend/review/actions.py,
+labelstudio_actions.py); this module parses options and prints results. The Label Studio
+token is read from settings (LABEL_STUDIO_API_KEY) or from the 0600 credentials file of the
+workspace's local server.
 """
 
 from __future__ import annotations
 
 import typer
 
+from backend.action import AlreadyDone
 from backend.cli import common
 from backend.cli.labelstudio import connection
+from backend.integrations.labelstudio.client import LabelStudioError
+from backend.jobs import read as jobs
+from backend.jobs.status import JobStatus
+from backend.review import actions, stats
+from backend.review import labelstudio_actions as ls_actions
+from backend.review.flagging import FlagPolicy
+from backend.store import review as rstore
 
 app = typer.Typer(
     no_args_is_help=True, help="Score, flag and review uncertain examples (Label Studio or here)."
 )
+
+
+def _queued(kind: str, job_id: str, detach: bool, as_json: bool) -> JobStatus:
+    """Wait for a job the action queued (or, with --detach, say it was queued)."""
+    if not detach:
+        return common.follow(job_id, quiet=as_json)
+    if not as_json:
+        typer.echo(f"queued {kind} job {job_id}")
+    return jobs.get(common.workspace(), job_id)
 
 
 @app.command("score")
@@ -38,47 +57,40 @@ def score(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Score every example of a dataset version (job kind `score`) not yet reviewed."""
-    from backend.review.scoring import choose_adapter, prepare_spec
-
-    ws = common.workspace()
-    store = common.open_store(ws)
-    try:
-        choice = choose_adapter(
-            store, model, adapter_path=adapter, base_only=base_only, root=ws.root
-        )
-        spec, n, ver = prepare_spec(
-            store,
-            ws,
-            dataset,
-            model,
-            adapter_path=choice.path,
-            version=version,
-            batch_size=batch_size,
-            only_unreviewed=not include_reviewed,
-        )
-    except (ValueError, OSError) as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            out = actions.launch_scoring(
+                ctx,
+                dataset,
+                model,
+                adapter_path=adapter,
+                base_only=base_only,
+                version=version,
+                batch_size=batch_size,
+                only_unreviewed=not include_reviewed,
+            )
+        except (ValueError, OSError) as exc:
+            common.fail(str(exc))
+    choice, ver = out["adapter"], out["version"]
     if not as_json:
         typer.echo(choice.describe())
-    status = common.run_job("score", spec, detach=detach, quiet=as_json)
+    status = _queued("score", out["job_id"], detach, as_json)
     if as_json:
         common.emit_json(
             {
                 "job_id": status.id,
                 "state": status.state,
-                "examples": n,
+                "examples": out["examples"],
                 "version_id": ver["id"],
                 "adapter": choice.path,
                 "adapter_run_id": choice.run_id,
-                "round": spec["round"],
+                "round": out["round"],
             }
         )
     else:
         typer.echo(
-            f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']}, "
-            f"round {spec['round']})"
+            f"{status.id}: {status.state} ({out['examples']} examples of {dataset} "
+            f"v{ver['number']}, round {out['round']})"
         )
 
 
@@ -100,57 +112,41 @@ def judge(
 ) -> None:
     """Have an LLM judge rate every example 1-10 (a second review signal, method judge_flaw
     = 10 - rating); flag with `review push --method judge_flaw`."""
-    from backend.review.judge import prepare_judge_spec
-
-    ws = common.workspace()
-    store = common.open_store(ws)
-    try:
-        spec, n, ver = prepare_judge_spec(
-            store,
-            ws,
-            dataset,
-            judge_model,
-            version=version,
-            only_unreviewed=not include_reviewed,
-            criteria=criteria,
-            base_url=base_url,
-            concurrency=concurrency,
-        )
-    except (ValueError, OSError) as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
-    status = common.run_job("quality-judge", spec, detach=detach, quiet=as_json)
+    with common.opened() as ctx:
+        try:
+            out = actions.launch_judge(
+                ctx,
+                dataset,
+                judge_model,
+                version=version,
+                only_unreviewed=not include_reviewed,
+                criteria=criteria,
+                base_url=base_url,
+                concurrency=concurrency,
+            )
+        except (ValueError, OSError) as exc:
+            common.fail(str(exc))
+    ver = out["version"]
+    status = _queued("quality-judge", out["job_id"], detach, as_json)
     if as_json:
         common.emit_json(
             {
                 "job_id": status.id,
                 "state": status.state,
-                "examples": n,
+                "examples": out["examples"],
                 "version_id": ver["id"],
                 "judge_model": judge_model,
-                "round": spec["round"],
+                "round": out["round"],
             }
         )
     else:
         typer.echo(
-            f"{status.id}: {status.state} ({n} examples of {dataset} v{ver['number']} judged "
-            f"by {judge_model}, round {spec['round']})"
+            f"{status.id}: {status.state} ({out['examples']} examples of {dataset} "
+            f"v{ver['number']} judged by {judge_model}, round {out['round']})"
         )
 
 
-def _make_batch(
-    store,
-    dataset: str,
-    top: int | None,
-    threshold: float | None,
-    percentile: float | None,
-    method: str,
-    qc_share: float,
-) -> dict:
-    from backend.review.flagging import FlagPolicy
-    from backend.store import review as rstore
-
+def _policy(top: int | None, threshold: float | None, percentile: float | None, qc: float):
     chosen = [
         (k, v)
         for k, v in (("top_k", top), ("threshold", threshold), ("percentile", percentile))
@@ -159,14 +155,16 @@ def _make_batch(
     if len(chosen) > 1:
         common.fail("choose one of --top, --threshold, --percentile")
     kind, value = chosen[0] if chosen else ("top_k", 20)
-    policy = FlagPolicy(kind=kind, value=value, qc_share=qc_share)
-    return rstore.create_batch(
-        store,
-        dataset=dataset,
-        score_job_id=rstore.latest_score_job(store, dataset, method),
-        policy=policy,
-        method=method,
-    )
+    return FlagPolicy(kind=kind, value=value, qc_share=qc)
+
+
+def _already(exc: AlreadyDone, as_json: bool) -> None:
+    """Say what was done before (exit 0): a double submission is not done twice."""
+    if as_json:
+        result = exc.result if isinstance(exc.result, dict) else {"result": exc.result}
+        common.emit_json({**result, "already_done": str(exc)})
+    else:
+        typer.echo(str(exc))
 
 
 @app.command("push")
@@ -183,17 +181,20 @@ def push(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Flag the latest scores of a dataset and push the batch to Label Studio."""
-    from backend.review import labelstudio as lsync
-
-    url, token = connection()
-    store = common.open_store(common.workspace())
-    try:
-        batch = _make_batch(store, dataset, top, threshold, percentile, method, qc_share)
-        result = lsync.push_batch(store, batch["id"], url, token, overlap_share=overlap)
-    except (ValueError, lsync.LabelStudioError) as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            policy = _policy(top, threshold, percentile, qc_share)
+            job = rstore.latest_score_job(ctx.store, dataset, method)
+            try:
+                batch = actions.create_batch(ctx, dataset, job, policy, method=method)
+            except AlreadyDone as done:  # flagged before: push that batch (once)
+                batch = {**done.result, "n_flagged": rstore.n_flagged(ctx.store, done.result["id"])}
+                batch["n_qc"] = len(rstore.batch_items(ctx.store, batch["id"])) - batch["n_flagged"]
+            result = ls_actions.push_batch(ctx, batch["id"], overlap_share=overlap)
+        except AlreadyDone as exc:
+            return _already(exc, as_json)
+        except (ValueError, LabelStudioError) as exc:
+            common.fail(str(exc))
     result.update(n_flagged=batch["n_flagged"], n_qc=batch["n_qc"])
     if as_json:
         common.emit_json(result)
@@ -214,23 +215,19 @@ def pull(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pull verdicts from Label Studio (idempotent), optionally applying them."""
-    from backend.review import labelstudio as lsync
-    from backend.store import review as rstore
-
-    url, token = connection()
-    store = common.open_store(common.workspace())
-    try:
-        batch_id = batch or rstore.latest_batch(store, dataset)["id"]
-        result = lsync.pull_batch(store, batch_id, url, token)
-        result["progress"] = lsync.progress(store, batch_id)
-        if apply:
-            applied = rstore.apply_batch(store, batch_id)
-            result["version"] = applied["version"]
-            result["counts"] = applied["counts"]
-    except (ValueError, lsync.LabelStudioError) as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
+    with common.opened() as ctx:
+        try:
+            batch_id = batch or rstore.latest_batch(ctx.store, dataset)["id"]
+            result = ls_actions.pull_batch(ctx, batch_id)
+            result["progress"] = stats.progress(ctx.store, batch_id)
+            if apply:
+                applied = actions.apply_batch(ctx, batch_id)
+                result["version"] = applied["version"]
+                result["counts"] = applied["counts"]
+        except AlreadyDone as exc:
+            result["already_done"] = str(exc)
+        except (ValueError, LabelStudioError) as exc:
+            common.fail(str(exc))
     if as_json:
         common.emit_json(result)
         return
@@ -241,6 +238,8 @@ def pull(
     )
     if "version" in result:
         typer.echo(f"new version v{result['version']['number']}: {result['version']['note']}")
+    if "already_done" in result:
+        typer.echo(result["already_done"])
 
 
 @app.command("apply")
@@ -250,19 +249,31 @@ def apply_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write the next dataset version from a batch's verdicts."""
-    from backend.store import review as rstore
+    with common.opened() as ctx:
+        try:
+            result = actions.apply_batch(
+                ctx, batch or rstore.latest_batch(ctx.store, dataset)["id"]
+            )
+        except AlreadyDone as exc:
+            return _already(exc, as_json)
+        except ValueError as exc:
+            common.fail(str(exc))
+    common.out(result, as_json, lambda r: f"v{r['version']['number']}: {r['version']['note']}")
 
-    store = common.open_store(common.workspace())
-    try:
-        result = rstore.apply_batch(store, batch or rstore.latest_batch(store, dataset)["id"])
-    except ValueError as exc:
-        common.fail(str(exc))
-    finally:
-        store.close()
-    if as_json:
-        common.emit_json(result)
-    else:
-        typer.echo(f"v{result['version']['number']}: {result['version']['note']}")
+
+def _pushed_projects(store, dataset: str | None) -> list[int]:
+    if store is None:
+        common.fail(
+            "a dashboard holds the database, so the pushed batches cannot be listed here: "
+            "pass --project ID (the Label Studio project of the batch)"
+        )
+    projects = [b["ls_project_id"] for b in rstore.batches(store, dataset) if b["ls_project_id"]]
+    if not projects:
+        common.fail(
+            f"no batch of {dataset or 'any dataset'} was pushed to Label Studio yet: "
+            "run `ftstudio review push` first"
+        )
+    return projects
 
 
 @app.command("webhook")
@@ -275,6 +286,9 @@ def webhook_cmd(
     ingest: bool = typer.Option(
         True, help="Also store arriving verdicts every few seconds unless a dashboard does."
     ),
+    remove: bool = typer.Option(
+        False, "--remove", help="Remove the studio's webhooks from the projects instead, and exit."
+    ),
 ) -> None:
     """Receive Label Studio annotations as they are made (ANNOTATION_CREATED/UPDATED), until
     Ctrl-C: the verdicts land in the review inbox, which the dashboard ingests live."""
@@ -282,7 +296,6 @@ def webhook_cmd(
     import threading
 
     from backend.integrations.labelstudio import webhook as hook
-    from backend.review import labelstudio as lsync
 
     url, token = connection()
     ws = common.workspace()
@@ -290,44 +303,37 @@ def webhook_cmd(
         projects = [int(p) for p in (project or "").split(",") if p.strip()]
     except ValueError:
         common.fail(f"--project takes comma-separated project ids, not {project!r}")
-    if not projects:
-        from backend.store import review as rstore
-
-        store = common.try_open_store(ws)
-        if store is None:
-            common.fail(
-                "a dashboard holds the database, so the pushed batches cannot be listed here: "
-                "pass --project ID (the Label Studio project of the batch)"
-            )
+    store = common.try_open_store(ws)  # None beside a dashboard: registered, not audited
+    try:
+        ctx = common.shell(store)
+        projects = sorted(set(projects or _pushed_projects(store, dataset)))
+        if remove:
+            for pid in projects:
+                n = ls_actions.delete_webhook(ctx, pid)
+                typer.echo(f"project {pid}: {n} webhook(s) removed")
+            return
         try:
-            projects = [
-                b["ls_project_id"] for b in rstore.batches(store, dataset) if b["ls_project_id"]
-            ]
-        finally:
-            store.close()
-        if not projects:
+            receiver = hook.Receiver(ws, port, reviewer_of=hook.user_emails(url, token))
+        except OSError as exc:
+            common.fail(f"cannot listen on 127.0.0.1:{port} ({exc}); choose another --port")
+        receiver.start()
+        typer.echo(f"url: {receiver.url}")
+        try:
+            for pid in projects:
+                done = ls_actions.register_webhook(ctx, pid, receiver)
+                how = "registered" if done["created"] else "already registered"
+                typer.echo(f"project {pid}: {how} (webhook {done['webhook_id']})")
+        except LabelStudioError as exc:
+            receiver.stop()
             common.fail(
-                f"no batch of {dataset or 'any dataset'} was pushed to Label Studio yet: "
-                "run `ftstudio review push` first"
+                f"{exc}\nA Label Studio refuses loopback webhooks unless started with "
+                "USE_DEFAULT_BANNED_SUBNETS=false (or SSRF_PROTECTION_ENABLED=false); the one "
+                "from `ftstudio labelstudio up` allows them once restarted (`labelstudio down`, "
+                "`up`)."
             )
-    try:
-        receiver = hook.Receiver(ws, port, reviewer_of=hook.user_emails(url, token))
-    except OSError as exc:
-        common.fail(f"cannot listen on 127.0.0.1:{port} ({exc}); choose another --port")
-    receiver.start()
-    typer.echo(f"url: {receiver.url}")
-    try:
-        for pid in sorted(set(projects)):
-            done = hook.register(url, token, pid, receiver.url, receiver.secret)
-            how = "registered" if done["created"] else "already registered"
-            typer.echo(f"project {pid}: {how} (webhook {done['webhook_id']})")
-    except lsync.LabelStudioError as exc:
-        receiver.stop()
-        common.fail(
-            f"{exc}\nA Label Studio refuses loopback webhooks unless started with "
-            "USE_DEFAULT_BANNED_SUBNETS=false (or SSRF_PROTECTION_ENABLED=false); the one from "
-            "`ftstudio labelstudio up` allows them once restarted (`labelstudio down`, `up`)."
-        )
+    finally:
+        if store is not None:
+            store.close()
     typer.echo(f"inbox: {hook.inbox_path(ws)}  (Ctrl-C stops)")
     # Ctrl-C / SIGTERM only set a flag: an interrupt raised inside a database call could be
     # swallowed there and leave the loop running.

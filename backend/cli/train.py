@@ -6,19 +6,24 @@
     ftstudio runs list --json
     ftstudio runs show RUN_ID --json
 
-Fields come from the run config's defaults, then `--config run.yaml` (any SFTRunConfig field),
-then the flags. Everything is validated before a job is queued (exit code 2 on a bad config).
+Fields come from the run config's defaults, then `--config run.yaml` (any field of the
+method's run config), then the flags. Everything is validated before a job is queued (exit
+code 2 on a bad config). Runs and sweeps are queued by backend.train.actions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from backend.action import Ctx
 from backend.cli import common
-from backend.train.config import ConfigError
+from backend.train import actions
 
 app = typer.Typer(no_args_is_help=True, help="List and inspect training runs.")
 
@@ -39,18 +44,25 @@ def _load_yaml(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def _dataset_fields(dataset: str, version: str | None) -> dict[str, Any]:
-    """A JSONL file path trains on that file; anything else is a dataset name in the store."""
-    from backend.train.launch import dataset_file, file_fields
+def _is_file(dataset: str | None) -> bool:
+    return bool(dataset) and dataset.endswith(".jsonl") and Path(dataset).is_file()
 
-    if dataset.endswith(".jsonl") and Path(dataset).exists():
-        return file_fields(Path(dataset))
-    ws = common.workspace()
-    store = common.open_store(ws)
+
+@contextmanager
+def _context(needs_store: bool) -> Iterator[Ctx]:
+    """The shell's action context: with the store when the command reads a dataset from it
+    (exits naming the process that holds it otherwise), else with the store only when this
+    process can hold it (beside a dashboard, the job folder records the launch)."""
+    if needs_store:
+        with common.opened() as ctx:
+            yield ctx
+        return
+    store = common.try_open_store(common.workspace())
     try:
-        return dataset_file(store, ws, dataset, version)
+        yield common.shell(store)
     finally:
-        store.close()  # the job's ingest reopens it
+        if store is not None:
+            store.close()
 
 
 def build_fields(
@@ -61,8 +73,9 @@ def build_fields(
     max_steps: int | None,
     config: Path | None,
     version: str | None = None,
-    resolve=None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str, str | None]:
+    """Run fields from the YAML file and the flags; returns (fields, dataset, version) with
+    the data fields still to resolve."""
     fields = _load_yaml(config)
     for key, value in (
         ("base_model", base_model),
@@ -80,11 +93,26 @@ def build_fields(
         common.fail("--dataset is required (a dataset name, or a .jsonl file)", code=2)
     if not fields.get("base_model"):
         common.fail("--base-model is required (a local model folder)", code=2)
-    try:
-        fields.update(resolve() if resolve else _dataset_fields(dataset, version))
-    except ConfigError as exc:
-        common.fail(str(exc), code=2)
-    return fields
+    return fields, dataset, version
+
+
+def _queue(
+    fields: dict[str, Any],
+    dataset: str,
+    version: str | None,
+    start: Callable[[Ctx, dict[str, Any]], Any],
+    resolve: Callable[[], dict[str, Any]] | None = None,
+) -> Any:
+    """Resolve the data fields and call `start(ctx, fields)`; a bad config exits with 2."""
+    if resolve is not None:
+        fields.update(resolve())  # opens and closes the store itself
+    with _context(needs_store=resolve is None and not _is_file(dataset)) as ctx:
+        try:
+            if resolve is None:
+                fields.update(actions.data_fields(ctx, dataset, version))
+            return start(ctx, fields)
+        except ValueError as exc:  # ConfigError, ActionError, PermissionDenied
+            common.fail(str(exc), code=2)
 
 
 def _summary(run_id: str) -> None:
@@ -107,7 +135,7 @@ def train_cmd(
     dataset: str = typer.Option(None, help="Dataset name (latest version) or a .jsonl file."),
     base_model: str = typer.Option(None, help="Local model folder (or hub id)."),
     version: str = typer.Option(None, help="Dataset version number or id (default: latest)."),
-    method: str = typer.Option(None, help="Training method (sft)."),
+    method: str = typer.Option(None, help="Training method: sft | dpo (default sft)."),
     quant: str = typer.Option(None, help="auto | 4bit | none."),
     max_steps: int = typer.Option(None, help="Stop after N optimiser steps."),
     config: Annotated[Path | None, typer.Option(help="YAML file of run config fields.")] = None,
@@ -115,32 +143,23 @@ def train_cmd(
     prefs: str = typer.Option(None, help="Preference set to train on (method dpo)."),
 ) -> None:
     """Train a LoRA/QLoRA adapter as a background job (waits for it unless --detach)."""
-    from backend.train.launch import make_config
-
+    resolve = None
     if prefs:  # DPO on a preference set version instead of a dataset
         from backend.cli.prefs import dpo_fields
 
         if method not in (None, "dpo"):
             common.fail(f"--prefs trains with method dpo, not {method}", code=2)
-        fields = build_fields(
-            prefs,
-            base_model,
-            "dpo",
-            quant,
-            max_steps,
-            config,
-            version,
-            resolve=lambda: dpo_fields(prefs, version),
-        )
-    else:
-        fields = build_fields(dataset, base_model, method, quant, max_steps, config, version)
-    try:
-        run_config = make_config(fields)
-    except ConfigError as exc:
-        common.fail(str(exc), code=2)
-    status = common.run_job("train", run_config, detach=detach)
-    if not detach:
-        _summary(status.id)
+        method, dataset = "dpo", prefs
+        resolve = partial(dpo_fields, prefs, version)
+    fields, dataset, version = build_fields(
+        dataset, base_model, method, quant, max_steps, config, version
+    )
+    job_id = _queue(fields, dataset, version, actions.start_run, resolve)
+    if detach:
+        typer.echo(f"queued train job {job_id}")
+        return
+    common.follow(job_id)
+    _summary(job_id)
 
 
 def sweep_cmd(
@@ -159,45 +178,43 @@ def sweep_cmd(
     detach: bool = typer.Option(False, help="Queue and return without waiting."),
 ) -> None:
     """Queue a sweep: a group of runs (grid / random) or one optuna job."""
-    from backend.jobs import worker
-    from backend.train.sweep import parse_values, submit_optuna, submit_sweep
+    from backend.train.sweep import parse_values
 
-    base = build_fields(dataset, base_model, None, quant, max_steps, config)
-    ws = common.workspace()
+    base, dataset, version = build_fields(dataset, base_model, None, quant, max_steps, config)
     try:
-        if mode == "optuna":
-            lrs = parse_values("learning_rate", lr) if lr else [1e-5, 1e-3]
-            ranks = parse_values("lora_r", rank) if rank else None
-            ids = [
-                submit_optuna(
-                    ws,
-                    base,
-                    n_trials=trials or 8,
-                    seed=seed,
-                    lr_range=(min(lrs), max(lrs)),
-                    ranks=ranks,
-                )
-            ]
-            group = ids[0]
-        else:
-            space = {
-                name: parse_values(name, text)
-                for name, text in (
-                    ("learning_rate", lr),
-                    ("lora_r", rank),
-                    ("batch_size", batch_size),
-                    ("epochs", epochs),
-                )
-                if text
-            }
-            group, ids = submit_sweep(ws, base, space, mode, trials, seed)
-    except ConfigError as exc:
+        lrs = parse_values("learning_rate", lr) if lr else None
+        space = {
+            name: parse_values(name, text)
+            for name, text in (
+                ("learning_rate", lr),
+                ("lora_r", rank),
+                ("batch_size", batch_size),
+                ("epochs", epochs),
+            )
+            if text
+        }
+    except ValueError as exc:
         common.fail(str(exc), code=2)
-    worker.ensure_worker(ws)
+
+    def start(ctx: Ctx, fields: dict[str, Any]) -> tuple[str, list[str]]:
+        if mode != "optuna":
+            return actions.start_sweep(ctx, fields, space, mode, trials, seed)
+        job_id = actions.start_optuna(
+            ctx,
+            fields,
+            n_trials=trials or 8,
+            seed=seed,
+            lr_range=(min(lrs), max(lrs)) if lrs else (1e-5, 1e-3),
+            ranks=space.get("lora_r"),
+        )
+        return job_id, [job_id]
+
+    group, ids = _queue(base, dataset, version, start)
     typer.echo(f"queued {len(ids)} job(s) in {group}")
     if detach:
         typer.echo("\n".join(ids))
         return
+    ws = common.workspace()
     failed = 0
     for job_id in ids:
         s = common.wait_with_progress(ws, job_id)

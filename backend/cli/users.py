@@ -6,8 +6,10 @@ import sys
 
 import typer
 
+from backend.action import AlreadyDone
 from backend.cli import common
 from backend.store import users
+from backend.users import actions as user_actions
 
 app = typer.Typer(no_args_is_help=True, help="Local accounts and roles.")
 
@@ -26,13 +28,14 @@ def add(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    store = common.open_store(common.workspace())
-    try:
-        added = users.add_user(store, username, password, role, email=email)
-    except users.UserError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    with common.opened(ingest=False) as ctx:
+        try:
+            added = user_actions.add_user(ctx, username, password, role, email=email)
+        except AlreadyDone as exc:
+            typer.echo(str(exc))
+            return
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
     linked = f", Label Studio e-mail {added['email']}" if added["email"] else ""
     typer.echo(f"added {username} ({role}){linked}")
 
@@ -40,26 +43,26 @@ def add(
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Accounts and roles."""
-    store = common.open_store(common.workspace())
-    rows = users.list_users(store)
-    store.close()
-    if as_json:
-        common.emit_json(rows)
-        return
-    for row in rows:
-        typer.echo(f"{row['username']:30} {row['role']:9} {row['email'] or '-'}")
+    with common.opened(ingest=False) as ctx:
+        rows = users.list_users(ctx.store)
+    common.out(
+        rows,
+        as_json,
+        lambda rs: "\n".join(f"{r['username']:30} {r['role']:9} {r['email'] or '-'}" for r in rs),
+    )
 
 
 @app.command("role")
 def role(username: str, new_role: str) -> None:
     """Change a user's role."""
-    store = common.open_store(common.workspace())
-    try:
-        users.set_role(store, username, new_role)
-    except users.UserError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    with common.opened(ingest=False) as ctx:
+        try:
+            user_actions.set_role(ctx, username, new_role)
+        except AlreadyDone as exc:
+            typer.echo(str(exc))
+            return
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
     typer.echo(f"{username} is now {new_role}")
 
 
@@ -73,13 +76,14 @@ def email_(
     that Label Studio account are recorded under the user name, those already pulled too."""
     if clear == bool(email):
         common.fail("give either an EMAIL or --clear", code=2)
-    store = common.open_store(common.workspace())
-    try:
-        moved = users.set_email(store, username, None if clear else email)
-    except users.UserError as exc:
-        common.fail(str(exc), code=2)
-    finally:
-        store.close()
+    with common.opened(ingest=False) as ctx:
+        try:
+            moved = user_actions.set_email(ctx, username, None if clear else email)
+        except AlreadyDone as exc:
+            typer.echo(str(exc))
+            return
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
     what = f"now {moved['email']}" if moved["email"] else "cleared"
     typer.echo(
         f"{username}: Label Studio e-mail {what}; re-attributed {moved['reviews']} verdicts, "

@@ -1,42 +1,33 @@
 """Judge quality: an LLM rates the window's (prompt, response) pairs 1-10, against its rating
 of the newest run's held-out examples (the training-time value).
 
-When a monitor names a `judge_model`, each drift check also queues `quality-judge` jobs (the
-submitter writes the pairs to a JSONL file named in the spec; the job never opens DuckDB): one
-over the window's prompts that came with responses and, once per run and judge model, one over
-that run's held-out split (its training rows when it held none out). The endpoint and key come
-from Settings (OPENAI_BASE_URL / OPENAI_API_KEY) when the job runs; no key is ever in a spec.
-Each job asks for `{"score": 1-10, "rationale": ...}` with a JSON schema through the synth
-provider (retries on 429/5xx/timeouts) and writes scores.jsonl rows (method `judge`), ingested
-into `scores`. When both jobs have ended, `settle` writes a drift_reports row:
-  quality_judge  statistic = mean judge score on the window,
-                 threshold = training-time mean x (1 - margin); verdict `drift` when below.
+This module is the job runner and its pure helpers; it never opens DuckDB (the submitter
+side, which reads the store, is backend/drift/judging.py). When a monitor names a
+`judge_model`, each drift check also queues `quality-judge` jobs over a JSONL file of pairs
+named in the spec: the window's prompts that came with responses and, once per run and judge
+model, that run's held-out split. The endpoint and key come from Settings (OPENAI_BASE_URL /
+OPENAI_API_KEY) when the job runs; no key is ever in a spec. Each job asks for
+`{"score": 1-10, "rationale": ...}` with a JSON schema through the synth provider (retries on
+429/5xx/timeouts) and writes scores.jsonl rows (method `judge`), ingested into `scores`.
 
 The Review page runs the same job kind over a dataset version as a second review signal
-(backend/review/judge.py): method `judge_flaw` (10 minus the rating, so the flagging policies'
-"higher is less certain" holds) with the dataset, version and round on every row.
+(`launch_judge` in backend/review/actions.py): method `judge_flaw` (10 minus the rating, so
+the flagging policies' "higher is less certain" holds) with the dataset, version and round on
+every row.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 
-from backend.auth import Actor
-from backend.drift.monitors import QualityConfig
-from backend.jobs import queue
 from backend.jobs.context import JobContext
-from backend.jobs.kinds import JobSpec, SpecError
-from backend.jsonl import done_keys, write_jsonl
-from backend.store import monitoring as mon
-from backend.store.db import Store
-from backend.workspace import Workspace
+from backend.jobs.kinds import JobSpec
+from backend.jsonl import done_keys
 
 METHOD = "quality_judge"
 OUTPUT = "scores.jsonl"
@@ -196,120 +187,3 @@ async def _run(ctx: JobContext, spec: QualityJudgeSpec) -> None:
             f"the judge gave no score for any of {len(todo)} pairs; see the warnings in the "
             "job's events (endpoint errors or replies that are not 1-10 JSON scores)"
         )
-
-
-# submitter side ------------------------------------------------------------------------------
-
-
-def submit(
-    store: Store,
-    ws: Workspace,
-    monitor: dict,
-    check_id: str,
-    records: list[dict],
-    cfg: QualityConfig,
-    *,
-    seed: int = 0,
-    actor: Actor | None = None,
-) -> dict:
-    """Queue the quality-judge jobs of a check. Returns {} (no judge configured),
-    {"judge_jobs": [...]} or {"judge": why none}; never fails the drift check."""
-    from backend.config import Settings
-    from backend.drift.quality import _sample, training_examples, window_examples
-    from backend.drift.triggers import last_run
-
-    model = (cfg.judge_model or "").strip()
-    if not model:
-        return {}
-    settings = Settings()
-    if not settings.openai_base_url and settings.openai_api_key is None:
-        return {"judge": "no judge endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY) in Settings"}
-    answered = [r for r in records if r.get("response")]
-    if len(answered) < cfg.min_responses:
-        return {"judge": f"{len(answered)} prompts came with responses; need {cfg.min_responses}"}
-    run = last_run(store)
-    if run is None:
-        return {"judge": "no trained run yet: judge scores are compared with a run's held-out data"}
-    window = window_examples(answered, cfg.max_examples, seed)
-    jobs: list[str] = []
-    try:
-        base = mon.reusable_judge_baseline(store, run["id"], model)
-        if base is None:
-            examples, source = training_examples(store, run)
-            if not examples:
-                return {"judge": f"run {run['id']} has no examples with answers to judge"}
-            examples = _sample(examples, cfg.max_examples, seed)
-            tag = hashlib.sha256(model.encode()).hexdigest()[:8]
-            path = ws.root / "monitoring" / f"judge-baseline-{run['id']}-{tag}" / "examples.jsonl"
-            write_jsonl(path, examples)
-            spec = {"examples_path": str(path), "model": model}
-            base = {
-                "baseline_job_id": queue.submit(
-                    ws, "quality-judge", spec, group_id=check_id, actor=actor
-                ),
-                "baseline_source": source,
-                "n_baseline": len(examples),
-            }
-            jobs.append(base["baseline_job_id"])
-        path = ws.root / "monitoring" / check_id / "judge_window.jsonl"
-        write_jsonl(path, window)
-        spec = {"examples_path": str(path), "model": model}
-        window_job = queue.submit(ws, "quality-judge", spec, group_id=check_id, actor=actor)
-        jobs.append(window_job)
-    except (SpecError, ValueError, OSError) as exc:
-        for job_id in jobs:
-            queue.cancel(ws, job_id, actor=None)  # ours, queued a moment ago
-        return {"judge": f"not judged: {exc}"}
-    mon.record_judge(
-        store,
-        check_id=check_id,
-        monitor_id=monitor["id"],
-        run_id=run["id"],
-        judge_model=model,
-        window_job_id=window_job,
-        baseline_job_id=base["baseline_job_id"],
-        baseline_source=base["baseline_source"],
-        n_window=len(window),
-        n_baseline=base["n_baseline"],
-        margin=cfg.judge_margin,
-    )
-    return {"judge_jobs": jobs, "judge_run": run["id"]}
-
-
-def settle(store: Store, check: dict) -> str:
-    """'pending' while a judge job of the check is unfinished, 'none' without a judge;
-    otherwise write the quality_judge report (when both jobs succeeded) and return 'done'."""
-    q = mon.judge_of(store, check["id"])
-    if q is None:
-        return "none"
-    states = (q["window_state"], q["baseline_state"])
-    if any(s not in mon.FINISHED for s in states):
-        return "pending"
-    if states != ("succeeded", "succeeded"):
-        return "done"  # a failed judge job says why on Jobs; the other verdicts stand
-    window = mon.score_means(store, q["window_job_id"]).get("judge")
-    base = mon.score_means(store, q["baseline_job_id"]).get("judge")
-    if window is None or base is None:
-        return "done"
-    threshold = base["mean"] * (1 - q["margin"])
-    details: dict[str, Any] = {
-        "training_mean": base["mean"],
-        "margin": q["margin"],
-        "baseline_source": q["baseline_source"],
-        "run_id": q["run_id"],
-        "model": q["judge_model"],
-        "window_job": q["window_job_id"],
-        "baseline_job": q["baseline_job_id"],
-        "unit": "judge score (1-10)",
-    }
-    row = {
-        "method": METHOD,
-        "statistic": window["mean"],
-        "threshold": threshold,
-        "verdict": "drift" if window["mean"] < threshold else "ok",
-        "n_reference": base["n"],
-        "n_window": window["n"],
-        "details": details,
-    }
-    mon.add_reports(store, check, [row])
-    return "done"

@@ -199,3 +199,8 @@ def parse_config(data: dict | str | None) -> MonitorConfig:
     if isinstance(data, str):
         return MonitorConfig.model_validate_json(data)
     return MonitorConfig.model_validate(data)
+
+
+def config_of(monitor: dict) -> MonitorConfig:
+    """The parsed config of a monitor row (the store keeps it as a plain dict)."""
+    return parse_config(monitor["config"])

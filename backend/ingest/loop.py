@@ -1,6 +1,9 @@
 """The dashboard's ingestion loop: a background thread that records jobs whose process is gone,
 starts a worker whenever jobs are queued and none runs, ingests job folders and the review
-inbox into the database, then runs the steps that follow new data (`after_tick`)."""
+inbox into the database, applies the monitors' trigger rules to what arrived (finished drift
+checks -> alerts and retraining plans, approved plans moved on; as the trusted system actor,
+so pages never run them while they draw), then runs the steps that follow new data
+(`after_tick`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from backend.action import Ctx
+from backend.config import Settings
+from backend.drift import actions as monitoring
 from backend.ingest.jobs import IngestReport, ingest_all
 from backend.jobs import queue, worker
 from backend.store.db import Store
@@ -27,8 +33,10 @@ class Ingestor:
         interval_s: float = 2.0,
         stale_after_s: float = 30.0,
         after_tick: Callable[[], object] | None = None,
+        settings: Settings | None = None,
     ):
         self.store, self.ws, self.interval_s = store, ws, interval_s
+        self.ctx = Ctx(store, ws, settings or Settings(), monitoring.SYSTEM)
         self.after_tick = after_tick
         self.stale_after_s = stale_after_s
         self.last_report: IngestReport | None = None
@@ -45,9 +53,20 @@ class Ingestor:
                 worker.ensure_worker(self.ws)
             report = ingest_all(self.store, self.ws)
             self.last_report, self.passes = report, self.passes + 1
-            if self.after_tick is not None:
-                self.after_tick()
+            errors = []
+            for step in (self.apply_rules, self.after_tick):
+                try:  # one failing step never stops the other
+                    if step is not None:
+                        step()
+                except Exception as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
             return report
+
+    def apply_rules(self) -> list[dict]:
+        """The monitors' trigger rules over what this pass ingested; returns fired alerts."""
+        return monitoring.apply_rules(self.ctx)
 
     def start(self) -> Ingestor:
         if self._thread is None:

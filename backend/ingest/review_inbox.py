@@ -1,13 +1,14 @@
 """Ingest Label Studio webhook deliveries from the receiver's inbox into the reviews table.
 
 The inbox (backend/integrations/labelstudio/webhook.py writes it; that process never opens
-the database) is tailed by byte offset like a job's JSONL, its offset kept in `ingest_offsets`
-under the key `@review-webhooks` (no job has that id). Only complete lines are read, so a torn last line
-waits. Each annotation goes through the same `parse_annotation` and `upsert_reviews` as a pull
-(id `ls:<annotation id>`), so a delivery, a pull and a repeated delivery store it once; an
-older delivery never overwrites a newer verdict. ANNOTATIONS_DELETED drops those verdicts
-unless their batch was applied. A bad line is reported and skipped; the
-offset moves only after the verdicts are stored, so a failure retries the same lines.
+the database) is tailed by byte offset like a job's JSONL, its offset kept in
+`ingest_offsets` under the key `@review-webhooks` (no job has that id). Only complete lines
+are read, so a torn last line waits. Each annotation goes through the same `parse_annotation`
+and `upsert_reviews` as a pull (id `ls:<annotation id>`), so a delivery, a pull and a repeated
+delivery store it once; an older delivery never overwrites a newer verdict.
+ANNOTATIONS_DELETED drops those verdicts unless their batch was applied. A bad line is
+reported and skipped; the offset moves only after the verdicts are stored, so a failure
+retries the same lines.
 
 Once everything in it is stored and it has grown past `ROTATE_BYTES`, the inbox is copied to
 `inbox.jsonl.1` and emptied in place under the receivers' file lock (same file, so a delivery

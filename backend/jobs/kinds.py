@@ -38,7 +38,7 @@ KINDS: dict[str, Kind] = {
         resource="cpu",
     ),
     "train": Kind(
-        spec="backend.train.config:SFTRunConfig",
+        spec="backend.train.config:RunConfig",
         run="backend.train.sft:run_train",
         resource="gpu",
         outputs={

@@ -16,6 +16,16 @@ from pydantic import BaseModel
 
 from backend.auth import Actor, require
 from backend.jobs.kinds import LIMITS, SpecError, kind_info, validate_spec
+from backend.jobs.read import (  # noqa: F401  (readers' names, kept importable from here)
+    JobError,
+    _ended,
+    get,
+    job_ids,
+    list_jobs,
+    observe,
+    read_spec,
+    wait,
+)
 from backend.jobs.status import (
     RESUMABLE,
     TERMINAL,
@@ -25,13 +35,10 @@ from backend.jobs.status import (
     now,
     process_alive,
     read_status,
+    update_status,
     write_status,
 )
 from backend.workspace import Workspace, atomic_write_text
-
-
-class JobError(RuntimeError):
-    """A job operation that cannot be done (unknown id, wrong state)."""
 
 
 def new_job_id(kind: str) -> str:
@@ -121,90 +128,19 @@ def _enqueue(ws: Workspace, job_id: str) -> None:
     atomic_write_text(marker, job_id)
 
 
-def read_spec(job_dir: Path) -> tuple[str, dict[str, Any]]:
-    path = Path(job_dir) / "spec.json"
-    try:
-        data = json.loads(path.read_text())
-        return data["kind"], data["spec"]
-    except FileNotFoundError as exc:
-        raise JobStatusError(f"{path} is missing") from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise JobStatusError(f"{path} is corrupt: {exc}") from exc
-
-
-def job_ids(ws: Workspace) -> list[str]:
-    if not ws.jobs.exists():
-        return []
-    return sorted(p.name for p in ws.jobs.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def list_jobs(ws: Workspace) -> list[JobStatus | JobStatusError]:
-    """Every job's status (oldest first); a running job whose process is gone reads as
-    interrupted (nothing is written).
-
-    An unreadable status.json comes back as the JobStatusError that says why.
-    """
-    out: list[JobStatus | JobStatusError] = []
-    for job_id in job_ids(ws):
-        try:
-            out.append(observe(ws, read_status(ws.job_dir(job_id))))
-        except JobStatusError as exc:
-            out.append(exc)
-    return out
-
-
-def get(ws: Workspace, job_id: str) -> JobStatus:
-    job_dir = ws.job_dir(job_id)
-    if not job_dir.is_dir():
-        raise JobError(f"no job {job_id!r} in {ws.jobs}")
-    return observe(ws, read_status(job_dir))
-
-
-def _ended(ws: Workspace, status: JobStatus, stale_after_s: float | None) -> JobStatus | None:
-    """A copy of a running job's status as it really stands when its process is gone (or its
-    heartbeat is stale): interrupted, or cancelled when a cancel was asked. None otherwise."""
-    if status.state != JobState.running:
-        return None
-    dead = status.pid is not None and not process_alive(status.pid, status.pid_start)
-    stale = (
-        stale_after_s is not None
-        and status.heartbeat is not None
-        and now() - status.heartbeat > stale_after_s
-    )
-    if not (dead or stale):
-        return None
-    ended = status.model_copy()
-    cancelled = (ws.job_dir(status.id) / "cancel").exists()
-    ended.state = JobState.cancelled if cancelled else JobState.interrupted
-    ended.error = status.error or (
-        "cancelled"
-        if cancelled
-        else "the job's process stopped without finishing (killed, or the machine restarted); "
-        "resume it to continue from its last checkpoint"
-        if dead
-        else f"no heartbeat for {now() - (status.heartbeat or 0):.0f}s"
-    )
-    ended.finished = status.finished or now()
-    return ended
-
-
-def observe(ws: Workspace, status: JobStatus, stale_after_s: float | None = None) -> JobStatus:
-    """How a job stands, for a reader: a running job whose process is gone reads as
-    interrupted. Never writes: the ingestion loop and the worker record it (`reconcile_one`)."""
-    return _ended(ws, status, stale_after_s) or status
-
-
 def reconcile_one(
     ws: Workspace, status: JobStatus, stale_after_s: float | None = 30.0
 ) -> JobStatus:
     """Record a running job whose process is gone (or whose heartbeat is stale) as
-    interrupted. Called by the ingestion loop, the worker and cancel: never by a reader."""
-    ended = _ended(ws, status, stale_after_s)
-    if ended is None:
+    interrupted. Called by the ingestion loop, the worker and cancel: never by a reader. The
+    check is made again under the job's lock, so a job that wrote its own end meanwhile keeps
+    it."""
+    if _ended(ws, status, stale_after_s) is None:
         return status
-    write_status(ws.job_dir(status.id), ended)
-    _drop_marker(ws.running, status.id)
-    return ended
+    after = update_status(ws.job_dir(status.id), lambda now_: _ended(ws, now_, stale_after_s))
+    if after.state != JobState.running:
+        _drop_marker(ws.running, status.id)
+    return after
 
 
 def reconcile(ws: Workspace, stale_after_s: float = 30.0) -> None:
@@ -294,10 +230,15 @@ def cancel(
     atomic_write_text(job_dir / "cancel", json.dumps({"by": _who(actor), "t": now()}))
     if status.state == JobState.queued:
         _drop_marker(ws.pending, job_id)
-        status = read_status(job_dir)
-        if status.state == JobState.queued:
-            status.state, status.finished, status.error = JobState.cancelled, now(), "cancelled"
-            write_status(job_dir, status)
+
+        def cancel_queued(current: JobStatus) -> JobStatus | None:
+            if current.state != JobState.queued:
+                return None  # a worker claimed it meanwhile: signalled below
+            current.state, current.finished, current.error = JobState.cancelled, now(), "cancelled"
+            return current
+
+        status = update_status(job_dir, cancel_queued)
+        if status.state == JobState.cancelled:
             return status
     pid = status.pid
     if pid and process_alive(pid, status.pid_start):
@@ -330,26 +271,17 @@ def resume(ws: Workspace, job_id: str, actor: Actor | None = None) -> JobStatus:
             f"{', '.join(sorted(RESUMABLE))} jobs can be resumed"
         )
     (job_dir / "cancel").unlink(missing_ok=True)
-    status.state, status.error, status.finished = JobState.queued, None, None
-    status.attempt += 1
-    status.pid = status.pid_start = status.exit_code = None
-    status.submitted_by = _who(actor)
-    write_status(job_dir, status)
+
+    def requeue(current: JobStatus) -> JobStatus:
+        current = _ended(ws, current, None) or current  # a dead "running" job is interrupted
+        if current.state not in RESUMABLE:
+            raise JobError(f"job {job_id} is {current.state} already")
+        current.state, current.error, current.finished = JobState.queued, None, None
+        current.attempt += 1
+        current.pid = current.pid_start = current.exit_code = None
+        current.submitted_by = _who(actor)
+        return current
+
+    status = update_status(job_dir, requeue)
     _enqueue(ws, job_id)
     return status
-
-
-def wait(
-    ws: Workspace, job_id: str, poll_s: float = 0.5, timeout_s: float | None = None, on_status=None
-) -> JobStatus:
-    """Block until the job ends, calling `on_status(status)` at each poll."""
-    deadline = None if timeout_s is None else time.time() + timeout_s
-    while True:
-        status = observe(ws, read_status(ws.job_dir(job_id)), stale_after_s=30.0)
-        if on_status:
-            on_status(status)
-        if status.state in TERMINAL:
-            return status
-        if deadline and time.time() > deadline:
-            raise TimeoutError(f"job {job_id} still {status.state} after {timeout_s}s")
-        time.sleep(poll_s)

@@ -6,8 +6,11 @@ corrupt file raises `JobStatusError` naming the file and the problem.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
@@ -101,8 +104,35 @@ def read_status(job_dir: Path) -> JobStatus:
         raise JobStatusError(f"{path} is corrupt ({first}); the job's state is unknown") from exc
 
 
+@contextmanager
+def status_lock(job_dir: Path) -> Iterator[None]:
+    """The job's status lock (an flock on `.status.lock`): held by every writer, so two
+    writers (the job, the worker, a cancel, the ingestion loop) never interleave a read and a
+    write of status.json. Readers need no lock: the file is replaced atomically."""
+    with open(Path(job_dir) / ".status.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def write_status(job_dir: Path, status: JobStatus) -> None:
-    atomic_write_text(Path(job_dir) / "status.json", status.model_dump_json(indent=1))
+    """Replace status.json with `status` under the job's lock."""
+    with status_lock(job_dir):
+        atomic_write_text(Path(job_dir) / "status.json", status.model_dump_json(indent=1))
+
+
+def update_status(job_dir: Path, change: Callable[[JobStatus], JobStatus | None]) -> JobStatus:
+    """Read, change and write status.json as one step under the job's lock: `change` gets the
+    status as it is now and returns the new one (None: leave it). Returns the status after."""
+    with status_lock(job_dir):
+        current = read_status(job_dir)
+        new = change(current.model_copy())
+        if new is None:
+            return current
+        atomic_write_text(Path(job_dir) / "status.json", new.model_dump_json(indent=1))
+        return new
 
 
 def now() -> float:

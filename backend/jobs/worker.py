@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from backend.jobs import queue
-from backend.jobs.status import JobState, JobStatusError, now, read_status, write_status
+from backend.jobs.status import JobState, JobStatus, JobStatusError, now, update_status
 from backend.workspace import Workspace
 
 
@@ -92,7 +92,10 @@ def ensure_worker(ws: Workspace, idle_exit_s: float = 300.0) -> bool:
 
 def _spawn(ws: Workspace, job_id: str) -> subprocess.Popen:
     job_dir = ws.job_dir(job_id)
-    log = open(job_dir / "log.txt", "ab")
+    # the log may hold prompts and paths: readable by the studio's user only
+    log = os.fdopen(
+        os.open(job_dir / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend.jobs.run", str(ws.root), job_id],
         stdin=subprocess.DEVNULL,
@@ -108,21 +111,24 @@ def _spawn(ws: Workspace, job_id: str) -> subprocess.Popen:
 def _finish(ws: Workspace, job_id: str, code: int) -> None:
     """After a job's process exits: a job that did not write its own end is interrupted."""
     job_dir = ws.job_dir(job_id)
+
+    def end(status: JobStatus) -> JobStatus | None:
+        if status.state == JobState.queued:  # resumed already: not ours to end
+            return None
+        status.exit_code = code
+        if status.state == JobState.running:
+            cancelled = (job_dir / "cancel").exists()
+            status.state = JobState.cancelled if cancelled else JobState.interrupted
+            status.error = (
+                "cancelled" if cancelled else f"the job's process exited with code {code}"
+            )
+            status.finished = now()
+        return status
+
     try:
-        status = read_status(job_dir)
+        update_status(job_dir, end)
     except JobStatusError:
-        queue.release(ws, job_id)
-        return
-    if status.state == JobState.queued:  # resumed already: the new attempt is not ours to end
-        queue.release(ws, job_id)
-        return
-    status.exit_code = code
-    if status.state == JobState.running:
-        cancelled = (job_dir / "cancel").exists()
-        status.state = JobState.cancelled if cancelled else JobState.interrupted
-        status.error = "cancelled" if cancelled else f"the job's process exited with code {code}"
-        status.finished = now()
-    write_status(job_dir, status)
+        pass
     queue.release(ws, job_id)
 
 

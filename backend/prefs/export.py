@@ -1,5 +1,7 @@
-"""Preference pairs in and out: TRL's DPO format (prompt / chosen / rejected, conversational or
-plain), pairs from stored judgements, and imports of HH-RLHF transcripts, DPO JSONL and ratings.
+"""Preference pairs in and out: the one stored shape of a pair (conversational turns, keyed by
+its content hash, see `version_rows`), TRL's DPO format (prompt / chosen / rejected,
+conversational or plain), pairs from stored judgements, and imports of HH-RLHF transcripts, DPO
+JSONL and ratings. Pure functions and file writes: the actions store what they return.
 
 Exports keep only decided pairs: ties, both-bad, a judge's inconsistent verdicts, analysts who
 disagree and pairs whose chosen and rejected texts are identical are dropped and counted.
@@ -11,17 +13,98 @@ Imports check every row first and raise `InvalidPairs` naming the bad lines: not
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from backend.store.prefs import InvalidPairs, normalise_pair
-
 FORMATS = ("hh-rlhf", "dpo-jsonl", "ratings")
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 _ROLE = {"Human": "user", "Assistant": "assistant"}
+
+
+class InvalidPairs(ValueError):
+    """Preference pairs that failed validation; the message names the first bad rows."""
+
+    def __init__(self, problems: list[tuple[int, str]], total: int, where: str = "row"):
+        self.problems = problems
+        shown = "; ".join(f"{where} {i}: {why}" for i, why in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(
+            f"{len(problems)} of {total} rows are invalid, nothing was stored: {shown}{more}"
+        )
+
+
+# --- pairs: the one shape stored ------------------------------------------------------------
+
+
+def _turns(value: Any, what: str, role: str | None = None) -> list[dict]:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{what} is empty")
+        return [{"role": role or "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{what} must be text or a non-empty list of {{role, content}} turns")
+    turns = []
+    for i, m in enumerate(value, 1):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("content"), str)
+            or m.get("role") not in ("system", "user", "assistant")
+        ):
+            raise ValueError(f"{what} turn {i} needs a role (system/user/assistant) and text")
+        turns.append({"role": m["role"], "content": m["content"]})
+    return turns
+
+
+def normalise_pair(row: Any) -> dict:
+    """A {prompt, chosen, rejected} row in conversational form; ValueError says what is wrong.
+    Identical chosen and rejected is an error: such a pair teaches nothing."""
+    if not isinstance(row, dict):
+        raise ValueError("not an object with prompt, chosen and rejected")
+    for key in ("prompt", "chosen", "rejected"):
+        if key not in row:
+            raise ValueError(f"missing {key!r}")
+    prompt = _turns(row["prompt"], "prompt")
+    chosen = _turns(row["chosen"], "chosen", "assistant")
+    rejected = _turns(row["rejected"], "rejected", "assistant")
+    if chosen == rejected:
+        raise ValueError("chosen and rejected are identical")
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "origin": row.get("origin")}
+
+
+def pair_id(pair: dict) -> str:
+    """The content hash of a pair: the same prompt, chosen and rejected is the same pair."""
+    body = json.dumps(
+        [pair["prompt"], pair["chosen"], pair["rejected"]],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def version_rows(rows: list[dict]) -> tuple[list[dict], str, int]:
+    """What a new preference set version stores: (unique pairs, each with its `id`, in order;
+    the version hash over their ids; duplicates dropped). InvalidPairs names bad rows
+    (1-based) and nothing is returned unless every row is good."""
+    clean, problems = [], []
+    for n, row in enumerate(rows, 1):
+        try:
+            clean.append(normalise_pair(row))
+        except ValueError as exc:
+            problems.append((n, str(exc)))
+    if problems:
+        raise InvalidPairs(problems, len(rows))
+    unique: dict[str, dict] = {}
+    for p in clean:
+        unique.setdefault(pair_id(p), p)
+    pairs = [{**p, "id": pid} for pid, p in unique.items()]
+    digest = hashlib.sha256("\n".join(unique).encode()).hexdigest()
+    return pairs, digest, len(clean) - len(pairs)
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -43,6 +126,25 @@ def dpo_row(pair: dict, conversational: bool = True) -> dict:
         "chosen": _plain(pair["chosen"]),
         "rejected": _plain(pair["rejected"]),
     }
+
+
+def write_dpo_jsonl(pairs: list[dict], path: Path, *, conversational: bool = True) -> int:
+    """Write TRL DPO rows to `path` atomically (temp name, then replace); return the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for p in pairs:
+            fh.write(json.dumps(dpo_row(p, conversational), ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(pairs)
+
+
+def dpo_jsonl(pairs: list[dict], *, conversational: bool = True) -> str:
+    """The TRL DPO JSONL text of `pairs` (for a download)."""
+    return "".join(json.dumps(dpo_row(p, conversational), ensure_ascii=False) + "\n" for p in pairs)
 
 
 def _majority(verdicts: list[str]) -> str | None:

@@ -1,5 +1,6 @@
-"""Label Studio as a second channel for comparison sets: push a set as a project, pull the
-analysts' judgements back.
+"""Label Studio as a second channel for comparison sets: a set as a project, the analysts'
+annotations back as judgements. Only the Label Studio side: the actions
+(backend/prefs/actions.py) check roles, claim the push, and store what comes back.
 
 Pairwise sets use the Pairwise tag (left = response A, right = response B, shown under blind
 labels only) plus a Choices for "Tie" / "Both bad"; a Choices answer wins over a click on a side.
@@ -7,10 +8,11 @@ Ranking sets use a List of the N answers with a Ranker (drag into order, best fi
 Ranker's result lists item ids in the new order, and untouched lists are saved in display order.
 Sources never leave the studio: a task carries the prompt, the texts and the item id.
 
-Pull reads the full JSON export (annotation ids, authors and times), turns every annotation into
-a human judgement keyed `ls:<project>:<annotation>` with the annotator's email (or username),
-and writes them in one transaction only after all were parsed and checked, so pulling twice
-adds nothing, an edited annotation updates its row, and a failed pull changes nothing.
+A pull reads the full JSON export (annotation ids, authors and times) and turns every
+annotation into a human judgement keyed `ls:<project>:<annotation>` with the annotator's email
+(or username); the action writes them in one transaction only after all were parsed and
+checked, so pulling twice adds nothing, an edited annotation updates its row, and a failed
+pull changes nothing.
 """
 
 from __future__ import annotations
@@ -18,19 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from backend.auth import Actor
 from backend.integrations.labelstudio.client import LabelStudioError, call, client, full_export
-from backend.store import prefs as S
-from backend.store import prefs_ls as L
-from backend.store.db import Store
 
 __all__ = [
     "LabelStudioError",
     "label_config",
-    "push_set",
-    "pull_set",
+    "create_project",
+    "fetch_annotations",
     "parse_annotation",
-    "project_link",
+    "task_payload",
 ]
 
 TIE, BOTH_BAD = "Tie", "Both bad"
@@ -87,29 +85,12 @@ def task_payload(item: dict, mode: str) -> dict:
     return {"data": data}
 
 
-def push_set(
-    store: Store,
-    set_name: str,
-    url: str,
-    token: str,
-    *,
-    raters: int = 2,
-    actor: Actor | None = None,
-) -> dict:
-    """Create a project for the comparison set and import every item as a task.
+def create_project(url: str, token: str, cs: dict, items: list[dict], *, raters: int = 2) -> dict:
+    """Create the project of comparison set `cs` and import each item as a task; returns
+    {project_id, task_ids: {item id: task id}}. LabelStudioError when Label Studio fails.
 
     The set's overlap share becomes the project's overlap cohort: that share of tasks is
     asked of `raters` annotators, so agreement can be measured as on the page."""
-    from backend.auth import require
-
-    require(actor, "rank")
-    cs = S.get_comparison_set(store, set_name)
-    if L.get_project(store, cs["id"]):
-        link = project_link(store, cs["id"])
-        raise ValueError(f"comparison set {cs['name']} is already in Label Studio: {link}")
-    items = S.set_items(store, cs["id"])
-    if not items:
-        raise ValueError(f"comparison set {cs['name']} has no items to push")
     n = max(len(i["responses"]) for i in items)
     ls = client(url, token)
     overlap = float(cs["overlap"])
@@ -129,21 +110,7 @@ def push_set(
     tasks = [task_payload(i, cs["mode"]) for i in items]
     call("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
     listed = call("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
-    task_ids = {t.data["item_id"]: t.id for t in listed}
-    L.set_project(store, cs["id"], url.rstrip("/"), project.id, task_ids)
-    return {
-        "set": cs["name"],
-        "mode": cs["mode"],
-        "project_id": project.id,
-        "tasks": len(task_ids),
-        "url": f"{url.rstrip('/')}/projects/{project.id}/data",
-    }
-
-
-def project_link(store: Store, set_id: str) -> str | None:
-    """The project's data manager URL of a pushed set, or None."""
-    p = L.get_project(store, set_id)
-    return f"{p['url']}/projects/{p['project_id']}/data" if p else None
+    return {"project_id": project.id, "task_ids": {t.data["item_id"]: t.id for t in listed}}
 
 
 def _annotator(completed_by: Any, users: dict[int, dict]) -> str:
@@ -187,31 +154,25 @@ def parse_annotation(ann: dict, mode: str, n_responses: int) -> tuple[str, list[
     return "ranking", [ids.index(x) for x in order]
 
 
-def pull_set(
-    store: Store,
-    set_name: str,
+def fetch_annotations(
     url: str,
     token: str,
-    *,
-    actor: Actor | None = None,
+    project_id: int,
+    mode: str,
+    sizes: dict[str, int],
     on_stage: Callable[[str], None] | None = None,
 ) -> dict:
-    """Fetch the project's full JSON export and upsert its judgements (idempotent)."""
-    cs = S.get_comparison_set(store, set_name)
-    project = L.get_project(store, cs["id"])
-    if project is None:
-        raise ValueError(
-            f"comparison set {cs['name']} was not pushed to Label Studio yet: "
-            f"`ftstudio prefs push {cs['name']}`"
-        )
-    pid = project["project_id"]
+    """Every annotation of a project as a judgement row, from the full JSON export.
+
+    `sizes`: {item id: number of responses} of the set. Returns {rows, skipped, tasks}: rows
+    of {id, item_id, annotator, verdict, ranking, detail}, and the annotations left out with
+    why (skipped in Label Studio, no side picked, a task of another set...)."""
     ls = client(url, token)
     stage = on_stage or (lambda _s: None)
     stage("users")
     users = call("listing users", url, lambda: list(ls.users.list()))
     by_id = {u.id: {"email": u.email, "username": getattr(u, "username", None)} for u in users}
-    exported = full_export(ls, url, pid, stage)
-    sizes = {i["id"]: len(i["responses"]) for i in S.set_items(store, cs["id"])}
+    exported = full_export(ls, url, project_id, stage)
     rows, skipped = [], []
     for task in exported:
         item_id = (task.get("data") or {}).get("item_id")
@@ -225,20 +186,20 @@ def pull_set(
                 )
                 continue
             try:
-                verdict, ranking = parse_annotation(ann, cs["mode"], sizes[item_id])
+                verdict, ranking = parse_annotation(ann, mode, sizes[item_id])
             except ValueError as exc:
                 skipped.append({"annotation": ann.get("id"), "why": str(exc)})
                 continue
             rows.append(
                 {
-                    "id": f"ls:{pid}:{ann['id']}",
+                    "id": f"ls:{project_id}:{ann['id']}",
                     "item_id": item_id,
                     "annotator": _annotator(ann.get("completed_by"), by_id),
                     "verdict": verdict,
                     "ranking": ranking,
                     "detail": {
                         "channel": "label-studio",
-                        "project_id": pid,
+                        "project_id": project_id,
                         "task_id": task.get("id"),
                         "annotation_id": ann["id"],
                         "created": ann.get("created_at"),
@@ -246,13 +207,4 @@ def pull_set(
                     },
                 }
             )
-    stage("store")
-    counts = L.upsert_ls_judgements(store, cs["id"], rows, actor=actor)
-    return {
-        "set": cs["name"],
-        "project_id": pid,
-        "tasks": len(exported),
-        "annotations": len(rows),
-        "skipped": skipped,
-        **counts,
-    }
+    return {"rows": rows, "skipped": skipped, "tasks": len(exported)}

@@ -1,8 +1,9 @@
 """Comparison sets: which responses are shown side by side, in which order, to whom.
 
-Pure functions; `backend.store.prefs` stores what they return. Sources are ids such as a run id,
-`base:<model>` or `endpoint:<model>`; each maps prompts to its output. Items are blind (the page
-never shows a source) and positions are randomized with a seed, so a set is reproducible.
+Pure functions: the actions (backend/prefs/actions.py) check with them and `backend.store.prefs`
+stores what they return. Sources are ids such as a run id, `base:<model>` or `endpoint:<model>`;
+each maps prompts to its output. Items are blind (the page never shows a source) and positions
+are randomized with a seed, so a set is reproducible.
 
 >>> items = build_items({"r1": {"hi": "a"}, "r2": {"hi": "b"}}, mode="pairwise", seed=0)
 >>> sorted(r["source"] for r in items[0]["responses"])
@@ -122,15 +123,6 @@ def combine(first: str, second_swapped: str) -> str:
     verdict both times stands; anything else is 'inconsistent' and counts for nobody."""
     second = swap(second_swapped)
     return first if first == second else "inconsistent"
-
-
-def winner(responses: list[dict], verdict: str) -> str | None:
-    """The winning source of a pairwise verdict, or None (tie, both bad, inconsistent)."""
-    if verdict == "A":
-        return responses[0]["source"]
-    if verdict == "B":
-        return responses[1]["source"]
-    return None
 
 
 def check_verdict(

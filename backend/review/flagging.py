@@ -93,3 +93,22 @@ def share_at_or_above(scores: list[float], cut: float | None) -> float:
     if not scores or cut is None:
         return 0.0
     return sum(1 for s in scores if s >= cut) / len(scores)
+
+
+def batch_items(
+    scores: dict[str, float],
+    policy: FlagPolicy,
+    pending_qc: list[str],
+    *,
+    seed: int | str,
+) -> tuple[list[tuple[str, float | None, str]], int, int]:
+    """A review batch's items in review order, each (example_id, score, 'flagged' | 'qc'),
+    with the flagged and QC counts. The QC sample is the version's pending QC examples that
+    were not flagged, else a seeded random share of the rest."""
+    flagged = flag(scores, policy)
+    flagged_ids = {i for i, _ in flagged}
+    qc = [i for i in pending_qc if i not in flagged_ids] or qc_extra(
+        sorted(scores), flagged_ids, policy.qc_share, seed=seed
+    )
+    items = [(i, s, "flagged") for i, s in flagged] + [(i, scores.get(i), "qc") for i in qc]
+    return items, len(flagged), len(qc)

@@ -1,33 +1,25 @@
-"""Label Studio sync through label-studio-sdk 2.x: push a review batch, pull verdicts back.
+"""What a review batch looks like in Label Studio, as pure functions: the project (its
+labelling config and options), each task, and the verdicts read back from an export. The
+requests themselves go through backend/integrations/labelstudio/client.py; the actions
+(backend/review/labelstudio_actions.py) push and pull.
 
-Push creates a project whose labelling config shows the instruction and the response and asks
-accept / reject, issue categories and an optional corrected response. Each task carries a
-prediction whose score is the model's certainty exp(-uncertainty), and the project samples by
-lowest prediction score ("Uncertainty sampling"), so reviewers see the least certain first.
-A share of tasks goes to two reviewers (overlap) so agreement can be measured.
+The project's labelling config shows the instruction and the response and asks accept /
+reject, issue categories and an optional corrected response. Each task carries a prediction
+whose score is the model's certainty exp(-uncertainty), and the project samples by lowest
+prediction score ("Uncertainty sampling"), so reviewers see the least certain first. A share
+of tasks goes to two reviewers (overlap) so agreement can be measured.
 
-Pull reads the full JSON export (not JSON_MIN: it keeps annotation ids, authors and times),
-parses every annotation into a verdict keyed `ls:<annotation id>`, and only then writes them in
-one transaction, so a server that dies mid-pull raises `LabelStudioError` and changes nothing.
-The token is passed in by the caller at the point of use and never stored.
+A pull reads the full JSON export (not JSON_MIN: it keeps annotation ids, authors and times)
+and parses every annotation into a verdict keyed `ls:<annotation id>`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
-from backend.integrations.labelstudio.client import (
-    call,
-    client,
-    full_export,
-    reviewer_name,
-)
+from backend.integrations.labelstudio.client import reviewer_name
 from backend.review.verdicts import CATEGORIES
-from backend.store import review as rstore
-from backend.store.db import Store
-from backend.store.users import audited
 
 SAMPLING = "Uncertainty sampling"
 
@@ -109,54 +101,17 @@ def task_payload(item: dict, batch_id: str, model: str | None, method: str = "nl
     }
 
 
-@audited("edit_data", "review.push", "batch_id")
-def push_batch(
-    store: Store,
-    batch_id: str,
-    url: str,
-    token: str,
-    *,
-    overlap_share: float = 0.2,
-    reviewers_per_overlap: int = 2,
-) -> dict:
-    """Create a project for the batch and import its items as tasks with predictions."""
-    batch = rstore.get_batch(store, batch_id)
-    if batch["ls_project_id"]:
-        raise ValueError(
-            f"batch {batch_id} is already in Label Studio project "
-            f"{batch['ls_project_id']} at {batch['ls_url']}"
-        )
-    items = rstore.batch_items(store, batch_id)
-    if not items:
-        raise ValueError(f"batch {batch_id} has no items to push")
-    ls = client(url, token)
-    title = f"{batch['dataset']} review round {batch['round']} ({batch_id})"[:50]
-    project = call(
-        "creating the project",
-        url,
-        lambda: ls.projects.create(
-            title=title,
-            label_config=label_config(notes=batch["method"].startswith("judge")),
-            sampling=SAMPLING,
-            maximum_annotations=reviewers_per_overlap if overlap_share > 0 else 1,
-            overlap_cohort_percentage=int(round(overlap_share * 100)),
-            show_collab_predictions=False,
-            model_version=batch["model"] or "studio",
-            description=(
-                f"Flagged by {batch['method']} under {batch['model']}; least certain first."
-            ),
-        ),
-    )
-    tasks = [task_payload(i, batch_id, batch["model"], batch["method"]) for i in items]
-    call("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
-    listed = call("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
-    task_ids = {t.data["example_id"]: t.id for t in listed}
-    rstore.set_project(store, batch_id, url, project.id, task_ids)
+def project_options(batch: dict, *, overlap_share: float, reviewers_per_overlap: int) -> dict:
+    """The Label Studio project of a review batch: title, labelling config, sampling, overlap."""
     return {
-        "batch": batch_id,
-        "project_id": project.id,
-        "tasks": len(task_ids),
-        "url": f"{url.rstrip('/')}/projects/{project.id}/data",
+        "title": f"{batch['dataset']} review round {batch['round']} ({batch['id']})"[:50],
+        "label_config": label_config(notes=(batch["method"] or "").startswith("judge")),
+        "sampling": SAMPLING,
+        "maximum_annotations": reviewers_per_overlap if overlap_share > 0 else 1,
+        "overlap_cohort_percentage": int(round(overlap_share * 100)),
+        "show_collab_predictions": False,
+        "model_version": batch["model"] or "studio",
+        "description": f"Flagged by {batch['method']} under {batch['model']}; least certain first.",
     }
 
 
@@ -192,22 +147,12 @@ def parse_annotation(ann: dict, example_id: str, reviewer: str) -> dict | None:
     }
 
 
-@audited("review", "review.pull", "batch_id")
-def pull_batch(
-    store: Store, batch_id: str, url: str, token: str, on_stage: Callable[[str], None] | None = None
-) -> dict:
-    """Fetch the project's full JSON export and upsert its verdicts (idempotent)."""
-    batch = rstore.get_batch(store, batch_id)
-    if not batch["ls_project_id"]:
-        raise ValueError(f"batch {batch_id} was not pushed to Label Studio yet")
-    ls = client(url, token)
-    stage = on_stage or (lambda _s: None)
-    stage("users")
-    users = call("listing users", url, lambda: list(ls.users.list()))
-    emails = {u.id: u.email for u in users}
-    exported = full_export(ls, url, batch["ls_project_id"], stage)
+def parse_export(tasks: list[dict], emails: dict[int, str]) -> tuple[list[dict], int, set[str]]:
+    """The verdict rows of a project's full JSON export, how many annotations were skipped
+    (cancelled, empty, or on a task without an example), and the ids (`ls:<id>`) of every
+    annotation present, so verdicts deleted in Label Studio can be told apart."""
     rows, skipped, present = [], 0, set()
-    for task in exported:
+    for task in tasks:
         example_id = (task.get("data") or {}).get("example_id")
         for ann in task.get("annotations") or []:
             present.add(f"ls:{ann.get('id')}")
@@ -216,45 +161,4 @@ def pull_batch(
                 skipped += 1
             else:
                 rows.append(row)
-    stage("store")
-    counts = rstore.upsert_reviews(store, batch_id, rows)
-    # verdicts whose annotation is gone from the project were deleted in Label Studio
-    stored = {r["id"] for r in rstore.reviews(store, batch_id) if r["source"] == "label-studio"}
-    gone = rstore.remove_ls_reviews(store, sorted(stored - present), batch_id=batch_id)
-    return {
-        "batch": batch_id,
-        "tasks": len(exported),
-        "annotations": len(rows),
-        "skipped": skipped,
-        **counts,
-        "removed": gone["removed"],
-        "kept_deleted": gone["kept"],
-    }
-
-
-def progress(store: Store, batch_id: str) -> dict:
-    """Per-reviewer counts and agreement on the items reviewed by two or more people."""
-    from backend.review.verdicts import cohen_kappa, fleiss_kappa
-
-    reviews = rstore.reviews(store, batch_id)
-    per: dict[str, dict[str, int]] = {}
-    by_item: dict[str, dict[str, str]] = {}
-    for r in reviews:
-        c = per.setdefault(r["reviewer"], {"accept": 0, "reject": 0, "correct": 0})
-        c[r["verdict"]] += 1
-        by_item.setdefault(r["example_id"], {})[r["reviewer"]] = r["verdict"]
-    overlap = [v for v in by_item.values() if len(v) >= 2]
-    pair_kappa = None
-    if overlap and all(len(v) == 2 for v in overlap):
-        a = [list(v.values())[0] for v in overlap]
-        b = [list(v.values())[1] for v in overlap]
-        pair_kappa = cohen_kappa(a, b)
-    n_items = len(rstore.batch_items(store, batch_id))
-    return {
-        "items": n_items,
-        "reviewed": len(by_item),
-        "reviewers": per,
-        "overlap_items": len(overlap),
-        "cohen_kappa": pair_kappa,
-        "fleiss_kappa": fleiss_kappa(list(v.values()) for v in overlap),
-    }
+    return rows, skipped, present

@@ -8,8 +8,9 @@ Two signals per example, over the tokens of the last assistant turn (prompt toke
 
 Examples are sorted by length and batched so padding stays small (length bucketing). The
 vocabulary projection runs on the response positions only, in chunks, so a 150k vocabulary never
-materialises a [batch, seq, vocab] tensor. Runs as the job kind `score`; the submitter writes the
-examples to a JSONL file ({"id", "messages"} per line) and names it in the spec.
+materialises a [batch, seq, vocab] tensor. Runs as the job kind `score`; the submitting action
+(backend/review/actions.py, with backend/review/inputs.py) writes the examples to a JSONL file
+({"id", "messages"} per line) and names it in the spec. This module never opens the database.
 
     python -m backend.review.scoring MODEL_DIR EXAMPLES.jsonl   # prints one JSON line per example
 """
@@ -29,7 +30,7 @@ from pydantic import Field
 
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec
-from backend.jsonl import read_jsonl, write_jsonl
+from backend.jsonl import read_jsonl
 
 METHODS = ("nll", "entropy")
 
@@ -302,112 +303,6 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
         ctx.progress(len(done), len(examples))
     elapsed = time.time() - started
     ctx.event(f"scored {len(todo)} examples in {elapsed:.1f}s", seconds=elapsed)
-
-
-@dataclass
-class AdapterChoice:
-    """Which adapter a scoring run uses, and why (shown on the page and by the CLI)."""
-
-    path: str | None
-    run_id: str | None
-    reason: str
-
-    def describe(self) -> str:
-        return (
-            f"adapter: {self.path} ({self.reason})"
-            if self.path
-            else f"adapter: none, base model only ({self.reason})"
-        )
-
-
-def choose_adapter(
-    store: Any,
-    model_path: str,
-    *,
-    adapter_path: str | None = None,
-    base_only: bool = False,
-    root: Path | None = None,
-) -> AdapterChoice:
-    """The adapter to score with: the one given, none when `base_only`, else the newest
-    succeeded run's adapter on this base model (the loop re-scores with the newest adapter)."""
-    from backend.store import review as rstore
-
-    if adapter_path and base_only:
-        raise ValueError("give an adapter folder or base only, not both")
-    if base_only:
-        return AdapterChoice(None, None, "base only was asked for")
-    if adapter_path:
-        if not Path(adapter_path).is_dir():
-            raise ValueError(f"adapter folder {adapter_path} does not exist")
-        return AdapterChoice(str(adapter_path), None, "given")
-    newest = rstore.newest_adapter(store, model_path, root=root)
-    if newest is None:
-        return AdapterChoice(None, None, f"no succeeded run on {Path(model_path).name} yet")
-    return AdapterChoice(
-        newest["adapter_path"],
-        newest["run_id"],
-        f"newest succeeded run {newest['run_id']} on this base model",
-    )
-
-
-def review_inputs(
-    store: Any,
-    ws: Any,
-    dataset: str,
-    *,
-    version: str | int | None = None,
-    only_unreviewed: bool = False,
-) -> tuple[Path, int, dict, int]:
-    """Write a dataset version's examples ({id, messages} lines) to a file under the
-    workspace for a scoring or judging job (a job never opens the database). With
-    `only_unreviewed`, examples a reviewer already judged in an earlier batch are left out
-    (the loop re-scores what is left). Returns (path, example count, version row, round)."""
-    import uuid
-
-    from backend.store import datasets as ds
-    from backend.store import review as rstore
-
-    ver = ds.resolve_version(store, dataset, version)
-    inputs = ws.root / "review" / "inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
-    path = inputs / f"{ver['id']}-{uuid.uuid4().hex[:6]}.jsonl"
-    skip = rstore.reviewed_ids(store, dataset) if only_unreviewed else set()
-    rows = [e for e in ds.version_examples(store, ver["id"]) if e["id"] not in skip]
-    if not rows:
-        raise ValueError(
-            f"dataset {dataset!r} v{ver['number']} has no "
-            f"{'unreviewed ' if skip else ''}examples to score"
-        )
-    write_jsonl(path, ({"id": e["id"], "messages": e["messages"]} for e in rows))
-    return path, len(rows), ver, len(rstore.batches(store, dataset)) + 1
-
-
-def prepare_spec(
-    store: Any,
-    ws: Any,
-    dataset: str,
-    model_path: str,
-    *,
-    adapter_path: str | None = None,
-    version: str | int | None = None,
-    batch_size: int = 16,
-    only_unreviewed: bool = False,
-) -> tuple[dict, int, dict]:
-    """The `score` job spec over a dataset version (examples written by `review_inputs`).
-    Returns (spec, example count, version row)."""
-    path, n, ver, rnd = review_inputs(
-        store, ws, dataset, version=version, only_unreviewed=only_unreviewed
-    )
-    spec = {
-        "examples_path": str(path),
-        "model_path": str(Path(model_path).resolve()),
-        "adapter_path": str(Path(adapter_path).resolve()) if adapter_path else None,
-        "dataset": dataset,
-        "version_id": ver["id"],
-        "round": rnd,
-        "batch_size": batch_size,
-    }
-    return spec, n, ver
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ corrected response replaces it and names it as its parent).
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from typing import Literal
@@ -57,6 +58,28 @@ def resolve(verdicts: list[dict]) -> dict:
         fixes = [v for v in verdicts if v["verdict"] == "correct" and v.get("corrected")]
         out["corrected"] = max(fixes, key=lambda v: str(v.get("updated") or ""))["corrected"]
     return out
+
+
+def decide(reviews: list[dict]) -> dict[str, dict]:
+    """example_id -> its decision (`resolve`) over a batch's stored verdicts."""
+    by_example: dict[str, list[dict]] = {}
+    for r in reviews:
+        by_example.setdefault(r["example_id"], []).append(r)
+    return {e: resolve(v) for e, v in by_example.items()}
+
+
+def checked(row: dict) -> dict:
+    """A verdict row (a pull's, a delivery's, the in-app queue's) checked against `Verdict`,
+    with its verdict fields normalised; ValueError (pydantic's) names what is wrong."""
+    v = Verdict.model_validate({k: row.get(k) for k in Verdict.model_fields})
+    return {**row, **v.model_dump()}
+
+
+def in_app_id(batch_id: str, example_id: str, reviewer: str) -> str:
+    """The id of a reviewer's in-app verdict on an item: one per (batch, example, reviewer),
+    so submitting again replaces it and two reviewers each keep their own."""
+    key = f"{batch_id}|{example_id}|{reviewer}"
+    return f"app:{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 
 def corrected_messages(messages: list[dict], text: str) -> list[dict]:

@@ -1,16 +1,17 @@
 """Datasets, immutable versions and immutable examples.
 
-An example's id is the sha256 of its canonical messages JSON, so the same conversation is stored
-once; an edit makes a new example that names its parent. A version is an ordered list of example
-ids with a content hash over them; it never changes once written. `add_version` validates every
-example first and writes everything in one transaction: all or nothing.
+An example's id is the sha256 of its canonical messages JSON (backend/examples.py), so the
+same conversation is stored once; an edit makes a new example that names its parent. A version is
+an ordered list of example ids with a content hash over them; it never changes once written.
+`add_version` validates every example first and writes everything in one transaction: all or
+nothing. SQL and row mapping only: roles, audit rows and "already done" checks live in
+backend/synth/actions.py, which calls these functions inside its transaction.
 
 Jobs never open DuckDB: a submitter calls `write_version_jsonl` to hand a version to a job.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,13 +22,18 @@ from typing import Any
 
 import duckdb
 
+from backend.examples import (  # noqa: F401  (kept importable from here)
+    MAX_CONTENT_CHARS,
+    ROLES,
+    canonical_json,
+    example_id,
+    message_problem,
+    version_hash,
+)
 from backend.store.db import Store
-from backend.store.users import audited
 
 FORMATS = ("messages", "prompt-completion")
-ROLES = ("system", "user", "assistant")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-MAX_CONTENT_CHARS = 200_000
 
 
 class DatasetNotFound(ValueError):
@@ -54,52 +60,6 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def example_id(messages: list[dict]) -> str:
-    """The content hash of a conversation (role and content of each turn, in order)."""
-    turns = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return hashlib.sha256(canonical_json(turns).encode()).hexdigest()
-
-
-def version_hash(example_ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(example_ids).encode()).hexdigest()
-
-
-def message_problem(messages: Any) -> str | None:
-    """Why `messages` is not a trainable chat example, or None when it is.
-
-    >>> message_problem([{"role": "user", "content": "hi"}])
-    'no assistant turn'
-    """
-    if not isinstance(messages, list) or not messages:
-        return "messages must be a non-empty list of {role, content}"
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            return f"turn {i + 1} is not an object with role and content"
-        role, content = m.get("role"), m.get("content")
-        if role not in ROLES:
-            return f"turn {i + 1} has role {role!r}; expected one of {', '.join(ROLES)}"
-        if not isinstance(content, str):
-            return f"turn {i + 1} ({role}) content is not text"
-        if not content.strip():
-            return f"turn {i + 1} ({role}) is empty"
-        if len(content) > MAX_CONTENT_CHARS:
-            return f"turn {i + 1} ({role}) is longer than {MAX_CONTENT_CHARS} characters"
-    roles = [m["role"] for m in messages]
-    if "user" not in roles:
-        return "no user turn"
-    if "assistant" not in roles:
-        return "no assistant turn"
-    if roles[-1] != "assistant":
-        return "the last turn is not from the assistant"
-    if "system" in roles[1:]:
-        return "a system turn may only come first"
-    return None
-
-
 def _dataset_row(cur: duckdb.DuckDBPyConnection, dataset: str) -> dict:
     result = cur.execute(
         "SELECT id, name, format, recipe, created FROM datasets WHERE name = ? OR id = ?",
@@ -121,7 +81,6 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-@audited("edit_data", "dataset.create", "name")
 def create_dataset(
     store: Store, name: str, *, format: str = "messages", recipe: dict | None = None
 ) -> dict:
@@ -153,7 +112,14 @@ def get_dataset(store: Store, dataset: str) -> dict:
         cur.close()
 
 
-@audited("edit_data", "dataset.recipe", "dataset")
+def find_dataset(store: Store, dataset: str) -> dict | None:
+    """One dataset by name or id, or None when there is none."""
+    try:
+        return get_dataset(store, dataset)
+    except DatasetNotFound:
+        return None
+
+
 def set_recipe(store: Store, dataset: str, recipe: dict) -> dict:
     """Store the dataset's recipe (a plain dict; never holds secrets)."""
     with store.transaction() as cur:
@@ -329,17 +295,25 @@ def list_versions(store: Store, dataset: str) -> list[dict]:
     return [_version_dict(r, ds["name"]) for r in rows]
 
 
+def latest_version(store: Store, dataset: str) -> dict | None:
+    """The newest version of a dataset, or None when it has none yet."""
+    ds = get_dataset(store, dataset)
+    rows = store.rows(
+        "SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY number DESC LIMIT 1",
+        [ds["id"]],
+    )
+    return _version_dict(rows[0], ds["name"]) if rows else None
+
+
 def resolve_version(store: Store, dataset: str, version: str | int | None = None) -> dict:
     """A version by id, number (3, "3" or "v3"), or the latest when None."""
-    ds = get_dataset(store, dataset)
     if version is None:
-        rows = store.rows(
-            "SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY number DESC LIMIT 1",
-            [ds["id"]],
-        )
-        if not rows:
-            raise DatasetNotFound(f"dataset {ds['name']!r} has no versions yet")
-        return _version_dict(rows[0], ds["name"])
+        latest = latest_version(store, dataset)
+        if latest is None:
+            name = get_dataset(store, dataset)["name"]
+            raise DatasetNotFound(f"dataset {name!r} has no versions yet")
+        return latest
+    ds = get_dataset(store, dataset)
     text = str(version)
     number = text[1:] if text[:1] in "vV" and text[1:].isdigit() else text
     if isinstance(version, int) or number.isdigit():
@@ -403,36 +377,6 @@ def get_example(store: Store, example_id_: str) -> dict:
     if not rows:
         raise DatasetNotFound(f"no example {example_id_!r}")
     return _example_dict(rows[0])
-
-
-@audited("edit_data", "dataset.edit_example", "example_id_")
-def edit_example(
-    store: Store, dataset: str, example_id_: str, messages: list[dict], *, note: str = ""
-) -> dict:
-    """A new version in which one example is replaced by an edited copy naming its parent."""
-    latest = resolve_version(store, dataset)
-    items = version_examples(store, latest["id"])
-    if not any(e["id"] == example_id_ for e in items):
-        raise DatasetNotFound(
-            f"example {example_id_[:12]} is not in {latest['dataset']} v{latest['number']}"
-        )
-    out = []
-    for e in items:
-        if e["id"] == example_id_:
-            e = {
-                **e,
-                "messages": messages,
-                "parent_id": example_id_,
-                "origin": {**(e["origin"] or {}), "edited": True},
-            }
-        out.append(e)
-    return add_version(
-        store,
-        dataset,
-        out,
-        parent_version_id=latest["id"],
-        note=note or f"edited example {example_id_[:12]}",
-    )
 
 
 def write_version_jsonl(store: Store, version_id: str, path: Path) -> int:

@@ -97,6 +97,19 @@ def is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
 
 
+def is_race(exc: BaseException) -> bool:
+    """Two transactions racing on the same thing: a write-write conflict on a row, or a key
+    that a concurrent transaction committed first (the same submission made twice at once;
+    DuckDB reports that as a duplicate key at the INSERT, or as a constraint error at COMMIT).
+    Running the change again re-reads the winner's rows."""
+    text = str(exc).lower()
+    if is_conflict(exc):
+        return True
+    if isinstance(exc, duckdb.ConstraintException):
+        return "duplicate key" in text
+    return isinstance(exc, duckdb.TransactionException) and "constraint" in text
+
+
 class Store:
     """The one connection of this process. Use `cursor()`, `transaction()` or `write()`.
 
@@ -122,6 +135,11 @@ class Store:
                 pid, command = _holder_from_error(path, exc)
                 raise StoreLockedError(path, pid, command) from exc
             raise
+        for private in (path, path.with_name(path.name + ".wal")):
+            try:  # the database holds accounts and data: its owner's only
+                private.chmod(0o600)
+            except OSError:
+                pass
         owner = path.with_name(path.name + ".owner")
         owner.write_text(json.dumps({"pid": os.getpid(), "command": process_command(os.getpid())}))
         store = cls(con, path)
@@ -169,10 +187,11 @@ class Store:
             self._local.cur = None
             cur.close()
 
-    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 5) -> T:
-        """Run `fn(cur)` in one transaction and return its result. A conflict with another
-        transaction (the ingestion thread, another user) rolls back and runs `fn` again, so it
-        re-reads the state it checks; after `attempts` conflicts the error is raised."""
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 8) -> T:
+        """Run `fn(cur)` in one transaction and return its result. A race with another
+        transaction (`is_race`: the ingestion thread, another user, the same form sent twice)
+        rolls back and runs `fn` again, so it re-reads the state it checks and answers, e.g.,
+        "already done"; after `attempts` races the error is raised."""
         if self.in_transaction():
             return fn(self._active())
         for attempt in range(attempts):
@@ -180,9 +199,9 @@ class Store:
                 with self.transaction() as cur:
                     return fn(cur)
             except duckdb.Error as exc:
-                if not is_conflict(exc) or attempt == attempts - 1:
+                if not is_race(exc) or attempt == attempts - 1:
                     raise
-                time.sleep(0.02 * (attempt + 1))
+                time.sleep(0.02 * (attempt + 1))  # the winner may not have committed yet
         raise AssertionError("unreachable")
 
     def rows(self, sql: str, params: list[Any] | tuple | None = None) -> list[dict[str, Any]]:

@@ -1,7 +1,11 @@
-"""Monitors, production batches, drift checks and reports, alerts and retraining plans.
+"""Monitors, drift checks and their reports, alerts and retraining plans.
 
-The drift job's results reach `drift_reports` through `ingest_results` (the `drift` kind's
-output handler); everything else is written by the dashboard or the CLI through these functions.
+SQL and row mapping only: a monitor's `config` is stored and returned as a plain dict (the
+drift package parses it into a MonitorConfig), and the trigger rules' decisions (drifted or
+not, the message, the plan's steps) are made by the caller and written here in one
+transaction. The drift job's results reach `drift_reports` through `ingest_results` (the
+`drift` kind's output handler). Production batches live in backend/store/production.py,
+quality-check rows in backend/store/drift_quality.py.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from typing import Any
 
 import duckdb
 
-from backend.drift.monitors import MonitorConfig, parse_config
 from backend.store.datasets import resolve_version
 from backend.store.db import Store
 from backend.store.jobs import parse_lines
@@ -23,11 +26,11 @@ class MonitorNotFound(ValueError):
     """No monitor by that name or id (or none, or several, where one was expected)."""
 
 
-class BatchExists(ValueError):
-    """The same file was already ingested for this monitor."""
+class MonitorExists(ValueError):
+    """A monitor by that name exists already."""
 
 
-def _id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
@@ -36,7 +39,7 @@ def now() -> datetime:
 
 
 def _monitor(row: dict) -> dict:
-    return {**row, "config": parse_config(json.loads(row["config"]))}
+    return {**row, "config": json.loads(row["config"])}
 
 
 # monitors ------------------------------------------------------------------------------------
@@ -48,23 +51,30 @@ def create_monitor(
     *,
     reference: str,
     version: str | int | None = None,
-    config: MonitorConfig | dict | None = None,
+    config: dict[str, Any] | None = None,
     watch_dir: str | None = None,
 ) -> dict:
-    """A monitor over a reference dataset version (the latest when `version` is None)."""
-    if not name or not name.strip() or len(name) > 80:
-        raise ValueError(f"monitor name {name!r} must be 1-80 characters")
-    ref = resolve_version(store, reference, version)
-    cfg = config if isinstance(config, MonitorConfig) else parse_config(config)
+    """A monitor over a reference dataset version (the latest when `version` is None);
+    `config` is the already validated MonitorConfig as a dict. MonitorExists on a taken name."""
     with store.transaction() as cur:
+        ref = resolve_version(store, reference, version)
         if cur.execute("SELECT 1 FROM monitors WHERE name = ?", [name]).fetchone():
-            raise ValueError(f"a monitor named {name!r} already exists")
-        mid = _id("mon")
+            raise MonitorExists(f"a monitor named {name!r} already exists")
+        mid = new_id("mon")
         cur.execute(
             "INSERT INTO monitors VALUES (?,?,?,?,?,?,?,?)",
-            [mid, name, ref["dataset"], ref["id"], cfg.model_dump_json(), watch_dir, "ok", now()],
+            [
+                mid,
+                name,
+                ref["dataset"],
+                ref["id"],
+                json.dumps(config or {}),
+                watch_dir,
+                "ok",
+                now(),
+            ],
         )
-    return get_monitor(store, mid)
+        return get_monitor(store, mid)
 
 
 def get_monitor(store: Store, monitor: str) -> dict:
@@ -100,85 +110,11 @@ def list_monitors(store: Store) -> list[dict]:
     ]
 
 
-def set_config(store: Store, monitor: str, config: MonitorConfig | dict) -> dict:
-    cfg = config if isinstance(config, MonitorConfig) else parse_config(config)
-    m = get_monitor(store, monitor)
-    cur = store.cursor()
-    try:
-        cur.execute("UPDATE monitors SET config = ? WHERE id = ?", [cfg.model_dump_json(), m["id"]])
-    finally:
-        cur.close()
-    return get_monitor(store, m["id"])
-
-
-# production batches --------------------------------------------------------------------------
-
-
-def add_batch(
-    store: Store,
-    monitor_id: str,
-    records: list[dict[str, Any]],
-    *,
-    source: str,
-    name: str | None,
-    content_hash: str,
-) -> dict:
-    """Store one batch of production records ({prompt, response?, t?}) in one transaction."""
-    if not records:
-        raise ValueError(f"{name or 'the batch'} has no prompts")
-    received = now()
-    times = [r["t"] for r in records if r.get("t") is not None]
-    start, end = (min(times), max(times)) if times else (received, received)
+def set_config(store: Store, monitor_id: str, config: dict[str, Any]) -> dict:
+    """Replace a monitor's config (an already validated MonitorConfig as a dict)."""
     with store.transaction() as cur:
-        if cur.execute(
-            "SELECT 1 FROM production_batches WHERE monitor_id = ? AND content_hash = ?",
-            [monitor_id, content_hash],
-        ).fetchone():
-            raise BatchExists(f"{name or 'this batch'} was already ingested for this monitor")
-        bid = _id("pb")
-        cur.execute(
-            "INSERT INTO production_batches VALUES (?,?,?,?,?,?,?,?,?,?,NULL)",
-            [
-                bid,
-                monitor_id,
-                source,
-                name,
-                content_hash,
-                len(records),
-                sum(1 for r in records if r.get("response")),
-                start,
-                end,
-                received,
-            ],
-        )
-        cur.executemany(
-            "INSERT INTO production_records VALUES (?,?,?,?,?)",
-            [[bid, i, r["prompt"], r.get("response"), r.get("t")] for i, r in enumerate(records)],
-        )
-    return store.rows("SELECT * FROM production_batches WHERE id = ?", [bid])[0]
-
-
-def batches(store: Store, monitor_id: str | None = None) -> list[dict]:
-    where, params = ("WHERE monitor_id = ?", [monitor_id]) if monitor_id else ("", [])
-    return store.rows(f"SELECT * FROM production_batches {where} ORDER BY received", params)
-
-
-def unchecked_batches(store: Store, monitor_id: str) -> list[dict]:
-    return store.rows(
-        "SELECT * FROM production_batches WHERE monitor_id = ? AND check_id IS NULL"
-        " ORDER BY window_start",
-        [monitor_id],
-    )
-
-
-def batch_records(store: Store, batch_ids: list[str]) -> list[dict]:
-    if not batch_ids:
-        return []
-    return store.rows(
-        "SELECT * FROM production_records WHERE list_contains(?, batch_id)"
-        " ORDER BY batch_id, position",
-        [batch_ids],
-    )
+        cur.execute("UPDATE monitors SET config = ? WHERE id = ?", [json.dumps(config), monitor_id])
+        return get_monitor(store, monitor_id)
 
 
 # checks and reports --------------------------------------------------------------------------
@@ -196,9 +132,17 @@ def record_check(
     window_end: Any,
     n_reference: int,
     n_window: int,
-) -> None:
-    """A submitted check, and the batches it consumes (one transaction)."""
+) -> bool:
+    """A submitted check and the batches it consumes, in one transaction. False (nothing
+    written) when one of the batches was taken by another check meanwhile."""
     with store.transaction() as cur:
+        taken = cur.execute(
+            "SELECT count(*) FROM production_batches WHERE list_contains(?, id)"
+            " AND check_id IS NOT NULL",
+            [batch_ids],
+        ).fetchone()[0]
+        if taken:
+            return False
         cur.execute(
             "INSERT INTO drift_checks (id, monitor_id, job_id, reference_version_id,"
             " window_start, window_end, n_reference, n_window, created)"
@@ -219,13 +163,7 @@ def record_check(
             "UPDATE production_batches SET check_id = ? WHERE list_contains(?, id)",
             [check_id, batch_ids],
         )
-
-
-def drop_check(store: Store, check_id: str) -> None:
-    """Forget a check whose job could not be queued; its batches become unchecked again."""
-    with store.transaction() as cur:
-        cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?", [check_id])
-        cur.execute("DELETE FROM drift_checks WHERE id = ?", [check_id])
+        return True
 
 
 def ingest_results(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
@@ -290,161 +228,109 @@ def reports(store: Store, monitor_id: str | None = None, check_id: str | None = 
     return rows
 
 
-# quality signals ----------------------------------------------------------------------------
-
-FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
-
-
-def record_quality(store: Store, **row: Any) -> None:
-    """The score jobs queued for a check's quality report (see migration 0010)."""
-    cols = (
-        "check_id",
-        "monitor_id",
-        "run_id",
-        "model",
-        "window_job_id",
-        "baseline_job_id",
-        "baseline_source",
-        "n_window",
-        "n_baseline",
-        "margin",
-    )
-    cur = store.cursor()
-    try:
-        cur.execute(
-            f"INSERT INTO quality_checks ({', '.join(cols)}, created)"
-            f" VALUES ({', '.join('?' * len(cols))}, ?)",
-            [row[c] for c in cols] + [now()],
-        )
-    finally:
-        cur.close()
+def job_state(store: Store, job_id: str | None) -> str | None:
+    """A job's state as ingested (None: not mirrored yet)."""
+    return store.scalar("SELECT state FROM jobs WHERE id = ?", [job_id]) if job_id else None
 
 
-def _newest_baseline(store: Store, table: str, where: str, params: list) -> dict | None:
-    """The newest baseline job recorded in `table` (quality_checks or quality_judge_checks)
-    that has not failed (queued ones count: a job not yet mirrored into `jobs` is still on
-    its way)."""
+def last_run(store: Store) -> dict | None:
+    """The newest succeeded training run that left an adapter."""
     rows = store.rows(
-        f"SELECT q.baseline_job_id, q.baseline_source, q.n_baseline FROM {table} q"
-        f" LEFT JOIN jobs j ON j.id = q.baseline_job_id WHERE {where}"
-        " AND coalesce(j.state, 'queued') IN ('queued', 'running', 'succeeded')"
-        " ORDER BY q.created DESC LIMIT 1",
-        params,
+        "SELECT r.id, r.base_model, r.adapter_path, r.merged_path, r.config, j.spec FROM runs r"
+        " JOIN jobs j ON j.id = r.id WHERE j.state = 'succeeded' AND r.adapter_path IS NOT NULL"
+        " ORDER BY j.finished DESC LIMIT 1"
     )
     return rows[0] if rows else None
 
 
-def _check_jobs(store: Store, table: str, check_id: str) -> dict | None:
-    """A check's row of `table` with its window and baseline jobs' states, or None."""
-    rows = store.rows(
-        f"SELECT q.*, w.state AS window_state, b.state AS baseline_state FROM {table} q"
-        " LEFT JOIN jobs w ON w.id = q.window_job_id LEFT JOIN jobs b ON b.id = q.baseline_job_id"
-        " WHERE q.check_id = ?",
-        [check_id],
-    )
-    return rows[0] if rows else None
+# the trigger rules' writes -------------------------------------------------------------------
 
 
-def reusable_baseline(store: Store, run_id: str) -> dict | None:
-    """The newest baseline score job of a run that has not failed."""
-    return _newest_baseline(store, "quality_checks", "q.run_id = ?", [run_id])
-
-
-def quality_of(store: Store, check_id: str) -> dict | None:
-    """A check's quality jobs with their states (None: no quality scoring for this check)."""
-    return _check_jobs(store, "quality_checks", check_id)
-
-
-def score_means(store: Store, job_id: str) -> dict[str, dict]:
-    """{method: {mean, n}} of one score job: the mean over examples of their per-token mean."""
-    return {
-        r["method"]: {"mean": r["mean"], "n": r["n"]}
-        for r in store.rows(
-            "SELECT method, avg(score) AS mean, count(*) AS n FROM scores WHERE job_id = ?"
-            " GROUP BY method",
-            [job_id],
-        )
-    }
-
-
-JUDGE_COLS = (
-    "check_id",
-    "monitor_id",
-    "run_id",
-    "judge_model",
-    "window_job_id",
-    "baseline_job_id",
-    "baseline_source",
-    "n_window",
-    "n_baseline",
-    "margin",
-)
-
-
-def record_judge(store: Store, **row: Any) -> None:
-    """The quality-judge jobs queued for a check's judge report (see migration 0012)."""
-    cur = store.cursor()
-    try:
-        cur.execute(
-            f"INSERT INTO quality_judge_checks ({', '.join(JUDGE_COLS)}, created)"
-            f" VALUES ({', '.join('?' * len(JUDGE_COLS))}, ?)",
-            [row[c] for c in JUDGE_COLS] + [now()],
-        )
-    finally:
-        cur.close()
-
-
-def reusable_judge_baseline(store: Store, run_id: str, judge_model: str) -> dict | None:
-    """The newest judge baseline job of a run under this judge model that has not failed."""
-    return _newest_baseline(
-        store, "quality_judge_checks", "q.run_id = ? AND q.judge_model = ?", [run_id, judge_model]
-    )
-
-
-def judge_of(store: Store, check_id: str) -> dict | None:
-    """A check's quality-judge jobs with their states (None: no judge for this check)."""
-    return _check_jobs(store, "quality_judge_checks", check_id)
-
-
-def add_reports(store: Store, check: dict, rows: list[dict]) -> None:
-    """Reports computed outside a drift job (quality), in one transaction."""
+def fail_check(store: Store, check_id: str, error: str) -> None:
+    """A check whose job did not succeed: evaluated with its error; its batches go back into
+    the next window."""
     with store.transaction() as cur:
-        for r in rows:
+        cur.execute(
+            "UPDATE drift_checks SET evaluated = ?, error = ? WHERE id = ? AND evaluated IS NULL",
+            [now(), error, check_id],
+        )
+        cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?", [check_id])
+
+
+def apply_verdict(
+    store: Store,
+    check_id: str,
+    monitor_id: str,
+    *,
+    drifted: bool,
+    methods: list[str],
+    message: str,
+    steps: list[dict],
+) -> dict | None:
+    """Record a check's verdict in one transaction: on an `ok` monitor a drifted check opens
+    ONE alert and ONE proposed plan (`steps`) and turns the monitor `alerting`; while alerting
+    it counts against the open alert; a clean check resolves it. Returns {"alert_id",
+    "plan_id"} (plan_id only on a crossing), or None when the check was evaluated already."""
+    with store.transaction() as cur:
+        if (
             cur.execute(
-                "INSERT OR REPLACE INTO drift_reports VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    check["id"],
-                    check["monitor_id"],
-                    check["reference_version_id"],
-                    check["window_start"],
-                    check["window_end"],
-                    r["method"],
-                    r["statistic"],
-                    r["threshold"],
-                    r["verdict"],
-                    json.dumps(r.get("details") or {}),
-                    r.get("n_reference"),
-                    r.get("n_window"),
-                    now(),
-                ],
+                "SELECT 1 FROM drift_checks WHERE id = ? AND evaluated IS NULL", [check_id]
+            ).fetchone()
+            is None
+        ):
+            return None
+        state = cur.execute("SELECT state FROM monitors WHERE id = ?", [monitor_id]).fetchone()[0]
+        open_id = cur.execute(
+            "SELECT id FROM alerts WHERE monitor_id = ? AND state = 'open'", [monitor_id]
+        ).fetchone()
+        alert = plan_id = None
+        if drifted and state == "ok":
+            alert, plan_id = new_id("alert"), new_id("plan")
+            cur.execute(
+                "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,NULL)",
+                [alert, monitor_id, check_id, json.dumps(methods), message, "open", 1, now()],
             )
+            cur.execute(
+                "INSERT INTO retraining_plans VALUES (?,?,?,?,false,NULL,NULL,?,?,?)",
+                [plan_id, monitor_id, alert, "proposed", json.dumps(steps), now(), now()],
+            )
+            cur.execute("UPDATE monitors SET state = 'alerting' WHERE id = ?", [monitor_id])
+        elif drifted and open_id:
+            alert = open_id[0]
+            cur.execute("UPDATE alerts SET n_checks = n_checks + 1 WHERE id = ?", [alert])
+        elif not drifted and state == "alerting":
+            cur.execute(
+                "UPDATE alerts SET state = 'resolved', resolved = ? WHERE"
+                " monitor_id = ? AND state = 'open'",
+                [now(), monitor_id],
+            )
+            cur.execute("UPDATE monitors SET state = 'ok' WHERE id = ?", [monitor_id])
+        cur.execute(
+            "UPDATE drift_checks SET evaluated = ?, n_drift = ?, drifted = ?,"
+            " alert_id = ? WHERE id = ?",
+            [now(), len(methods), drifted, alert, check_id],
+        )
+        return {"alert_id": alert, "plan_id": plan_id}
 
 
 # alerts and plans ----------------------------------------------------------------------------
 
 
 def _of_monitors(
-    store: Store, table: str, json_column: str, monitor_id: str | None, state: str | None
+    store: Store,
+    table: str,
+    json_column: str,
+    monitor_id: str | None,
+    state: str | None,
+    row_id: str | None = None,
 ) -> list[dict]:
     """Rows of `table` (alerts or plans) with their monitor's name, newest first, filtered by
-    monitor and state, with `json_column` decoded."""
+    monitor, state and id, with `json_column` decoded."""
     clauses, params = [], []
-    if monitor_id:
-        clauses.append("t.monitor_id = ?")
-        params.append(monitor_id)
-    if state:
-        clauses.append("t.state = ?")
-        params.append(state)
+    for column, value in (("monitor_id", monitor_id), ("state", state), ("id", row_id)):
+        if value:
+            clauses.append(f"t.{column} = ?")
+            params.append(value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = store.rows(
         f"SELECT t.*, m.name AS monitor FROM {table} t JOIN monitors m"
@@ -465,10 +351,15 @@ def plans(store: Store, monitor_id: str | None = None, state: str | None = None)
 
 
 def get_plan(store: Store, plan_id: str) -> dict:
-    rows = [p for p in plans(store) if p["id"] == plan_id]
+    rows = _of_monitors(store, "retraining_plans", "steps", None, None, plan_id)
     if not rows:
         raise ValueError(f"no retraining plan {plan_id!r}")
     return rows[0]
+
+
+def alert_check(store: Store, alert_id: str) -> str:
+    """The check that opened an alert."""
+    return store.scalar("SELECT check_id FROM alerts WHERE id = ?", [alert_id])
 
 
 def save_plan(
@@ -493,14 +384,11 @@ def save_plan(
     if auto_approved is not None:
         sets.append("auto_approved = ?")
         params.append(auto_approved)
-    cur = store.cursor()
-    try:
+    with store.transaction() as cur:
         cur.execute(
             f"UPDATE retraining_plans SET {', '.join(sets)} WHERE id = ?", [*params, plan_id]
         )
-    finally:
-        cur.close()
-    return get_plan(store, plan_id)
+        return get_plan(store, plan_id)
 
 
 def summary(store: Store) -> dict[str, int]:

@@ -1,60 +1,39 @@
-"""Comparison sets, judgements and versioned preference sets in DuckDB.
+"""Comparison sets, judgements and versioned preference sets in DuckDB: SQL and row mapping.
 
 A comparison set holds blind items (a prompt and two or N responses in display order) and who
 is asked to judge each. Every judgement is a row with its annotator, source (human | judge) and
 time; a later judgement by the same annotator on the same item supersedes the earlier one in
 `judgements` (both stay stored). Preference sets are versioned like datasets: immutable pairs
 keyed by content hash, immutable versions with a hash over their pair ids.
+
+What goes in is checked and computed by the actions (backend/prefs/actions.py) and the pure
+modules of backend/prefs; this module only reads and writes rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from backend.auth import Actor, require
-from backend.prefs import pairs as P
 from backend.store.db import Store
 from backend.store.jobs import parse_lines
-from backend.store.users import audit, audited
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+# The values of `comparisons.verdict`: an analyst's A / B / tie / both_bad, a judge's
+# inconsistent (it flipped when the positions were swapped), or a ranking of N responses.
+STORED_VERDICTS = ("A", "B", "tie", "both_bad", "inconsistent", "ranking")
 
 
 class PrefsNotFound(ValueError):
     """A comparison set, item, preference set or version that does not exist."""
 
 
-class InvalidPairs(ValueError):
-    """Preference pairs that failed validation; the message names the first bad rows."""
-
-    def __init__(self, problems: list[tuple[int, str]], total: int, where: str = "row"):
-        self.problems = problems
-        shown = "; ".join(f"{where} {i}: {why}" for i, why in problems[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        super().__init__(
-            f"{len(problems)} of {total} rows are invalid, nothing was stored: {shown}{more}"
-        )
-
-
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
-            f"{what} name {name!r} is not allowed: use 1-80 letters, digits, '.', "
-            "'_' or '-', starting with a letter or digit"
-        )
 
 
 def _iso(v: Any) -> Any:
@@ -64,44 +43,26 @@ def _iso(v: Any) -> Any:
 # --- comparison sets ------------------------------------------------------------------------
 
 
-@audited("edit_data", "prefs.create_set", "name")
 def create_comparison_set(
     store: Store,
     name: str,
     items: list[dict],
+    assignments: list[tuple[int, str]],
     *,
     mode: str,
     analysts: list[str],
-    overlap: float = 0.2,
-    raters: int = 2,
-    seed: int = 0,
+    overlap: float,
+    seed: int,
 ) -> dict:
-    """Store a comparison set (items from `pairs.build_items`) and its assignments."""
-    _check_name(name, "comparison set")
-    if not items:
-        raise ValueError(
-            "no items: the sources share no prompt (each prompt needs answers "
-            "from at least two sources)"
-        )
-    plan = P.assign(len(items), analysts, overlap=overlap, raters=raters, seed=seed)
+    """Store a comparison set, its items (from `pairs.build_items`) and who judges which
+    (`assignments`: (item index, analyst) from `pairs.assign`), in one transaction."""
     sources = sorted({r["source"] for it in items for r in it["responses"]})
     set_id = f"cs-{uuid.uuid4().hex[:10]}"
     item_ids = [f"{set_id}-{i:05d}" for i in range(len(items))]
     with store.transaction() as cur:
-        if cur.execute("SELECT 1 FROM comparison_sets WHERE name = ?", [name]).fetchone():
-            raise ValueError(f"a comparison set named {name!r} already exists")
         cur.execute(
             "INSERT INTO comparison_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                set_id,
-                name,
-                mode,
-                json.dumps(sources),
-                overlap,
-                json.dumps([a.strip() for a in analysts if a.strip()]),
-                seed,
-                now(),
-            ],
+            [set_id, name, mode, json.dumps(sources), overlap, json.dumps(analysts), seed, now()],
         )
         cur.executemany(
             "INSERT INTO comparison_items VALUES (?, ?, ?, ?, ?)",
@@ -118,7 +79,7 @@ def create_comparison_set(
         )
         cur.executemany(
             "INSERT INTO comparison_assignments VALUES (?, ?, ?, NULL)",
-            [[item_ids[i], who, set_id] for i, who in plan],
+            [[item_ids[i], who, set_id] for i, who in assignments],
         )
     return get_comparison_set(store, set_id)
 
@@ -132,15 +93,20 @@ def _set_dict(r: dict) -> dict:
     }
 
 
-def get_comparison_set(store: Store, name_or_id: str) -> dict:
+def find_comparison_set(store: Store, name_or_id: str) -> dict | None:
     rows = store.rows(
         "SELECT *, (SELECT count(*) FROM comparison_items i WHERE i.set_id = s.id)"
         " AS n_items FROM comparison_sets s WHERE name = ? OR id = ?",
         [name_or_id, name_or_id],
     )
-    if not rows:
+    return _set_dict(rows[0]) if rows else None
+
+
+def get_comparison_set(store: Store, name_or_id: str) -> dict:
+    found = find_comparison_set(store, name_or_id)
+    if found is None:
         raise PrefsNotFound(f"no comparison set {name_or_id!r}")
-    return _set_dict(rows[0])
+    return found
 
 
 def list_comparison_sets(store: Store) -> list[dict]:
@@ -190,16 +156,15 @@ def next_item(store: Store, set_id: str, annotator: str) -> dict | None:
     return _item_dict(rows[0]) if rows else None
 
 
-def skip_item(store: Store, item_id: str, annotator: str) -> None:
-    """Move the item to the end of the analyst's queue."""
-    cur = store.cursor()
-    try:
-        cur.execute(
+def skip_item(store: Store, item_id: str, annotator: str) -> int:
+    """Move the item to the end of the analyst's queue; returns the rows changed (0 when the
+    item is not assigned to them)."""
+    with store.transaction() as cur:
+        row = cur.execute(
             "UPDATE comparison_assignments SET skipped = ? WHERE item_id = ? AND annotator = ?",
             [now(), item_id, annotator],
-        )
-    finally:
-        cur.close()
+        ).fetchone()
+    return row[0] if row else 0
 
 
 def progress(store: Store, set_id: str) -> list[dict]:
@@ -214,6 +179,43 @@ def progress(store: Store, set_id: str) -> list[dict]:
     )
 
 
+# --- judgements -----------------------------------------------------------------------------
+
+
+def winner_of(responses: list[dict], verdict: str) -> str | None:
+    """The winning source of a pairwise verdict (A is position 0), else None."""
+    index = {"A": 0, "B": 1}.get(verdict)
+    return responses[index]["source"] if index is not None else None
+
+
+def _fit_problem(verdict: Any, n_responses: int, ranking: Any) -> str | None:
+    """Why a stored verdict does not fit an item of `n_responses`, or None."""
+    if verdict == "ranking":
+        if not isinstance(ranking, list) or sorted(ranking) != list(range(n_responses)):
+            return (
+                f"a ranking must order each of the {n_responses} responses once "
+                f"(indices 0..{n_responses - 1}); got {ranking}"
+            )
+        return None
+    if verdict not in STORED_VERDICTS:
+        return f"verdict {verdict!r} is unknown; use one of {', '.join(STORED_VERDICTS)}"
+    if n_responses != 2:
+        return f"verdict {verdict!r} is for pairs; this item has {n_responses} responses"
+    return None
+
+
+def annotator_judgements(store: Store, item_id: str, annotator: str) -> list[dict]:
+    """One annotator's judgements of one item, newest first."""
+    rows = store.rows(
+        "SELECT id, verdict, ranking, created FROM comparisons WHERE item_id = ? AND"
+        " annotator = ? ORDER BY created DESC, id DESC",
+        [item_id, annotator],
+    )
+    for r in rows:
+        r["ranking"] = json.loads(r["ranking"]) if r["ranking"] else None
+    return rows
+
+
 def record_judgement(
     store: Store,
     item_id: str,
@@ -223,22 +225,20 @@ def record_judgement(
     ranking: list[int] | None = None,
     rationale: str | None = None,
     source: str = "human",
-    actor: Actor | None = None,
 ) -> str:
-    """Store one judgement with who and when; ValueError names a bad verdict or annotator.
-    A human judgement needs the rank permission (None is the trusted shell or a judge job)."""
-    if source == "human":
-        require(actor, "rank")
-    annotator = (annotator or "").strip()
-    if not annotator:
-        raise ValueError("a judgement needs the analyst's name")
-    if source not in ("human", "judge"):
-        raise ValueError(f"source {source!r} is unknown; use human or judge")
+    """Store one judgement (checked by the caller) with who and when; returns its id.
+
+    The id follows from (item, annotator, how many judgements they made of it before), so two
+    submissions of the same judgement at once collide on the key and one of them is refused
+    at COMMIT (`Store.write` then runs the loser again) instead of both being stored."""
     item = get_item(store, item_id)
-    P.check_verdict(verdict, len(item["responses"]), ranking, judge=source == "judge")
-    cid = f"cmp-{uuid.uuid4().hex}"
-    cur = store.cursor()
-    try:
+    with store.transaction() as cur:
+        before = cur.execute(
+            "SELECT count(*) FROM comparisons WHERE item_id = ? AND annotator = ?",
+            [item_id, annotator],
+        ).fetchone()[0]
+        key = f"{item_id}\0{annotator}\0{before}".encode()
+        cid = f"cmp-{hashlib.sha256(key).hexdigest()[:32]}"
         cur.execute(
             "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
             [
@@ -249,18 +249,23 @@ def record_judgement(
                 source,
                 verdict,
                 json.dumps(ranking) if ranking is not None else None,
-                P.winner(item["responses"], verdict),
+                winner_of(item["responses"], verdict),
                 rationale,
                 now(),
             ],
         )
-    finally:
-        cur.close()
-    if source == "human":
-        audit(
-            store, actor, "prefs.judgement", item_id, {"verdict": verdict, "annotator": annotator}
-        )
     return cid
+
+
+def judged_items(store: Store, set_id: str, annotator: str) -> set[str]:
+    """Ids of the items of a set that `annotator` (e.g. judge:<model>) has judged."""
+    return {
+        r["item_id"]
+        for r in store.rows(
+            "SELECT DISTINCT item_id FROM comparisons WHERE set_id = ? AND annotator = ?",
+            [set_id, annotator],
+        )
+    }
 
 
 def judgements(
@@ -296,24 +301,25 @@ def judgements(
 
 def ingest_judgements(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
     """judgements.jsonl of a judge job: one comparison per item (id = job + item, so a second
-    pass adds nothing). Rows are checked first; one bad row stores none of the chunk."""
+    pass adds nothing). Rows are checked against their items first; one bad row stores none
+    of the chunk."""
     rows = parse_lines(chunk)
     values = []
     for n, r in enumerate(rows, 1):
-        if r.get("verdict") not in (*P.JUDGE_VERDICTS, "ranking") or not r.get("item_id"):
+        if r.get("verdict") not in STORED_VERDICTS or not r.get("item_id"):
             raise ValueError(
                 f"judgements.jsonl row {n}: needs item_id and a verdict in "
-                f"{', '.join(P.JUDGE_VERDICTS)} or ranking"
+                f"{', '.join(STORED_VERDICTS)}"
             )
         item = cur.execute(
             "SELECT set_id, responses FROM comparison_items WHERE id = ?", [r["item_id"]]
         ).fetchone()
         if item is None:
             raise ValueError(f"judgements.jsonl row {n}: no comparison item {r['item_id']!r}")
-        try:
-            P.check_verdict(r["verdict"], len(json.loads(item[1])), r.get("ranking"), judge=True)
-        except ValueError as exc:
-            raise ValueError(f"judgements.jsonl row {n}: {exc}") from None
+        responses = json.loads(item[1])
+        problem = _fit_problem(r["verdict"], len(responses), r.get("ranking"))
+        if problem:
+            raise ValueError(f"judgements.jsonl row {n}: {problem}")
         values.append(
             [
                 f"{job_id}:{r['item_id']}",
@@ -323,7 +329,7 @@ def ingest_judgements(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes)
                 "judge",
                 r["verdict"],
                 json.dumps(r["ranking"]) if r.get("ranking") is not None else None,
-                P.winner(json.loads(item[1]), r["verdict"]),
+                winner_of(responses, r["verdict"]),
                 r.get("rationale"),
                 json.dumps(r.get("passes")),
                 job_id,
@@ -364,79 +370,18 @@ def generation_sources(store: Store) -> list[dict]:
 # --- preference sets ------------------------------------------------------------------------
 
 
-def _turns(value: Any, what: str, role: str | None = None) -> list[dict]:
-    if isinstance(value, str):
-        if not value.strip():
-            raise ValueError(f"{what} is empty")
-        return [{"role": role or "user", "content": value}]
-    if not isinstance(value, list) or not value:
-        raise ValueError(f"{what} must be text or a non-empty list of {{role, content}} turns")
-    turns = []
-    for i, m in enumerate(value, 1):
-        if (
-            not isinstance(m, dict)
-            or not isinstance(m.get("content"), str)
-            or m.get("role") not in ("system", "user", "assistant")
-        ):
-            raise ValueError(f"{what} turn {i} needs a role (system/user/assistant) and text")
-        turns.append({"role": m["role"], "content": m["content"]})
-    return turns
-
-
-def normalise_pair(row: Any) -> dict:
-    """A {prompt, chosen, rejected} row in conversational form; ValueError says what is wrong.
-    Identical chosen and rejected is an error: such a pair teaches nothing."""
-    if not isinstance(row, dict):
-        raise ValueError("not an object with prompt, chosen and rejected")
-    for key in ("prompt", "chosen", "rejected"):
-        if key not in row:
-            raise ValueError(f"missing {key!r}")
-    prompt = _turns(row["prompt"], "prompt")
-    chosen = _turns(row["chosen"], "chosen", "assistant")
-    rejected = _turns(row["rejected"], "rejected", "assistant")
-    if chosen == rejected:
-        raise ValueError("chosen and rejected are identical")
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "origin": row.get("origin")}
-
-
-def pair_id(pair: dict) -> str:
-    body = json.dumps(
-        [pair["prompt"], pair["chosen"], pair["rejected"]],
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
 def add_preference_version(
     store: Store,
     name: str,
-    rows: list[dict],
+    pairs: list[dict],
+    digest: str,
     *,
     note: str = "",
     parent_version_id: str | None = None,
 ) -> dict:
-    """Validate every row, then store a new immutable version (creating the set on first use),
-    all in one transaction. Raises InvalidPairs naming the bad rows (1-based)."""
-    _check_name(name, "preference set")
-    clean, problems = [], []
-    for n, row in enumerate(rows, 1):
-        try:
-            clean.append(normalise_pair(row))
-        except ValueError as exc:
-            problems.append((n, str(exc)))
-    if problems:
-        raise InvalidPairs(problems, len(rows))
-    ids: list[str] = []
-    seen: set[str] = set()
-    unique = []
-    for p in clean:
-        pid = pair_id(p)
-        if pid not in seen:
-            seen.add(pid)
-            ids.append(pid)
-            unique.append(p)
+    """Store a new immutable version of preference set `name` (creating the set on first
+    use), all in one transaction. `pairs` and `digest` come from `export.version_rows`:
+    unique pairs, each with its content-hash `id`, and the hash over those ids."""
     created = now()
     with store.transaction() as cur:
         found = cur.execute("SELECT id FROM preference_sets WHERE name = ?", [name]).fetchone()
@@ -450,38 +395,36 @@ def add_preference_version(
             or 0
         ) + 1
         vid = f"psv-{uuid.uuid4().hex[:12]}"
-        digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
-        if unique:
+        if pairs:
             cur.executemany(
                 "INSERT INTO preference_pairs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [
                     [
-                        pid,
+                        p["id"],
                         json.dumps(p["prompt"], ensure_ascii=False),
                         json.dumps(p["chosen"], ensure_ascii=False),
                         json.dumps(p["rejected"], ensure_ascii=False),
-                        json.dumps(p["origin"]) if p["origin"] is not None else None,
+                        json.dumps(p["origin"]) if p.get("origin") is not None else None,
                         created,
                     ]
-                    for pid, p in zip(ids, unique, strict=True)
+                    for p in pairs
                 ],
             )
         cur.execute(
             "INSERT INTO preference_set_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [vid, set_id, number, parent_version_id, created, digest, len(ids), note],
+            [vid, set_id, number, parent_version_id, created, digest, len(pairs), note],
         )
-        if ids:
+        if pairs:
             cur.executemany(
                 "INSERT INTO preference_version_pairs VALUES (?, ?, ?)",
-                [[vid, pid, pos] for pos, pid in enumerate(ids)],
+                [[vid, p["id"], pos] for pos, p in enumerate(pairs)],
             )
     return {
         "id": vid,
         "name": name,
         "number": number,
         "hash": digest,
-        "n_pairs": len(ids),
-        "duplicates_dropped": len(clean) - len(unique),
+        "n_pairs": len(pairs),
         "created": created.isoformat(),
         "note": note,
     }
@@ -495,6 +438,14 @@ def list_preference_sets(store: Store) -> list[dict]:
         " ORDER BY s.created"
     )
     return [{k: _iso(v) for k, v in r.items()} for r in rows]
+
+
+def latest_version(store: Store, name: str) -> dict | None:
+    """The newest version of preference set `name`, or None when it has none."""
+    try:
+        return resolve_preference_version(store, name)
+    except PrefsNotFound:
+        return None
 
 
 def resolve_preference_version(store: Store, name: str, version: str | int | None = None) -> dict:
@@ -538,22 +489,3 @@ def version_pairs(store: Store, version_id: str) -> list[dict]:
         }
         for r in rows
     ]
-
-
-def write_preference_jsonl(
-    store: Store, version_id: str, path: Path, *, conversational: bool = True
-) -> int:
-    """Write TRL DPO rows (prompt / chosen / rejected) to `path` atomically; return the count."""
-    from backend.prefs.export import dpo_row
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    items = version_pairs(store, version_id)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for p in items:
-            fh.write(json.dumps(dpo_row(p, conversational), ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return len(items)

@@ -1,27 +1,24 @@
 """Review tables: uncertainty scores, review batches and their items, verdicts, applying them.
 
+SQL and row mapping only: which examples a batch holds, how verdicts resolve and what the next
+version contains are decided by the review actions (backend/review/actions.py) and passed in.
 Verdicts from Label Studio are keyed `ls:<annotation id>` and upserted, so pulling twice adds
 nothing; applying a batch writes the next dataset version in the same transaction that records it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from backend.auth import Actor, require
-from backend.review.flagging import FlagPolicy, cut_value, flag, qc_extra, share_at_or_above
-from backend.review.verdicts import Verdict, apply_decisions, resolve
-from backend.store.datasets import add_version_cur, resolve_version, version_examples
+from backend.store.datasets import add_version_cur
 from backend.store.db import Store
 from backend.store.jobs import parse_lines
-from backend.store.users import audit, audited, studio_names
+from backend.store.users import studio_names
 
 
 def insert_scores(cur: duckdb.DuckDBPyConnection, job_id: str, chunk: bytes) -> int:
@@ -98,39 +95,44 @@ def scores_of(store: Store, job_id: str, method: str = "nll") -> dict[str, float
     return {r["example_id"]: r["score"] for r in rows}
 
 
-@audited("edit_data", "review.create_batch", "dataset")
-def create_batch(
-    store: Store, *, dataset: str, score_job_id: str, policy: FlagPolicy, method: str = "nll"
-) -> dict:
-    """Flag the scored examples of one scoring run and record them (plus the QC sample) as a
-    review batch. Returns the batch row with counts."""
-    info = store.rows(
-        "SELECT any_value(version_id) AS v, any_value(model) AS m FROM scores WHERE job_id = ?",
+def score_source(store: Store, score_job_id: str) -> dict:
+    """The dataset, version and model a scoring run scored: {dataset, version_id, model}."""
+    row = store.rows(
+        "SELECT any_value(dataset) AS dataset, any_value(version_id) AS version_id,"
+        " any_value(model) AS model FROM scores WHERE job_id = ?",
         [score_job_id],
     )
-    scores = scores_of(store, score_job_id, method)
-    if not scores:
-        raise ValueError(f"scoring run {score_job_id} has no {method!r} scores")
-    version_id, model = info[0]["v"], info[0]["m"]
-    flagged = flag(scores, policy)
-    flagged_ids = {i for i, _ in flagged}
-    batch_id = f"rb-{uuid.uuid4().hex[:10]}"
-    pending = (
-        [
-            r["example_id"]
-            for r in store.rows(
-                "SELECT example_id FROM qc_samples WHERE version_id = ? AND status = 'pending'"
-                " ORDER BY example_id",
-                [version_id],
-            )
-        ]
-        if version_id
-        else []
+    return row[0]
+
+
+def pending_qc(store: Store, version_id: str | None) -> list[str]:
+    """Examples of a version whose QC sample is still waiting for a reviewer."""
+    if not version_id:
+        return []
+    rows = store.rows(
+        "SELECT example_id FROM qc_samples WHERE version_id = ? AND status = 'pending'"
+        " ORDER BY example_id",
+        [version_id],
     )
-    qc = [i for i in pending if i not in flagged_ids] or qc_extra(
-        sorted(scores), flagged_ids, policy.qc_share, seed=batch_id
-    )
-    items = [(i, s, "flagged") for i, s in flagged] + [(i, scores.get(i), "qc") for i in qc]
+    return [r["example_id"] for r in rows]
+
+
+def insert_batch(
+    store: Store,
+    *,
+    batch_id: str,
+    dataset: str,
+    version_id: str | None,
+    score_job_id: str,
+    method: str,
+    model: str | None,
+    policy: str,
+    n_scored: int,
+    cut: float | None,
+    items: list[tuple[str, float | None, str]],
+) -> dict:
+    """Record a review batch (the next round of its dataset) and its items, each
+    (example_id, score, reason 'flagged' | 'qc') in review order. Returns the batch row."""
     with store.transaction() as cur:
         rnd = (
             cur.execute(
@@ -148,19 +150,20 @@ def create_batch(
                 score_job_id,
                 method,
                 model,
-                policy.model_dump_json(),
+                policy,
                 rnd,
-                len(scores),
-                cut_value(scores, policy),
+                n_scored,
+                cut,
                 datetime.now(),
             ],
         )
         if items:
             cur.executemany(
-                "INSERT INTO review_items VALUES (?,?,?,?,?,NULL)",
-                [[batch_id, i, pos, s, why] for pos, (i, s, why) in enumerate(items)],
+                "INSERT INTO review_items (batch_id, example_id, position, score, reason)"
+                " VALUES (?,?,?,?,?)",
+                [[batch_id, i, pos, sc, why] for pos, (i, sc, why) in enumerate(items)],
             )
-    return {**get_batch(store, batch_id), "n_flagged": len(flagged), "n_qc": len(qc)}
+    return get_batch(store, batch_id)
 
 
 def get_batch(store: Store, batch_id: str) -> dict:
@@ -209,10 +212,12 @@ def batch_items(store: Store, batch_id: str) -> list[dict]:
 def set_project(
     store: Store, batch_id: str, url: str, project_id: int, task_ids: dict[str, int]
 ) -> None:
+    """Record the batch's Label Studio project and each item's task."""
     with store.transaction() as cur:
         cur.execute(
-            "UPDATE review_batches SET ls_url = ?, ls_project_id = ? WHERE id = ?",
-            [url, project_id, batch_id],
+            "UPDATE review_batches SET ls_url = ?, ls_project_id = ?,"
+            " ls_claimed = coalesce(ls_claimed, ?) WHERE id = ?",
+            [url, project_id, datetime.now(), batch_id],
         )
         cur.executemany(
             "UPDATE review_items SET ls_task_id = ? WHERE batch_id = ? AND example_id = ?",
@@ -220,8 +225,28 @@ def set_project(
         )
 
 
+def claim_push(store: Store, batch_id: str, url: str, at: datetime) -> None:
+    """Mark the batch as being pushed to `url` since `at` (the caller checked that it may)."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE review_batches SET ls_url = ?, ls_claimed = ? WHERE id = ?",
+            [url, at, batch_id],
+        )
+
+
+def release_push(store: Store, batch_id: str) -> None:
+    """Drop an unfinished push's claim (it failed): the batch can be pushed again."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE review_batches SET ls_url = NULL, ls_claimed = NULL"
+            " WHERE id = ? AND ls_project_id IS NULL",
+            [batch_id],
+        )
+
+
 def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert or update verdicts by id in one transaction; returns counts new/updated/same.
+    """Insert or update verdict rows (checked by the caller) by id in one transaction; returns
+    counts new/updated/unchanged.
 
     Reviewers are recorded under their studio username when a user has that Label Studio
     e-mail (`studio_names`); a stored row whose reviewer differs is updated even at the same
@@ -230,31 +255,18 @@ def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> d
     with store.transaction() as cur:
         names = studio_names(cur, [r.get("reviewer") for r in rows])
         for r in rows:
-            v = Verdict.model_validate(
-                {
-                    k: r.get(k)
-                    for k in (
-                        "example_id",
-                        "reviewer",
-                        "verdict",
-                        "categories",
-                        "corrected",
-                        "note",
-                    )
-                }
-                | {"reviewer": names.get(r.get("reviewer"))}
-            )
+            reviewer = names.get(r.get("reviewer"))
             old = cur.execute(
                 "SELECT updated, reviewer FROM reviews WHERE id = ?", [r["id"]]
             ).fetchone()
             values = [
                 batch_id,
-                v.example_id,
-                v.reviewer,
-                v.verdict,
-                json.dumps(v.categories),
-                v.corrected,
-                v.note,
+                r["example_id"],
+                reviewer,
+                r["verdict"],
+                json.dumps(r.get("categories") or []),
+                r.get("corrected"),
+                r.get("note"),
                 r["source"],
                 r.get("external_id"),
                 r.get("created"),
@@ -265,7 +277,7 @@ def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> d
                     "INSERT INTO reviews VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [r["id"], *values]
                 )
                 counts["new"] += 1
-            elif str(old[0]) != str(_ts(r.get("updated"))) or old[1] != v.reviewer:
+            elif str(old[0]) != str(_ts(r.get("updated"))) or old[1] != reviewer:
                 cur.execute(
                     "UPDATE reviews SET batch_id=?, example_id=?, reviewer=?, verdict=?,"
                     " categories=?, corrected=?, note=?, source=?, external_id=?,"
@@ -312,34 +324,6 @@ def _ts(value: Any) -> Any:
     return value
 
 
-def add_in_app_review(
-    store: Store, batch_id: str, verdict: Verdict, *, actor: Actor | None = None
-) -> str:
-    """Store a reviewer's verdict from the in-app queue. One verdict per (batch, example,
-    reviewer): submitting again (a second tab, a double click) replaces it, never duplicates;
-    two reviewers on the same item at once each keep their own."""
-    require(actor, "review")
-    key = f"{batch_id}|{verdict.example_id}|{verdict.reviewer}"
-    rid = f"app:{hashlib.sha1(key.encode()).hexdigest()[:16]}"
-    now = datetime.now()
-    row = {**verdict.model_dump(), "id": rid, "source": "in-app", "created": now, "updated": now}
-    for attempt in range(3):
-        try:
-            upsert_reviews(store, batch_id, [row])
-            break
-        except (duckdb.TransactionException, duckdb.ConstraintException):
-            if attempt == 2:  # the same verdict raced twice; the other write stands
-                raise
-    audit(
-        store,
-        actor,
-        "review.verdict",
-        verdict.example_id,
-        {"batch": batch_id, "verdict": verdict.verdict, "reviewer": verdict.reviewer},
-    )
-    return rid
-
-
 def reviews(store: Store, batch_id: str) -> list[dict]:
     rows = store.rows("SELECT * FROM reviews WHERE batch_id = ? ORDER BY created, id", [batch_id])
     for r in rows:
@@ -354,85 +338,38 @@ def next_unreviewed(store: Store, batch_id: str, reviewer: str) -> dict | None:
     return next((i for i in items if i["example_id"] not in done), None)
 
 
-@audited("edit_data", "review.apply", "batch_id")
-def apply_batch(store: Store, batch_id: str) -> dict:
-    """Write the next dataset version from the batch's verdicts (one transaction)."""
-    batch = get_batch(store, batch_id)
-    if batch["applied_version_id"]:
-        raise ValueError(
-            f"batch {batch_id} was already applied as version {batch['applied_version_id']}"
-        )
-    by_example: dict[str, list[dict]] = {}
-    for r in reviews(store, batch_id):
-        by_example.setdefault(r["example_id"], []).append(r)
-    if not by_example:
-        raise ValueError(f"batch {batch_id} has no verdicts yet: review or pull first")
-    decisions = {e: resolve(v) for e, v in by_example.items()}
-    base = resolve_version(store, batch["dataset"])
-    examples = version_examples(store, batch["version_id"])
-    new, counts = apply_decisions(examples, decisions, batch_id=batch_id)
-    note = f"review {batch_id} (round {batch['round']}): " + ", ".join(
-        f"{k} {v}" for k, v in sorted(counts.items())
-    )
+def record_applied(
+    store: Store,
+    batch_id: str,
+    dataset: str,
+    examples: list[dict],
+    *,
+    parent_version_id: str | None,
+    note: str,
+) -> dict:
+    """Write the next version of `dataset` from a batch's verdicts and mark the batch applied,
+    in one transaction. The batch row is claimed first, so of two applies at once the second
+    conflicts there before it writes a version. Returns the version row."""
     with store.transaction() as cur:
+        cur.execute(  # a real change (DuckDB skips a no-op update), so a second apply conflicts
+            "UPDATE review_batches SET applied_version_id = '(applying)' WHERE id = ?",
+            [batch_id],
+        )
         version = add_version_cur(
-            cur, batch["dataset"], new, parent_version_id=base["id"], note=note
+            cur, dataset, examples, parent_version_id=parent_version_id, note=note
         )
         cur.execute(
             "UPDATE review_batches SET applied_version_id = ? WHERE id = ?",
             [version["id"], batch_id],
         )
-    return {"version": version, "counts": counts}
+    return version
 
 
-def rounds(store: Store, dataset: str) -> list[dict]:
-    """Per round: flagged share under its own cut and under the first round's cut line (a fixed
-    line, so the share moves as the data gets cleaner and the model surer). A re-scoring done
-    after the last batch (the next round, not flagged yet) is the last row, with no batch."""
-    out, first_cut, method = [], None, "nll"
-    done = batches(store, dataset)
-    for b in done:
-        method = b["method"] or "nll"
-        scores = list(scores_of(store, b["score_job_id"], method).values())
-        n_flagged = store.scalar(
-            "SELECT count(*) FROM review_items WHERE batch_id = ? AND reason = 'flagged'", [b["id"]]
-        )
-        first_cut = b["cut"] if first_cut is None else first_cut
-        out.append(
-            {
-                "round": b["round"],
-                "batch": b["id"],
-                "model": b["model"],
-                "n_scored": b["n_scored"],
-                "n_flagged": n_flagged,
-                "flagged_share": n_flagged / b["n_scored"] if b["n_scored"] else 0.0,
-                "share_above_first_cut": share_at_or_above(scores, first_cut),
-                "mean_score": sum(scores) / len(scores) if scores else None,
-            }
-        )
-    if done:
-        used = {b["score_job_id"] for b in done}
-        later = [
-            j
-            for j in score_jobs(store, dataset)
-            if j["job_id"] not in used and (j["round"] or 1) > done[-1]["round"]
-        ]
-        if later:  # newest first: the latest re-scoring of the next round
-            j = later[0]
-            scores = list(scores_of(store, j["job_id"], method).values())
-            out.append(
-                {
-                    "round": j["round"],
-                    "batch": None,
-                    "model": j["model"],
-                    "n_scored": len(scores),
-                    "n_flagged": None,
-                    "flagged_share": None,
-                    "share_above_first_cut": share_at_or_above(scores, first_cut),
-                    "mean_score": sum(scores) / len(scores) if scores else None,
-                }
-            )
-    return out
+def n_flagged(store: Store, batch_id: str) -> int:
+    """How many items of a batch were flagged (the rest are the QC sample)."""
+    return store.scalar(
+        "SELECT count(*) FROM review_items WHERE batch_id = ? AND reason = 'flagged'", [batch_id]
+    )
 
 
 def reviewed_ids(store: Store, dataset: str) -> set[str]:

@@ -30,10 +30,8 @@ def add_user(
     *,
     display_name: str | None = None,
     email: str | None = None,
-    actor: Actor | None = None,
 ) -> dict:
     """Create an account; `email` is its Label Studio e-mail (see `set_email`)."""
-    require(actor, "manage_users")
     if not _NAME.match(username):
         raise UserError(
             f"user name {username!r}: use 2-64 lower-case letters, digits, . _ @ + - "
@@ -56,7 +54,6 @@ def add_user(
             " VALUES (?, ?, ?, ?, ?)",
             [username, display_name or username, role, hashed, email],
         )
-        _audit(cur, actor, "user.add", username, {"role": role, "email": email})
     return {"username": username, "role": role, "email": email}
 
 
@@ -84,15 +81,22 @@ def count_users(store: Store) -> int:
     return store.scalar("SELECT count(*) FROM users") or 0
 
 
-def set_role(store: Store, username: str, role: str, *, actor: Actor | None = None) -> None:
-    require(actor, "manage_users")
+def find_user(store: Store, username: str) -> dict | None:
+    rows = store.rows(
+        "SELECT username, display_name, role, email, created, disabled FROM users"
+        " WHERE username = ?",
+        [username],
+    )
+    return rows[0] if rows else None
+
+
+def set_role(store: Store, username: str, role: str) -> None:
     if role not in ROLES:
         raise UserError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     with store.transaction() as cur:
         if not cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
             raise UserError(f"no user {username!r}")
         cur.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
-        _audit(cur, actor, "user.role", username, {"role": role})
 
 
 def normalize_email(email: str) -> str:
@@ -118,16 +122,13 @@ def _check_email_free(cur, username: str, email: str) -> None:
         raise UserError(f"e-mail {email!r} is the user name of another account, {row[0]!r}")
 
 
-def set_email(
-    store: Store, username: str, email: str | None, *, actor: Actor | None = None
-) -> dict:
+def set_email(store: Store, username: str, email: str | None) -> dict:
     """Set (or, with None / "", clear) the Label Studio e-mail of a user; admins only.
 
     Verdicts and judgements already pulled from Label Studio follow in the same transaction:
     those under the new e-mail move to the username, and on a clear or change those under the
     username go back to the old e-mail, as the next pull would record them. Returns the counts.
     """
-    require(actor, "manage_users")
     new = normalize_email(email) if email and email.strip() else None
     with store.transaction() as cur:
         found = cur.execute("SELECT email FROM users WHERE username = ?", [username]).fetchone()
@@ -144,9 +145,7 @@ def set_email(
             _reattribute(cur, username, old, moved, back=True)
         if new:
             _reattribute(cur, new, username, moved, back=False)
-        detail = {"email": new, "previous": old, **moved}
-        _audit(cur, actor, "user.email", username, detail)
-    return {"username": username, "email": new, **moved}
+    return {"username": username, "email": new, "previous": old, **moved}
 
 
 def _reattribute(cur, frm: str, to: str, moved: dict[str, int], *, back: bool) -> None:

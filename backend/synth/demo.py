@@ -3,17 +3,16 @@
 Tasklane is a fictional project-management tool; the ~40 hand-written conversations cover the
 Gantt chart, permissions, billing, integrations, notifications, exports and more, so the
 Datasets, Review and Training pages have real text to show before any generator is connected.
+backend/synth/actions.py `seed_demo_dataset` imports it once per workspace.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from backend.store import datasets as dstore
-from backend.store.db import Store
-
 DEMO_DATASET = "tasklane-support"
 SAMPLE = Path(__file__).resolve().parent.parent / "demo" / "support.jsonl"
+NOTE = "sample data: Tasklane customer support (hand-written)"
 
 DEMO_RECIPE = {
     "task": "Answer customer questions about Tasklane, a project-management tool, the way its "
@@ -30,22 +29,3 @@ DEMO_RECIPE = {
     ],
     "per_topic": 5,
 }
-
-
-def seed_demo_dataset(store: Store) -> dict | None:
-    """Import the sample as dataset "tasklane-support" when absent; return its version or None."""
-    from backend.synth.importers import import_file
-
-    try:
-        dstore.get_dataset(store, DEMO_DATASET)
-        return None
-    except dstore.DatasetNotFound:
-        pass
-    dstore.create_dataset(store, DEMO_DATASET, recipe=DEMO_RECIPE)
-    return import_file(
-        store,
-        DEMO_DATASET,
-        SAMPLE,
-        create=False,
-        note="sample data: Tasklane customer support (hand-written)",
-    )

@@ -7,6 +7,8 @@
     hf                        a `datasets` save_to_disk folder with the same columns
 
 Files are written to a temporary name and renamed into place, so a reader never sees half.
+Pure writing: backend/synth/actions.py `export_version` checks the role, confines the path and
+records the export.
 """
 
 from __future__ import annotations
@@ -95,41 +97,3 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
-
-
-def export_version(
-    store,
-    dataset: str,
-    fmt: str,
-    out: str | Path,
-    *,
-    version: str | int | None = None,
-    overwrite: bool = False,
-    actor=None,
-) -> dict:
-    """Export a version (latest by default); returns {path, format, version, examples, hash}.
-    `actor` must hold import_export (None: the trusted shell); the export is audited."""
-    from backend.auth import require
-    from backend.store import datasets as dstore
-    from backend.store.users import audit
-
-    require(actor, "import_export")
-    v = dstore.resolve_version(store, dataset, version)
-    examples = dstore.version_examples(store, v["id"])
-    path = write_examples(examples, fmt, out, overwrite=overwrite)
-    audit(
-        store,
-        actor,
-        "dataset.export",
-        dataset,
-        {"version": v["number"], "format": fmt, "path": str(path), "examples": len(examples)},
-    )
-    return {
-        "path": str(path),
-        "format": fmt,
-        "dataset": v["dataset"],
-        "version": v["number"],
-        "version_id": v["id"],
-        "examples": len(examples),
-        "hash": v["hash"],
-    }

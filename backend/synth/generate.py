@@ -7,7 +7,9 @@ Files written in the job folder (ingested by backend/store/synth.py):
 
 Resume: items already in generated.jsonl or rejects.jsonl are skipped, and a torn last line
 left by a crash is cut off before appending, so nothing is redone or duplicated.
-The API key is read from Settings at run time; it is never in the spec.
+The API key is read from Settings at run time; it is never in the spec. The job never opens the
+database: backend/synth/actions.py `generate` builds the spec and hands the dataset's current
+examples over as a file (`base_jsonl`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from backend.examples import canonical_json, example_id
 from backend.integrations import llm
 from backend.integrations.llm import Provider
 from backend.jobs.context import JobCancelled, JobContext
 from backend.jobs.kinds import JobSpec
-from backend.store.datasets import canonical_json, example_id
 from backend.synth import qc, quality
 from backend.synth.parse import ParseError, parse_output
 from backend.synth.recipe import PlanItem, Recipe, build_prompt, output_schema, plan
@@ -292,56 +294,3 @@ def _finish(ctx: JobContext, spec: GenerateSpec) -> None:
         f"({len(rejects)} rejected, {len(removed)} filtered, {len(sample)} for QC)",
         **{k: report[k] for k in ("kept", "removed", "rejected", "qc_sampled")},
     )
-
-
-def prepare_spec(
-    store,
-    ws,
-    dataset: str,
-    *,
-    create: bool = True,
-    recipe: dict | Recipe | None = None,
-    **overrides,
-) -> GenerateSpec:
-    """Build a generate spec for `dataset` from its stored recipe (submitter side).
-
-    Creates the dataset when missing (with `recipe`), stores an explicit recipe on it, and writes
-    the dataset's current examples to a file the job dedupes against. Provider, model and base
-    URL default to the recipe's; `overrides` are GenerateSpec fields. Never takes a key.
-    """
-    import uuid
-
-    from backend.store import datasets as dstore
-
-    try:
-        ds = dstore.get_dataset(store, dataset)
-    except dstore.DatasetNotFound:
-        if not create:
-            raise
-        fmt = (
-            recipe.format if isinstance(recipe, Recipe) else (recipe or {}).get("format")
-        ) or "messages"
-        ds = dstore.create_dataset(store, dataset, format=fmt)
-    if recipe is not None:
-        recipe = Recipe.model_validate(
-            recipe if isinstance(recipe, dict) else recipe.model_dump(mode="json")
-        )
-        dstore.set_recipe(store, ds["name"], recipe.model_dump(mode="json"))
-    else:
-        recipe = Recipe.model_validate(ds["recipe"] or {})
-    fields = {
-        "dataset": ds["name"],
-        "recipe": recipe,
-        "provider": recipe.provider,
-        "model": recipe.model,
-    }
-    fields.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        latest = dstore.resolve_version(store, ds["name"])
-    except dstore.DatasetNotFound:
-        latest = None
-    if latest and latest["n_examples"]:
-        path = ws.root / "inputs" / f"{ds['id']}-{uuid.uuid4().hex[:8]}.jsonl"
-        dstore.write_version_jsonl(store, latest["id"], path)
-        fields["base_jsonl"] = str(path)
-    return GenerateSpec.model_validate({**fields, "recipe": recipe.model_dump(mode="json")})

@@ -4,6 +4,7 @@ Accepted rows: `{"messages": [{role, content}, ...]}` (a JSON string in CSV/Parq
 or `prompt` + `completion` (text, or lists of chat turns), with optional `system` and `topic`.
 An import is all or nothing: every row is read and checked first, and the error names the first
 bad rows (file line or row number) and why. Nothing is stored unless every row passes.
+Pure reading: backend/synth/actions.py `import_file` checks the role and stores the version.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backend.store.datasets import InvalidExamples, message_problem
+from backend.examples import message_problem
 
 MAX_LINE_BYTES = 1_000_000
 MAX_FILE_BYTES = 2_000_000_000
@@ -177,45 +178,3 @@ def read_examples(path: str | Path) -> list[dict]:
     if problems:
         raise ImportFileError(_problems_error(path, problems, len(rows), where))
     return examples
-
-
-def import_file(
-    store,
-    dataset: str,
-    path: str | Path,
-    *,
-    create: bool = True,
-    note: str = "",
-    actor=None,
-    label: str | None = None,
-) -> dict:
-    """Import a file as a new version of `dataset` (created when missing); all or nothing.
-    `actor` must hold import_export (None: the trusted shell); the import is audited under
-    `label` (the uploaded file's own name) or the file's name."""
-    from backend.auth import require
-    from backend.store import datasets as dstore
-    from backend.store.users import audit
-
-    require(actor, "import_export")
-    examples = read_examples(path)
-    src = Path(path).name
-    for ex in examples:
-        ex["origin"] = {"source": "import", "file": src}
-    try:
-        dstore.get_dataset(store, dataset)
-    except dstore.DatasetNotFound:
-        if not create:
-            raise
-        dstore.create_dataset(store, dataset)
-    try:
-        version = dstore.add_version(store, dataset, examples, note=note or f"imported {src}")
-    except InvalidExamples as exc:  # read_examples checks the same rules; kept as a guard
-        raise ImportFileError(f"{src}: {exc}") from None
-    audit(
-        store,
-        actor,
-        "dataset.import",
-        dataset,
-        {"file": label or src, "version": version["number"], "examples": len(examples)},
-    )
-    return version

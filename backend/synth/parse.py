@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backend.store.datasets import message_problem
+from backend.examples import message_problem
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 

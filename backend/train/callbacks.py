@@ -3,8 +3,9 @@ and cancel.
 
 Metrics go through `JobContext.metric` to the job's metrics.jsonl (ingested into `metrics`):
 loss, grad_norm, learning_rate, epoch, tokens_seen, tokens_per_s, eval_loss and, on CUDA,
-peak_gpu_mem_mb. A cancel request (the cancel file or SIGTERM) makes the trainer save a
-checkpoint and stop at the end of the current step, so `resume` continues from there.
+peak_gpu_mem_mb, plus the figures logged under a method's own prefixes (DPO's rewards/*). A
+cancel request (the cancel file or SIGTERM) makes the trainer save a checkpoint and stop at the
+end of the current step, so `resume` continues from there.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ LOGGED = ("loss", "grad_norm", "learning_rate", "epoch", "eval_loss", "mean_toke
 
 
 class StudioCallback(TrainerCallback):
-    """Reports each logged step to the job and stops cleanly on cancel."""
+    """Reports each logged step to the job and stops cleanly on cancel. `prefixes`: logged
+    names a method adds to the metrics besides LOGGED (e.g. DPO's "rewards/")."""
 
-    def __init__(self, ctx: JobContext):
+    def __init__(self, ctx: JobContext, prefixes: tuple[str, ...] = ()):
         self.ctx = ctx
+        self.prefixes = prefixes
         self.cancelled = False
         self._t: float | None = None
         self._tokens: float | None = None
@@ -39,7 +42,12 @@ class StudioCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        values = {k: logs[k] for k in LOGGED if isinstance(logs.get(k), int | float)}
+        values = {
+            k: v
+            for k, v in logs.items()
+            if (k in LOGGED or (self.prefixes and k.startswith(self.prefixes)))
+            and isinstance(v, int | float)
+        }
         tokens = logs.get("num_tokens", state.num_input_tokens_seen or None)
         now = time.perf_counter()
         if isinstance(tokens, int | float) and tokens > 0:

@@ -1,56 +1,48 @@
 """The run config of a training job: one field per knob, each documented once.
 
-`SFTRunConfig` is the `train` job's spec. The Training page groups its fields by `GROUPS` and
-shows each field's description as the widget's help; the CLI reads the same fields from
+`RunConfig` holds the fields every method shares and is the `train` job's spec; each method's
+own fields sit on its subclass (`SFTRunConfig`, `DPORunConfig`), the way TRL keeps SFTConfig
+and DPOConfig on one base. `METHODS` maps a method name to its config class; validating a dict
+on `RunConfig` picks the class by the dict's `method` (sft when absent), so specs stored before
+the split still load and resume. The Training page groups the fields by `GROUPS` and shows
+each field's description as the widget's help; the CLI reads the same fields from
 `--config run.yaml`. `preflight` checks what pydantic cannot (the model folder, the dataset
-file, the target modules against the model's module names) and runs before any job is queued.
+file, the target modules against the model's module names) before any job is queued.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from backend.jobs.kinds import JobSpec, SpecError
-
-# Training methods on the same machinery; the DPO engineer adds "dpo" here and a branch in
-# backend.train.sft.build_trainer.
-METHODS: dict[str, str] = {
-    "sft": "supervised fine-tuning on chat examples (TRL SFTTrainer)",
-    "dpo": "direct preference optimisation on prompt/chosen/rejected "
-    "pairs (TRL DPOTrainer; backend.train.dpo)",
-}
+from backend.jobs.kinds import JobSpec, SpecError, validate_spec
 
 ALL_LINEAR = "all-linear"
+METHOD_HELP = (
+    "Training method: sft (supervised fine-tuning) or dpo (preference pairs from a preference set)."
+)
 
 
 class ConfigError(SpecError):
     """A run config that cannot run: the message names the field and what is wrong."""
 
 
-class SFTRunConfig(JobSpec):
-    """Everything one LoRA/QLoRA training run needs; the `train` job's spec."""
+class RunConfig(JobSpec):
+    """What every LoRA/QLoRA run needs, whatever its method; the `train` job's spec."""
+
+    about: ClassVar[str] = ""
 
     # Model
     base_model: str = Field(
         description="Base model: a local transformers folder (with config.json), or a hub id "
         "where the network allows."
     )
-    method: str = Field(
-        "sft",
-        description="Training method: sft (supervised fine-tuning) "
-        "or dpo (preference pairs from a preference set).",
-    )
-    beta: float = Field(
-        0.1,
-        gt=0.0,
-        le=10.0,
-        description="DPO only: how far the policy may move from the reference (lower = further).",
-    )
+    method: str = Field("sft", description=METHOD_HELP)
     quant: Literal["auto", "4bit", "none"] = Field(
         "auto",
         description="Quantization of the base model: auto = 4-bit NF4 with double "
@@ -62,12 +54,6 @@ class SFTRunConfig(JobSpec):
         description="Also save the base model with the adapter merged "
         "in (runs/<id>/merged), for serving without PEFT.",
     )
-    init_adapter: str | None = Field(
-        None,
-        description="Start from this LoRA adapter folder (a previous run's adapter, "
-        "trained on the same base model) instead of a fresh LoRA; its rank, alpha and target "
-        "modules apply and the lora_* fields are ignored.",
-    )
     # Data
     dataset: str = Field(
         description="Dataset name, as shown on the Datasets page (or the "
@@ -76,8 +62,8 @@ class SFTRunConfig(JobSpec):
     dataset_version_id: str | None = Field(None, description="Dataset version id trained on.")
     dataset_hash: str | None = Field(None, description="Content hash of that dataset version.")
     data_path: str = Field(
-        description='JSONL file of {"messages": [...]} lines the job '
-        "reads (written by the submitter from the dataset version)."
+        description='JSONL file the job reads: {"messages": [...]} lines for sft, '
+        "prompt/chosen/rejected lines for dpo (written by the submitter from the version)."
     )
     eval_split: float = Field(
         0.1,
@@ -87,17 +73,6 @@ class SFTRunConfig(JobSpec):
     )
     max_length: int = Field(
         512, ge=8, le=131072, description="Longest example in tokens; longer ones are truncated."
-    )
-    packing: bool = Field(
-        False,
-        description="Pack several short examples into one sequence "
-        "of max_length (faster on short data).",
-    )
-    assistant_only_loss: bool = Field(
-        True,
-        description="Compute the loss on assistant "
-        "tokens only (needs {% generation %} markers in the "
-        "model's chat template).",
     )
     # LoRA
     lora_r: int = Field(
@@ -169,6 +144,41 @@ class SFTRunConfig(JobSpec):
         description="Sampling temperature for eval generations (0 = greedy, reproducible).",
     )
 
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> RunConfig:
+        """On the base class, validate with the config class of `obj["method"]`."""
+        if cls is RunConfig and isinstance(obj, dict):
+            method = obj.get("method", "sft")
+            if method in METHODS:
+                return METHODS[method].model_validate(obj, **kwargs)
+        return super().model_validate(obj, **kwargs)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_methods_fields(cls, data: Any) -> Any:
+        """A field of another method is dropped when it holds its default (specs stored before
+        the split carry them all) and refused when it was set."""
+        if not isinstance(data, dict) or cls is RunConfig:
+            return data
+        own = cls.model_fields
+        data = dict(data)
+        for other in METHODS.values():
+            for name in other.model_fields.keys() - own.keys():
+                if name in data:
+                    value = data.pop(name)
+                    if value != other.model_fields[name].get_default(call_default_factory=True):
+                        raise ValueError(
+                            f"{name}: only {other.method_name()} runs use this field, "
+                            f"not {cls.method_name()}"
+                        )
+        return data
+
+    @model_validator(mode="after")
+    def _a_method_class(self) -> RunConfig:
+        if type(self) is RunConfig:
+            raise ValueError(f"use the config of a method ({', '.join(METHODS)})")
+        return self
+
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:
@@ -186,39 +196,106 @@ class SFTRunConfig(JobSpec):
             raise ValueError("all-linear already covers every linear layer; give it alone")
         return value
 
+    @classmethod
+    def method_name(cls) -> str:
+        return cls.model_fields["method"].default
+
     def title(self) -> str:
         return f"{self.method} {Path(self.base_model).name} on {self.dataset}"
 
 
-# (group title, field names) in form order; every field appears once.
+class SFTRunConfig(RunConfig):
+    """Supervised fine-tuning on chat examples (TRL SFTTrainer)."""
+
+    about: ClassVar[str] = "supervised fine-tuning on chat examples (TRL SFTTrainer)"
+
+    method: Literal["sft"] = Field("sft", description=METHOD_HELP)
+    init_adapter: str | None = Field(
+        None,
+        description="Start from this LoRA adapter folder (a previous run's adapter, "
+        "trained on the same base model) instead of a fresh LoRA; its rank, alpha and target "
+        "modules apply and the lora_* fields are ignored.",
+    )
+    packing: bool = Field(
+        False,
+        description="Pack several short examples into one sequence "
+        "of max_length (faster on short data).",
+    )
+    assistant_only_loss: bool = Field(
+        True,
+        description="Compute the loss on assistant "
+        "tokens only (needs {% generation %} markers in the "
+        "model's chat template).",
+    )
+
+
+class DPORunConfig(RunConfig):
+    """Direct preference optimisation on prompt/chosen/rejected pairs (TRL DPOTrainer)."""
+
+    about: ClassVar[str] = (
+        "direct preference optimisation on prompt/chosen/rejected pairs (TRL DPOTrainer)"
+    )
+
+    method: Literal["dpo"] = Field("dpo", description=METHOD_HELP)
+    beta: float = Field(
+        0.1,
+        gt=0.0,
+        le=10.0,
+        description="DPO only: how far the policy may move from the reference (lower = further).",
+    )
+
+
+# method name -> its config class (the runner of each is in backend.train.sft.RUNNERS)
+METHODS: dict[str, type[RunConfig]] = {"sft": SFTRunConfig, "dpo": DPORunConfig}
+
+# (group title, field names) in form order; every field of every method appears once.
 GROUPS: list[tuple[str, list[str]]] = [
-    ("Model", ["base_model", "init_adapter", "method", "beta", "quant", "merge"]),
-    ("Data", ["dataset", "eval_split", "max_length", "packing", "assistant_only_loss"]),
-    ("LoRA", ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]),
+    ("Model", "base_model init_adapter method beta quant merge".split()),
+    ("Data", "dataset eval_split max_length packing assistant_only_loss".split()),
+    ("LoRA", "lora_r lora_alpha lora_dropout target_modules".split()),
     (
         "Optimisation",
-        [
-            "learning_rate",
-            "warmup_ratio",
-            "batch_size",
-            "grad_accum",
-            "epochs",
-            "max_steps",
-            "seed",
-            "save_steps",
-            "save_total_limit",
-        ],
+        "learning_rate warmup_ratio batch_size grad_accum epochs max_steps seed save_steps "
+        "save_total_limit".split(),
     ),
-    (
-        "Evaluation",
-        ["eval_steps", "eval_prompts", "n_eval_prompts", "max_new_tokens", "temperature"],
-    ),
+    ("Evaluation", "eval_steps eval_prompts n_eval_prompts max_new_tokens temperature".split()),
 ]
+
+
+def field_info(name: str):
+    """A field's definition, from the shared base or the method that owns it."""
+    for cls in (RunConfig, *METHODS.values()):
+        if name in cls.model_fields:
+            return cls.model_fields[name]
+    raise KeyError(f"no run config field {name!r}")
 
 
 def help_text(name: str) -> str:
     """The one description of a field, reused as the form's help."""
-    return SFTRunConfig.model_fields[name].description or ""
+    return field_info(name).description or ""
+
+
+def make_config(fields: dict[str, Any]) -> RunConfig:
+    """Validate fields into a method's config and run the preflight; ConfigError on failure."""
+    try:
+        config = validate_spec("train", fields)
+    except SpecError as exc:
+        raise ConfigError(str(exc)) from None
+    preflight(config)
+    return config
+
+
+def file_fields(path: Path) -> dict[str, Any]:
+    """Spec fields for training straight from a JSONL file (no dataset in the store)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ConfigError(f"dataset: no file {path}")
+    return {
+        "dataset": path.name,
+        "dataset_version_id": None,
+        "dataset_hash": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "data_path": str(path),
+    }
 
 
 # --- preflight -------------------------------------------------------------------------------
@@ -257,7 +334,7 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def preflight(config: SFTRunConfig) -> None:
+def preflight(config: RunConfig) -> None:
     """Check the model, the data and the target modules; raise ConfigError naming the field."""
     model = Path(config.base_model).expanduser()
     if not model.exists():
@@ -285,8 +362,8 @@ def preflight(config: SFTRunConfig) -> None:
             f"eval_split: dataset {config.dataset!r} has {n} example; hold-out "
             "needs at least 2 (set eval_split to 0)"
         )
-    if config.init_adapter:
-        _check_init_adapter(config)
+    if getattr(config, "init_adapter", None):
+        _check_init_adapter(config.init_adapter, config.base_model)
     if config.target_modules != [ALL_LINEAR]:
         names = module_names(model)
         leaves = {n.rsplit(".", 1)[-1] for n in names}
@@ -302,9 +379,9 @@ def preflight(config: SFTRunConfig) -> None:
             )
 
 
-def _check_init_adapter(config: SFTRunConfig) -> None:
+def _check_init_adapter(adapter: str, base_model: str) -> None:
     """The adapter folder exists, is a PEFT adapter, and was trained on `base_model`."""
-    folder = Path(config.init_adapter).expanduser()
+    folder = Path(adapter).expanduser()
     meta = folder / "adapter_config.json"
     if not meta.is_file():
         raise ConfigError(
@@ -315,18 +392,16 @@ def _check_init_adapter(config: SFTRunConfig) -> None:
                 else "does not exist"
             )
         )
-    if config.method != "sft":
-        raise ConfigError(f"init_adapter: only sft runs start from an adapter, not {config.method}")
     try:
         base = json.loads(meta.read_text()).get("base_model_name_or_path") or ""
     except ValueError as exc:
         raise ConfigError(f"init_adapter: {meta} is not JSON ({exc})") from None
-    same = base == config.base_model or (
+    same = base == base_model or (
         Path(base).expanduser().exists()
-        and Path(base).expanduser().resolve() == Path(config.base_model).expanduser().resolve()
+        and Path(base).expanduser().resolve() == Path(base_model).expanduser().resolve()
     )
     if not same:
         raise ConfigError(
             f"init_adapter: {folder} was trained on {base or 'an unnamed base'}, "
-            f"not on base_model {config.base_model}"
+            f"not on base_model {base_model}"
         )

@@ -6,7 +6,7 @@ with a LoRA adapter; the reference is the same base with the adapter switched of
 when `ref_model=None` and the model is a PEFT model), so no second copy is loaded. Besides the
 loss, each logged step records rewards/chosen, rewards/rejected, rewards/margins and
 rewards/accuracies into the run's metrics, so Compare plots them. Checkpoints, cancel, resume,
-adapter saving and eval generations are the SFT runner's.
+adapter saving and eval generations are the shared skeleton's (backend.train.common).
 """
 
 from __future__ import annotations
@@ -14,27 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backend.jobs.context import JobContext
 from backend.jsonl import read_jsonl
-from backend.train.callbacks import StudioCallback
-from backend.train.config import ConfigError, SFTRunConfig
+from backend.train.common import Method, lora_config, trainer_kwargs
+from backend.train.config import ConfigError, DPORunConfig, RunConfig
 from backend.train.runtime import Runtime
 
 REWARD_PREFIXES = ("rewards/", "eval_rewards/", "logps/", "eval_logps/")
-
-
-class DPOCallback(StudioCallback):
-    """StudioCallback plus the DPO reward figures of each logged step."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        super().on_log(args, state, control, logs=logs, **kwargs)
-        extra = {
-            k: v
-            for k, v in (logs or {}).items()
-            if k.startswith(REWARD_PREFIXES) and isinstance(v, int | float)
-        }
-        if extra:
-            self.ctx.metric(state.global_step, **extra)
 
 
 def load_pairs(path: Path) -> list[dict]:
@@ -51,52 +36,14 @@ def load_pairs(path: Path) -> list[dict]:
     return rows
 
 
-def split_pairs(rows: list[dict], eval_split: float, seed: int) -> tuple[list, list]:
-    from backend.train.sft import split
-
-    return split(rows, eval_split, seed)
-
-
-def dpo_args(config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool, **overrides: Any):
+def dpo_args(config: DPORunConfig, rt: Runtime, output_dir: Path, has_eval: bool, **overrides: Any):
     """TRL DPOConfig for this run (float32 on CPU, bf16 where CUDA has it)."""
     from trl import DPOConfig
-
-    from backend.train.sft import trainer_kwargs
 
     kwargs = trainer_kwargs(config, rt, output_dir, has_eval)
     kwargs.update(beta=config.beta)
     kwargs.update(overrides)
     return DPOConfig(**kwargs)
-
-
-def build_dpo_trainer(
-    config: SFTRunConfig,
-    rt: Runtime,
-    model,
-    tokenizer,
-    train_rows: list,
-    eval_rows: list,
-    output_dir: Path,
-    callbacks: list,
-    **overrides: Any,
-):
-    """DPOTrainer with a LoRA adapter; ref_model=None makes the adapter-off base the
-    reference."""
-    from datasets import Dataset
-    from trl import DPOTrainer
-
-    from backend.train.sft import lora_config
-
-    return DPOTrainer(
-        model=model,
-        ref_model=None,
-        args=dpo_args(config, rt, output_dir, bool(eval_rows), **overrides),
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(config),
-        callbacks=callbacks,
-    )
 
 
 def _prompt_text(row: dict) -> str | None:
@@ -107,31 +54,47 @@ def _prompt_text(row: dict) -> str | None:
     return users[-1] if users else None
 
 
-def run_dpo(ctx: JobContext, spec: SFTRunConfig) -> None:
-    """The `train` job's runner for method dpo (called from backend.train.sft.run_train)."""
-    from backend.train.sft import finish_run, fit, load_model, start_run
+class DPO(Method):
+    """Direct preference optimisation on preference pairs."""
 
-    rt, run_dir, ckpt_dir = start_run(ctx, spec, "DPO training")
-    rows = load_pairs(Path(spec.data_path))
-    train_rows, eval_rows = split_pairs(rows, spec.eval_split, spec.seed)
-    ctx.event(f"{len(train_rows)} training and {len(eval_rows)} held-out pairs")
-    tok, model = load_model(spec, rt)
-    callback = DPOCallback(ctx)
-    trainer = build_dpo_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir, [callback])
-    step, adapter = fit(ctx, spec, rt, trainer, callback, tok, run_dir, ckpt_dir)
-    result: dict[str, Any] = {
-        "run_id": ctx.id,
-        "step": step,
-        "n_eval": len(eval_rows),
-        "n_train": len(train_rows),
-    }
-    if eval_rows:
-        result["eval_loss"] = trainer.evaluate().get("eval_loss")
-        ctx.metric(step, eval_loss=result["eval_loss"])
-    prompts = (
-        spec.eval_prompts
-        or list(dict.fromkeys(p for p in map(_prompt_text, [*eval_rows, *train_rows]) if p))[
-            : spec.n_eval_prompts
-        ]
-    )
-    finish_run(ctx, spec, rt, trainer, tok, adapter, run_dir, result, prompts)
+    what = "DPO training"
+    unit = "pairs"
+    metric_prefixes = REWARD_PREFIXES
+
+    def load_rows(self, path: Path) -> list[dict]:
+        return load_pairs(path)
+
+    def build_trainer(
+        self,
+        config: DPORunConfig,
+        rt: Runtime,
+        model: Any,
+        tokenizer: Any,
+        train_rows: list[dict],
+        eval_rows: list[dict],
+        output_dir: Path,
+        callbacks: list,
+        **overrides: Any,
+    ) -> Any:
+        """DPOTrainer with a LoRA adapter; ref_model=None makes the adapter-off base the
+        reference."""
+        from datasets import Dataset
+        from trl import DPOTrainer
+
+        return DPOTrainer(
+            model=model,
+            ref_model=None,
+            args=dpo_args(config, rt, output_dir, bool(eval_rows), **overrides),
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+            callbacks=callbacks,
+        )
+
+    def prompts(self, config: RunConfig, eval_rows: list[dict], train_rows: list[dict]) -> list:
+        """The eval prompts given, else the last user turn of each pair's prompt."""
+        if config.eval_prompts:
+            return list(config.eval_prompts)
+        texts = (p for p in map(_prompt_text, [*eval_rows, *train_rows]) if p)
+        return list(dict.fromkeys(texts))[: config.n_eval_prompts]

@@ -1,26 +1,38 @@
 """The `train` job: LoRA / QLoRA fine-tuning with TRL + PEFT inside a studio worker.
 
-The job reads its examples from `spec.data_path` (written by the submitter), trains with a
-cosine schedule and warm-up, checkpoints every `save_steps` into runs/<job_id>/checkpoints,
-and on a re-queued job (`ftstudio jobs resume ID`) continues from the last checkpoint with
-the same step and data order. Afterwards it saves the adapter (runs/<id>/adapter), optionally a
-merged model, evaluates, and writes run.jsonl / run_eval.jsonl / generations.jsonl for ingest.
+`run_train` is the job's runner: it picks the spec's method from `RUNNERS` (sft here, dpo in
+backend.train.dpo) and runs it through the shared skeleton (backend.train.common), which reads
+`spec.data_path`, trains with a cosine schedule and warm-up, checkpoints every `save_steps` into
+runs/<job_id>/checkpoints, and on a re-queued job (`ftstudio jobs resume ID`) continues from the
+last checkpoint with the same step and data order. Afterwards it saves the adapter
+(runs/<id>/adapter), optionally a merged model, evaluates, and writes run.jsonl /
+run_eval.jsonl / generations.jsonl for ingest.
+
+What is SFT's own: chat rows of {"messages": [...]}, TRL's SFTTrainer with packing and
+assistant-only loss, an optional start from a previous adapter, perplexity.
 """
 
 from __future__ import annotations
 
-import random
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-from backend.config import Settings
-from backend.evaluate.heldout import generate, perplexity, pick_prompts
-from backend.jobs.context import JobCancelled, JobContext
+from backend.evaluate.heldout import perplexity, pick_prompts
+from backend.jobs.context import JobContext
 from backend.jsonl import read_jsonl
-from backend.train.config import ALL_LINEAR, ConfigError, SFTRunConfig, preflight
-from backend.train.runtime import Runtime, decide, model_kwargs, package_versions
+from backend.train.common import (
+    Method,
+    load_model,
+    lora_config,
+    run_method,
+    split,
+    trainer_kwargs,
+)
+from backend.train.config import ConfigError, RunConfig, SFTRunConfig
+from backend.train.dpo import DPO
+from backend.train.runtime import Runtime
+
+__all__ = ["RUNNERS", "SFT", "build_trainer", "load_examples", "load_model", "run_train", "split"]
 
 
 def load_examples(path: Path) -> list[dict]:
@@ -35,68 +47,6 @@ def load_examples(path: Path) -> list[dict]:
     return list(read_jsonl(path, row, ConfigError))
 
 
-def split(rows: list[dict], eval_split: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """A deterministic hold-out: the same seed gives the same split on every attempt."""
-    if eval_split <= 0 or len(rows) < 2:
-        return rows, []
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    n_eval = min(len(rows) - 1, max(1, round(len(rows) * eval_split)))
-    held = set(order[:n_eval])
-    return (
-        [r for i, r in enumerate(rows) if i not in held],
-        [r for i, r in enumerate(rows) if i in held],
-    )
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint-N folder (one with trainer_state.json), or None."""
-    if not folder.is_dir():
-        return None
-    done = [
-        p
-        for p in folder.glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()
-    ]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
-def trainer_kwargs(
-    config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool
-) -> dict[str, Any]:
-    """Arguments every studio trainer shares (SFT and DPO): schedule, batch, seeds, the
-    runtime's precision, checkpoints and evaluation cadence, logging every step."""
-    eval_steps = config.eval_steps or config.save_steps
-    return dict(
-        output_dir=str(output_dir),
-        learning_rate=config.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_ratio,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        seed=config.seed,
-        data_seed=config.seed,
-        max_length=config.max_length,
-        use_cpu=rt.use_cpu,
-        bf16=rt.bf16,
-        fp16=rt.fp16,
-        dataloader_pin_memory=rt.pin_memory,
-        activation_checkpointing=rt.device == "cuda",
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=eval_steps if has_eval else None,
-        report_to="none",
-        disable_tqdm=True,
-        dataset_num_proc=None,
-    )
-
-
 def training_args(
     config: SFTRunConfig, rt: Runtime, output_dir: Path, has_eval: bool, **overrides: Any
 ):
@@ -109,246 +59,61 @@ def training_args(
     return SFTConfig(**kwargs)
 
 
-def lora_config(config: SFTRunConfig):
-    from peft import LoraConfig
+class SFT(Method):
+    """Supervised fine-tuning on chat examples."""
 
-    targets = ALL_LINEAR if config.target_modules == [ALL_LINEAR] else config.target_modules
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    def load_rows(self, path: Path) -> list[dict]:
+        return load_examples(path)
 
+    def build_trainer(
+        self,
+        config: SFTRunConfig,
+        rt: Runtime,
+        model: Any,
+        tokenizer: Any,
+        train_rows: list[dict],
+        eval_rows: list[dict],
+        output_dir: Path,
+        callbacks: list,
+        **overrides: Any,
+    ) -> Any:
+        """SFTTrainer with a fresh LoRA, or on `init_adapter` (trained further)."""
+        from datasets import Dataset
+        from trl import SFTTrainer
 
-def load_model(config: SFTRunConfig, rt: Runtime):
-    """Tokenizer and base model under the runtime (4-bit NF4 when it says so)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+        peft_config = lora_config(config)
+        if config.init_adapter:  # continue training that adapter rather than a fresh LoRA
+            from peft import PeftModel
 
-    tok = AutoTokenizer.from_pretrained(config.base_model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
-        config.base_model, use_safetensors=True, **model_kwargs(rt)
-    )
-    if rt.device == "cuda" and not rt.quantize_4bit:
-        model = model.to("cuda")
-    return tok, model
+            model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+            peft_config = None
+        return SFTTrainer(
+            model=model,
+            args=training_args(config, rt, output_dir, bool(eval_rows), **overrides),
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
 
+    def prompts(self, config: RunConfig, eval_rows: list[dict], train_rows: list[dict]) -> list:
+        return pick_prompts(config.eval_prompts, eval_rows, train_rows, config.n_eval_prompts)
 
-def build_trainer(
-    config: SFTRunConfig,
-    rt: Runtime,
-    model,
-    tokenizer,
-    train_rows: list[dict],
-    eval_rows: list[dict],
-    output_dir: Path,
-    callbacks: list,
-    **overrides: Any,
-):
-    """The one place a trainer is made; other methods (DPO) branch here on `config.method`."""
-    from datasets import Dataset
-
-    if config.method != "sft":
-        raise ConfigError(f"method: {config.method!r} has no trainer yet")
-    from trl import SFTTrainer
-
-    peft_config = lora_config(config)
-    if config.init_adapter:  # continue training that adapter rather than a fresh LoRA
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
-        peft_config = None
-    return SFTTrainer(
-        model=model,
-        args=training_args(config, rt, output_dir, bool(eval_rows), **overrides),
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
-    )
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move a fully written folder into place (the old one goes only after the new is ready)."""
-    old = dst.with_name(f".{dst.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dst.exists():
-        dst.rename(old)
-    src.rename(dst)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def save_adapter(model, tokenizer, run_dir: Path) -> Path:
-    tmp = run_dir / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    _replace_dir(tmp, run_dir / "adapter")
-    return run_dir / "adapter"
-
-
-def save_merged(config: SFTRunConfig, rt: Runtime, adapter: Path, run_dir: Path) -> Path:
-    """Merge the adapter into an unquantized copy of the base model (merging into 4-bit
-    weights would round the update away)."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = AutoModelForCausalLM.from_pretrained(
-        config.base_model, dtype=rt.torch_dtype(), use_safetensors=True
-    )
-    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    tmp = run_dir / ".merged.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
-    _replace_dir(tmp, run_dir / "merged")
-    return run_dir / "merged"
-
-
-def run_row(ctx: JobContext, config: SFTRunConfig, rt: Runtime, state: str, **extra: Any) -> dict:
-    return {
-        "id": ctx.id,
-        "method": config.method,
-        "base_model": config.base_model,
-        "dataset": config.dataset,
-        "dataset_version_id": config.dataset_version_id,
-        "dataset_hash": config.dataset_hash,
-        "config": config.model_dump(mode="json"),
-        "state": state,
-        "device": rt.describe(),
-        "runtime": rt.as_dict(),
-        "packages": package_versions(),
-        "attempt": ctx.status.attempt,
-        "t": time.time(),
-        **extra,
-    }
-
-
-def start_run(ctx: JobContext, spec: SFTRunConfig, what: str) -> tuple[Any, Path, Path]:
-    """Checks, runtime and folders of a run, and its first run.jsonl row; shared by SFT and
-    DPO. Returns (runtime, run_dir, checkpoint_dir)."""
-    preflight(spec)
-    rt = decide(spec.quant, Settings().device)
-    run_dir = ctx.workspace.runs / ctx.id
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ctx.output("run.jsonl", [run_row(ctx, spec, rt, "running", run_dir=str(run_dir))])
-    ctx.event(
-        f"{what} on {rt.describe()}",
-        device=rt.device,
-        dtype=rt.dtype,
-        quantize_4bit=rt.quantize_4bit,
-    )
-    return rt, run_dir, ckpt_dir
-
-
-def fit(
-    ctx: JobContext,
-    spec: SFTRunConfig,
-    rt: Any,
-    trainer: Any,
-    callback: Any,
-    tok: Any,
-    run_dir: Path,
-    ckpt_dir: Path,
-) -> tuple[int, Path]:
-    """Train (from the last complete checkpoint when there is one) and save the adapter.
-    A cancel saves a checkpoint first, then ends the job as cancelled."""
-    resume = last_checkpoint(ckpt_dir)
-    if resume is not None:
-        ctx.event(f"resuming from {resume.name}", checkpoint=str(resume))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if callback.cancelled:
-        ctx.output("run.jsonl", [run_row(ctx, spec, rt, "cancelled")])
-        raise JobCancelled("cancelled by request after saving a checkpoint")
-    step = trainer.state.global_step
-    adapter = save_adapter(trainer.model, tok, run_dir)
-    ctx.event(f"adapter saved to {adapter}", path=str(adapter))
-    ctx.progress(step, step, message="evaluating")
-    return step, adapter
-
-
-def finish_run(
-    ctx: JobContext,
-    spec: SFTRunConfig,
-    rt: Any,
-    trainer: Any,
-    tok: Any,
-    adapter: Path,
-    run_dir: Path,
-    result: dict[str, Any],
-    prompts: list[str],
-) -> None:
-    """Generations on the eval prompts, the run's evaluation row, the optional merged model
-    and the final run.jsonl row; shared by SFT and DPO."""
-
-    step = result["step"]
-    gens = generate(
-        trainer.model,
-        tok,
-        prompts,
-        max_new_tokens=spec.max_new_tokens,
-        temperature=spec.temperature,
-        seed=spec.seed,
-    )
-    ctx.output("generations.jsonl", [{"run_id": ctx.id, "step": step, **g} for g in gens])
-    train_loss = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    result.update(
-        first_loss=train_loss[0] if train_loss else None,
-        last_loss=train_loss[-1] if train_loss else None,
-    )
-    ctx.output("run_eval.jsonl", [result])
-    merged = save_merged(spec, rt, adapter, run_dir) if spec.merge else None
-    ctx.output(
-        "run.jsonl",
-        [
-            run_row(
-                ctx,
-                spec,
-                rt,
-                "succeeded",
-                adapter_path=str(adapter),
-                merged_path=str(merged) if merged else None,
-                run_dir=str(run_dir),
-            )
-        ],
-    )
-    ctx.event(
-        f"done at step {step}"
-        + (f", eval loss {result['eval_loss']:.4f}" if result.get("eval_loss") is not None else "")
-    )
-
-
-def run_train(ctx: JobContext, spec: SFTRunConfig) -> None:
-    """The `train` job's runner."""
-    if spec.method == "dpo":
-        from backend.train.dpo import run_dpo
-
-        return run_dpo(ctx, spec)
-    from backend.train.callbacks import StudioCallback
-
-    rt, run_dir, ckpt_dir = start_run(ctx, spec, "training")
-    rows = load_examples(Path(spec.data_path))
-    train_rows, eval_rows = split(rows, spec.eval_split, spec.seed)
-    ctx.event(f"{len(train_rows)} training and {len(eval_rows)} held-out examples")
-    tok, model = load_model(spec, rt)
-    callback = StudioCallback(ctx)
-    trainer = build_trainer(spec, rt, model, tok, train_rows, eval_rows, ckpt_dir, [callback])
-    step, adapter = fit(ctx, spec, rt, trainer, callback, tok, run_dir, ckpt_dir)
-    result: dict[str, Any] = {
-        "run_id": ctx.id,
-        "step": step,
-        "n_eval": len(eval_rows),
-        "n_train": len(train_rows),
-    }
-    if eval_rows:
+    def evaluate(self, trainer: Any) -> dict[str, Any]:
         loss = trainer.evaluate().get("eval_loss")
-        result.update(eval_loss=loss, perplexity=perplexity(loss))
-        ctx.metric(step, eval_loss=loss)
-    prompts = pick_prompts(spec.eval_prompts, eval_rows, train_rows, spec.n_eval_prompts)
-    finish_run(ctx, spec, rt, trainer, tok, adapter, run_dir, result, prompts)
+        return {"eval_loss": loss, "perplexity": perplexity(loss)}
+
+
+# method name -> what trains it (its config class is backend.train.config.METHODS[name])
+RUNNERS: dict[str, Method] = {"sft": SFT(), "dpo": DPO()}
+
+
+def build_trainer(config: RunConfig, rt: Runtime, model, tokenizer, *args: Any, **kwargs: Any):
+    """The trainer of `config.method` (benches and sweeps build one without a job)."""
+    return RUNNERS[config.method].build_trainer(config, rt, model, tokenizer, *args, **kwargs)
+
+
+def run_train(ctx: JobContext, spec: RunConfig) -> None:
+    """The `train` job's runner."""
+    run_method(ctx, spec, RUNNERS[spec.method])

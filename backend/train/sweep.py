@@ -1,26 +1,28 @@
 """Sweeps: many runs that differ in learning rate, LoRA rank, batch size or epochs.
 
-`grid` and `random` expand a search space into run configs and queue them as one group (the
-jobs share a `group_id`; the worker trains them one at a time). `optuna` is one job that trains
-trials in-process with TPE sampling and median pruning on the held-out loss, writing each
-trial to sweep_trials.jsonl.
+`grid` and `random` expand a search space into run fields (`expand`); the action
+(backend.train.actions.start_sweep) queues them as one group (the jobs share a `group_id`; the
+worker trains them one at a time). `optuna` is one job (`run_optuna`) that trains trials
+in-process with TPE sampling and median pruning on the held-out loss, writing each trial to
+sweep_trials.jsonl; the trials use the base run's method.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-import uuid
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from backend.auth import Actor, require
-from backend.jobs import queue
+from backend.config import Settings
+from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec
-from backend.train.config import ConfigError
-from backend.train.launch import make_config
-from backend.workspace import Workspace
+from backend.train.common import load_model, split
+from backend.train.config import ConfigError, make_config
+from backend.train.runtime import decide
+from backend.train.sft import RUNNERS
 
 SWEEPABLE = {"learning_rate": float, "lora_r": int, "batch_size": int, "epochs": float}
 
@@ -70,25 +72,6 @@ def expand(
     return out
 
 
-def submit_sweep(
-    ws: Workspace,
-    base: dict[str, Any],
-    space: dict[str, list],
-    mode: str = "grid",
-    n: int | None = None,
-    seed: int = 0,
-    *,
-    actor: Actor | None = None,
-) -> tuple[str, list[str]]:
-    """Validate every run first, then queue them as one group; returns (group_id, job ids)."""
-    require(actor, "launch_job")
-    configs = [make_config(f) for f in expand(base, space, mode, n, seed)]
-    if not configs:
-        raise ConfigError("the sweep has no runs: give at least one value per field")
-    group = f"sweep-{uuid.uuid4().hex[:8]}"
-    return group, [queue.submit(ws, "train", c, group_id=group, actor=actor) for c in configs]
-
-
 # --- Optuna: one job, trials in-process --------------------------------------------------------
 
 
@@ -112,20 +95,18 @@ class OptunaSweepSpec(JobSpec):
         return f"optuna sweep, {self.n_trials} trials on {self.base.get('dataset', '?')}"
 
 
-def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
+def run_optuna(ctx: JobContext, spec: OptunaSweepSpec) -> None:
     """Train `n_trials` runs in this process; prune trials whose eval loss lags the median."""
     import optuna
     from transformers import TrainerCallback
 
-    from backend.config import Settings
-    from backend.train.runtime import decide
-    from backend.train.sft import build_trainer, load_examples, load_model, split
-
     base = make_config(spec.base)
     if base.eval_split <= 0:
         raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
+    method = RUNNERS[base.method]
     rt = decide(base.quant, Settings().device)
-    train_rows, eval_rows = split(load_examples(base.data_path), base.eval_split, base.seed)
+    rows = method.load_rows(Path(base.data_path))
+    train_rows, eval_rows = split(rows, base.eval_split, base.seed)
 
     class Prune(TrainerCallback):
         def __init__(self, trial):
@@ -146,7 +127,7 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
         )
         tok, model = load_model(cfg, rt)
         out = ctx.workspace.runs / ctx.id / f"trial-{trial.number}"
-        trainer = build_trainer(
+        trainer = method.build_trainer(
             cfg, rt, model, tok, train_rows, eval_rows, out, [Prune(trial)], save_strategy="no"
         )
         trainer.train()
@@ -193,28 +174,3 @@ def run_optuna(ctx, spec: OptunaSweepSpec) -> None:
     ctx.event(
         f"best trial {best.number}: eval loss {best.value:.4f} with {best.params}", best=best.params
     )
-
-
-def submit_optuna(
-    ws: Workspace,
-    base: dict[str, Any],
-    *,
-    n_trials: int = 8,
-    lr_range: tuple[float, float] = (1e-5, 1e-3),
-    ranks: list[int] | None = None,
-    seed: int = 0,
-    actor: Actor | None = None,
-) -> str:
-    """Validate the shared run fields, then queue one optuna sweep job."""
-    require(actor, "launch_job")
-    config = make_config(base)
-    if config.eval_split <= 0:
-        raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
-    spec = OptunaSweepSpec(
-        base=config.model_dump(mode="json"),
-        n_trials=n_trials,
-        lr_range=lr_range,
-        ranks=ranks or [8, 16, 32],
-        seed=seed,
-    )
-    return queue.submit(ws, "sweep-optuna", spec, actor=actor)

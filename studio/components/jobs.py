@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from backend.jobs import queue
+from backend.jobs import read as jobs
 from backend.jobs.status import JobState, JobStatus
 from studio import auth, resources
 
@@ -29,7 +29,7 @@ def progress_row(status: JobStatus) -> None:
 
 def active_jobs(limit: int = 10) -> list[JobStatus]:
     ws = resources.workspace()
-    items = [s for s in queue.list_jobs(ws) if isinstance(s, JobStatus)]
+    items = [s for s in jobs.list_jobs(ws) if isinstance(s, JobStatus)]
     return [s for s in items if s.state in (JobState.queued, JobState.running)][-limit:]
 
 

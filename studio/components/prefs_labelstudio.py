@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.auth import PermissionDenied
+from backend.action import AlreadyDone
 from backend.integrations.labelstudio import client as lsc
-from backend.prefs import labelstudio as pls
+from backend.prefs import actions
+from backend.store import prefs_ls as L
 from studio import auth, resources, state
 
 
@@ -15,7 +16,7 @@ def labelstudio_section(cs: dict) -> None:
     """Push / pull buttons and the project link for comparison set `cs`."""
     store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
     url, token = lsc.connection(cfg, ws)
-    link = pls.project_link(store, cs["id"])
+    link = L.project_link(store, cs["id"])
     kind = "a Pairwise (tie / both bad)" if cs["mode"] == "pairwise" else "a Ranker"
     st.caption(
         f"A second channel: analysts judge this set in {kind} project; pulled "
@@ -33,17 +34,19 @@ def labelstudio_section(cs: dict) -> None:
     try:
         if c1.button("Push to Label Studio", disabled=bool(link), key="prefs_ls_push"):
             with st.spinner("Creating the project and importing tasks"):
-                res = pls.push_set(store, cs["name"], url, token, actor=auth.actor())
+                res = actions.push_to_labelstudio(auth.ctx(), cs["name"])
             state.flash(f"Pushed {res['tasks']} tasks to project {res['project_id']}")
             st.rerun()
         if c2.button("Pull judgements", disabled=not link, key="prefs_ls_pull"):
             with st.spinner("Reading the full JSON export"):
-                res = pls.pull_set(store, cs["name"], url, token, actor=auth.actor())
+                res = actions.pull_from_labelstudio(auth.ctx(), cs["name"])
             state.flash(
                 f"Pulled {res['annotations']} annotations: {res['new']} new, "
                 f"{res['updated']} updated, {res['unchanged']} unchanged, "
                 f"{len(res['skipped'])} skipped"
             )
             st.rerun()
-    except (ValueError, PermissionDenied, pls.LabelStudioError) as exc:
+    except AlreadyDone as exc:
+        st.info(str(exc))
+    except (ValueError, lsc.LabelStudioError) as exc:
         st.error(str(exc))

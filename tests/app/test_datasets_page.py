@@ -8,10 +8,12 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.jobs import queue
 from backend.store import Store
 from backend.store import datasets as dstore
-from backend.synth.demo import seed_demo_dataset
+from backend.synth.actions import seed_demo_dataset
 from tests.support.openai_server import OpenAIServer
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "datasets.py")
@@ -37,7 +39,7 @@ def test_empty_state_creates_a_dataset(ws):
 def _seeded(ws):
     store = Store.open(ws.db_path)
     try:
-        seed_demo_dataset(store)
+        seed_demo_dataset(Ctx(store=store, ws=ws, settings=Settings(), actor=None))
         dstore.create_dataset(store, "evil")
         dstore.add_version(
             store,
@@ -108,3 +110,23 @@ def test_recipe_save_and_generate_through_an_endpoint(ws, run_inline):
     assert not at.exception
     assert metrics["Examples"] != "0", metrics
     assert any(m.label == "Kept" for m in at.metric)
+
+
+def test_search_saves_its_matches_as_a_version_once(ws):
+    _seeded(ws)
+    at = run_page()
+    [search] = [t for t in at.text_input if t.label == "Search text"]
+    search.input("gantt").run()
+    [save] = [b for b in at.button if b.label == "Save the matches as a new version"]
+    save.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("matching examples" in s.value for s in at.success), [s.value for s in at.success]
+    assert {m.label: m.value for m in at.metric}["Versions"] == "2"
+    [save] = [b for b in at.button if b.label == "Save the matches as a new version"]
+    save.click().run()  # the same content again: no third version
+    assert any("already holds" in i.value for i in at.info), [i.value for i in at.info]
+    store = Store.open(ws.db_path)
+    try:
+        assert len(dstore.list_versions(store, "tasklane-support")) == 2
+    finally:
+        store.close()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from backend.drift import checks, triggers
 from backend.drift.synthetic import sample
 from backend.ingest.jobs import ingest_all
 from backend.store import Store
 from backend.store import monitoring as mon
-from tests.unit.test_monitoring import FAST, jsonl, seed_reference
+from backend.store.audit import rows as audit_rows
+from tests.unit.test_monitoring import FAST, ingest, jsonl, rules, seed_reference, submit
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "monitoring.py")
 
@@ -35,11 +35,11 @@ def test_reports_alert_and_one_click_approval(ws, run_inline):
     seed_reference(store)
     mon.create_monitor(store, "prod", reference="support", config=FAST)
     for name, rows in [("calm", sample(40, seed=2)), ("shift", sample(40, seed=3, shifted=True))]:
-        checks.ingest_bytes(store, None, jsonl(rows), name)
-        job = checks.submit_check(store, ws, "prod")["job_id"]
+        ingest(store, ws, jsonl(rows), name)
+        job = submit(store, ws)["job_id"]
         run_inline(ws, job)
         ingest_all(store, ws)
-        triggers.evaluate(store, ws)
+        rules(store, ws)
     plan_id = mon.plans(store)[0]["id"]
     store.close()
 
@@ -57,7 +57,35 @@ def test_reports_alert_and_one_click_approval(ws, run_inline):
     assert not at.exception, [e.value for e in at.exception]
     store = Store.open(ws.db_path)
     plan = mon.get_plan(store, plan_id)
+    audit = audit_rows(store, action="plan.").to_dict("records")
     store.close()
     assert plan["state"] == "approved"
     # no model in this workspace: the review step says so rather than failing
     assert plan["steps"][0]["state"] == "blocked" and "no model" in plan["steps"][0]["reason"]
+    assert [(r["actor"], r["action"]) for r in audit] == [("local", "plan.approve")]
+
+
+def test_drawing_the_page_runs_no_trigger_rule(ws, run_inline):
+    """A finished, unevaluated drift check stays unevaluated however often the page draws:
+    no alert, plan or audit row appears until the ingestion loop applies the rules."""
+    store = Store.open(ws.db_path)
+    seed_reference(store)
+    mon.create_monitor(store, "prod", reference="support", config=FAST)
+    ingest(store, ws, jsonl(sample(40, seed=3, shifted=True)), "shift")
+    sub = submit(store, ws)
+    run_inline(ws, sub["job_id"])
+    ingest_all(store, ws)
+    before = len(audit_rows(store))
+    store.close()
+
+    for _ in range(2):
+        at = run_page()
+        assert {m.label: m.value for m in at.metric}["Open alerts"] == "0"
+    store = Store.open(ws.db_path)
+    try:
+        assert mon.alerts(store) == [] and mon.plans(store) == []
+        assert [c["evaluated"] for c in mon.checks(store)] == [None]
+        assert len(audit_rows(store)) == before
+        assert len(rules(store, ws)) == 1  # the loop's rules see it, once
+    finally:
+        store.close()

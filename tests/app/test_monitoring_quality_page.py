@@ -3,21 +3,21 @@ line and threshold) apart from the drift charts, with the run and counts under t
 
 from __future__ import annotations
 
-from backend.drift import checks, triggers
 from backend.drift.synthetic import sample
 from backend.ingest.jobs import ingest_all
 from backend.store import Store
+from backend.store import drift_quality as dq
 from backend.store import monitoring as mon
 from tests.app.test_monitoring_page import run_page
-from tests.unit.test_monitoring import FAST, jsonl, seed_reference
+from tests.unit.test_monitoring import FAST, ingest, jsonl, rules, seed_reference, submit
 
 
 def test_quality_charts(ws, run_inline):
     store = Store.open(ws.db_path)
     seed_reference(store)
     mon.create_monitor(store, "prod", reference="support", config=FAST)
-    checks.ingest_bytes(store, None, jsonl(sample(40, seed=2)), "calm")
-    job = checks.submit_check(store, ws, "prod")["job_id"]
+    ingest(store, ws, jsonl(sample(40, seed=2)), "calm")
+    job = submit(store, ws)["job_id"]
     run_inline(ws, job)
     ingest_all(store, ws)
     check = mon.checks(store)[0]
@@ -28,7 +28,7 @@ def test_quality_charts(ws, run_inline):
         "run_id": "train-abc",
         "model": "tiny-llama+train-abc",
     }
-    mon.add_reports(
+    dq.add_reports(
         store,
         check,
         [
@@ -52,7 +52,7 @@ def test_quality_charts(ws, run_inline):
             },
         ],
     )
-    fired = triggers.evaluate(store, ws)
+    fired = rules(store, ws)
     store.close()
     assert len(fired) == 1 and "quality_nll" in fired[0]["message"]
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from backend.action import Ctx
+from backend.config import Settings
+from backend.prefs import actions
 from backend.prefs.pairs import build_items
 from backend.store import Store
 from backend.store import prefs as S
@@ -24,7 +27,10 @@ def _seed(ws, mode="pairwise", n=3) -> None:
     if mode == "ranking":
         outputs["run-c"] = {f"q{i}": f"meh {i}" for i in range(n)}
     items = build_items(outputs, mode=mode, seed=0)
-    S.create_comparison_set(store, "cmp", items, mode=mode, analysts=["ann", "bob"], overlap=1.0)
+    ctx = Ctx(store=store, ws=ws, settings=Settings(), actor=None)
+    actions.create_comparison_set(
+        ctx, "cmp", items=items, mode=mode, analysts=["ann", "bob"], overlap=1.0
+    )
     store.close()
 
 

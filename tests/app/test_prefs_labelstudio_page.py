@@ -9,9 +9,11 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from backend.action import Ctx
+from backend.config import Settings
+from backend.prefs import actions
 from backend.prefs.pairs import build_items
 from backend.store import Store
-from backend.store import prefs as S
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "preferences.py")
 
@@ -19,7 +21,8 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "preferences.py")
 def _seed(ws) -> None:
     store = Store.open(ws.db_path)
     items = build_items({"run-a": {"q0": "a0", "q1": "a1"}, "run-b": {"q0": "b0", "q1": "b1"}})
-    S.create_comparison_set(store, "cmp", items, mode="pairwise", analysts=["ann"])
+    ctx = Ctx(store=store, ws=ws, settings=Settings(), actor=None)
+    actions.create_comparison_set(ctx, "cmp", items=items, analysts=["ann"])
     store.close()
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from backend.action import Ctx
+from backend.config import Settings
+from backend.review import actions, stats
 from backend.store import Store
 from backend.store import review as rstore
 from tests.support.seed_review import scored_dataset
@@ -80,10 +83,10 @@ def test_flag_review_here_and_apply(ws):
     try:
         got = sorted(r["verdict"] for r in rstore.reviews(store, batch["id"]))
         assert got[:3] == ["accept", "correct", "reject"]
-        applied = rstore.apply_batch(store, batch["id"])
+        applied = actions.apply_batch(Ctx(store, ws, Settings()), batch["id"])
         assert applied["counts"]["rejected"] == 1 and applied["counts"]["corrected"] == 1
         assert applied["version"]["n_examples"] == 11
-        assert rstore.rounds(store, "support")[0]["n_flagged"] == 3
+        assert stats.rounds(store, "support")[0]["n_flagged"] == 3
     finally:
         store.close()
     st.cache_resource.clear()
@@ -101,11 +104,11 @@ def test_score_tab_defaults_to_the_newest_adapter_and_rounds_show_the_share_movi
     store = Store.open(ws.db_path)
     try:
         seed_run(store, "run-7", str(ws.models / "tiny-llama"), adapter)
-        batch = rstore.create_batch(
-            store,
-            dataset="support",
-            score_job_id="job-score-1",
-            policy=FlagPolicy(kind="top_k", value=4, qc_share=0),
+        batch = actions.create_batch(
+            Ctx(store, ws, Settings()),
+            "support",
+            "job-score-1",
+            FlagPolicy(kind="top_k", value=4, qc_share=0),
         )
         ver = rstore.get_batch(store, batch["id"])["version_id"]
         rows = "".join(

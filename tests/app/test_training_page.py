@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
 from backend.store import Store
 from backend.store.datasets import add_version, create_dataset
+from backend.train import actions
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "training.py")
@@ -95,13 +98,11 @@ def test_form_queues_a_run_and_refuses_a_bad_one(ws, tiny_model_dir, monkeypatch
 
 @pytest.mark.slow
 def test_finished_run_shows_curves_generations_and_what_ran(ws, tiny_model_dir, run_inline):
-    from backend.train.launch import dataset_file, submit_run
-
     seed_dataset(ws)
     store = Store.open(ws.db_path)
     fields = {
         "base_model": str(tiny_model_dir),
-        **dataset_file(store, ws, "support"),
+        **actions.dataset_file(store, ws, "support"),
         "max_steps": 4,
         "max_length": 64,
         "learning_rate": 1e-3,
@@ -110,7 +111,7 @@ def test_finished_run_shows_curves_generations_and_what_ran(ws, tiny_model_dir, 
         "eval_split": 0.25,
         "quant": "none",
     }
-    job_id = submit_run(ws, fields)
+    job_id = actions.start_run(Ctx(store=store, ws=ws, settings=Settings()), fields)
     store.close()
     assert run_inline(ws, job_id).state == "succeeded"
     store = Store.open(ws.db_path)
@@ -158,3 +159,26 @@ def test_form_starts_a_run_from_an_earlier_adapter(ws, tiny_model_dir, monkeypat
     [job_id] = queue.job_ids(ws)
     _, spec = queue.read_spec(ws.job_dir(job_id))
     assert spec["init_adapter"] == str(adapter.resolve()) and spec["base_model"] == base
+
+
+def test_cancel_and_resume_buttons_go_through_the_actions(ws, tiny_model_dir):
+    """A queued run cancelled from the Run tab never starts; Resume queues it again."""
+    seed_dataset(ws)
+    store = Store.open(ws.db_path)
+    try:
+        fields = {"base_model": str(tiny_model_dir), **actions.dataset_file(store, ws, "support")}
+        job_id = actions.start_run(Ctx(store=store, ws=ws, settings=Settings()), fields)
+        ingest_all(store, ws)
+    finally:
+        store.close()
+    at = page(ws)
+    at.button(key="cancel_run").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert queue.get(ws, job_id).state == "cancelled"
+    at.run()
+    assert at.button(key="cancel_run").disabled
+    at.button(key="resume_run").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert queue.get(ws, job_id).state == "queued"

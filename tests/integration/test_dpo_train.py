@@ -8,13 +8,18 @@ import json
 
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
-from backend.jobs import queue
+from backend.jobs import queue, worker
+from backend.prefs import actions as prefs
+from backend.prefs.export import write_dpo_jsonl
+from backend.prefs.launch import dpo_fields
 from backend.prefs.pairs import build_items
-from backend.prefs.submit import build_preference_set, prefs_train_fields
 from backend.store import prefs as S
 from backend.store.runs import get_run, run_metrics
-from backend.train.launch import make_config
+from backend.train.actions import start_run
+from backend.train.config import DPORunConfig, make_config
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +31,25 @@ GOOD = [
 ]
 
 
-def test_rankings_to_dpo_run(store, ws, tiny_model_dir, run_inline, tmp_path):
+def test_rankings_to_dpo_run(store, ws, tiny_model_dir, run_inline, tmp_path, monkeypatch):
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)  # run_inline runs it
+    ctx = Ctx(store=store, ws=ws, settings=Settings())
     outputs = {
         "run-sft": {f"Question {i}?": GOOD[i % 4] for i in range(8)},
         "base:tiny": {f"Question {i}?": f"no idea {i}" for i in range(8)},
     }
     outputs["base:tiny"]["Question 7?"] = GOOD[3]  # identical: must be dropped
     items = build_items(outputs, mode="pairwise", seed=0)
-    cs = S.create_comparison_set(store, "cmp", items, mode="pairwise", analysts=["ann"])
+    cs = prefs.create_comparison_set(ctx, "cmp", items=items, mode="pairwise", analysts=["ann"])
     for it in S.set_items(store, cs["id"]):
         good = "A" if it["responses"][0]["source"] == "run-sft" else "B"
         verdict = "tie" if it["prompt"][0]["content"] == "Question 6?" else good
-        S.record_judgement(store, it["id"], "ann", verdict)
-    version = build_preference_set(store, "support-prefs", ["cmp"])
+        prefs.judge_item(ctx, it["id"], "ann", verdict)
+    version = prefs.build_preference_set(ctx, "support-prefs", ["cmp"])
     assert version["n_pairs"] == 6 and version["dropped"] == {"tie": 1, "identical": 1}
 
     out = tmp_path / "dpo.jsonl"
-    S.write_preference_jsonl(store, version["id"], out, conversational=True)
+    write_dpo_jsonl(S.version_pairs(store, version["id"]), out, conversational=True)
     from datasets import load_dataset
 
     ds = load_dataset("json", data_files=str(out), split="train")
@@ -51,7 +58,7 @@ def test_rankings_to_dpo_run(store, ws, tiny_model_dir, run_inline, tmp_path):
 
     fields = {
         "base_model": str(tiny_model_dir),
-        **prefs_train_fields(store, ws, "support-prefs"),
+        **dpo_fields(ctx, "support-prefs"),
         "learning_rate": 5e-3,
         "batch_size": 2,
         "max_steps": 3,
@@ -66,8 +73,10 @@ def test_rankings_to_dpo_run(store, ws, tiny_model_dir, run_inline, tmp_path):
         "beta": 0.1,
     }
     config = make_config(fields)
-    assert config.method == "dpo"
-    job_id = queue.submit(ws, "train", config)
+    assert config.method == "dpo" and type(config) is DPORunConfig and config.beta == 0.1
+    job_id = start_run(ctx, fields)  # the action Preferences' DPO button calls
+    _, spec = queue.read_spec(ws.job_dir(job_id))
+    assert spec["beta"] == 0.1 and "packing" not in spec
     status = run_inline(ws, job_id)
     assert status.state == "succeeded", status.error
     ingest_all(store, ws)

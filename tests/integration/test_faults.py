@@ -37,11 +37,16 @@ def _export_with_size_limit(ws, out, limit_bytes: int) -> subprocess.CompletedPr
         import resource, signal, sys
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, {limit_bytes}))
+        from backend.action import Ctx
+        from backend.config import Settings
         from backend.store import Store
-        from backend.synth.exporters import ExportError, export_version
+        from backend.synth.actions import export_version
+        from backend.synth.exporters import ExportError
+        from backend.workspace import Workspace
         store = Store.open({str(ws.db_path)!r}, run_migrations=False)
+        ctx = Ctx(store, Workspace({str(ws.root)!r}), Settings(), None)
         try:
-            export_version(store, "big", "messages-jsonl", {str(out)!r}, overwrite=True)
+            export_version(ctx, "big", "messages-jsonl", {str(out)!r}, overwrite=True)
         except ExportError as exc:
             print("EXPORT-ERROR:", exc)
             sys.exit(3)

@@ -6,11 +6,13 @@ import json
 
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
 from backend.jobs import queue
 from backend.store import datasets as dstore
 from backend.store import synth as sstore
-from backend.synth.generate import prepare_spec
+from backend.synth.actions import generate
 from tests.support.openai_server import OpenAIServer
 
 SECRET = "sk-test-do-not-leak-123"
@@ -45,8 +47,8 @@ def submit(store, ws, srv, **kw):
         "near_dup_threshold": 0.999,
     }
     fields.update(kw)
-    spec = prepare_spec(store, ws, "support", recipe=recipe(**recipe_kw), **fields)
-    return queue.submit(ws, "generate", spec)
+    ctx = Ctx(store=store, ws=ws, settings=Settings(), actor=None)
+    return generate(ctx, "support", recipe=recipe(**recipe_kw), start_worker=False, **fields)
 
 
 def test_faults_are_retried_or_rejected_with_reasons(ws, store, server, run_inline):

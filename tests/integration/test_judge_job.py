@@ -9,13 +9,29 @@ import re
 
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
+from backend.prefs import actions
+from backend.prefs.launch import launch_judge
 from backend.prefs.pairs import build_items
-from backend.prefs.submit import submit_judge
 from backend.store import prefs as S
 from tests.support.openai_server import OpenAIServer
 
 _RESP = re.compile(r"\[Response A\]\n(.*?)\n\n\[Response B\]\n(.*?)\n\nWhich", re.S)
+
+
+def _ctx(store, ws) -> Ctx:
+    return Ctx(store=store, ws=ws, settings=Settings(), actor=None)
+
+
+def submit_judge(store, ws, comparison_set: str, **kw) -> str:
+    """The judge action, queued for `run_inline` (no worker started)."""
+    return launch_judge(_ctx(store, ws), comparison_set, start_worker=False, **kw)
+
+
+def _create(store, ws, name: str, items: list[dict], **kw) -> dict:
+    return actions.create_comparison_set(_ctx(store, ws), name, items=items, **kw)
 
 
 def fair(body: dict) -> str:
@@ -31,13 +47,13 @@ def biased(body: dict) -> str:
 
 
 @pytest.fixture
-def comparison(store):
+def comparison(store, ws):
     outputs = {
         "run-good": {f"q{i}": f"good answer {i}" for i in range(4)},
         "run-bad": {f"q{i}": f"bad answer {i}" for i in range(4)},
     }
     items = build_items(outputs, mode="pairwise", seed=1)
-    return S.create_comparison_set(store, "cmp", items, mode="pairwise", analysts=["ann"])
+    return _create(store, ws, "cmp", items, mode="pairwise", analysts=["ann"])
 
 
 def run(store, ws, srv, run_inline, **kw):
@@ -161,7 +177,7 @@ def test_ranking_items_get_a_round_robin_ranking(store, ws, run_inline):
         "run-long": {f"q{i}": f"the fullest answer of the three {i}" for i in range(3)},
     }
     items = build_items(outputs, mode="ranking", seed=2)
-    S.create_comparison_set(store, "rank", items, mode="ranking", analysts=["ann"])
+    _create(store, ws, "rank", items, mode="ranking", analysts=["ann"])
     with OpenAIServer(responder=fuller) as srv:
         job_id = submit_judge(
             store, ws, "rank", model="judge-model", base_url=srv.base_url, backoff_s=0.01
@@ -202,8 +218,9 @@ def test_ranking_agreement_compares_the_orders(store, ws, run_inline):
         "run-mid": {"q0": "a fuller answer"},
         "run-long": {"q0": "the fullest answer of the three"},
     }
-    S.create_comparison_set(
+    _create(
         store,
+        ws,
         "rank",
         build_items(outputs, mode="ranking", seed=3),
         mode="ranking",

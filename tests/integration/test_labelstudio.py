@@ -11,11 +11,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.integrations.labelstudio import server as srv
-from backend.review import labelstudio as lsync
+from backend.integrations.labelstudio.client import LabelStudioError
+from backend.review import actions
+from backend.review import labelstudio_actions as ls_actions
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore
+from backend.workspace import Workspace
 from tests.support.labelstudio_api import annotate, delete_annotation, review_result
 from tests.support.seed_review import flagged_batch, scored_dataset
 
@@ -25,7 +30,7 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def loop(server, tmp_path_factory):
     """A dataset of 20 examples, scored, flagged (top 6 + QC) and pushed."""
-    ws, info, token = server
+    _, info, token = server
     store = Store.open(tmp_path_factory.mktemp("db") / "studio.duckdb")
     _, ids = scored_dataset(
         store,
@@ -36,9 +41,19 @@ def loop(server, tmp_path_factory):
         answer="answer {i}",
     )
     batch = flagged_batch(store, "support", "score-job-1", 6, qc_share=0.05)
-    pushed = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.5)
+    pushed = ls_actions.push_batch(_ctx(store, info.url, token), batch["id"], overlap_share=0.5)
     yield store, batch, pushed, ids
     store.close()
+
+
+def _ctx(store, url: str, token: str) -> Ctx:
+    """The shell acting on this store, talking to the session's Label Studio at `url`."""
+    settings = Settings(label_studio_url=url, label_studio_token=token)
+    return Ctx(store=store, ws=Workspace(store.path.parent), settings=settings, actor=None)
+
+
+def _pull(store, batch_id: str, url: str, token: str, **kw) -> dict:
+    return ls_actions.pull_batch(_ctx(store, url, token), batch_id, **kw)
 
 
 def _annotate(url: str, token: str, task_id: int, verdict: str, corrected: str | None = None):
@@ -84,14 +99,14 @@ def test_annotate_pull_twice_and_apply(server, loop):
     _annotate(info.url, token, items[0]["ls_task_id"], "accept")
     _annotate(info.url, token, items[1]["ls_task_id"], "reject")
     _annotate(info.url, token, items[2]["ls_task_id"], "accept", corrected="a better answer")
-    first = lsync.pull_batch(store, batch["id"], info.url, token)
+    first = _pull(store, batch["id"], info.url, token)
     assert (first["new"], first["annotations"]) == (3, 3)
-    second = lsync.pull_batch(store, batch["id"], info.url, token)
+    second = _pull(store, batch["id"], info.url, token)
     assert (second["new"], second["updated"], second["unchanged"]) == (0, 0, 3)
     assert store.scalar("SELECT count(*) FROM reviews") == 3
     verdicts = {r["example_id"]: r["verdict"] for r in rstore.reviews(store, batch["id"])}
     assert sorted(verdicts.values()) == ["accept", "correct", "reject"]
-    applied = rstore.apply_batch(store, batch["id"])
+    applied = actions.apply_batch(_ctx(store, info.url, token), batch["id"])
     assert applied["version"]["n_examples"] == 19
     new = ds.version_examples(store, applied["version"]["id"])
     fixed = [e for e in new if e["parent_id"] == items[2]["example_id"]]
@@ -110,11 +125,11 @@ def test_stopped_mid_pull_gives_a_clear_error_and_loses_nothing(server, loop):
         if stage == "export":
             srv.down(ws)
 
-    with pytest.raises(lsync.LabelStudioError, match="did not answer.*Nothing was changed"):
-        lsync.pull_batch(store, batch["id"], info.url, token, on_stage=stop_at_export)
+    with pytest.raises(LabelStudioError, match="did not answer.*Nothing was changed"):
+        _pull(store, batch["id"], info.url, token, on_stage=stop_at_export)
     assert store.rows("SELECT * FROM reviews ORDER BY id") == before
     again, _ = srv.up(ws, info.port)  # same data folder: the annotation is still there
-    after = lsync.pull_batch(store, batch["id"], again.url, token)
+    after = _pull(store, batch["id"], again.url, token)
     assert (after["new"], after["unchanged"]) == (1, 3)
     assert store.scalar("SELECT count(*) FROM reviews") == 4
 
@@ -126,6 +141,6 @@ def test_a_deletion_after_apply_keeps_the_verdict(live_server, loop):
     store, batch, _, _ = loop
     first = next(r for r in rstore.reviews(store, batch["id"]) if r["source"] == "label-studio")
     delete_annotation(info.url, token, int(first["id"].split(":")[1]))
-    pulled = lsync.pull_batch(store, batch["id"], info.url, token)
+    pulled = _pull(store, batch["id"], info.url, token)
     assert (pulled["removed"], pulled["kept_deleted"]) == (0, 1)
     assert first["id"] in {r["id"] for r in rstore.reviews(store, batch["id"])}

@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.review_inbox import ingest_workspace_inbox
 from backend.integrations.labelstudio import webhook as hook
-from backend.review import labelstudio as lsync
+from backend.review import labelstudio_actions as ls_actions
 from backend.store import Store
 from backend.store import review as rstore
 from backend.workspace import Workspace
@@ -43,9 +45,15 @@ def pushed(server, tmp_path_factory):
         store, "faq", 6, job_id="score-faq", question="faq question {i}", answer="faq answer {i}"
     )
     batch = flagged_batch(store, "faq", "score-faq", 3)
-    result = lsync.push_batch(store, batch["id"], info.url, token, overlap_share=0.0)
+    result = ls_actions.push_batch(_ctx(store, ws, info.url, token), batch["id"], overlap_share=0)
     yield ws, store, batch["id"], result["project_id"]
     store.close()
+
+
+def _ctx(store, ws, url: str, token: str) -> Ctx:
+    """The shell acting on this store, talking to the session's Label Studio at `url`."""
+    settings = Settings(label_studio_url=url, label_studio_token=token)
+    return Ctx(store=store, ws=ws, settings=settings, actor=None)
 
 
 def _wait_lines(ws: Workspace, n: int, timeout: float = 20.0) -> list[dict]:
@@ -86,7 +94,7 @@ def test_webhook_delivery_equals_pull_and_update_replaces(server, live_server, p
         assert [(r["id"], r["verdict"]) for r in by_hook] == [(f"ls:{ann_id}", "accept")]
         assert by_hook[0]["reviewer"] == "studio-admin@localhost"
 
-        pulled = lsync.pull_batch(store, batch_id, info.url, token)
+        pulled = ls_actions.pull_batch(_ctx(store, ws, info.url, token), batch_id)
         assert (pulled["new"], pulled["updated"], pulled["unchanged"]) == (0, 0, 1)
         assert rstore.reviews(store, batch_id) == by_hook  # the pull stores the same row
 
@@ -98,7 +106,7 @@ def test_webhook_delivery_equals_pull_and_update_replaces(server, live_server, p
         assert ingest_workspace_inbox(store, ws).lines == 0  # nothing new: no change
         after = rstore.reviews(store, batch_id)
         assert [(r["id"], r["verdict"]) for r in after] == [(f"ls:{ann_id}", "reject")]
-        final = lsync.pull_batch(store, batch_id, info.url, token)
+        final = ls_actions.pull_batch(_ctx(store, ws, info.url, token), batch_id)
         assert (final["new"], final["updated"], final["unchanged"]) == (0, 0, 1)
         assert rstore.reviews(store, batch_id) == after
         assert store.scalar("SELECT count(*) FROM reviews") == 1
@@ -109,7 +117,7 @@ def test_webhook_delivery_equals_pull_and_update_replaces(server, live_server, p
         dropped = ingest_workspace_inbox(store, ws)
         assert (dropped.removed, dropped.kept, dropped.errors) == (1, 0, [])
         assert rstore.reviews(store, batch_id) == []
-        final = lsync.pull_batch(store, batch_id, info.url, token)
+        final = ls_actions.pull_batch(_ctx(store, ws, info.url, token), batch_id)
         assert (final["new"], final["removed"]) == (0, 0)
     finally:
         receiver.stop()
@@ -122,9 +130,9 @@ def test_pull_drops_verdicts_deleted_in_label_studio(server, live_server, pushed
     ws, store, batch_id, _ = pushed
     item = rstore.batch_items(store, batch_id)[2]
     ann_id = annotate(info.url, token, item["ls_task_id"], review_result("accept"))
-    assert lsync.pull_batch(store, batch_id, info.url, token)["new"] == 1
+    assert ls_actions.pull_batch(_ctx(store, ws, info.url, token), batch_id)["new"] == 1
     delete_annotation(info.url, token, ann_id)
-    pulled = lsync.pull_batch(store, batch_id, info.url, token)
+    pulled = ls_actions.pull_batch(_ctx(store, ws, info.url, token), batch_id)
     assert (pulled["removed"], pulled["kept_deleted"]) == (1, 0)
     assert f"ls:{ann_id}" not in {r["id"] for r in rstore.reviews(store, batch_id)}
 
@@ -196,7 +204,8 @@ def test_review_page_live_toggle_receives_verdicts(server, live_server, ws, monk
     try:
         scored_dataset(store, "live", 4, job_id="score-live")
         batch = flagged_batch(store, "live", "score-live", 2)
-        project_id = lsync.push_batch(store, batch["id"], info.url, token)["project_id"]
+        pushed = ls_actions.push_batch(_ctx(store, ws, info.url, token), batch["id"])
+        project_id = pushed["project_id"]
         item = rstore.batch_items(store, batch["id"])[0]
     finally:
         store.close()

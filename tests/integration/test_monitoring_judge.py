@@ -13,15 +13,16 @@ import re
 import pytest
 import streamlit as st
 
-from backend.drift import checks, triggers
+from backend.drift import actions
 from backend.ingest.jobs import ingest_all
+from backend.jobs import worker
 from backend.store import monitoring as mon
 from backend.store.datasets import add_version, create_dataset
-from backend.train.launch import submit_run
 from tests.app.test_monitoring_page import run_page
-from tests.integration.test_monitoring_quality import NOISE, window
+from tests.integration.test_monitoring_quality import NOISE, train, window
 from tests.integration.test_train_job import ANSWERS, fields, write_data
 from tests.support.openai_server import OpenAIServer
+from tests.unit.test_monitoring import ingest, rules, shell, submit
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +47,13 @@ def responder(body: dict) -> dict:
 
 
 def check(store, ws, run_inline):
-    sub = checks.submit_check(store, ws, "prod")
+    sub = submit(store, ws)
     assert "job_id" in sub, sub
     for job in [sub["job_id"], *sub.get("quality_jobs", []), *sub.get("judge_jobs", [])]:
         status = run_inline(ws, job)
         assert status.state == "succeeded", status.error
     ingest_all(store, ws)
-    return sub, triggers.evaluate(store, ws)
+    return sub, rules(store, ws)
 
 
 def judge_report(store, sub):
@@ -66,11 +67,12 @@ def judge_report(store, sub):
 def test_judge_crossing_fires_one_plan(
     store, ws, tiny_model_dir, run_inline, tmp_path, monkeypatch
 ):
+    monkeypatch.setattr(worker, "ensure_worker", lambda ws, **kw: False)  # jobs run inline
     data = write_data(tmp_path / "data.jsonl")
     create_dataset(store, "support")
     add_version(store, "support", [json.loads(line) for line in data.read_text().splitlines()])
     mon.create_monitor(store, "prod", reference="support", config=CFG)
-    run_id = submit_run(ws, fields(tiny_model_dir, data, max_steps=2, eval_split=0.25))
+    run_id = train(store, ws, fields(tiny_model_dir, data, max_steps=2, eval_split=0.25))
     assert run_inline(ws, run_id).state == "succeeded"
     ingest_all(store, ws)
 
@@ -79,13 +81,14 @@ def test_judge_crossing_fires_one_plan(
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
         # no judge configured: no judge job, no judge report, no request
-        checks.ingest_bytes(store, None, window(ANSWERS, 1), "plain.jsonl")
+        ingest(store, ws, window(ANSWERS, 1), "plain.jsonl")
         sub, fired = check(store, ws, run_inline)
         assert "judge_jobs" not in sub and "judge" not in sub and not fired
         assert judge_report(store, sub) is None and srv.requests == []
 
-        mon.set_config(store, "prod", {**CFG, "quality": {"enabled": False, "judge_model": "j1"}})
-        checks.ingest_bytes(store, None, window(ANSWERS, 2), "same.jsonl")
+        judge_cfg = {**CFG, "quality": {"enabled": False, "judge_model": "j1"}}
+        actions.set_config(shell(store, ws), "prod", judge_cfg)
+        ingest(store, ws, window(ANSWERS, 2), "same.jsonl")
         sub, fired = check(store, ws, run_inline)
         assert len(sub["judge_jobs"]) == 2 and sub["judge_run"] == run_id  # baseline + window
         same = judge_report(store, sub)
@@ -98,7 +101,7 @@ def test_judge_crossing_fires_one_plan(
         assert n_requests == 6 + 24
 
         for day in (3, 4):  # unrelated answers to the same prompts, twice: one crossing
-            checks.ingest_bytes(store, None, window(NOISE, day), f"noise{day}.jsonl")
+            ingest(store, ws, window(NOISE, day), f"noise{day}.jsonl")
             sub, fired = check(store, ws, run_inline)
             assert len(sub["judge_jobs"]) == 1  # the run's judge baseline is scored once
             rep = judge_report(store, sub)

@@ -9,13 +9,15 @@ import json
 
 import pytest
 
-from backend.drift import checks, triggers
+from backend.drift import plans
 from backend.ingest.jobs import ingest_all
+from backend.jobs import worker
 from backend.store import monitoring as mon
 from backend.store.datasets import add_version, create_dataset
+from backend.train import actions as train_actions
 from backend.train.config import SFTRunConfig, preflight
-from backend.train.launch import submit_run
 from tests.integration.test_train_job import ANSWERS, fields, write_data
+from tests.unit.test_monitoring import ingest, rules, shell, submit
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +52,18 @@ def window(answers, day, n=24):
 
 
 def check(store, ws, run_inline):
-    sub = checks.submit_check(store, ws, "prod")
+    sub = submit(store, ws)
     assert "job_id" in sub, sub
     for job in [sub["job_id"], *sub.get("quality_jobs", [])]:
         status = run_inline(ws, job)
         assert status.state == "succeeded", status.error
     ingest_all(store, ws)
-    return sub, triggers.evaluate(store, ws)
+    return sub, rules(store, ws)
+
+
+def train(store, ws, run_fields) -> str:
+    """A training run queued through the training action (its jobs run inline here)."""
+    return train_actions.start_run(shell(store, ws), run_fields)
 
 
 def quality_reports(store, sub):
@@ -67,23 +74,26 @@ def quality_reports(store, sub):
     }
 
 
-def test_quality_crossing_fires_one_plan(store, ws, tiny_model_dir, run_inline, tmp_path):
+def test_quality_crossing_fires_one_plan(
+    store, ws, tiny_model_dir, run_inline, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(worker, "ensure_worker", lambda ws, **kw: False)  # jobs run inline
     data = write_data(tmp_path / "data.jsonl")
     create_dataset(store, "support")
     add_version(store, "support", [json.loads(line) for line in data.read_text().splitlines()])
     mon.create_monitor(store, "prod", reference="support", config=CFG)
 
-    checks.ingest_bytes(store, None, window(ANSWERS, 1), "early.jsonl")
+    ingest(store, ws, window(ANSWERS, 1), "early.jsonl")
     sub, fired = check(store, ws, run_inline)  # no run yet: drift only, with the reason
     assert "no trained run" in sub["quality"] and not sub.get("quality_jobs") and not fired
 
-    run_id = submit_run(
-        ws, fields(tiny_model_dir, data, max_steps=24, eval_split=0.25, learning_rate=2e-2)
+    run_id = train(
+        store, ws, fields(tiny_model_dir, data, max_steps=24, eval_split=0.25, learning_rate=2e-2)
     )
     assert run_inline(ws, run_id).state == "succeeded"
     ingest_all(store, ws)
 
-    checks.ingest_bytes(store, None, window(ANSWERS, 2), "same.jsonl")
+    ingest(store, ws, window(ANSWERS, 2), "same.jsonl")
     sub, fired = check(store, ws, run_inline)
     assert len(sub["quality_jobs"]) == 2 and sub["quality_run"] == run_id  # baseline + window
     same = quality_reports(store, sub)
@@ -99,7 +109,7 @@ def test_quality_crossing_fires_one_plan(store, ws, tiny_model_dir, run_inline, 
     } == {"vocabulary": "ok", "length": "ok"}
 
     for day in (3, 4):  # unfamiliar answers to the same prompts, twice: one crossing
-        checks.ingest_bytes(store, None, window(NOISE, day), f"noise{day}.jsonl")
+        ingest(store, ws, window(NOISE, day), f"noise{day}.jsonl")
         sub, fired = check(store, ws, run_inline)
         assert len(sub["quality_jobs"]) == 1  # the run's baseline is scored once
         rep = quality_reports(store, sub)["quality_nll"]
@@ -118,7 +128,7 @@ def test_quality_crossing_fires_one_plan(store, ws, tiny_model_dir, run_inline, 
     version = add_version(
         store, "support", [json.loads(line) for line in data.read_text().splitlines()][:8]
     )
-    spec = triggers._train_spec(store, ws, plan, version)
+    spec = plans.train_spec(store, ws, shell(store, ws).settings, plan, version)
     assert spec["init_adapter"] == str(ws.runs / run_id / "adapter")
     assert spec["base_model"] == str(tiny_model_dir) and spec["method"] == "sft"
     preflight(SFTRunConfig(**spec))  # the adapter folder and its base are accepted

@@ -13,10 +13,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from backend.prefs import labelstudio as pls
+from backend.action import AlreadyDone, Ctx
+from backend.config import Settings
+from backend.prefs import actions
 from backend.prefs.pairs import build_items
 from backend.store import Store
 from backend.store import prefs as S
+from backend.store import prefs_ls as L
+from backend.workspace import Workspace
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -32,6 +36,13 @@ def db(tmp_path_factory):
     store = Store.open(tmp_path_factory.mktemp("prefs-ls") / "studio.duckdb")
     yield store
     store.close()
+
+
+def _ctx(db, url: str, token: str, ws: Workspace | None = None) -> Ctx:
+    """The shell acting on `db` with the session's Label Studio in its settings."""
+    ws = ws or Workspace(db.path.parent / "workspace").ensure()
+    settings = Settings(label_studio_url=url, label_studio_token=token)
+    return Ctx(store=db, ws=ws, settings=settings, actor=None)
 
 
 def _api(url: str, token: str, method: str, path: str, **kw) -> httpx.Response:
@@ -65,20 +76,19 @@ def _other(choice: str) -> list[dict]:
 
 def test_pairwise_push_annotate_pull_twice(live_server, db):
     info, token = live_server
+    ctx = _ctx(db, info.url, token)
     items = build_items(_outputs(["run-a", "run-b"], 5), mode="pairwise", seed=3)
-    cs = S.create_comparison_set(
-        db, "ls-pairs", items, mode="pairwise", analysts=["ann"], overlap=0.4
-    )
-    pushed = pls.push_set(db, "ls-pairs", info.url, token)
+    cs = actions.create_comparison_set(ctx, "ls-pairs", items=items, analysts=["ann"], overlap=0.4)
+    pushed = actions.push_to_labelstudio(ctx, "ls-pairs")
     assert pushed["tasks"] == 5 and pushed["url"].endswith(f"/projects/{pushed['project_id']}/data")
-    with pytest.raises(ValueError, match="already in Label Studio"):
-        pls.push_set(db, "ls-pairs", info.url, token)
+    with pytest.raises(AlreadyDone, match="already in Label Studio"):
+        actions.push_to_labelstudio(ctx, "ls-pairs")
     project = _api(info.url, token, "GET", f"/api/projects/{pushed['project_id']}").json()
     assert "<Pairwise" in project["label_config"] and project["maximum_annotations"] == 2
     assert project["overlap_cohort_percentage"] == 40
 
     stored = S.set_items(db, cs["id"])
-    tasks = pls.L.get_project(db, cs["id"])["tasks"]
+    tasks = L.get_project(db, cs["id"])["tasks"]
     task = _api(info.url, token, "GET", f"/api/tasks/{tasks[stored[0]['id']]}").json()
     assert task["data"]["a"] == stored[0]["responses"][0]["text"]
     assert "run-a" not in json.dumps(
@@ -91,9 +101,9 @@ def test_pairwise_push_annotate_pull_twice(live_server, db):
         _annotate(info.url, token, tasks[stored[2]["id"]], _side("left") + _other("Tie")),
         _annotate(info.url, token, tasks[stored[3]["id"]], _other("Both bad")),
     ]
-    first = pls.pull_set(db, "ls-pairs", info.url, token)
+    first = actions.pull_from_labelstudio(ctx, "ls-pairs")
     assert (first["new"], first["annotations"], first["skipped"]) == (4, 4, [])
-    second = pls.pull_set(db, "ls-pairs", info.url, token)
+    second = actions.pull_from_labelstudio(ctx, "ls-pairs")
     assert (second["new"], second["updated"], second["unchanged"]) == (0, 0, 4)
     rows = S.judgements(db, set_id=cs["id"])
     assert db.scalar("SELECT count(*) FROM comparisons WHERE set_id = ?", [cs["id"]]) == 4
@@ -112,7 +122,7 @@ def test_pairwise_push_annotate_pull_twice(live_server, db):
         info.url, token, "PATCH", f"/api/annotations/{ann_ids[0]}/", json={"result": _side("right")}
     )
     assert r.status_code == 200, r.text
-    third = pls.pull_set(db, "ls-pairs", info.url, token)
+    third = actions.pull_from_labelstudio(ctx, "ls-pairs")
     assert (third["new"], third["updated"], third["unchanged"]) == (0, 1, 3)
     assert db.scalar("SELECT count(*) FROM comparisons WHERE set_id = ?", [cs["id"]]) == 4
     assert (
@@ -127,15 +137,16 @@ def test_pairwise_push_annotate_pull_twice(live_server, db):
 
 def test_ranking_push_annotate_pull_twice(live_server, db):
     info, token = live_server
+    ctx = _ctx(db, info.url, token)
     items = build_items(_outputs(["run-a", "run-b", "run-c"], 3), mode="ranking", seed=1)
-    cs = S.create_comparison_set(
-        db, "ls-rank", items, mode="ranking", analysts=["ann"], overlap=0.0
+    cs = actions.create_comparison_set(
+        ctx, "ls-rank", items=items, mode="ranking", analysts=["ann"], overlap=0.0
     )
-    pushed = pls.push_set(db, "ls-rank", info.url, token)
+    pushed = actions.push_to_labelstudio(ctx, "ls-rank")
     project = _api(info.url, token, "GET", f"/api/projects/{pushed['project_id']}").json()
     assert "<Ranker" in project["label_config"] and project["maximum_annotations"] == 1
     stored = S.set_items(db, cs["id"])
-    tasks = pls.L.get_project(db, cs["id"])["tasks"]
+    tasks = L.get_project(db, cs["id"])["tasks"]
     task = _api(info.url, token, "GET", f"/api/tasks/{tasks[stored[0]['id']]}").json()
     assert [a["body"] for a in task["data"]["answers"]] == [
         r["text"] for r in stored[0]["responses"]
@@ -153,10 +164,10 @@ def test_ranking_push_annotate_pull_twice(live_server, db):
 
     _annotate(info.url, token, tasks[stored[0]["id"]], ranked(["answer-3", "answer-1", "answer-2"]))
     _annotate(info.url, token, tasks[stored[1]["id"]], ranked(["answer-1", "answer-1"]))
-    first = pls.pull_set(db, "ls-rank", info.url, token)
+    first = actions.pull_from_labelstudio(ctx, "ls-rank")
     assert (first["new"], first["annotations"]) == (1, 1)
     assert len(first["skipped"]) == 1 and "each answer once" in first["skipped"][0]["why"]
-    second = pls.pull_set(db, "ls-rank", info.url, token)
+    second = actions.pull_from_labelstudio(ctx, "ls-rank")
     assert (second["new"], second["unchanged"]) == (0, 1)
     [row] = S.judgements(db, set_id=cs["id"])
     assert (row["verdict"], row["ranking"], row["annotator"]) == ("ranking", [2, 0, 1], ADMIN)
@@ -169,11 +180,10 @@ def test_cli_push_and_pull_json(live_server, ws, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_URL", info.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
     store = Store.open(ws.db_path)
-    S.create_comparison_set(
-        store,
+    actions.create_comparison_set(
+        _ctx(store, info.url, token, ws),
         "cli-pairs",
-        build_items(_outputs(["x", "y"], 2)),
-        mode="pairwise",
+        items=build_items(_outputs(["x", "y"], 2)),
         analysts=["ann"],
         overlap=0.0,
     )
@@ -203,11 +213,10 @@ def test_page_pushes_and_pulls(live_server, ws, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_URL", info.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
     store = Store.open(ws.db_path)
-    S.create_comparison_set(
-        store,
+    actions.create_comparison_set(
+        _ctx(store, info.url, token, ws),
         "page-pairs",
-        build_items(_outputs(["x", "y"], 2)),
-        mode="pairwise",
+        items=build_items(_outputs(["x", "y"], 2)),
         analysts=["ann"],
         overlap=0.0,
     )
@@ -223,7 +232,7 @@ def test_page_pushes_and_pulls(live_server, ws, monkeypatch):
 
     db = resources.store()
     cs = S.get_comparison_set(db, "page-pairs")
-    task_id = next(iter(pls.L.get_project(db, cs["id"])["tasks"].values()))
+    task_id = next(iter(L.get_project(db, cs["id"])["tasks"].values()))
     _annotate(info.url, token, task_id, _side("left"))
     next(b for b in at.button if b.key == "prefs_ls_pull").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

@@ -13,10 +13,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
+from backend.review import actions
 from backend.review.flagging import FlagPolicy
-from backend.review.judge import prepare_judge_spec
+from backend.review.inputs import prepare_judge_spec
 from backend.store import Store
 from backend.store import datasets as ds
 from backend.store import review as rstore
@@ -111,11 +114,11 @@ def test_page_queues_the_judge_and_its_ratings_flag_the_worst(
         assert rstore.latest_score_job(store, "support", "judge_flaw") == job.id
         with pytest.raises(ValueError, match="no 'nll' scores yet.*review score"):
             rstore.latest_score_job(store, "support", "nll")
-        batch = rstore.create_batch(
-            store,
-            dataset="support",
-            score_job_id=job.id,
-            policy=FlagPolicy(kind="top_k", value=len(BAD), qc_share=0),
+        batch = actions.create_batch(
+            Ctx(store, ws, Settings()),
+            "support",
+            job.id,
+            FlagPolicy(kind="top_k", value=len(BAD), qc_share=0),
             method="judge_flaw",
         )
         items = rstore.batch_items(store, batch["id"])
@@ -133,7 +136,7 @@ def test_page_queues_the_judge_and_its_ratings_flag_the_worst(
 def test_no_endpoint_or_no_model_is_a_clear_error(ws, store):
     _seed(ws)
     with pytest.raises(ValueError, match="OPENAI_BASE_URL"):
-        prepare_judge_spec(store, ws, "support", "judge-1")
+        actions.launch_judge(Ctx(store, ws, Settings()), "support", "judge-1")
     with pytest.raises(ValueError, match="name the judge model"):
         prepare_judge_spec(store, ws, "support", "  ", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(ValueError, match="no dataset|not found|unknown"):
@@ -201,7 +204,7 @@ def test_reviewers_see_the_judges_note_here_and_in_label_studio(ws, live_server,
     it under the answer, and the Label Studio project shows it in the task (config + data)."""
     import httpx
 
-    from backend.review import labelstudio as lsync
+    from backend.review import labelstudio_actions as ls_actions
     from tests.support.seed_review import flagged_batch, scored_dataset
 
     info, token = live_server
@@ -213,7 +216,8 @@ def test_reviewers_see_the_judges_note_here_and_in_label_studio(ws, live_server,
         batch = flagged_batch(store, "support", "judge-1", 2, method="judge_flaw")
         items = rstore.batch_items(store, batch["id"])
         assert [i["note"] for i in items] == ["why 3: off topic", "why 2: off topic"]
-        pushed = lsync.push_batch(store, batch["id"], info.url, token)
+        settings = Settings(label_studio_url=info.url, label_studio_token=token)
+        pushed = ls_actions.push_batch(Ctx(store, ws, settings), batch["id"])
     finally:
         store.close()
     auth = {"Authorization": f"Token {token}"}

@@ -13,11 +13,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
-from backend.jobs import queue, worker
+from backend.jobs import worker
 from backend.store import Store
-from backend.synth.generate import prepare_spec
-from backend.train.launch import dataset_file, submit_run
+from backend.synth.actions import generate
+from backend.train.actions import dataset_file, start_run
 from tests.support.openai_server import OpenAIServer
 
 pytestmark = pytest.mark.slow
@@ -38,6 +40,12 @@ PAGES = [
     "users",
     "audit",
 ]
+
+
+def _queue_run(ws, fields, **kwargs) -> str:
+    """Queue a train job through the action, for this process to run (no worker)."""
+    shell = Ctx(store=None, ws=ws, settings=Settings(), actor=None)
+    return start_run(shell, fields, start_worker=False, **kwargs)
 
 
 def _closed_port() -> int:
@@ -85,16 +93,14 @@ def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_in
                 "topics": ["billing", "gantt chart", "permissions"],
                 "model": "test-model",
             }
-            spec = prepare_spec(
-                store,
-                ws,
+            gen = generate(
+                Ctx(store=store, ws=ws, settings=Settings(), actor=None),
                 "support",
                 recipe=recipe,
                 base_url=srv.base_url,
                 concurrency=4,
                 near_dup_threshold=0.999,
             )
-            gen = queue.submit(ws, "generate", spec)
             assert run_inline(ws, gen).state == "succeeded"
             ingest_all(store, ws)
             # the key really went out, as a header, to the endpoint
@@ -111,7 +117,7 @@ def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_in
                 "n_eval_prompts": 1,
                 "max_new_tokens": 4,
             }
-            run = submit_run(ws, fields)
+            run = _queue_run(ws, fields)
             assert run_inline(ws, run).state == "succeeded"
             ingest_all(store, ws)
         finally:

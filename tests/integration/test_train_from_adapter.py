@@ -8,10 +8,19 @@ import json
 
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
+from backend.jobs import worker
 from backend.jobs.status import JobState
-from backend.train.config import ConfigError, SFTRunConfig, preflight
-from backend.train.launch import submit_run
+from backend.train.actions import start_run
+from backend.train.config import ConfigError, SFTRunConfig, make_config, preflight
 from tests.integration.test_train_job import fields, losses, write_data
+
+
+def _queue_run(ws, fields, **kwargs) -> str:
+    """Queue a train job through the action, for this process to run (no worker)."""
+    shell = Ctx(store=None, ws=ws, settings=Settings(), actor=None)
+    return start_run(shell, fields, start_worker=False, **kwargs)
 
 
 def test_preflight_checks_the_init_adapter(tiny_model_dir, tmp_path):
@@ -40,7 +49,7 @@ def test_preflight_checks_the_init_adapter(tiny_model_dir, tmp_path):
     )
     check(init_adapter=str(same))
     with pytest.raises(ConfigError, match="init_adapter: only sft"):
-        check(init_adapter=str(same), method="dpo")
+        make_config({**cfg, "init_adapter": str(same), "method": "dpo"})
 
 
 def _lora(adapter):
@@ -50,9 +59,12 @@ def _lora(adapter):
 
 
 @pytest.mark.slow
-def test_run_continues_from_a_previous_adapter(ws, tiny_model_dir, run_inline, tmp_path):
+def test_run_continues_from_a_previous_adapter(
+    ws, store, tiny_model_dir, run_inline, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)  # run_inline runs it
     data = write_data(tmp_path / "data.jsonl")
-    first = submit_run(ws, fields(tiny_model_dir, data, eval_split=0.0))
+    first = _queue_run(ws, fields(tiny_model_dir, data, eval_split=0.0))
     assert run_inline(ws, first).state == JobState.succeeded
     before = losses(ws, first)
     adapter = ws.runs / first / "adapter"
@@ -60,7 +72,7 @@ def test_run_continues_from_a_previous_adapter(ws, tiny_model_dir, run_inline, t
     cfg = fields(
         tiny_model_dir, data, eval_split=0.0, max_steps=4, init_adapter=str(adapter), lora_r=4
     )  # lora_r is the adapter's (8), not 4
-    second = submit_run(ws, cfg)
+    second = start_run(Ctx(store=store, ws=ws, settings=Settings()), cfg)  # the action path
     status = run_inline(ws, second)
     assert status.state == JobState.succeeded, status.error
     after = losses(ws, second)

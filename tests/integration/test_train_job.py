@@ -12,12 +12,15 @@ import time
 
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
 from backend.jobs.status import JobState
 from backend.store import Store
 from backend.store.runs import get_run, list_runs, run_generations
-from backend.train.launch import file_fields, submit_run
+from backend.train.actions import start_run
+from backend.train.config import file_fields
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +30,12 @@ ANSWERS = [
     "Open Reports, pick the sprint, and choose Export.",
     "Invoices are sent on the first day of each month.",
 ]
+
+
+def _queue_run(ws, fields, **kwargs) -> str:
+    """Queue a train job through the action, for this process to run (no worker)."""
+    shell = Ctx(store=None, ws=ws, settings=Settings(), actor=None)
+    return start_run(shell, fields, start_worker=False, **kwargs)
 
 
 def write_data(path, n=24):
@@ -97,7 +106,7 @@ def test_run_lowers_loss_saves_adapter_and_is_ingested(
     ws, tiny_model_dir, run_inline, tmp_path, quant
 ):
     data = write_data(tmp_path / "data.jsonl")
-    job_id = submit_run(ws, fields(tiny_model_dir, data, quant=quant))
+    job_id = _queue_run(ws, fields(tiny_model_dir, data, quant=quant))
     status = run_inline(ws, job_id)
     assert status.state == JobState.succeeded, status.error
     loss = losses(ws, job_id)
@@ -158,7 +167,7 @@ def _wait_for(predicate, timeout=120.0):
 def test_sigkill_gives_interrupted_and_resume_continues(ws, tiny_model_dir, tmp_path, stop_worker):
     data = write_data(tmp_path / "data.jsonl", n=40)
     # small save interval and many steps so the kill lands between checkpoints
-    job_id = submit_run(
+    job_id = _queue_run(
         ws,
         fields(tiny_model_dir, data, max_steps=400, save_steps=4, eval_split=0.0, n_eval_prompts=1),
     )
@@ -176,7 +185,7 @@ def test_sigkill_gives_interrupted_and_resume_continues(ws, tiny_model_dir, tmp_
     # re-queued job interrupted), so wait for it as a user would see the run stop
     status = _wait_for(lambda: (s := queue.get(ws, job_id)).exit_code is not None and s)
     assert status.state == JobState.interrupted
-    from backend.train.sft import last_checkpoint
+    from backend.train.common import last_checkpoint
 
     saved = int(last_checkpoint(ckpts).name.split("-")[1])
     assert saved >= 4 and saved % 4 == 0
@@ -201,14 +210,14 @@ def test_sigkill_gives_interrupted_and_resume_continues(ws, tiny_model_dir, tmp_
 
 def test_cancel_saves_a_checkpoint_and_resume_finishes(ws, tiny_model_dir, tmp_path, run_inline):
     data = write_data(tmp_path / "data.jsonl")
-    job_id = submit_run(
+    job_id = _queue_run(
         ws,
         fields(tiny_model_dir, data, max_steps=6, save_steps=100, eval_split=0.0, n_eval_prompts=1),
     )
     (ws.job_dir(job_id) / "cancel").write_text("test")  # seen at the end of step 1
     status = run_inline(ws, job_id)
     assert status.state == JobState.cancelled
-    from backend.train.sft import last_checkpoint
+    from backend.train.common import last_checkpoint
 
     assert last_checkpoint(ws.runs / job_id / "checkpoints").name == "checkpoint-1"
     assert not (ws.runs / job_id / "adapter").exists()
@@ -216,3 +225,25 @@ def test_cancel_saves_a_checkpoint_and_resume_finishes(ws, tiny_model_dir, tmp_p
     assert run_inline(ws, job_id).state == JobState.succeeded
     assert "resumed from step 1" in (ws.job_dir(job_id) / "events.jsonl").read_text()
     assert max(losses(ws, job_id)) == 6
+
+
+def test_optuna_sweep_trains_its_trials_in_one_job(ws, tiny_model_dir, run_inline, tmp_path):
+    from backend.jobs.kinds import validate_spec
+    from backend.train.config import make_config
+
+    data = write_data(tmp_path / "data.jsonl", n=12)
+    base = make_config(fields(tiny_model_dir, data, max_steps=2, save_steps=1, eval_split=0.25))
+    spec = validate_spec(
+        "sweep-optuna",
+        {"base": base.model_dump(mode="json"), "n_trials": 2, "ranks": [4, 8], "seed": 1},
+    )
+    job_id = queue.submit(ws, "sweep-optuna", spec)
+    status = run_inline(ws, job_id)
+    assert status.state == JobState.succeeded, status.error
+    trials = [
+        json.loads(line)
+        for line in (ws.job_dir(job_id) / "sweep_trials.jsonl").read_text().splitlines()
+    ]
+    assert [t["trial"] for t in trials] == [0, 1]
+    assert all(t["params"]["lora_r"] in (4, 8) for t in trials)
+    assert any(t["state"] == "complete" and t["eval_loss"] > 0 for t in trials)

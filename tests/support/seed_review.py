@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from backend.action import Ctx
+from backend.config import Settings
+from backend.review import actions
 from backend.review.flagging import FlagPolicy
 from backend.store import datasets as ds
 from backend.store import review as rstore
 from backend.store.db import Store
+from backend.workspace import Workspace
 
 
 def scored_dataset(
@@ -71,11 +75,8 @@ def flagged_batch(
     qc_share: float = 0.0,
     method: str = "nll",
 ) -> dict:
-    """A review batch of the `top` highest-scored examples (plus a QC share)."""
-    return rstore.create_batch(
-        store,
-        dataset=dataset,
-        score_job_id=job_id,
-        policy=FlagPolicy(kind="top_k", value=top, qc_share=qc_share),
-        method=method,
-    )
+    """A review batch of the `top` highest-scored examples (plus a QC share), flagged by the
+    shell through the review action (the workspace is the store's folder)."""
+    ctx = Ctx(store=store, ws=Workspace(store.path.parent), settings=Settings(), actor=None)
+    policy = FlagPolicy(kind="top_k", value=top, qc_share=qc_share)
+    return actions.create_batch(ctx, dataset, job_id, policy, method=method)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 
+from backend.action import Ctx
+from backend.config import Settings
+from backend.prefs import actions as prefs_actions
 from backend.prefs.pairs import build_items
+from backend.review import actions as review_actions
 from backend.review.flagging import FlagPolicy
 from backend.store import Store
 from backend.store import datasets as ds
-from backend.store import prefs as prefs_store
 from backend.store import review as rstore
 from backend.store.users import add_user
 from backend.workspace import Workspace, atomic_write_text
@@ -65,27 +68,26 @@ def _review_batch(store: Store) -> str:
         rstore.insert_scores(
             cur, "job-score-seed", "".join(json.dumps(r) + "\n" for r in rows).encode()
         )
-    batch = rstore.create_batch(
-        store,
-        dataset=DATASET,
-        score_job_id="job-score-seed",
-        policy=FlagPolicy(kind="top_k", value=2, qc_share=0),
+    batch = review_actions.create_batch(
+        Ctx(store=store, ws=Workspace(store.path.parent), settings=Settings(), actor=None),
+        DATASET,
+        "job-score-seed",
+        FlagPolicy(kind="top_k", value=2, qc_share=0),
     )
     return batch["id"]
 
 
-def _comparison_set(store: Store, analyst: str) -> None:
+def _comparison_set(store: Store, ws: Workspace, analyst: str) -> None:
     outputs = {
         "run-a": {f"How do I share board {i}?": f"Open Share on board {i}." for i in range(3)},
         "run-b": {
             f"How do I share board {i}?": f"Boards cannot be shared ({i})." for i in range(3)
         },
     }
-    prefs_store.create_comparison_set(
-        store,
+    prefs_actions.create_comparison_set(
+        Ctx(store=store, ws=ws, settings=Settings(), actor=None),
         COMPARISON_SET,
-        build_items(outputs, seed=0),
-        mode="pairwise",
+        items=build_items(outputs, seed=0),
         analysts=[analyst],
         overlap=0.0,
     )
@@ -104,7 +106,7 @@ def seed_team(ws: Workspace) -> dict:
         for name, role in TEAM.items():
             add_user(store, name, PASSWORD, role)
         batch_id = _review_batch(store)
-        _comparison_set(store, next(n for n, r in TEAM.items() if r == "analyst"))
+        _comparison_set(store, ws, next(n for n, r in TEAM.items() if r == "analyst"))
     finally:
         store.close()
     return {"batch_id": batch_id, "users": dict(TEAM), "password": PASSWORD}

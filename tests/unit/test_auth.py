@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from backend.action import AlreadyDone
 from backend.auth import (
     LOCAL_ADMIN,
     Actor,
@@ -14,6 +15,7 @@ from backend.auth import (
     verify_password,
 )
 from backend.store import users
+from backend.users import actions as ua
 
 
 def test_password_hash_roundtrip_and_salt():
@@ -44,26 +46,29 @@ def test_roles_gate_actions_and_pages():
     assert page_allowed(analyst, "preferences") and not page_allowed(analyst, "training")
 
 
-def test_accounts_and_audit(store):
-    users.add_user(store, "ann@example.com", "s3cret-pass", "reviewer")
+def test_accounts_and_audit(store, act):
+    shell = act()
+    ua.add_user(shell, "ann@example.com", "s3cret-pass", "reviewer")
+    with pytest.raises(AlreadyDone, match="already exists"):  # the same form sent twice
+        ua.add_user(shell, "ann@example.com", "s3cret-pass", "reviewer")
     with pytest.raises(users.UserError, match="already exists"):
-        users.add_user(store, "ann@example.com", "another-pass", "lead")
+        ua.add_user(shell, "ann@example.com", "another-pass", "lead")
     with pytest.raises(users.UserError, match="unknown role"):
-        users.add_user(store, "bob", "password12", "boss")
+        ua.add_user(shell, "bob", "password12", "boss")
     with pytest.raises(users.UserError, match="at least 8"):
-        users.add_user(store, "bob", "short", "lead")
+        ua.add_user(shell, "bob", "short", "lead")
     with pytest.raises(users.UserError, match="user name"):
-        users.add_user(store, "../etc", "password12", "lead")
+        ua.add_user(shell, "../etc", "password12", "lead")
     assert users.authenticate(store, "ann@example.com", "s3cret-pass") == Actor(
         "ann@example.com", "reviewer"
     )
     assert users.authenticate(store, "ann@example.com", "nope") is None
     assert users.authenticate(store, "ghost", "s3cret-pass") is None
     with pytest.raises(PermissionDenied):
-        users.set_role(
-            store, "ann@example.com", "admin", actor=Actor("ann@example.com", "reviewer")
-        )
-    users.set_role(store, "ann@example.com", "analyst")
+        ua.set_role(act(Actor("ann@example.com", "reviewer")), "ann@example.com", "admin")
+    ua.set_role(shell, "ann@example.com", "analyst")
+    with pytest.raises(AlreadyDone, match="already analyst"):
+        ua.set_role(shell, "ann@example.com", "analyst")
     log = users.audit_rows(store)
     assert list(log["action"]) == ["user.role", "user.add"]
     assert "s3cret" not in log.to_csv()

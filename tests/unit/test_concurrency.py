@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from backend.auth import Actor, PermissionDenied
+from backend.review import actions
 from backend.review.verdicts import Verdict
 from backend.store import review as rstore
 from backend.store import users
@@ -39,15 +40,14 @@ def _race(fn, n: int = 8) -> list[BaseException]:
     return errors
 
 
-def test_same_reviewer_submitting_twice_at_once_keeps_one_verdict(store):
+def test_same_reviewer_submitting_twice_at_once_keeps_one_verdict(store, act):
     batch_id, example = _batch(store)
     rita = Actor("rita", "reviewer")
     errors = _race(
-        lambda i: rstore.add_in_app_review(
-            store,
+        lambda i: actions.record_verdict(
+            act(rita),
             batch_id,
             Verdict(example_id=example, reviewer="rita", verdict="accept" if i % 2 else "reject"),
-            actor=rita,
         )
     )
     assert len(errors) <= 7 and all("onflict" in str(e) for e in errors)
@@ -55,15 +55,14 @@ def test_same_reviewer_submitting_twice_at_once_keeps_one_verdict(store):
     assert len(rows) == 1 and rows[0]["reviewer"] == "rita"
 
 
-def test_two_reviewers_on_one_item_each_keep_their_verdict(store):
+def test_two_reviewers_on_one_item_each_keep_their_verdict(store, act):
     batch_id, example = _batch(store)
     names = ["rita", "raj"]
     errors = _race(
-        lambda i: rstore.add_in_app_review(
-            store,
+        lambda i: actions.record_verdict(
+            act(Actor(names[i], "reviewer")),
             batch_id,
             Verdict(example_id=example, reviewer=names[i], verdict="accept"),
-            actor=Actor(names[i], "reviewer"),
         ),
         n=2,
     )
@@ -73,13 +72,12 @@ def test_two_reviewers_on_one_item_each_keep_their_verdict(store):
     assert sorted(log["actor"]) == ["raj", "rita"]
 
 
-def test_backend_refuses_roles_without_permission(store):
+def test_backend_refuses_roles_without_permission(store, act):
     batch_id, example = _batch(store)
     with pytest.raises(PermissionDenied, match="may not review"):
-        rstore.add_in_app_review(
-            store,
+        actions.record_verdict(
+            act(Actor("ana", "analyst")),
             batch_id,
             Verdict(example_id=example, reviewer="ana", verdict="accept"),
-            actor=Actor("ana", "analyst"),
         )
     assert rstore.reviews(store, batch_id) == []

@@ -71,6 +71,15 @@ def test_invalid_examples_store_nothing_and_name_rows(store):
     assert store.scalar("SELECT count(*) FROM dataset_versions") == 0
 
 
+def test_latest_and_find(store):
+    assert ds.find_dataset(store, "x") is None
+    made = ds.create_dataset(store, "x")
+    assert ds.find_dataset(store, "x")["id"] == made["id"]
+    assert ds.latest_version(store, "x") is None
+    v = ds.add_version(store, "x", [chat("q", "a")])
+    assert ds.latest_version(store, made["id"])["id"] == v["id"]
+
+
 def test_missing_things_are_named(store):
     with pytest.raises(ds.DatasetNotFound, match="nope"):
         ds.resolve_version(store, "nope")
@@ -82,23 +91,6 @@ def test_missing_things_are_named(store):
         ds.resolve_version(store, "empty", 7)
     with pytest.raises(ValueError, match="not allowed"):
         ds.create_dataset(store, "bad name!")
-
-
-def test_edit_makes_new_example_naming_parent(store):
-    ds.create_dataset(store, "e")
-    v1 = ds.add_version(store, "e", [chat("q1", "a1"), chat("q2", "a2")])
-    first = ds.version_examples(store, v1["id"])[0]
-    v2 = ds.edit_example(
-        store,
-        "e",
-        first["id"],
-        [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "better a1"}],
-    )
-    items = ds.version_examples(store, v2["id"])
-    assert items[0]["parent_id"] == first["id"] and items[0]["id"] != first["id"]
-    assert v2["parent_version_id"] == v1["id"]
-    # the old version is unchanged
-    assert ds.version_examples(store, v1["id"])[0]["id"] == first["id"]
 
 
 def test_write_version_jsonl(store, tmp_path):

@@ -1,7 +1,8 @@
 """The dashboard's folder watch on a real store and real job folders: a file dropped in a
 monitor's watched folder becomes a batch, a check starts by itself once the window is big
-enough, and after the drift job the trigger rules fire one alert and one plan, with nobody
-at the Monitoring page. Unchanged files are not read again; a bad file is reported once."""
+enough, and after the drift job the ingestion loop's next pass fires one alert and one plan,
+with nobody at the Monitoring page. Unchanged files are not read again; a bad file is reported
+once."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pytest
 
 from backend.drift.synthetic import sample
 from backend.drift.watch import FolderWatch
-from backend.ingest.jobs import ingest_all
+from backend.ingest.loop import Ingestor
 from backend.jobs import queue
 from backend.store import monitoring as mon
+from backend.store import production
+from backend.store.audit import rows as audit_rows
 from tests.unit.test_monitoring import FAST, jsonl, seed_reference
 
 
@@ -28,7 +31,8 @@ def watched(store, tmp_path):
 
 def test_dropped_files_start_checks_and_fire_one_plan(store, ws, watched, run_inline):
     watch = FolderWatch(store, ws, interval_s=3600)
-    assert watch.tick() == {"batches": 0, "errors": [], "checks": [], "alerts": 0}
+    loop = Ingestor(store, ws)  # its passes, one at a time (no thread)
+    assert watch.tick() == {"batches": 0, "errors": [], "checks": []}
     assert watch.tick() is None  # not due again for an hour
 
     (watched / "mon.jsonl").write_bytes(jsonl(sample(4, seed=1)))
@@ -42,20 +46,29 @@ def test_dropped_files_start_checks_and_fire_one_plan(store, ws, watched, run_in
     assert len(got["errors"]) == 1 and "bad.csv:2" in got["errors"][0]
     (job,) = [j for j in queue.list_jobs(ws) if j.kind == "drift"]
     assert job.submitted_by == "folder-watch"
+    audit = audit_rows(store)
+    assert {
+        (r["actor"], r["action"]) for r in audit.to_dict("records") if "monitor." in r["action"]
+    } == {
+        ("folder-watch", "monitor.ingest"),
+        ("folder-watch", "monitor.check"),
+    }
     assert run_inline(ws, job.id).state == "succeeded"
-    ingest_all(store, ws)
 
-    after = watch.tick(force=True)  # nothing new to read; the finished check is evaluated
-    assert (after["batches"], after["errors"], after["alerts"]) == (0, [], 1)
+    after = watch.tick(force=True)  # nothing new to read; the watch applies no rule
+    assert (after["batches"], after["errors"], after["checks"]) == (0, [], [])
+    assert mon.alerts(store) == []
+    loop.tick()  # the loop's pass ingests the drift job and applies the rules
     assert len(mon.alerts(store)) == 1 and len(mon.plans(store)) == 1
     assert mon.plans(store)[0]["state"] == "proposed"
-    assert watch.tick(force=True)["alerts"] == 0  # evaluated once
+    loop.tick()  # evaluated once
+    assert len(mon.alerts(store)) == 1 and len(mon.plans(store)) == 1
 
     stamp = (watched / "tue.jsonl").stat().st_mtime_ns + 10**9
     os.utime(watched / "tue.jsonl", ns=(stamp, stamp))  # touched: read again, same content
     again = watch.tick(force=True)
     assert (again["batches"], again["errors"], again["checks"]) == (0, [], [])
-    assert len(mon.batches(store)) == 2
+    assert len(production.batches(store)) == 2
 
     path = watched / "mon.jsonl"  # same size and modification time: never read again
     was = path.stat()

@@ -127,3 +127,89 @@ def test_unwritable_workspace_gets_a_clear_error(tmp_path):
         Workspace(blocker).ensure()
     with pytest.raises(WorkspaceError, match="cannot create the workspace"):
         Workspace(blocker / "inside").ensure()
+
+
+def test_concurrent_status_writers_never_show_an_empty_or_corrupt_file(ws):
+    """Writers in several threads (the job, a cancel, the ingestion loop) each use their own
+    temporary file under the job's lock; a reader polling meanwhile always parses a status."""
+    import threading
+
+    from backend.jobs.status import read_status, update_status, write_status
+
+    job_id = queue.submit(ws, "sleep", {"steps": 1})
+    job_dir = ws.job_dir(job_id)
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                read_status(job_dir)
+            except Exception as exc:  # collected for the assertion
+                bad.append(repr(exc))
+
+    def writer(n: int) -> None:
+        for i in range(60):
+            if n == 0:  # a writer of whole statuses, as a job writes its progress
+                status = read_status(job_dir)
+                status.message = f"step {i}"
+                write_status(job_dir, status)
+            else:  # read-modify-write under the lock, as cancel, resume and the loop do
+                update_status(job_dir, lambda s: s.model_copy(update={"done": s.done + 1}))
+
+    polling = threading.Thread(target=reader)
+    polling.start()
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    polling.join()
+    assert bad == []
+    before = read_status(job_dir).done
+    counters = [
+        threading.Thread(
+            target=lambda: [
+                update_status(job_dir, lambda s: s.model_copy(update={"done": s.done + 1}))
+                for _ in range(50)
+            ]
+        )
+        for _ in range(4)
+    ]
+    for t in counters:
+        t.start()
+    for t in counters:
+        t.join()
+    assert read_status(job_dir).done == before + 200  # no locked update was lost
+    assert not [p for p in job_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_job_id_from_a_url_must_name_a_job_of_the_workspace(ws):
+    from backend.jobs import read
+
+    job_id = queue.submit(ws, "sleep", {"steps": 1})
+    assert read.get(ws, job_id).id == job_id
+    for crafted in ("../../etc", "..", ".hidden", "a/b", "", "x" * 200, "nope"):
+        with pytest.raises(read.JobError, match="no job"):
+            read.get(ws, crafted)
+
+
+def test_the_workspace_database_and_logs_are_private(tmp_path):
+    import stat
+
+    from backend.jobs import worker
+    from backend.store import Store
+    from backend.workspace import Workspace
+
+    ws = Workspace(tmp_path / "fresh").ensure()
+    assert stat.S_IMODE(ws.root.stat().st_mode) == 0o700
+    assert stat.S_IMODE(ws.jobs.stat().st_mode) == 0o700
+    store = Store.open(ws.db_path)
+    store.close()
+    assert stat.S_IMODE(ws.db_path.stat().st_mode) == 0o600
+    job_id = queue.submit(ws, "sleep", {"steps": 1, "seconds_per_step": 0})
+    assert queue.claim_next(ws) == job_id
+    proc = worker._spawn(ws, job_id)
+    proc.wait(timeout=60)
+    assert stat.S_IMODE((ws.job_dir(job_id) / "log.txt").stat().st_mode) == 0o600

@@ -3,9 +3,14 @@ whose rows fail validation stores none of them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from backend.action import Ctx
 from backend.auth import Actor, PermissionDenied
+from backend.config import Settings
+from backend.prefs import actions
 from backend.prefs import labelstudio as pls
 from backend.prefs.pairs import build_items
 from backend.store import prefs as S
@@ -88,31 +93,56 @@ def test_task_payload_is_blind():
     assert "run-" not in str(pls.task_payload(item, "ranking"))
 
 
-def test_bad_row_stores_nothing(store):
-    cs = S.create_comparison_set(
-        store,
-        "c",
-        build_items({"r1": {"q": "a"}, "r2": {"q": "b"}}),
-        mode="pairwise",
-        analysts=["ann"],
+def _pushed(store, ws, monkeypatch, rows):
+    """A set linked to project 9 as if pushed, and a Label Studio whose export gives `rows`."""
+    ctx = Ctx(
+        store=store,
+        ws=ws,
+        settings=Settings(label_studio_url="http://127.0.0.1:9", label_studio_token="t"),
+        actor=None,
+    )
+    cs = actions.create_comparison_set(
+        ctx, "c", items=build_items({"r1": {"q": "a"}, "r2": {"q": "b"}}), analysts=["ann"]
     )
     item = S.set_items(store, cs["id"])[0]["id"]
-    good = {
-        "id": "ls:1:1",
-        "item_id": item,
-        "annotator": "a@x",
-        "verdict": "A",
-        "ranking": None,
-        "detail": {"updated": "2026-01-02T03:04:05Z"},
-    }
-    bad = {**good, "id": "ls:1:2", "verdict": "ranking", "ranking": [0]}
-    with pytest.raises(ValueError, match="annotation ls:1:2"):
-        L.upsert_ls_judgements(store, cs["id"], [good, bad])
+    assert L.claim_push(store, cs["id"], "http://127.0.0.1:9") is None
+    L.finish_push(store, cs["id"], 9, {item: 1})
+
+    def fetch(url, token, project_id, mode, sizes, on_stage=None):
+        assert (project_id, mode, sizes) == (9, "pairwise", {item: 2})
+        return {"rows": [dict(r, item_id=item) for r in rows], "skipped": [], "tasks": 1}
+
+    monkeypatch.setattr(pls, "fetch_annotations", fetch)
+    return ctx, cs
+
+
+GOOD = {
+    "id": "ls:9:1",
+    "annotator": "a@x",
+    "verdict": "A",
+    "ranking": None,
+    "detail": {"updated": "2026-01-02T03:04:05Z"},
+}
+
+
+def test_bad_row_stores_nothing(store, ws, monkeypatch):
+    bad = {**GOOD, "id": "ls:9:2", "verdict": "ranking", "ranking": [0]}
+    ctx, cs = _pushed(store, ws, monkeypatch, [GOOD, bad])
+    with pytest.raises(ValueError, match="annotation ls:9:2"):
+        actions.pull_from_labelstudio(ctx, "c")
     assert store.scalar("SELECT count(*) FROM comparisons") == 0
     with pytest.raises(PermissionDenied, match="may not rank"):
-        L.upsert_ls_judgements(store, cs["id"], [good], actor=Actor("rev", "reviewer"))
-    assert L.upsert_ls_judgements(store, cs["id"], [good])["new"] == 1
-    assert L.upsert_ls_judgements(store, cs["id"], [good]) == {
+        actions.pull_from_labelstudio(replace(ctx, actor=Actor("rev", "reviewer")), "c")
+
+
+def test_pull_twice_adds_nothing_and_audits_changes_only(store, ws, monkeypatch):
+    ctx, cs = _pushed(store, ws, monkeypatch, [GOOD])
+    assert actions.pull_from_labelstudio(ctx, "c")["new"] == 1
+    again = actions.pull_from_labelstudio(ctx, "c")
+    assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, 1)
+    assert store.scalar("SELECT count(*) FROM audit_log WHERE action = 'prefs.ls_pull'") == 1
+    item = S.set_items(store, cs["id"])[0]["id"]
+    assert L.upsert_ls_judgements(store, cs["id"], [{**GOOD, "item_id": item}]) == {
         "new": 0,
         "updated": 0,
         "unchanged": 1,

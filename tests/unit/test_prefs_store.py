@@ -1,5 +1,6 @@
 """Comparison sets, judgements (who and when, concurrent writers), preference set versions,
-and imports / exports of preference data."""
+and imports / exports of preference data. (Roles, audit rows and double submissions of the
+actions: test_prefs_actions.py.)"""
 
 from __future__ import annotations
 
@@ -8,9 +9,22 @@ import threading
 
 import pytest
 
-from backend.prefs.export import import_rows, pairs_from_judgements
+from backend.action import AlreadyDone, Ctx
+from backend.config import Settings
+from backend.prefs import actions
+from backend.prefs.export import (
+    InvalidPairs,
+    import_rows,
+    pairs_from_judgements,
+    version_rows,
+    write_dpo_jsonl,
+)
 from backend.prefs.pairs import build_items
 from backend.store import prefs as S
+
+
+def _ctx(store) -> Ctx:
+    return Ctx(store=store, ws=None, settings=Settings(), actor=None)
 
 
 def _set(store, n=6, analysts=("ann", "bob"), overlap=1.0, name="cmp"):
@@ -20,8 +34,8 @@ def _set(store, n=6, analysts=("ann", "bob"), overlap=1.0, name="cmp"):
     }
     outputs["run-b"]["q0"] = outputs["run-a"]["q0"]  # an identical pair
     items = build_items(outputs, mode="pairwise", seed=0)
-    return S.create_comparison_set(
-        store, name, items, mode="pairwise", analysts=list(analysts), overlap=overlap, seed=0
+    return actions.create_comparison_set(
+        _ctx(store), name, items=items, analysts=list(analysts), overlap=overlap, seed=0
     )
 
 
@@ -36,7 +50,7 @@ def test_rank_flow_records_who_and_when_and_skips(store):
     S.skip_item(store, first["id"], "ann")
     second = S.next_item(store, cs["id"], "ann")
     assert second["id"] != first["id"]  # the skipped item went to the back
-    S.record_judgement(store, second["id"], "ann", _good(second))
+    actions.judge_item(_ctx(store), second["id"], "ann", _good(second))
     rows = S.judgements(store, set_id=cs["id"])
     assert rows[0]["annotator"] == "ann" and rows[0]["source"] == "human"
     assert rows[0]["created"] and rows[0]["winner"] == "run-a"
@@ -44,11 +58,14 @@ def test_rank_flow_records_who_and_when_and_skips(store):
     assert prog["ann"]["judged"] == 1 and prog["ann"]["skipped"] == 1
     assert prog["bob"]["judged"] == 0 and prog["bob"]["assigned"] == 6
     with pytest.raises(ValueError, match="verdict 'C' is unknown"):
-        S.record_judgement(store, second["id"], "ann", "C")
+        actions.judge_item(_ctx(store), second["id"], "ann", "C")
     with pytest.raises(ValueError, match="analyst's name"):
-        S.record_judgement(store, second["id"], " ", "A")
+        actions.judge_item(_ctx(store), second["id"], " ", "A")
     with pytest.raises(ValueError, match="inconsistent"):
-        S.record_judgement(store, second["id"], "ann", "inconsistent")  # judges only
+        actions.judge_item(_ctx(store), second["id"], "ann", "inconsistent")  # judges only
+    with pytest.raises(ValueError, match="ranking must order each of the 2"):
+        actions.judge_item(_ctx(store), second["id"], "ann", "ranking", ranking=[0, 0])
+    assert len(S.judgements(store, set_id=cs["id"], latest=False)) == 1
 
 
 def test_eight_threads_of_100_judgements_lose_none(store):
@@ -93,10 +110,14 @@ def test_export_drops_ties_inconsistent_identical_and_disagreement(store):
     assert dropped == {"identical": 1, "tie": 1, "disagreement": 1, "both_bad": 1}
     assert sorted(p["prompt"][0]["content"] for p in pairs) == ["q1", "q5"]
     assert all(p["chosen"][0]["content"].startswith("good") for p in pairs)
-    v = S.add_preference_version(store, "prefs", pairs, note="from cmp")
-    assert v["number"] == 1 and v["n_pairs"] == 2
-    again = S.add_preference_version(store, "prefs", pairs + pairs)
-    assert again["number"] == 2 and again["hash"] == v["hash"] and again["duplicates_dropped"] == 2
+    v = actions.build_preference_set(_ctx(store), "prefs", ["cmp"])
+    assert v["number"] == 1 and v["n_pairs"] == 2 and v["note"] == "from cmp"
+    assert v["dropped"] == dropped
+    unique, digest, duplicates = version_rows(pairs + pairs)
+    assert (len(unique), digest, duplicates) == (2, v["hash"], 2)
+    with pytest.raises(AlreadyDone, match="prefs v1 already holds these 2 pairs"):
+        actions.build_preference_set(_ctx(store), "prefs", ["cmp"])
+    assert S.latest_version(store, "prefs")["number"] == 1
     assert S.resolve_preference_version(store, "prefs", 1)["id"] == v["id"]
     with pytest.raises(S.PrefsNotFound, match="no version 9"):
         S.resolve_preference_version(store, "prefs", 9)
@@ -160,14 +181,14 @@ def test_import_hh_rlhf_sample(tmp_path, store):
     assert pairs[0]["rejected"] == [{"role": "assistant", "content": "I don't know."}]
     assert [m["role"] for m in pairs[1]["prompt"]] == ["user", "assistant", "user"]
     assert pairs[1]["chosen"][0]["content"] == "Use Board menu > Export > CSV."
-    v = S.add_preference_version(store, "hh", pairs)
+    v = S.add_preference_version(store, "hh", *version_rows(pairs)[:2])
     rows = [json.loads(line) for line in open(_export(store, v, tmp_path))]
     assert rows[1]["prompt"][2]["content"] == "Export my board"
 
 
 def _export(store, v, tmp_path):
     path = tmp_path / "out.jsonl"
-    assert S.write_preference_jsonl(store, v["id"], path) == v["n_pairs"]
+    assert write_dpo_jsonl(S.version_pairs(store, v["id"]), path) == v["n_pairs"]
     return path
 
 
@@ -181,13 +202,13 @@ def test_import_errors_name_the_bad_lines(tmp_path):
         "{not json",
         {"chosen": "no markers", "rejected": "x"},
     ]
-    with pytest.raises(S.InvalidPairs, match=r"hh.jsonl line 3: not JSON"):
+    with pytest.raises(InvalidPairs, match=r"hh.jsonl line 3: not JSON"):
         import_rows(_write(tmp_path / "hh.jsonl", bad), "hh-rlhf")
-    with pytest.raises(S.InvalidPairs) as err:
+    with pytest.raises(InvalidPairs) as err:
         import_rows(_write(tmp_path / "hh.jsonl", [bad[0], bad[1], bad[3]]), "hh-rlhf")
     assert "line 2: chosen and rejected do not share" in str(err.value)
     assert "line 3: transcript does not start" in str(err.value)
-    with pytest.raises(S.InvalidPairs, match="line 1: missing 'rejected'"):
+    with pytest.raises(InvalidPairs, match="line 1: missing 'rejected'"):
         import_rows(_write(tmp_path / "d.jsonl", [{"prompt": "p", "chosen": "c"}]), "dpo-jsonl")
 
 
@@ -207,7 +228,7 @@ def test_import_ratings_and_dpo_jsonl(tmp_path):
     assert dropped == {"tie": 1}
     assert pairs[0]["chosen"][0]["content"] == "great"
     assert pairs[0]["rejected"][0]["content"] == "bad"
-    with pytest.raises(S.InvalidPairs, match="line 1: response 2 needs 'text'"):
+    with pytest.raises(InvalidPairs, match="line 1: response 2 needs 'text'"):
         import_rows(
             _write(
                 tmp_path / "r.jsonl",

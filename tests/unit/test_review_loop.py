@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from backend.ingest.jobs import ingest_all
 from backend.jobs import queue, worker
-from backend.review import scoring
+from backend.review import actions, inputs, stats
 from backend.review.flagging import FlagPolicy
 from backend.review.verdicts import Verdict
 from backend.store import datasets as ds
@@ -92,22 +92,22 @@ def test_relative_base_model_matches_under_the_workspace(ws, store):
 
 def test_choose_adapter_default_base_only_given_and_errors(store, tmp_path):
     base = str(tmp_path / "m")
-    none = scoring.choose_adapter(store, base)
+    none = inputs.choose_adapter(store, base)
     assert none.path is None and "no succeeded run" in none.describe()
     adapter = tmp_path / "runs" / "r9" / "adapter"
     adapter.mkdir(parents=True)
     seed_run(store, "r9", base, adapter)
-    newest = scoring.choose_adapter(store, base)
+    newest = inputs.choose_adapter(store, base)
     assert (newest.path, newest.run_id) == (str(adapter), "r9")
     assert "newest succeeded run r9" in newest.describe()
-    only = scoring.choose_adapter(store, base, base_only=True)
+    only = inputs.choose_adapter(store, base, base_only=True)
     assert only.path is None and "base model only" in only.describe()
-    given = scoring.choose_adapter(store, base, adapter_path=str(adapter))
+    given = inputs.choose_adapter(store, base, adapter_path=str(adapter))
     assert given.path == str(adapter) and given.run_id is None
     with pytest.raises(ValueError, match="not both"):
-        scoring.choose_adapter(store, base, adapter_path=str(adapter), base_only=True)
+        inputs.choose_adapter(store, base, adapter_path=str(adapter), base_only=True)
     with pytest.raises(ValueError, match="does not exist"):
-        scoring.choose_adapter(store, base, adapter_path=str(tmp_path / "nope"))
+        inputs.choose_adapter(store, base, adapter_path=str(tmp_path / "nope"))
 
 
 def _dataset(store, n: int = 12) -> list[str]:
@@ -161,30 +161,27 @@ def test_cli_score_defaults_to_the_newest_adapter(
 
 
 def test_rescoring_leaves_out_reviewed_examples_and_rounds_move(
-    ws, store, tiny_model_dir, run_inline
+    ws, store, act, tiny_model_dir, run_inline
 ):
     ids = _dataset(store)
-    spec, n, _ = scoring.prepare_spec(
+    spec, n, _ = inputs.prepare_spec(
         store, ws, "support", str(tiny_model_dir), only_unreviewed=True
     )
     assert n == 12 and spec["round"] == 1
     first = queue.submit(ws, "score", spec)
     assert run_inline(ws, first).state == "succeeded"
     ingest_all(store, ws)
-    batch = rstore.create_batch(
-        store,
-        dataset="support",
-        score_job_id=first,
-        policy=FlagPolicy(kind="top_k", value=3, qc_share=0),
+    batch = actions.create_batch(
+        act(), "support", first, FlagPolicy(kind="top_k", value=3, qc_share=0)
     )
     flagged = [i["example_id"] for i in rstore.batch_items(store, batch["id"])]
     for ex, verdict in zip(flagged, ["reject", "accept", "accept"], strict=True):
-        rstore.add_in_app_review(
-            store, batch["id"], Verdict(example_id=ex, reviewer="ana", verdict=verdict)
+        actions.record_verdict(
+            act(), batch["id"], Verdict(example_id=ex, reviewer="ana", verdict=verdict)
         )
-    rstore.apply_batch(store, batch["id"])
+    actions.apply_batch(act(), batch["id"])
 
-    spec, n, ver = scoring.prepare_spec(
+    spec, n, ver = inputs.prepare_spec(
         store, ws, "support", str(tiny_model_dir), only_unreviewed=True
     )
     assert ver["number"] == 2 and spec["round"] == 2
@@ -193,11 +190,11 @@ def test_rescoring_leaves_out_reviewed_examples_and_rounds_move(
         json.loads(line)["id"] for line in Path(spec["examples_path"]).read_text().splitlines()
     }
     assert written == set(ids) - set(flagged)
-    assert scoring.prepare_spec(store, ws, "support", str(tiny_model_dir))[1] == 11
+    assert inputs.prepare_spec(store, ws, "support", str(tiny_model_dir))[1] == 11
     second = queue.submit(ws, "score", spec)
     assert run_inline(ws, second).state == "succeeded"
     ingest_all(store, ws)
-    rows = rstore.rounds(store, "support")
+    rows = stats.rounds(store, "support")
     assert [(r["round"], r["n_scored"]) for r in rows] == [(1, 12), (2, 9)]
     assert rows[0]["share_above_first_cut"] == pytest.approx(3 / 12)
     # same model, the three least certain gone: nothing left reaches round 1's cut line

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import pytest
 
+from backend.action import Ctx
 from backend.auth import Actor, PermissionDenied
-from backend.drift import checks, triggers
+from backend.config import Settings
+from backend.drift import actions as drift
 from backend.jobs import queue
-from backend.prefs.submit import export_preference_jsonl, import_preference_file, submit_judge
+from backend.prefs import actions as prefs_actions
+from backend.prefs.launch import launch_judge
 from backend.store import datasets as dstore
 from backend.store.users import audit_rows
-from backend.synth.exporters import export_version
-from backend.synth.importers import import_file
-from backend.train.launch import submit_run
-from backend.train.sweep import submit_optuna, submit_sweep
+from backend.synth import actions as synth
+from backend.train import actions as train_actions
 
 ANALYST = Actor("ann", "analyst")
 REVIEWER = Actor("rita", "reviewer")
 LEAD = Actor("lee", "lead")
+
+
+def as_(store, ws, actor):
+    return Ctx(store=store, ws=ws, settings=Settings(), actor=actor)
 
 
 def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_path):
@@ -35,19 +40,23 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
     prefs = tmp_path / "p.jsonl"
     prefs.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
     calls = {
-        "train run": lambda a: submit_run(ws, {}, actor=a),
-        "sweep": lambda a: submit_sweep(ws, {}, {"lora_r": [4]}, actor=a),
-        "optuna": lambda a: submit_optuna(ws, {}, actor=a),
-        "judge": lambda a: submit_judge(store, ws, "none", model="m", actor=a),
-        "drift check": lambda a: checks.submit_check(store, ws, "none", actor=a),
-        "approve plan": lambda a: triggers.approve(store, ws, "plan-x", actor=a),
-        "reject plan": lambda a: triggers.reject(store, "plan-x", actor=a),
-        "export dataset": lambda a: export_version(
-            store, "support", "messages-jsonl", tmp_path / "out.jsonl", actor=a
+        "train run": lambda a: train_actions.start_run(as_(store, ws, a), {}),
+        "sweep": lambda a: train_actions.start_sweep(as_(store, ws, a), {}, {"lora_r": [4]}),
+        "optuna": lambda a: train_actions.start_optuna(as_(store, ws, a), {}),
+        "judge": lambda a: launch_judge(as_(store, ws, a), "none", model="m"),
+        "drift check": lambda a: drift.run_check(as_(store, ws, a), "none"),
+        "approve plan": lambda a: drift.approve_plan(as_(store, ws, a), "plan-x"),
+        "reject plan": lambda a: drift.reject_plan(as_(store, ws, a), "plan-x"),
+        "export dataset": lambda a: synth.export_version(
+            as_(store, ws, a), "support", "messages-jsonl", "exports/out.jsonl"
         ),
-        "import dataset": lambda a: import_file(store, "support", data, actor=a),
-        "import prefs": lambda a: import_preference_file(store, "p", prefs, "dpo", actor=a),
-        "export prefs": lambda a: export_preference_jsonl(store, "p", actor=a),
+        "import dataset": lambda a: synth.import_file(as_(store, ws, a), "support", data),
+        "import prefs": lambda a: prefs_actions.import_preferences(
+            as_(store, ws, a), "p", prefs, "dpo-jsonl"
+        ),
+        "export prefs": lambda a: prefs_actions.export_file(
+            as_(store, ws, a), "p", "exports/p.jsonl"
+        ),
         "cancel job": lambda a: queue.cancel(ws, "job-x", actor=a),
         "resume job": lambda a: queue.resume(ws, "job-x", actor=a),
     }
@@ -57,7 +66,7 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
                 call(who)
                 pytest.fail(f"{what} was allowed for a {who.role}")
     assert queue.job_ids(ws) == []
-    assert not (tmp_path / "out.jsonl").exists()
+    assert not (ws.exports / "out.jsonl").exists()
     assert [v["number"] for v in dstore.list_versions(store, "support")] == [1]
     # nothing refused left a trace as if it had happened (only the seeding shell's create)
     assert set(audit_rows(store)["action"]) <= {"dataset.create"}
@@ -65,13 +74,15 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
 
 def test_import_and_export_record_who(ws, store, tmp_path):
     dstore.create_dataset(store, "support")
-    data = tmp_path / "in.jsonl"
-    data.write_text(
-        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}\n'
+    line = (
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "%s"}]}\n'
     )
-    import_file(store, "support", data, actor=LEAD, label="team.jsonl")
-    export_version(store, "support", "messages-jsonl", tmp_path / "out.jsonl", actor=LEAD)
-    import_file(store, "support", data)  # the shell
+    (ws.root / "in.jsonl").write_text(line % "b")  # a dashboard user's path: in the workspace
+    synth.import_file(as_(store, ws, LEAD), "support", "in.jsonl", label="team.jsonl")
+    synth.export_version(as_(store, ws, LEAD), "support", "messages-jsonl", "exports/out.jsonl")
+    data = tmp_path / "in.jsonl"
+    data.write_text(line % "c")
+    synth.import_file(as_(store, ws, None), "support", data)  # the shell
     rows = [r for r in audit_rows(store).to_dict("records") if r["action"] != "dataset.create"]
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
         ("lee", "dataset.import"),
@@ -84,12 +95,12 @@ def test_import_and_export_record_who(ws, store, tmp_path):
 def test_data_changes_refuse_reviewers_and_are_audited(ws, store):
     reviewer, lead = Actor("rita", "reviewer"), Actor("lee", "lead")
     with pytest.raises(PermissionDenied):
-        dstore.create_dataset(store, "nope", actor=reviewer)
+        synth.create_dataset(as_(store, ws, reviewer), "nope")
     assert dstore.list_datasets(store) == []
-    dstore.create_dataset(store, "support", actor=lead)
+    synth.create_dataset(as_(store, ws, lead), "support")
     with pytest.raises(PermissionDenied):
-        dstore.set_recipe(store, "support", {"format": "messages"}, actor=reviewer)
-    dstore.set_recipe(store, "support", {"format": "messages"}, actor=lead)
+        synth.save_recipe(as_(store, ws, reviewer), "support", {"format": "messages"})
+    synth.save_recipe(as_(store, ws, lead), "support", {"format": "messages"})
     rows = audit_rows(store).to_dict("records")
     assert [(r["actor"], r["action"], r["target"]) for r in reversed(rows)] == [
         ("lee", "dataset.create", "support"),

@@ -6,9 +6,16 @@ import json
 
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.store import datasets as dstore
-from backend.synth.demo import seed_demo_dataset
-from backend.synth.exporters import FORMATS, ExportError, export_version
+from backend.synth.actions import export_version, seed_demo_dataset
+from backend.synth.exporters import FORMATS, ExportError
+
+
+@pytest.fixture
+def ctx(ws, store) -> Ctx:
+    return Ctx(store=store, ws=ws, settings=Settings(), actor=None)
 
 
 def _load(fmt: str, path):
@@ -52,12 +59,12 @@ def _train_two_steps(model_dir, data, out_dir) -> tuple[float, float, bool]:
 
 
 @pytest.mark.slow
-def test_every_export_loads_and_trains(store, tmp_path, tiny_model_dir):
-    seed_demo_dataset(store)
+def test_every_export_loads_and_trains(ctx, store, tmp_path, tiny_model_dir):
+    seed_demo_dataset(ctx)
     v = dstore.resolve_version(store, "tasklane-support")
     for fmt in FORMATS:
         out = tmp_path / f"export-{fmt}"
-        info = export_version(store, "tasklane-support", fmt, out)
+        info = export_version(ctx, "tasklane-support", fmt, out)
         assert info["examples"] == v["n_examples"] and info["hash"] == v["hash"]
         data = _load(fmt, out)
         assert len(data) == v["n_examples"]
@@ -71,15 +78,15 @@ def test_every_export_loads_and_trains(store, tmp_path, tiny_model_dir):
         assert last < first, (fmt, first, last)
 
 
-def test_export_refuses_to_overwrite_and_unknown_format(store, tmp_path):
-    seed_demo_dataset(store)
+def test_export_refuses_to_overwrite_and_unknown_format(ctx, tmp_path):
+    seed_demo_dataset(ctx)
     out = tmp_path / "x.jsonl"
-    export_version(store, "tasklane-support", "messages-jsonl", out)
+    export_version(ctx, "tasklane-support", "messages-jsonl", out)
     line = json.loads(out.read_text().splitlines()[0])
     assert set(line) == {"messages"}
     with pytest.raises(ExportError, match="already exists"):
-        export_version(store, "tasklane-support", "messages-jsonl", out)
-    export_version(store, "tasklane-support", "messages-jsonl", out, overwrite=True)
+        export_version(ctx, "tasklane-support", "messages-jsonl", out)
+    export_version(ctx, "tasklane-support", "messages-jsonl", out, overwrite=True)
     with pytest.raises(ExportError, match="unknown export format"):
-        export_version(store, "tasklane-support", "csv", tmp_path / "y")
+        export_version(ctx, "tasklane-support", "csv", tmp_path / "y")
     assert not list(tmp_path.glob(".*tmp"))

@@ -7,9 +7,12 @@ import json
 import pandas as pd
 import pytest
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.store import datasets as dstore
-from backend.synth.demo import DEMO_DATASET, seed_demo_dataset
-from backend.synth.importers import ImportFileError, import_file, read_examples
+from backend.synth.actions import import_file, seed_demo_dataset
+from backend.synth.demo import DEMO_DATASET
+from backend.synth.importers import ImportFileError, read_examples
 
 GOOD = {
     "messages": [
@@ -19,16 +22,21 @@ GOOD = {
 }
 
 
+@pytest.fixture
+def ctx(ws, store) -> Ctx:
+    return Ctx(store=store, ws=ws, settings=Settings(), actor=None)
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
-def test_jsonl_csv_parquet_and_hf_folder_import(store, tmp_path):
+def test_jsonl_csv_parquet_and_hf_folder_import(ctx, store, tmp_path):
     from datasets import Dataset
 
     j = write_jsonl(tmp_path / "a.jsonl", [GOOD, {**GOOD, "topic": "exports"}])
-    v = import_file(store, "mine", j)
+    v = import_file(ctx, "mine", j)
     assert v["number"] == 1 and v["n_examples"] == 1  # the same conversation twice is one
     c = tmp_path / "b.csv"
     pd.DataFrame(
@@ -39,13 +47,13 @@ def test_jsonl_csv_parquet_and_hf_folder_import(store, tmp_path):
             "topic": ["billing"],
         }
     ).to_csv(c, index=False)
-    v = import_file(store, "mine", c)
+    v = import_file(ctx, "mine", c)
     items = dstore.version_examples(store, v["id"])
     assert [m["role"] for m in items[0]["messages"]] == ["system", "user", "assistant"]
     assert items[0]["topic"] == "billing" and items[0]["origin"]["file"] == "b.csv"
     p = tmp_path / "c.parquet"
     pd.DataFrame({"messages": [json.dumps(GOOD["messages"])]}).to_parquet(p)
-    assert import_file(store, "mine", p)["n_examples"] == 1
+    assert import_file(ctx, "mine", p)["n_examples"] == 1
     hf = tmp_path / "hf"
     Dataset.from_list(
         [
@@ -57,7 +65,7 @@ def test_jsonl_csv_parquet_and_hf_folder_import(store, tmp_path):
             },
         ]
     ).save_to_disk(str(hf))
-    assert import_file(store, "mine", hf)["n_examples"] == 2
+    assert import_file(ctx, "mine", hf)["n_examples"] == 2
     assert [v["number"] for v in dstore.list_versions(store, "mine")] == [1, 2, 3, 4]
 
 
@@ -131,13 +139,13 @@ EXPECT = {
 }
 
 
-def test_bad_files_are_rejected_whole_naming_rows(store, tmp_path):
+def test_bad_files_are_rejected_whole_naming_rows(ctx, store, tmp_path):
     dstore.create_dataset(store, "target")
     files = _bad_files(tmp_path)
     assert set(files) == set(EXPECT)
     for name, path in files.items():
         with pytest.raises(ImportFileError) as err:
-            import_file(store, "target", path)
+            import_file(ctx, "target", path)
         assert EXPECT[name] in str(err.value), (name, str(err.value))
     assert store.scalar("SELECT count(*) FROM examples") == 0
     assert store.scalar("SELECT count(*) FROM dataset_versions") == 0
@@ -149,10 +157,10 @@ def test_first_rows_named_and_counted(tmp_path):
         read_examples(write_jsonl(tmp_path / "many.jsonl", rows))
 
 
-def test_demo_dataset_seeds_once(store):
-    first = seed_demo_dataset(store)
+def test_demo_dataset_seeds_once(ctx, store):
+    first = seed_demo_dataset(ctx)
     assert first is not None and first["n_examples"] >= 35
-    assert seed_demo_dataset(store) is None
+    assert seed_demo_dataset(ctx) is None
     ds = dstore.get_dataset(store, DEMO_DATASET)
     assert ds["recipe"]["topics"]
     topics = {e["topic"] for e in dstore.version_examples(store, first["id"])}

@@ -3,11 +3,12 @@ generate job whose noisy outputs all become rejects with reasons."""
 
 from __future__ import annotations
 
+from backend.action import Ctx
+from backend.config import Settings
 from backend.ingest.jobs import ingest_all
 from backend.integrations.llm import LocalProvider
-from backend.jobs import queue
 from backend.store import synth as sstore
-from backend.synth.generate import prepare_spec
+from backend.synth.actions import generate
 
 
 def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir):
@@ -26,9 +27,8 @@ def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir):
 
 
 def test_generate_job_with_local_provider(ws, store, tiny_model_dir, run_inline):
-    spec = prepare_spec(
-        store,
-        ws,
+    job_id = generate(
+        Ctx(store=store, ws=ws, settings=Settings(), actor=None),
         "local-demo",
         recipe={
             "topics": ["billing", "exports"],
@@ -38,8 +38,8 @@ def test_generate_job_with_local_provider(ws, store, tiny_model_dir, run_inline)
             "max_tokens": 16,
         },
         batch_size=4,
+        start_worker=False,  # run here instead
     )
-    job_id = queue.submit(ws, "generate", spec)
     status = run_inline(ws, job_id)
     assert status.state == "succeeded", status.error
     ingest_all(store, ws)

@@ -8,16 +8,22 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from backend.jobs import queue
+from backend.action import Ctx
+from backend.config import Settings
+from backend.jobs import queue, worker
+from backend.train.actions import start_run
 from backend.train.config import (
     GROUPS,
+    METHODS,
     ConfigError,
+    RunConfig,
     SFTRunConfig,
+    file_fields,
     help_text,
+    make_config,
     module_names,
     preflight,
 )
-from backend.train.launch import file_fields, make_config, submit_run
 from backend.train.sweep import expand, parse_values
 
 
@@ -52,8 +58,9 @@ def test_defaults_and_every_field_documented_once_in_a_group(tiny_model_dir, dat
     grouped = [name for _, names in GROUPS for name in names]
     assert len(grouped) == len(set(grouped))
     internal = {"dataset_version_id", "dataset_hash", "data_path"}
-    assert set(grouped) | internal == set(SFTRunConfig.model_fields)
-    assert all(help_text(name) for name in SFTRunConfig.model_fields)
+    every = set(RunConfig.model_fields).union(*(cls.model_fields for cls in METHODS.values()))
+    assert set(grouped) | internal == every
+    assert all(help_text(name) for name in every)
 
 
 @pytest.mark.parametrize(
@@ -93,13 +100,15 @@ def test_preflight_errors(tiny_model_dir, data, tmp_path):
         preflight(gone)
 
 
-def test_bad_config_is_rejected_before_queueing(ws, tiny_model_dir, data):
+def test_bad_config_is_rejected_before_queueing(ws, store, tiny_model_dir, data, monkeypatch):
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)
+    ctx = Ctx(store=store, ws=ws, settings=Settings())
     with pytest.raises(ConfigError):
-        submit_run(ws, fields(tiny_model_dir, data, target_modules=["nope"]))
+        start_run(ctx, fields(tiny_model_dir, data, target_modules=["nope"]))
     with pytest.raises(ConfigError):
-        submit_run(ws, fields(tiny_model_dir, data, learning_rate=0))
+        start_run(ctx, fields(tiny_model_dir, data, learning_rate=0))
     assert queue.job_ids(ws) == [] and queue.pending_count(ws) == 0
-    job_id = submit_run(ws, fields(tiny_model_dir, data, max_steps=2))
+    job_id = start_run(ctx, fields(tiny_model_dir, data, max_steps=2))
     assert queue.job_ids(ws) == [job_id]
 
 
@@ -123,7 +132,7 @@ def test_runtime_on_cpu():
 
 
 def test_split_is_deterministic_and_checkpoints_need_their_state(tmp_path):
-    from backend.train.sft import last_checkpoint, split
+    from backend.train.common import last_checkpoint, split
 
     rows = [{"messages": [{"role": "user", "content": str(i)}]} for i in range(20)]
     assert split(rows, 0.2, 1) == split(rows, 0.2, 1)

@@ -12,11 +12,13 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from backend.action import AlreadyDone
 from backend.auth import Actor, PermissionDenied
 from backend.cli import app
 from backend.ingest.review_inbox import ingest_workspace_inbox
 from backend.integrations.labelstudio import webhook as hook
 from backend.integrations.labelstudio.client import reviewer_name
+from backend.prefs import actions as prefs_actions
 from backend.prefs.pairs import build_items
 from backend.review import labelstudio as lsync
 from backend.store import Store, users
@@ -24,6 +26,7 @@ from backend.store import prefs as S
 from backend.store import prefs_ls as L
 from backend.store import review as rstore
 from backend.store.migrations import available
+from backend.users import actions as ua
 from tests.support.seed_review import flagged_batch, scored_dataset
 
 PW = "password-1"
@@ -72,34 +75,36 @@ def test_database_at_version_13_migrates_and_keeps_its_users(ws):
         store.close()
 
 
-def test_setting_an_email_is_checked_unique_admin_only_and_audited(store):
-    users.add_user(store, "ann", PW, "reviewer")
-    users.add_user(store, "bob", PW, "analyst", email=" Bob@Example.com ")
-    users.add_user(store, "dee@example.com", PW, "reviewer")  # a user named by an e-mail
+def test_setting_an_email_is_checked_unique_admin_only_and_audited(store, act):
+    shell = act()
+    ua.add_user(shell, "ann", PW, "reviewer")
+    ua.add_user(shell, "bob", PW, "analyst", email=" Bob@Example.com ")
+    ua.add_user(shell, "dee@example.com", PW, "reviewer")  # a user named by an e-mail
     assert {u["username"]: u["email"] for u in users.list_users(store)}["bob"] == "bob@example.com"
     for bad in ("ann", "ann@", "ann @example.com", "ann@example", "a@b@example.com"):
         with pytest.raises(users.UserError, match="not an e-mail address"):
-            users.set_email(store, "ann", bad)
+            ua.set_email(shell, "ann", bad)
     with pytest.raises(users.UserError, match="already belongs to user 'bob'"):
-        users.set_email(store, "ann", "BOB@example.COM")
+        ua.set_email(shell, "ann", "BOB@example.COM")
     with pytest.raises(users.UserError, match="already belongs to user 'bob'"):
-        users.add_user(store, "eve", PW, "reviewer", email="bob@example.com")
+        ua.add_user(shell, "eve", PW, "reviewer", email="bob@example.com")
     with pytest.raises(users.UserError, match="user name of another account, 'dee@example.com'"):
-        users.set_email(store, "ann", "Dee@Example.com")
+        ua.set_email(shell, "ann", "Dee@Example.com")
     with pytest.raises(users.UserError, match="no user 'nobody'"):
-        users.set_email(store, "nobody", "n@example.com")
+        ua.set_email(shell, "nobody", "n@example.com")
     with pytest.raises(PermissionDenied, match="may not manage users"):
-        users.set_email(store, "ann", "ann@example.com", actor=Actor("lee", "lead"))
+        ua.set_email(act(Actor("lee", "lead")), "ann", "ann@example.com")
     assert {u["username"]: u["email"] for u in users.list_users(store)}["ann"] is None
-    assert users.set_email(store, "ann", "Ann@Example.com", actor=Actor("ada", "admin")) == {
+    assert ua.set_email(act(Actor("ada", "admin")), "ann", "Ann@Example.com") == {
         "username": "ann",
         "email": "ann@example.com",
         "reviews": 0,
         "judgements": 0,
     }
-    users.set_email(store, "ann", "ann@example.com")  # the same again: nothing to record
-    users.set_email(store, "bob", None)
-    users.set_email(store, "ann", "bob@example.com")  # free again once bob cleared it
+    with pytest.raises(AlreadyDone, match="already ann@example.com"):  # nothing to record
+        ua.set_email(shell, "ann", "ann@example.com")
+    ua.set_email(shell, "bob", None)
+    ua.set_email(shell, "ann", "bob@example.com")  # free again once bob cleared it
     log = users.audit_rows(store, action="user.email")
     assert list(log["target"]) == ["ann", "bob", "ann"]
     assert list(log["actor"]) == ["shell", "shell", "ada"]
@@ -219,14 +224,10 @@ def test_webhook_inbox_records_the_username_and_re_attributes(ws, store, batch):
     assert store.scalar("SELECT count(*) FROM reviews") == 2
 
 
-def test_pulled_judgements_count_under_the_username(store):
+def test_pulled_judgements_count_under_the_username(store, act):
     users.add_user(store, "bob", PW, "analyst")
-    cs = S.create_comparison_set(
-        store,
-        "c",
-        build_items({"r1": {"q": "a"}, "r2": {"q": "b"}}),
-        mode="pairwise",
-        analysts=["bob"],
+    cs = prefs_actions.create_comparison_set(
+        act(), "c", items=build_items({"r1": {"q": "a"}, "r2": {"q": "b"}}), analysts=["bob"]
     )
     item = S.set_items(store, cs["id"])[0]["id"]
     row = {

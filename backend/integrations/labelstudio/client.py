@@ -1,6 +1,7 @@
 """label-studio-sdk 2.x behind a small surface: `client`, `call` (every request, its errors as
-`LabelStudioError`), `full_export`, `reviewer_name`, and `connection` (which Label Studio a
-page or command talks to: settings first, else the workspace's local server).
+`LabelStudioError`), `create_project` (a project with its tasks), `full_export`,
+`export_with_users`, `reviewer_name`, and `connection` (which Label Studio a page or command
+talks to: settings first, else the workspace's local server).
 
 The token is passed in by the caller at the point of use and never stored.
 """
@@ -75,6 +76,28 @@ def full_export(
         raise LabelStudioError(
             f"the export from {url} is not JSON ({exc}); nothing was changed"
         ) from exc
+
+
+def create_project(
+    url: str, token: str, tasks: list[dict], *, key: str, **options: Any
+) -> tuple[int, dict[Any, int]]:
+    """Create a project (`options`: title, label_config, sampling...) and import `tasks`;
+    returns its id and each task's id by its `data[key]`."""
+    ls = client(url, token)
+    project = call("creating the project", url, lambda: ls.projects.create(**options))
+    call("importing tasks", url, lambda: ls.projects.import_tasks(project.id, request=tasks))
+    listed = call("listing tasks", url, lambda: list(ls.tasks.list(project=project.id)))
+    return project.id, {t.data[key]: t.id for t in listed}
+
+
+def export_with_users(
+    url: str, token: str, project_id: int, stage: Callable[[str], None] = lambda _s: None
+) -> tuple[list[dict], dict[int, str]]:
+    """A project's full export and its users' e-mails by id (to name annotators)."""
+    ls = client(url, token)
+    stage("users")
+    users = call("listing users", url, lambda: list(ls.users.list()))
+    return full_export(ls, url, project_id, stage), {u.id: u.email for u in users}
 
 
 def connection(settings: Any, ws: Any) -> tuple[str | None, str | None]:

@@ -30,12 +30,12 @@ import httpx
 
 from backend.workspace import Workspace, atomic_write_text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VENV = Path(os.environ.get("FTSTUDIO_LABELSTUDIO_VENV", ROOT / ".venv-labelstudio"))
 PACKAGE = "label-studio>=1.20"
 ADMIN_EMAIL = "studio-admin@localhost"
 # Label Studio's default SSRF block list without loopback (127.0.0.0/8, ::1), so a webhook can
-# reach the studio's local receiver (backend/review/webhook.py).
+# reach the studio's local receiver (backend/integrations/labelstudio/webhook.py).
 BANNED_BUT_LOOPBACK = (
     "0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.0.0.0/24,"
     "192.0.2.0/24,192.88.99.0/24,192.168.0.0/16,198.18.0.0/15,198.51.100.0/24,"

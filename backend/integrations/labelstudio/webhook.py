@@ -245,15 +245,7 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
-        self.registered: set[int] = set()  # projects pointed at this receiver
-
-    def ensure_registered(self, url: str, token: str, project_id: int) -> bool:
-        """Register on a Label Studio project once per receiver; True when it was done now."""
-        if project_id in self.registered:
-            return False
-        register(url, token, project_id, self.url, self.secret)
-        self.registered.add(project_id)
-        return True
+        self.registered: set[int] = set()  # projects pointed at this receiver (by the actions)
 
     @property
     def url(self) -> str:
@@ -322,3 +314,27 @@ def register(url: str, token: str, project_id: int, receiver_url: str, secret: s
     ):
         lsc.call("updating the webhook", url, lambda: ls.webhooks.update(kept.id, **wanted))
     return {"project_id": project_id, "webhook_id": kept.id, "created": False, "removed": removed}
+
+
+def unregister(url: str, token: str, project_id: int, receiver_url: str | None = None) -> int:
+    """Remove the project's webhooks that post to `receiver_url`, or, without one, every
+    webhook a receiver of this studio registered there (our header); returns how many."""
+    from backend.integrations.labelstudio import client as lsc
+
+    ls = lsc.client(url, token)
+    hooks = lsc.call(
+        "listing webhooks", url, lambda: list(ls.webhooks.list(project=str(project_id)))
+    )
+    gone = [
+        h
+        for h in hooks
+        if h.project == project_id
+        and (
+            h.url == receiver_url
+            if receiver_url
+            else isinstance(h.headers, dict) and HEADER in h.headers
+        )
+    ]
+    for h in gone:
+        lsc.call("removing the webhook", url, lambda h=h: ls.webhooks.delete(h.id))
+    return len(gone)

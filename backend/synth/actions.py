@@ -1,0 +1,395 @@
+"""Dataset actions: every change a user makes to datasets, whether from the Datasets page,
+`ftstudio dataset ...` / `ftstudio generate`, or the demo bootstrap.
+
+Each one checks the role, re-reads what it depends on inside its transaction, and writes the
+change together with one audit row (backend/action.py). Saving a version whose content (its
+ordered example ids) equals the newest version's answers `AlreadyDone` with that version, so a
+double click, an import run twice or two users at once never make a duplicate version. Paths
+typed by a dashboard user are confined to the workspace; the shell (actor None) is trusted with
+its own paths, as with any command line tool.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from backend import action
+from backend.action import ActionError, AlreadyDone, Ctx, need_store
+from backend.auth import require
+from backend.examples import content_ids, example_id, message_problem, version_hash
+from backend.security import allowed_roots, check_upload, confine_any
+from backend.store import Store
+from backend.store import datasets as dstore
+from backend.synth import demo, versions
+from backend.synth.exporters import write_examples
+from backend.synth.generate import GenerateSpec
+from backend.synth.importers import ImportFileError, read_examples
+from backend.synth.recipe import Recipe
+
+T = TypeVar("T")
+Version = str | int | None  # a version id, number ("3", "v3") or None for the newest
+UPLOAD_KINDS = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet"}
+
+
+def _change(ctx: Ctx, permission: str, name: str, target: str | None, fn, *, detail=None):
+    return action.change(ctx, permission, name, target, fn, detail=detail)
+
+
+def _save(store: Store, dataset: str, examples: list[dict], *, parent: str | None, note: str):
+    """Store `examples` as the next version unless the newest version holds the same ones."""
+    latest = dstore.latest_version(store, dataset)
+    ids = content_ids(examples)
+    if latest is not None and ids is not None and version_hash(ids) == latest["hash"]:
+        raise AlreadyDone(
+            f"{latest['dataset']} v{latest['number']} already holds these {len(ids)} examples; "
+            "no new version was made",
+            latest,
+        )
+    return dstore.add_version(store, dataset, examples, parent_version_id=parent, note=note)
+
+
+def _version_detail(v: dict) -> dict:
+    return {"version": v["number"], "examples": v["n_examples"], "hash": v["hash"][:16]}
+
+
+def _confined(ctx: Ctx, path: str | Path) -> Path:
+    """A dashboard user's path, inside the workspace; the shell's path as given."""
+    if ctx.actor is None:
+        return Path(path)
+    return confine_any(str(path), allowed_roots(ctx.settings, ctx.ws))
+
+
+def create_dataset(
+    ctx: Ctx, name: str, *, format: str = "messages", recipe: dict | None = None
+) -> dict:
+    """Create an empty dataset. A name in use raises `DatasetExists`: a dataset made by a
+    double click or by someone else is not this one's to claim."""
+    require(ctx.actor, "edit_data")
+    name = name.strip() if isinstance(name, str) else name
+    if recipe is not None:
+        Recipe.model_validate(recipe)
+    store = need_store(ctx)
+
+    def fn(cur) -> dict:
+        return dstore.create_dataset(store, name, format=format, recipe=recipe)
+
+    return _change(ctx, "edit_data", "dataset.create", name, fn, detail={"format": format})
+
+
+def save_recipe(ctx: Ctx, dataset: str, recipe: Recipe | dict) -> dict:
+    """Store a dataset's recipe; the same recipe again answers `AlreadyDone`."""
+    require(ctx.actor, "edit_data")
+    new = versions.recipe_for(None, recipe, None)[0].model_dump(mode="json")
+    store = need_store(ctx)
+
+    def fn(cur) -> dict:
+        ds = dstore.get_dataset(store, dataset)
+        if ds["recipe"] == new:
+            raise AlreadyDone(f"the recipe of {ds['name']} is already saved as it is", ds)
+        return dstore.set_recipe(store, ds["id"], new)
+
+    return _change(ctx, "edit_data", "dataset.recipe", dataset, fn)
+
+
+def generate(
+    ctx: Ctx,
+    dataset: str,
+    *,
+    recipe: Recipe | dict | None = None,
+    changes: dict[str, Any] | None = None,
+    create: bool = True,
+    start_worker: bool = True,
+    **overrides: Any,
+) -> str:
+    """Queue a `generate` job for `dataset` and return its id.
+
+    The recipe is the stored one, or `recipe`, with `changes` (None values ignored) laid over
+    it; a new or changed recipe is stored with the launch, and a missing dataset is created
+    when `create`. `overrides` are GenerateSpec fields (base_url, concurrency, rpm, qc_share,
+    ...). The dataset's current examples go to a file the job dedupes against: the job never
+    opens the database, and never sees a key."""
+    require(ctx.actor, "launch_job")
+    store = need_store(ctx)
+    ds = dstore.find_dataset(store, dataset)
+    if ds is None and not create:
+        raise dstore.DatasetNotFound(f"no dataset named {dataset!r}")
+    new, given = versions.recipe_for(ds["recipe"] if ds else None, recipe, changes)
+    new_json = new.model_dump(mode="json")
+    save = given and (ds is None or new_json != ds["recipe"])
+    if ds is None or save:
+        require(ctx.actor, "edit_data")
+    fields = {"dataset": ds["name"] if ds else dataset, "provider": new.provider}
+    fields |= {"model": new.model, "recipe": new_json}
+    fields |= {k: v for k, v in overrides.items() if v is not None}
+    spec = GenerateSpec.model_validate(fields)
+    latest = dstore.latest_version(store, ds["id"]) if ds else None
+    base_file = None
+    if latest and latest["n_examples"]:
+        base_file = ctx.ws.root / "inputs" / f"{ds['id']}-{uuid.uuid4().hex[:8]}.jsonl"
+        dstore.write_version_jsonl(store, latest["id"], base_file)
+        spec = spec.model_copy(update={"base_jsonl": str(base_file)})
+
+    def rows(cur, job_id: str) -> dict:
+        current = dstore.find_dataset(store, dataset)
+        if current is None:
+            if not create:
+                raise dstore.DatasetNotFound(f"no dataset named {dataset!r}")
+            saved = new_json if save else None
+            return dstore.create_dataset(store, dataset, format=new.format, recipe=saved)
+        if save and current["recipe"] != new_json:
+            return dstore.set_recipe(store, current["id"], new_json)
+        return current
+
+    detail = {"created": ds is None, "recipe_saved": save}
+    try:
+        job_id, _ = action.launch(
+            ctx,
+            "generate",
+            spec,
+            name="dataset.generate",
+            target=dataset,
+            fn=rows,
+            detail=detail,
+            start_worker=start_worker,
+        )
+    except BaseException:
+        if base_file is not None:
+            base_file.unlink(missing_ok=True)
+        raise
+    return job_id
+
+
+def _import(ctx: Ctx, dataset: str, path: Path, *, create: bool, note: str, label: str | None):
+    examples = read_examples(path)
+    src = label or path.name
+    for ex in examples:
+        ex["origin"] = {"source": "import", "file": src}
+    store = need_store(ctx)
+
+    def fn(cur) -> dict:
+        if dstore.find_dataset(store, dataset) is None:
+            if not create:
+                raise dstore.DatasetNotFound(f"no dataset named {dataset!r}")
+            dstore.create_dataset(store, dataset)
+        try:
+            return _save(store, dataset, examples, parent=None, note=note or f"imported {src}")
+        except dstore.InvalidExamples as exc:  # read_examples checks the same rules: a guard
+            raise ImportFileError(f"{src}: {exc}") from None
+
+    def detail(v: dict) -> dict:
+        return {"file": src, "version": v["number"], "examples": len(examples)}
+
+    return _change(ctx, "import_export", "dataset.import", dataset, fn, detail=detail)
+
+
+def import_file(
+    ctx: Ctx,
+    dataset: str,
+    path: str | Path,
+    *,
+    create: bool = True,
+    note: str = "",
+    label: str | None = None,
+) -> dict:
+    """Import a file (JSONL, CSV, Parquet, HF folder) as a new version of `dataset`, created
+    when missing; all or nothing. A dashboard user's path is confined to the workspace."""
+    require(ctx.actor, "import_export")
+    return _import(ctx, dataset, _confined(ctx, path), create=create, note=note, label=label)
+
+
+def import_upload(ctx: Ctx, dataset: str, name: str, data: bytes) -> dict:
+    """Import an uploaded file, judged by its bytes (not its name), as a new version."""
+    require(ctx.actor, "import_export")
+    kind = check_upload(name, data, set(UPLOAD_KINDS))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{UPLOAD_KINDS[kind]}"
+        path.write_bytes(data)
+        try:
+            return _import(ctx, dataset, path, create=True, note="", label=name)
+        except ImportFileError as exc:
+            raise ImportFileError(str(exc).replace(path.name, name)) from None
+
+
+def export_version(
+    ctx: Ctx,
+    dataset: str,
+    fmt: str,
+    out: str | Path,
+    *,
+    version: Version = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write a version (latest by default) for training; returns {path, format, dataset,
+    version, version_id, examples, hash}. A dashboard user's path is confined to the
+    workspace. The file is written inside the audited transaction: no audit, no file."""
+    require(ctx.actor, "import_export")
+    target = _confined(ctx, out)
+    store = need_store(ctx)
+    written: dict[str, Path] = {}
+
+    def fn(cur) -> dict:
+        v = dstore.resolve_version(store, dataset, version)
+        examples = dstore.version_examples(store, v["id"])
+        if "path" not in written:  # a transaction run again does not write twice
+            written["path"] = write_examples(examples, fmt, target, overwrite=overwrite)
+        return {
+            "path": str(written["path"]),
+            "format": fmt,
+            "dataset": v["dataset"],
+            "version": v["number"],
+            "version_id": v["id"],
+            "examples": len(examples),
+            "hash": v["hash"],
+        }
+
+    def detail(r: dict) -> dict:
+        return {k: r[k] for k in ("version", "format", "path", "examples")}
+
+    return _change(ctx, "import_export", "dataset.export", dataset, fn, detail=detail)
+
+
+def edit_example(
+    ctx: Ctx, dataset: str, example: str, messages: list[dict], *, note: str = ""
+) -> dict:
+    """A new version in which one example of the newest version is replaced by an edited copy
+    naming its parent. The same edit again answers `AlreadyDone`."""
+    require(ctx.actor, "edit_data")
+    store = need_store(ctx)
+    new_id = example_id(messages) if message_problem(messages) is None else None
+
+    def fn(cur) -> dict:
+        latest = dstore.resolve_version(store, dataset)
+        items = dstore.version_examples(store, latest["id"])
+        where = f"{latest['dataset']} v{latest['number']}"
+        if not any(e["id"] == example for e in items):
+            if any(e["parent_id"] == example and e["id"] == new_id for e in items):
+                raise AlreadyDone(f"example {example[:12]} is already edited so in {where}", latest)
+            raise dstore.DatasetNotFound(f"example {example[:12]} is not in {where}")
+        out = versions.with_edit(items, example, messages)
+        note_ = note or f"edited example {example[:12]}"
+        return _save(store, dataset, out, parent=latest["id"], note=note_)
+
+    def detail(v: dict) -> dict:
+        return {"dataset": v["dataset"], **_version_detail(v)}
+
+    return _change(ctx, "edit_data", "dataset.edit_example", example, fn, detail=detail)
+
+
+def _version_from(
+    ctx: Ctx,
+    dataset: str,
+    version: Version,
+    pick: Callable[[dict, list[dict]], tuple[list[dict], str]],
+    what: dict,
+) -> dict:
+    """A new version made of the examples `pick(source, items)` keeps of a source version,
+    with the note it gives."""
+    require(ctx.actor, "edit_data")
+    store = need_store(ctx)
+
+    def fn(cur) -> dict:
+        source = dstore.resolve_version(store, dataset, version)
+        chosen, note = pick(source, dstore.version_examples(store, source["id"]))
+        if not chosen:
+            raise ActionError(
+                f"no examples of {source['dataset']} v{source['number']} are selected: "
+                "nothing to make a version of"
+            )
+        return _save(store, dataset, chosen, parent=source["id"], note=note)
+
+    def detail(v: dict) -> dict:
+        return {**what, **_version_detail(v)}
+
+    return _change(ctx, "edit_data", "dataset.version", dataset, fn, detail=detail)
+
+
+def save_selection(
+    ctx: Ctx, dataset: str, example_ids: list[str], *, version: Version = None, note: str = ""
+) -> dict:
+    """A new version holding the selected examples of a version (the newest by default), in
+    their order there. Ids not in that version are refused, naming them."""
+
+    def pick(source: dict, items: list[dict]) -> tuple[list[dict], str]:
+        chosen, missing = versions.select(items, example_ids)
+        where = f"{source['dataset']} v{source['number']}"
+        if missing:
+            shown = ", ".join(m[:12] for m in missing[:3])
+            raise dstore.DatasetNotFound(
+                f"{len(missing)} selected examples are not in {where}: {shown}"
+            )
+        of = f"{source['n_examples']} examples of v{source['number']}"
+        return chosen, note or f"{len(chosen)} selected of {of}"
+
+    return _version_from(ctx, dataset, version, pick, {"selected": len(set(example_ids))})
+
+
+def save_filtered(
+    ctx: Ctx,
+    dataset: str,
+    *,
+    text: str = "",
+    topic: str | None = None,
+    version: Version = None,
+    note: str = "",
+) -> dict:
+    """A new version holding the examples of a version that match a search (text in the
+    messages, case-insensitive, and/or a topic), in their order there."""
+    if not text and not topic:
+        raise ActionError("give a search text or a topic to filter by")
+    store = need_store(ctx)
+
+    def pick(source: dict, items: list[dict]) -> tuple[list[dict], str]:
+        limit = max(1, source["n_examples"])
+        hits = dstore.search_examples(store, source["id"], text=text, topic=topic, limit=limit)
+        terms = versions.search_terms(text, topic)
+        return hits, note or f"{len(hits)} examples of v{source['number']} matching {terms}"
+
+    return _version_from(ctx, dataset, version, pick, {"text": text, "topic": topic})
+
+
+def save_version(
+    ctx: Ctx,
+    dataset: str,
+    examples: list[dict],
+    *,
+    parent_version_id: str | None = None,
+    note: str = "",
+) -> dict:
+    """Store `examples` as the next version of `dataset`, all or nothing."""
+    require(ctx.actor, "edit_data")
+    store = need_store(ctx)
+
+    def fn(cur) -> dict:
+        return _save(store, dataset, examples, parent=parent_version_id, note=note)
+
+    return _change(ctx, "edit_data", "dataset.version", dataset, fn, detail=_version_detail)
+
+
+def seed_demo_dataset(ctx: Ctx) -> dict | None:
+    """Import the Tasklane sample as dataset "tasklane-support" with its recipe when absent;
+    return its version, or None when it is there already (the bootstrap runs at every start)."""
+    require(ctx.actor, "edit_data")
+    store = need_store(ctx)
+    if dstore.find_dataset(store, demo.DEMO_DATASET) is not None:
+        return None
+    examples = read_examples(demo.SAMPLE)
+    for ex in examples:
+        ex["origin"] = {"source": "import", "file": demo.SAMPLE.name}
+
+    def fn(cur) -> dict:
+        if dstore.find_dataset(store, demo.DEMO_DATASET) is not None:
+            raise AlreadyDone(f"the sample dataset {demo.DEMO_DATASET} is there already")
+        dstore.create_dataset(store, demo.DEMO_DATASET, recipe=demo.DEMO_RECIPE)
+        return dstore.add_version(store, demo.DEMO_DATASET, examples, note=demo.NOTE)
+
+    def detail(v: dict) -> dict:
+        return {"file": demo.SAMPLE.name, **_version_detail(v)}
+
+    try:
+        return _change(ctx, "edit_data", "dataset.import", demo.DEMO_DATASET, fn, detail=detail)
+    except AlreadyDone:
+        return None
