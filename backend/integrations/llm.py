@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 RETRYABLE_STATUS = {408, 409, 429}
 
@@ -306,12 +307,41 @@ class LocalProvider:
         self._lm = None
 
 
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+
+
+def origin(url: str | None) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, default ports filled in; what a key is bound to.
+
+    >>> origin("https://API.openai.com/v1") == origin("https://api.openai.com:443/other")
+    True
+    """
+    parts = urlsplit(url or OPENAI_DEFAULT_URL)
+    scheme = (parts.scheme or "https").lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def api_key_for(base_url: str | None, cfg, explicit: str | None = None) -> str | None:
+    """The key to send to `base_url`: `explicit` when given; the configured OPENAI_API_KEY only
+    when `base_url` is the configured endpoint's origin (or not given); else none, so a URL
+    typed into a form never receives the configured key."""
+    from backend.config import secret
+
+    if explicit:
+        return explicit
+    if base_url is None or origin(base_url) == origin(cfg.openai_base_url):
+        return secret(cfg.openai_api_key)
+    return None
+
+
 def make_provider(
     provider: str,
     model: str | None = None,
     *,
     base_url: str | None = None,
     batch_size: int = 8,
+    api_key: str | None = None,
     **options,
 ) -> Provider:
     """The one factory for a text generator, used by generation, both judges, answers and drift.
@@ -319,9 +349,10 @@ def make_provider(
     `provider` is "local" (a transformers model folder: `model`, else FTSTUDIO_LOCAL_MODEL) or
     "openai" (an OpenAI-compatible endpoint: `base_url`, else OPENAI_BASE_URL; `model`, else
     FTSTUDIO_LLM_MODEL). `options` go to `OpenAIProvider` (concurrency, rpm, retries, timeout).
-    The API key is read from settings here, at the point of use, and nowhere else.
+    The configured API key is read here, at the point of use, and sent only to the configured
+    endpoint's origin (`api_key_for`).
     """
-    from backend.config import Settings, secret
+    from backend.config import Settings
 
     cfg = Settings()
     if provider == "local":
@@ -329,9 +360,10 @@ def make_provider(
         return LocalProvider(folder, batch_size=batch_size, device=cfg.device)
     if provider != "openai":
         raise ProviderFatal(f"unknown provider {provider!r}: use 'local' or 'openai'")
+    url = base_url or cfg.openai_base_url
     return OpenAIProvider(
-        base_url=base_url or cfg.openai_base_url,
-        api_key=secret(cfg.openai_api_key),
+        base_url=url,
+        api_key=api_key_for(url, cfg, api_key),
         model=model or cfg.llm_model or "",
         **options,
     )
