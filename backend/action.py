@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 from backend.auth import Actor, require
 from backend.config import Settings
 from backend.jobs import queue, worker
+from backend.security import allowed_roots, confine_any
 from backend.store import Store
 from backend.store import audit as audit_log
 from backend.workspace import Workspace
@@ -59,6 +61,15 @@ class Ctx:
     @property
     def who(self) -> str:
         return self.actor.username if self.actor else "shell"
+
+
+def typed_path(ctx: Ctx, typed: str | Path, *, models: bool = False) -> Path:
+    """A path a dashboard user typed, confined to the folders they may name (the workspace;
+    with `models`, also the configured local model's folder): `UnsafePathError` (a
+    ValueError) says why not. The shell's paths are taken as given."""
+    if ctx.actor is None:
+        return Path(typed)
+    return confine_any(str(typed), allowed_roots(ctx.settings, ctx.ws, models=models))
 
 
 def need_store(ctx: Ctx) -> Store:

@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel
 
 from backend import action
-from backend.action import Ctx
+from backend.action import AlreadyDone, Ctx
 from backend.config import Settings
 from backend.jobs import read as jobs
 from backend.jobs.kinds import SpecError
@@ -106,6 +106,16 @@ def out(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None
             typer.echo(f"{key:20} {value}")
     else:
         typer.echo(str(data))
+
+
+def already(exc: AlreadyDone, as_json: bool) -> None:
+    """Say what was done before, and exit 0: a double submission is not done twice. With
+    --json, the earlier result with an `already_done` message."""
+    if as_json:
+        result = exc.result if isinstance(exc.result, dict) else {"result": exc.result}
+        emit_json({**result, "already_done": str(exc)})
+    else:
+        typer.echo(str(exc))
 
 
 def emit_json(data: Any) -> None:

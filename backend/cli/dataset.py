@@ -109,14 +109,6 @@ def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo("  no versions yet")
 
 
-def _already(exc: AlreadyDone, as_json: bool) -> None:
-    """Say what was done before (exit 0): the same content is not stored twice."""
-    if as_json:
-        common.emit_json({**(exc.result or {}), "already_done": str(exc)})
-    else:
-        typer.echo(str(exc))
-
-
 @app.command("import")
 def import_(
     name: str,
@@ -131,7 +123,7 @@ def import_(
         try:
             v = actions.import_file(ctx, name, file, create=create)
         except AlreadyDone as exc:
-            return _already(exc, as_json)
+            return common.already(exc, as_json)
         except ValueError as exc:
             common.fail(str(exc))
     common.out(

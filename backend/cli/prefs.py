@@ -32,15 +32,6 @@ app = typer.Typer(
 )
 
 
-def _already(exc: AlreadyDone, as_json: bool) -> None:
-    """Say what was done before (exit 0): a double submission is not done twice."""
-    if as_json:
-        result = exc.result if isinstance(exc.result, dict) else {"result": exc.result}
-        common.emit_json({**result, "already_done": str(exc)})
-    else:
-        typer.echo(str(exc))
-
-
 @app.command("compare")
 def compare_cmd(
     name: str,
@@ -58,7 +49,7 @@ def compare_cmd(
                 ctx, name, sources=source, mode=mode, analysts=analyst, overlap=overlap, seed=seed
             )
         except AlreadyDone as exc:
-            return _already(exc, as_json)
+            return common.already(exc, as_json)
         except ValueError as exc:
             common.fail(str(exc), code=2)
     common.out(
@@ -122,7 +113,7 @@ def judge_cmd(
                 rejudge=rejudge,
             )
         except AlreadyDone as exc:
-            return _already(exc, False)
+            return common.already(exc, False)
         except ValueError as exc:
             common.fail(str(exc), code=2)
     typer.echo(f"queued judge job {job_id}")
@@ -214,7 +205,7 @@ def build_cmd(
                 ctx, name, from_set, sources=("human",) if human_only else ("human", "judge")
             )
         except AlreadyDone as exc:
-            return _already(exc, as_json)
+            return common.already(exc, as_json)
         except ValueError as exc:
             common.fail(str(exc), code=2)
     common.out(v, as_json, f"{name} v{v['number']}: {v['n_pairs']} pairs; dropped {v['dropped']}")
@@ -232,7 +223,7 @@ def import_cmd(
         try:
             v = actions.import_preferences(ctx, name, file, fmt)
         except AlreadyDone as exc:
-            return _already(exc, as_json)
+            return common.already(exc, as_json)
         except ValueError as exc:
             common.fail(str(exc), code=2)
     common.out(
@@ -291,7 +282,7 @@ def push_cmd(
         try:
             res = actions.push_to_labelstudio(ctx, set_name, raters=raters)
         except AlreadyDone as exc:
-            return _already(exc, as_json)
+            return common.already(exc, as_json)
         except (ValueError, LabelStudioError) as exc:
             common.fail(str(exc), code=2)
     common.out(

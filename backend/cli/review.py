@@ -158,15 +158,6 @@ def _policy(top: int | None, threshold: float | None, percentile: float | None, 
     return FlagPolicy(kind=kind, value=value, qc_share=qc)
 
 
-def _already(exc: AlreadyDone, as_json: bool) -> None:
-    """Say what was done before (exit 0): a double submission is not done twice."""
-    if as_json:
-        result = exc.result if isinstance(exc.result, dict) else {"result": exc.result}
-        common.emit_json({**result, "already_done": str(exc)})
-    else:
-        typer.echo(str(exc))
-
-
 @app.command("push")
 def push(
     dataset: str = typer.Option(...),
@@ -192,7 +183,7 @@ def push(
                 batch["n_qc"] = len(rstore.batch_items(ctx.store, batch["id"])) - batch["n_flagged"]
             result = ls_actions.push_batch(ctx, batch["id"], overlap_share=overlap)
         except AlreadyDone as exc:
-            return _already(exc, as_json)
+            return common.already(exc, as_json)
         except (ValueError, LabelStudioError) as exc:
             common.fail(str(exc))
     result.update(n_flagged=batch["n_flagged"], n_qc=batch["n_qc"])
@@ -255,7 +246,7 @@ def apply_cmd(
                 ctx, batch or rstore.latest_batch(ctx.store, dataset)["id"]
             )
         except AlreadyDone as exc:
-            return _already(exc, as_json)
+            return common.already(exc, as_json)
         except ValueError as exc:
             common.fail(str(exc))
     common.out(result, as_json, lambda r: f"v{r['version']['number']}: {r['version']['note']}")

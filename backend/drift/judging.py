@@ -85,10 +85,7 @@ def prepare(
 
 def pending(store: Store, check: dict) -> bool:
     """Whether a judge job of the check is still unfinished."""
-    q = dq.judge_of(store, check["id"])
-    return q is not None and any(
-        s not in dq.FINISHED for s in (q["window_state"], q["baseline_state"])
-    )
+    return dq.unfinished(dq.judge_of(store, check["id"]))
 
 
 def report(store: Store, check: dict) -> None:

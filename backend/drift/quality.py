@@ -102,10 +102,7 @@ def prepare(
 
 def pending(store: Store, check: dict) -> bool:
     """Whether a quality score job of the check is still unfinished."""
-    q = dq.quality_of(store, check["id"])
-    return q is not None and any(
-        s not in dq.FINISHED for s in (q["window_state"], q["baseline_state"])
-    )
+    return dq.unfinished(dq.quality_of(store, check["id"]))
 
 
 def report(store: Store, check: dict) -> None:

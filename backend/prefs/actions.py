@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from backend import action
-from backend.action import ActionError, AlreadyDone, Ctx, need_store
+from backend.action import ActionError, AlreadyDone, Ctx, need_store, typed_path
 from backend.auth import LOCAL_ADMIN, require
 from backend.integrations.labelstudio.client import connection
 from backend.prefs import export as E
 from backend.prefs import labelstudio as pls
 from backend.prefs import pairs as P
-from backend.security import allowed_roots, check_upload, confine_any
+from backend.security import check_upload
 from backend.store import Store
 from backend.store import prefs as S
 from backend.store import prefs_ls as L
@@ -46,13 +46,6 @@ def _check_name(name: str, what: str) -> str:
             "'_' or '-', starting with a letter or digit"
         )
     return name.strip()
-
-
-def typed_path(ctx: Ctx, typed: str | Path, *, models: bool = False) -> Path:
-    """A path typed by a dashboard user, confined to the allowed folders; the shell's as is."""
-    if ctx.actor is None:
-        return Path(typed)
-    return confine_any(str(typed), allowed_roots(ctx.settings, ctx.ws, models=models))
 
 
 # --- comparison sets and judgements ---------------------------------------------------------

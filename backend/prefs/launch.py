@@ -12,11 +12,10 @@ import re
 from typing import Any
 
 from backend import action
-from backend.action import ActionError, AlreadyDone, Ctx
+from backend.action import ActionError, AlreadyDone, Ctx, need_store, typed_path
 from backend.auth import require
 from backend.jobs import read as jobs
 from backend.prefs import export as E
-from backend.prefs.actions import need_store, typed_path
 from backend.prefs.judge import items_file
 from backend.store import prefs as S
 from backend.train.actions import start_run

@@ -21,23 +21,15 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from backend import action
-from backend.action import ActionError, AlreadyDone, Ctx, need_store
+from backend.action import ActionError, AlreadyDone, Ctx, need_store, typed_path
 from backend.auth import LOCAL_ADMIN, require
 from backend.review import inputs, verdicts
 from backend.review.flagging import FlagPolicy, batch_items, cut_value
 from backend.review.verdicts import Verdict, apply_decisions
-from backend.security import allowed_roots, confine_any
 from backend.store import datasets as ds
 from backend.store import review as rstore
 
 T = TypeVar("T")
-
-
-def _typed(ctx: Ctx, typed: str | Path, *, models: bool = False) -> Path:
-    """A path typed by a dashboard user, confined to the allowed folders; the shell's as is."""
-    if ctx.actor is None:
-        return Path(typed)
-    return confine_any(str(typed), allowed_roots(ctx.settings, ctx.ws, models=models))
 
 
 # --- scoring and judging ----------------------------------------------------------------------
@@ -59,8 +51,8 @@ def launch_scoring(
     or `base_only` says otherwise. Returns {job_id, examples, version, round, adapter}."""
     require(ctx.actor, "launch_job")
     store = need_store(ctx)
-    model = _typed(ctx, model_path, models=True)
-    adapter = _typed(ctx, adapter_path) if adapter_path else None
+    model = typed_path(ctx, model_path, models=True)
+    adapter = typed_path(ctx, adapter_path) if adapter_path else None
     choice = inputs.choose_adapter(
         store,
         str(model),

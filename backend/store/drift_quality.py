@@ -12,6 +12,13 @@ from backend.store.monitoring import now
 
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 
+
+def unfinished(pair: dict | None) -> bool:
+    """Whether a check's window/baseline job pair (a quality or judge row) still runs."""
+    return pair is not None and any(
+        s not in FINISHED for s in (pair["window_state"], pair["baseline_state"])
+    )
+
 QUALITY_COLS = (
     "check_id",
     "monitor_id",

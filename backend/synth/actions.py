@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backend import action
-from backend.action import ActionError, AlreadyDone, Ctx, need_store
+from backend.action import ActionError, AlreadyDone, Ctx, need_store, typed_path
 from backend.auth import require
 from backend.examples import content_ids, example_id, message_problem, version_hash
-from backend.security import allowed_roots, check_upload, confine_any
+from backend.security import check_upload
 from backend.store import Store
 from backend.store import datasets as dstore
 from backend.synth import demo, versions
@@ -54,13 +54,6 @@ def _save(store: Store, dataset: str, examples: list[dict], *, parent: str | Non
 
 def _version_detail(v: dict) -> dict:
     return {"version": v["number"], "examples": v["n_examples"], "hash": v["hash"][:16]}
-
-
-def _confined(ctx: Ctx, path: str | Path) -> Path:
-    """A dashboard user's path, inside the workspace; the shell's path as given."""
-    if ctx.actor is None:
-        return Path(path)
-    return confine_any(str(path), allowed_roots(ctx.settings, ctx.ws))
 
 
 def create_dataset(
@@ -198,7 +191,7 @@ def import_file(
     """Import a file (JSONL, CSV, Parquet, HF folder) as a new version of `dataset`, created
     when missing; all or nothing. A dashboard user's path is confined to the workspace."""
     require(ctx.actor, "import_export")
-    return _import(ctx, dataset, _confined(ctx, path), create=create, note=note, label=label)
+    return _import(ctx, dataset, typed_path(ctx, path), create=create, note=note, label=label)
 
 
 def import_upload(ctx: Ctx, dataset: str, name: str, data: bytes) -> dict:
@@ -227,7 +220,7 @@ def export_version(
     version, version_id, examples, hash}. A dashboard user's path is confined to the
     workspace. The file is written inside the audited transaction: no audit, no file."""
     require(ctx.actor, "import_export")
-    target = _confined(ctx, out)
+    target = typed_path(ctx, out)
     store = need_store(ctx)
     written: dict[str, Path] = {}
 
