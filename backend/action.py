@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from backend.auth import Actor, require
+from backend.changes import CHANGES
 from backend.config import Settings
 from backend.jobs import queue, worker
 from backend.security import allowed_roots, confine_any
@@ -101,7 +102,9 @@ def change(
         audit_log.record(cur, ctx.actor, name, target, info)
         return result
 
-    return ctx.store.write(txn)
+    result = ctx.store.write(txn)
+    CHANGES.after_action(name)
+    return result
 
 
 def launch(
@@ -140,6 +143,8 @@ def launch(
         staged.discard()
         raise
     staged.commit()
+    CHANGES.after_action(name)
+    CHANGES.bump("jobs")
     if start_worker:
         worker.ensure_worker(ctx.ws)
     return staged.job_id, result

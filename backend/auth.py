@@ -83,13 +83,19 @@ def page_allowed(actor: Actor, page: str) -> bool:
     return permission is None or actor.can(permission)
 
 
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1  # 32 MiB per hash: slows guessing, not users
+_SCRYPT_MAXMEM = 64 * 2**20
+
+
 def hash_password(password: str) -> str:
     """scrypt with a random salt, stored as `scrypt$n$r$p$salt$hash` (hex)."""
     if len(password) < 8:
         raise ValueError("a password needs at least 8 characters")
     salt = secrets.token_bytes(16)
-    n, r, p = 2**14, 8, 1
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    n, r, p = SCRYPT_N, SCRYPT_R, SCRYPT_P
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=_SCRYPT_MAXMEM
+    )
     return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
 
 
@@ -101,6 +107,44 @@ def verify_password(password: str, stored: str) -> bool:
     if scheme != "scrypt":
         return False
     candidate = hashlib.scrypt(
-        password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        password.encode(),
+        salt=bytes.fromhex(salt),
+        n=int(n),
+        r=int(r),
+        p=int(p),
+        dklen=32,
+        maxmem=_SCRYPT_MAXMEM,
     )
     return hmac.compare_digest(candidate.hex(), digest)
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a stored hash is weaker than today's cost (re-hashed at the next sign-in).
+
+    >>> needs_rehash("scrypt$16384$8$1$00$00"), needs_rehash(f"scrypt${SCRYPT_N}$8$1$00$00")
+    (True, False)
+    """
+    try:
+        scheme, n, r, p, _salt, _digest = stored.split("$")
+        return scheme != "scrypt" or (int(n), int(r), int(p)) < (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    except ValueError:
+        return True
+
+
+# Failed sign-ins: the 4th and later in a row wait 2, 4, 8 ... (at most 300) seconds after the
+# previous failure; the 10th locks the account for 15 minutes. Counted per user name (in the
+# database) and per browser session (by the page).
+BACKOFF_FREE_TRIES = 3
+LOCK_AFTER = 10
+LOCK_S = 15 * 60
+
+
+def backoff_s(failures: int) -> float:
+    """How long after the last failed sign-in the next attempt must wait.
+
+    >>> [backoff_s(n) for n in (0, 3, 4, 5, 12)]
+    [0.0, 0.0, 2.0, 4.0, 300.0]
+    """
+    if failures <= BACKOFF_FREE_TRIES:
+        return 0.0
+    return float(min(2 ** (failures - BACKOFF_FREE_TRIES), 300))

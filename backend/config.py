@@ -1,6 +1,7 @@
 """Settings for the studio, read once from env, `.env` and `.streamlit/secrets.toml`.
 
-Order of precedence: explicit arguments, environment, `.env`, `.streamlit/secrets.toml`, defaults.
+Order of precedence: explicit arguments, environment, `.env`, `.streamlit/secrets.toml`, defaults;
+`.env` and the secrets file are the project's (beside pyproject.toml), whatever the current folder.
 Secrets are `SecretStr`: they print masked and are only unwrapped at the point of use (an HTTP
 client), never written to the database, logs, job specs or session state.
 """
@@ -13,19 +14,23 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-SECRETS_TOML = Path(".streamlit/secrets.toml")
+# resolved from the project, never from the folder the studio was started in
+PROJECT = Path(__file__).resolve().parents[1]
+SECRETS_TOML = PROJECT / ".streamlit" / "secrets.toml"
+ENV_FILE = PROJECT / ".env"
 
 
 class Settings(BaseSettings):
     """Everything the studio needs to know about its surroundings."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
     workspace: Path = Field(
@@ -88,6 +93,27 @@ class Settings(BaseSettings):
         "checks that have enough new prompts, in seconds (0: only on demand).",
     )
 
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        validation_alias=AliasChoices("FTSTUDIO_SESSION_HOURS", "session_hours"),
+        description="How long a browser stays signed in (hours); signing out or disabling "
+        "the account ends it at once.",
+    )
+
+    oidc_domains: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FTSTUDIO_OIDC_DOMAINS", "oidc_domains"),
+        description="Comma-separated e-mail domains allowed to sign in with the identity "
+        "provider (e.g. example.com); empty: any domain.",
+    )
+    oidc_unknown: Literal["auto", "refuse", "reviewer"] = Field(
+        "auto",
+        validation_alias=AliasChoices("FTSTUDIO_OIDC_UNKNOWN", "oidc_unknown"),
+        description="What a provider sign-in of someone with no account gets: refuse, or a "
+        "reviewer; auto: refuse once any account exists.",
+    )
+
     @field_validator("workspace", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -102,8 +128,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the module's paths, read now (tests point them at a folder of their own)
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=ENV_FILE, env_file_encoding="utf-8")
         toml = TomlConfigSettingsSource(settings_cls, toml_file=SECRETS_TOML)
-        return (init_settings, env_settings, dotenv_settings, toml)
+        return (init_settings, env_settings, dotenv, toml)
 
     def masked(self) -> dict[str, str]:
         """Effective settings as display strings, secrets shown only as set / not set."""

@@ -130,3 +130,44 @@ def relative_to_roots(path: Path | str, roots: list[Path]) -> str:
         if resolved == root or root in resolved.parents:
             return resolved.relative_to(root).as_posix() or "."
     return str(path)
+
+
+def _proc_addr(hex_addr: str) -> str:
+    """An address from /proc/net/tcp{,6} (little-endian hex words) as text."""
+    import ipaddress
+
+    raw = bytes.fromhex(hex_addr)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    address = ipaddress.IPv6Address(words)
+    return str(address.ipv4_mapped or address)
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses this machine listens on at `port` (from /proc/net/tcp and tcp6):
+    what a server really bound, whatever it was asked to bind."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.append(_proc_addr(address))
+    return found
+
+
+def loopback_only(addresses: list[str]) -> bool:
+    """Whether every address is a loopback one (0.0.0.0 and :: are every interface).
+
+    >>> loopback_only(["127.0.0.1", "::1"]), loopback_only(["0.0.0.0"]), loopback_only(["::"])
+    (True, False, False)
+    """
+    import ipaddress
+
+    return all(ipaddress.ip_address(a).is_loopback for a in addresses)

@@ -13,7 +13,9 @@ SELECTED_RUNS = "selected_runs"
 SELECTED_RUN = "selected_run"  # the run shown on the Training page
 REVIEWER = "reviewer"
 FLASH = "flash"  # a message to show once after a rerun
-ACTOR = "actor"  # (username, role) of the signed-in user; never a password or token
+ACTOR = "actor"  # (username, role) of this run's actor, resolved again each run; never a secret
+SESSION = "session"  # this tab's server-side session id (the cookie carries it across reloads)
+SIGN_IN_FAILS = "sign_in_fails"  # (failed attempts, time of the last) in this browser session
 PREFS_SET = "prefs_set"  # the comparison set on the Preferences page
 PREFS_ANALYST = "prefs_analyst"  # who is ranking on the Preferences page
 COMPARE_TABLE = "compare_runs_table"  # row selection of the Compare page's runs table
@@ -27,6 +29,7 @@ DEFAULTS: dict[str, object] = {
     REVIEWER: "me",
     FLASH: None,
     ACTOR: None,
+    SESSION: None,
     PREFS_SET: None,
     PREFS_ANALYST: "",
 }

@@ -33,9 +33,38 @@ def up(
 ) -> None:
     """Serve the dashboard (Streamlit) with the demo workspace on first use."""
     ws = common.workspace()  # resolved here, from the caller's folder and settings
+    if not _loopback(address) and _no_accounts(ws):
+        common.fail(
+            f"single-user mode (no accounts: everyone is admin) serves only on 127.0.0.1, not "
+            f"{address}: create the first admin with `ftstudio users add NAME --role admin`"
+        )
     env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws.root)}
     typer.echo(f"dashboard: http://{address}:{port}  (workspace {ws.root})")
     raise typer.Exit(subprocess.call(dashboard_command(port, address), cwd=ROOT, env=env))
+
+
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _no_accounts(ws) -> bool:
+    """Whether the workspace has no accounts (False when its database is held elsewhere:
+    the dashboard then checks the address it bound itself)."""
+    from backend.store import StoreLockedError, users
+
+    try:
+        store = common.Store.open(ws.db_path)
+    except StoreLockedError:
+        return False
+    try:
+        return users.count_users(store) == 0
+    finally:
+        store.close()
 
 
 def dashboard_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]:
@@ -45,7 +74,7 @@ def dashboard_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]
         "-m",
         "streamlit",
         "run",
-        str(ROOT / "studio" / "app.py"),
+        str(ROOT / "studio" / "server.py"),
         "--server.address",
         address,
         "--server.port",

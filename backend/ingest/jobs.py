@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backend.changes import CHANGES
 from backend.jobs import queue
 from backend.jobs.kinds import KINDS, load
 from backend.jobs.status import JobStatusError, read_status
@@ -28,6 +29,7 @@ BASE_FILES: dict[str, jobrows.Handler] = {
 class IngestReport:
     jobs: int = 0
     rows: dict[str, int] = field(default_factory=dict)
+    moved: list[str] = field(default_factory=list)  # kinds of the jobs whose state moved
     errors: list[str] = field(default_factory=list)
 
 
@@ -57,7 +59,8 @@ def ingest_job(store: Store, ws: Workspace, job_id: str, report: IngestReport) -
         report.errors.append(str(exc))
         jobrows.mark_unreadable(store, job_id, str(exc))
         return
-    jobrows.sync_job(store, status, spec, job_dir)
+    if jobrows.sync_job(store, status, spec, job_dir):
+        report.moved.append(kind)
     report.jobs += 1
     files = dict(BASE_FILES)
     info = KINDS.get(kind)
@@ -80,4 +83,5 @@ def ingest_all(store: Store, ws: Workspace) -> IngestReport:
     for job_id in queue.job_ids(ws):
         ingest_job(store, ws, job_id, report)
     ingest_review_webhooks(store, ws, report)
+    CHANGES.after_ingest(list(report.rows), report.moved)
     return report

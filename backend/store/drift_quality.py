@@ -19,6 +19,7 @@ def unfinished(pair: dict | None) -> bool:
         s not in FINISHED for s in (pair["window_state"], pair["baseline_state"])
     )
 
+
 QUALITY_COLS = (
     "check_id",
     "monitor_id",

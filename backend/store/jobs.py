@@ -184,10 +184,13 @@ def mark_unreadable(store: Store, job_id: str, error: str) -> None:
         cur.execute("UPDATE jobs SET error = ? WHERE id = ?", [error, job_id])
 
 
-def sync_job(store: Store, status: Any, spec: dict, job_dir) -> None:
-    """Mirror a job's status into its row; audit a launch, resume or cancel once."""
+def sync_job(store: Store, status: Any, spec: dict, job_dir) -> bool:
+    """Mirror a job's status into its row; audit a launch, resume or cancel once. Returns
+    whether its state (or attempt) moved."""
     with store.transaction() as cur:
         before = cur.execute("SELECT state, attempt FROM jobs WHERE id = ?", [status.id]).fetchone()
-        if before != (status.state.value, status.attempt):
+        moved = before != (status.state.value, status.attempt)
+        if moved:
             audit_job(cur, status, job_dir)
         upsert_job(cur, status, spec)
+    return moved

@@ -1,21 +1,23 @@
-"""Local accounts and the audit log.
+"""Local accounts: names, roles, password hashes, Label Studio e-mails, disabled state.
 
-Every action that changes shared state (a review, a ranking, a job launch or cancel, an
-approval, an import or export) records who did it and when with `audit`.
+SQL and row mapping only; the role checks and audit rows are the user actions'
+(backend/users/actions.py). `audit_rows` reads the audit log (backend/store/audit.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
-from backend.auth import ROLES, Actor, hash_password, require, verify_password
+from backend.auth import ROLES, Actor, hash_password, needs_rehash, verify_password
 from backend.store import audit as audit_log
 from backend.store.db import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+_DUMMY_HASH = "scrypt$32768$8$1$" + "00" * 16 + "$" + "00" * 32
 
 
 class UserError(ValueError):
@@ -59,16 +61,42 @@ def add_user(
 
 def authenticate(store: Store, username: str, password: str) -> Actor | None:
     """The actor for these credentials, or None (same answer for unknown user and bad
-    password, so names cannot be probed)."""
+    password, so names cannot be probed). A hash weaker than today's cost is replaced."""
     rows = store.rows(
         "SELECT role, password_hash, disabled FROM users WHERE username = ?", [username]
     )
     if not rows or rows[0]["disabled"]:
-        verify_password(password, "scrypt$16384$8$1$00$00")  # same work either way
+        verify_password(password, _DUMMY_HASH)  # same work either way
         return None
     if not verify_password(password, rows[0]["password_hash"]):
         return None
+    if needs_rehash(rows[0]["password_hash"]):
+        set_password(store, username, password)
     return Actor(username, rows[0]["role"])
+
+
+def set_password(store: Store, username: str, password: str) -> None:
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    with store.transaction() as cur:
+        found = cur.execute(
+            "UPDATE users SET password_hash = ? WHERE username = ? RETURNING username",
+            [hashed, username],
+        ).fetchone()
+        if found is None:
+            raise UserError(f"no user {username!r}")
+
+
+def set_disabled(store: Store, username: str, disabled: bool) -> None:
+    with store.transaction() as cur:
+        found = cur.execute(
+            "UPDATE users SET disabled = ? WHERE username = ? RETURNING username",
+            [disabled, username],
+        ).fetchone()
+        if found is None:
+            raise UserError(f"no user {username!r}")
 
 
 def list_users(store: Store) -> list[dict]:
@@ -174,56 +202,13 @@ def studio_names(cur, identities: Iterable[str | None]) -> dict[str | None, str 
     return {i: by_email.get(i.strip().lower(), i) if isinstance(i, str) else i for i in identities}
 
 
-def actor_for_identity(store: Store, identity: str, default_role: str = "reviewer") -> Actor | None:
-    """Who an identity-provider sign-in (its e-mail) is in the studio: the user whose name is
-    that e-mail or whose linked e-mail it is (ignoring case), with that user's role; else the
-    e-mail itself with `default_role`. None when that account is disabled."""
-    key = identity.strip().lower()
+def find_by_identity(store: Store, email: str) -> dict | None:
+    """The account whose user name or linked e-mail is `email` (ignoring case), or None."""
+    key = email.strip().lower()
     for u in list_users(store):
         if u["username"].lower() == key or (u.get("email") or "").lower() == key:
-            return None if u.get("disabled") else Actor(u["username"], u["role"])
-    return Actor(identity.strip(), default_role)
-
-
-def _audit(
-    cur, actor: Actor | None, action: str, target: str | None, detail: dict[str, Any] | None
-) -> None:
-    audit_log.record(cur, actor, action, target, detail)
-
-
-def audit(
-    store: Store,
-    actor: Actor | None,
-    action: str,
-    target: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Record who did what to which item. Never pass secrets in `detail`."""
-    with store.transaction() as cur:
-        audit_log.record(cur, actor, action, target, detail)
+            return u
+    return None
 
 
 audit_rows = audit_log.rows
-
-
-def audited(permission: str, action: str, target: str):
-    """Decorate a backend function that changes shared state: it gains an `actor=` keyword,
-    refuses roles without `permission` before doing anything, and records `action` on the
-    argument named `target` in the audit log once it succeeded."""
-    import functools
-    import inspect
-
-    def wrap(fn):
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def inner(store: Store, *args, actor: Actor | None = None, **kwargs):
-            require(actor, permission)
-            result = fn(store, *args, **kwargs)
-            bound = signature.bind(store, *args, **kwargs)
-            audit(store, actor, action, str(bound.arguments.get(target)))
-            return result
-
-        return inner
-
-    return wrap

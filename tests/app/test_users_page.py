@@ -60,14 +60,12 @@ def test_admin_sets_and_clears_an_email(ws):
     field.input("ANN@example.com")
     next(b for b in at.button if b.label == "Save e-mail").click().run()
     assert not at.exception
-    assert at.error[0].value == "The e-mail was not saved:"
-    assert any("already belongs to user 'ann'" in t.value for t in at.text)
+    assert "already belongs to user 'ann'" in at.error[0].value
     field = next(t for t in at.text_input if t.label == "Label Studio e-mail")
     field.input("Carl@Example.com")
     next(b for b in at.button if b.label == "Save e-mail").click().run()
     assert not at.exception and not at.error
-    assert "Re-attributed 1 verdicts" in at.success[0].value
-    assert any(t.value == "carl: carl@example.com" for t in at.text)
+    assert "carl: carl@example.com. Re-attributed 1 verdicts" in at.success[0].value
     assert _metric(at, "Label Studio e-mails") == "2"  # the metrics show the change at once
     table = at.dataframe[0].value
     assert dict(zip(table["username"], table["email"], strict=True))["carl"] == "carl@example.com"

@@ -98,3 +98,85 @@ def test_job_launch_and_cancel_are_attributed(ws, store):
     queue.resume(ws, job_id, actor=lead)
     ingest_all(store, ws)
     assert "job.resume" in set(users.audit_rows(store)["action"])
+
+
+def test_sign_in_backs_off_locks_audits_failures_and_rehashes(store, act, monkeypatch):
+    import datetime as dt
+
+    from backend import auth as rules
+    from backend.store import sessions
+
+    shell = act()
+    ua.add_user(shell, "ann", "s3cret-pass", "reviewer")
+    weak = "scrypt$16384$8$1$" + "00" * 16 + "$" + "00" * 32  # a hash of the old, lower cost
+    store.cursor().execute("UPDATE users SET password_hash = ? WHERE username = 'ann'", [weak])
+    assert ua.sign_in(shell, "ann", "s3cret-pass") is None  # (that hash matches no password)
+    users.set_password(store, "ann", "s3cret-pass")
+    hashed = store.scalar("SELECT password_hash FROM users WHERE username = 'ann'")
+    assert not rules.needs_rehash(hashed)
+
+    for _ in range(2):  # with the one above: three wrong tries answer plainly
+        assert ua.sign_in(shell, "ann", "wrong-pass") is None
+    assert ua.sign_in(shell, "ann", "wrong-pass") is None  # the 4th failure
+    with pytest.raises(ua.SignInRefused, match="try again in"):
+        ua.sign_in(shell, "ann", "s3cret-pass")  # right, but within the back-off
+    log = users.audit_rows(store, action="session.sign_in_failed")
+    assert len(log) == 5 and set(log["target"]) == {"ann"}
+    assert "s3cret" not in log.to_csv() and "wrong-pass" not in log.to_csv()
+
+    past = dt.datetime.now() - dt.timedelta(seconds=3600)
+    store.cursor().execute("UPDATE users SET last_failed_sign_in = ?", [past])
+    who, session_id = ua.sign_in(shell, "ann", "s3cret-pass")
+    assert who == Actor("ann", "reviewer") and sessions.active(store, session_id)
+
+    for _ in range(rules.LOCK_AFTER):  # ten in a row lock the account
+        store.cursor().execute("UPDATE users SET last_failed_sign_in = ?", [past])
+        try:
+            ua.sign_in(shell, "ann", "wrong-pass")
+        except ua.SignInRefused:
+            pass
+    with pytest.raises(ua.SignInRefused, match="locked"):
+        ua.sign_in(shell, "ann", "s3cret-pass")
+    ua.reset_password(shell, "ann", "new-secret-1")  # an admin's reset lifts the lock
+    assert sessions.active(store, session_id) is None  # and ends the old sessions
+    assert ua.sign_in(shell, "ann", "new-secret-1")[0] == Actor("ann", "reviewer")
+
+
+def test_a_weaker_stored_hash_is_replaced_at_the_next_sign_in(store, act):
+    from backend import auth as rules
+
+    old = hashlib_scrypt_hash("s3cret-pass", n=2**14)
+    users.add_user(store, "bob", "placeholder-1", "analyst")
+    store.cursor().execute("UPDATE users SET password_hash = ? WHERE username = 'bob'", [old])
+    assert ua.sign_in(act(), "bob", "s3cret-pass")[0] == Actor("bob", "analyst")
+    now = store.scalar("SELECT password_hash FROM users WHERE username = 'bob'")
+    assert now != old and not rules.needs_rehash(now) and rules.verify_password("s3cret-pass", now)
+
+
+def test_disable_ends_sessions_and_demotion_shows_on_the_next_run(store, act):
+    from backend.store import sessions
+
+    shell = act()
+    ua.add_user(shell, "lee", "lead-pass-1", "lead")
+    _, session_id = ua.sign_in(shell, "lee", "lead-pass-1")
+    assert ua.session_actor(shell, session_id) == Actor("lee", "lead")
+    ua.set_role(shell, "lee", "reviewer")
+    assert ua.session_actor(shell, session_id) == Actor("lee", "reviewer")  # read again
+    ua.set_disabled(shell, "lee", True)
+    assert ua.session_actor(shell, session_id) is None and not sessions.active(store, session_id)
+    with pytest.raises(AlreadyDone):
+        ua.set_disabled(shell, "lee", True)
+    assert ua.sign_in(shell, "lee", "lead-pass-1") is None  # disabled: refused
+    ua.set_disabled(shell, "lee", False)
+    assert ua.sign_in(shell, "lee", "lead-pass-1")[0] == Actor("lee", "reviewer")
+    with pytest.raises(PermissionDenied):
+        ua.set_disabled(act(Actor("lee", "reviewer")), "lee", True)
+
+
+def hashlib_scrypt_hash(password: str, n: int) -> str:
+    import hashlib
+    import secrets
+
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1, dklen=32)
+    return f"scrypt${n}$8$1${salt.hex()}${digest.hex()}"

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from backend.config import Settings
 
 
+def _project_at(monkeypatch, folder):
+    """Point the settings at a project folder of the test's own."""
+    from backend import config
+
+    monkeypatch.setattr(config, "SECRETS_TOML", folder / ".streamlit" / "secrets.toml")
+    monkeypatch.setattr(config, "ENV_FILE", folder / ".env")
+
+
 def test_sources_and_precedence(tmp_path, monkeypatch):
+    _project_at(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     for var in ("FTSTUDIO_WORKSPACE", "OPENAI_BASE_URL", "OPENAI_API_KEY", "LABEL_STUDIO_URL"):
         monkeypatch.delenv(var, raising=False)
@@ -38,3 +49,21 @@ def test_default_workspace_is_relative_to_cwd(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FTSTUDIO_WORKSPACE", raising=False)
     assert Settings().workspace == (tmp_path / "workspace").resolve()
+
+
+def test_env_and_secrets_come_from_the_project_not_the_current_folder(tmp_path, monkeypatch):
+    from backend import config
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    for folder, url in (
+        (project, "http://project.invalid/v1"),
+        (elsewhere, "http://cwd.invalid/v1"),
+    ):
+        (folder / ".streamlit").mkdir(parents=True)
+        (folder / ".streamlit" / "secrets.toml").write_text(f'OPENAI_BASE_URL = "{url}"\n')
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    _project_at(monkeypatch, project)
+    monkeypatch.chdir(elsewhere)
+    assert Settings().openai_base_url == "http://project.invalid/v1"
+    assert config.SECRETS_TOML.is_absolute() and config.ENV_FILE.is_absolute()
+    assert Path(config.__file__).resolve().parents[1] == config.PROJECT

@@ -3,9 +3,13 @@ untrusted files, text rendered as text."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from backend.cli.system import dashboard_command
 
@@ -53,9 +57,84 @@ def test_no_pickle_loading_and_models_load_as_safetensors():
 
 
 def test_pages_never_render_unsafe_html():
+    """No HTML from pages or the shell, but the one redirect of studio/session.py, which
+    writes a path it built and checked itself (never user text)."""
     offenders = [
         str(path.relative_to(ROOT))
         for path in _sources("pages", "studio")
-        if "unsafe_allow_html=True" in path.read_text() or "st.html(" in path.read_text()
+        if "unsafe_allow_html=True" in path.read_text()
+        or ("st.html(" in path.read_text() and path.name != "session.py")
     ]
     assert offenders == []
+    redirect = (ROOT / "studio" / "session.py").read_text()
+    assert redirect.count("st.html(") == 1 and "target = safe_next(path)" in redirect
+
+
+def test_single_user_mode_refuses_a_non_loopback_address_from_the_cli(ws):
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+
+    result = CliRunner().invoke(app, ["up", "--address", "0.0.0.0", "--port", "8599"])
+    assert result.exit_code == 1
+    assert "single-user mode" in result.output and "0.0.0.0" in result.output
+
+
+@pytest.mark.e2e
+def test_single_user_mode_refuses_the_address_it_actually_bound(ws, tmp_path):
+    """`streamlit run` from another folder skips .streamlit/config.toml and binds every
+    interface: the page reads the socket really bound and refuses single-user mode there."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
+
+    port = free_port()
+    env = {**os.environ, "FTSTUDIO_WORKSPACE": str(ws.root), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "studio" / "server.py"),
+            "--server.address",
+            "0.0.0.0",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_text("only serves on 127.0.0.1").wait_for(timeout=60_000)
+            assert "0.0.0.0" in page.content()
+            browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)

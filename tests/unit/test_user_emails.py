@@ -288,14 +288,27 @@ def test_cli_add_list_email_and_clear(ws):
     assert {r["username"]: r["email"] for r in rows} == {"ann": None, "bob": "bob@example.com"}
 
 
-def test_an_identity_provider_sign_in_finds_the_linked_account(store):
-    """Signed in through OIDC as an e-mail: the account named so, or the one whose linked
-    e-mail it is (any case), with its role; anyone else is a reviewer under the e-mail; a
-    disabled account is refused."""
+def test_an_identity_provider_sign_in_finds_the_linked_account(store, act, monkeypatch):
+    """Signed in through OIDC with a verified e-mail: the account named so, or the one whose
+    linked e-mail it is (any case), with its role. Refused: an unverified e-mail, one outside
+    the allowed domains, a disabled account, someone unknown once accounts exist (unless
+    unknown people are made reviewers), and a `sub` claim never names an account."""
+
+    def who(email=None, verified=True, **claims):
+        return ua.oidc_actor(act(), {"email": email, "email_verified": verified, **claims})
+
     users.add_user(store, "ana", "pw-123456789", "lead", email="ana@example.com")
     users.add_user(store, "bo@example.com", "pw-123456789", "analyst")
-    assert users.actor_for_identity(store, "ANA@example.com ") == Actor("ana", "lead")
-    assert users.actor_for_identity(store, "bo@example.com") == Actor("bo@example.com", "analyst")
-    assert users.actor_for_identity(store, "cy@example.com") == Actor("cy@example.com", "reviewer")
+    assert who("ANA@example.com ") == Actor("ana", "lead")
+    assert who("bo@example.com") == Actor("bo@example.com", "analyst")
+    assert "has not verified" in who("ana@example.com", verified=False)
+    assert "has not verified" in who("ana@example.com", verified="true")  # a string is not True
+    assert "no e-mail" in who(None, sub="ana")  # the subject is never a user name
+    assert "no account here" in who("cy@example.com")  # accounts exist: unknown is refused
+    monkeypatch.setenv("FTSTUDIO_OIDC_UNKNOWN", "reviewer")
+    assert who("cy@example.com") == Actor("cy@example.com", "reviewer")
+    monkeypatch.setenv("FTSTUDIO_OIDC_DOMAINS", "example.org, @corp.example")
+    assert "not in an allowed domain" in who("bo@example.com")
+    monkeypatch.delenv("FTSTUDIO_OIDC_DOMAINS")
     store.cursor().execute("UPDATE users SET disabled = true WHERE username = 'ana'")
-    assert users.actor_for_identity(store, "ana@example.com") is None  # refused, not a reviewer
+    assert "disabled" in who("ana@example.com")  # refused, not a reviewer
