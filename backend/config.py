@@ -1,20 +1,30 @@
-"""Settings for the studio, read once from env, `.env` and `.streamlit/secrets.toml`.
+"""Settings for the studio, read from env, saved settings, `.env` and `.streamlit/secrets.toml`.
 
-Order of precedence: explicit arguments, environment, `.env`, `.streamlit/secrets.toml`, defaults;
-`.env` and the secrets file are the project's (beside pyproject.toml), whatever the current folder.
+Order of precedence: explicit arguments, environment, the settings an admin saved in the
+browser (`workspace/settings.json`, and `workspace/secrets.json` for secrets: both mode 0600),
+`.env`, `.streamlit/secrets.toml`, defaults. `.env` and the secrets file are the project's
+(beside pyproject.toml), whatever the current folder. `explain()` says where each effective
+value comes from and which saved value the environment overrides.
+
 Secrets are `SecretStr`: they print masked and are only unwrapped at the point of use (an HTTP
-client), never written to the database, logs, job specs or session state.
+client), never written to the database, logs, job specs or session state; the one file that
+holds a secret typed in the browser is `secrets.json`, which the studio never shows back.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -24,6 +34,12 @@ from pydantic_settings import (
 PROJECT = Path(__file__).resolve().parents[1]
 SECRETS_TOML = PROJECT / ".streamlit" / "secrets.toml"
 ENV_FILE = PROJECT / ".env"
+
+# what an admin may save in the browser: plain values, and secrets (kept apart, never shown)
+SETTINGS_FILE = "settings.json"
+SECRETS_FILE = "secrets.json"
+SAVED_FIELDS = ("openai_base_url", "llm_model", "label_studio_url", "allowed_endpoints")
+SECRET_FIELDS = ("openai_api_key", "label_studio_token", "endpoint_keys")
 
 
 class Settings(BaseSettings):
@@ -52,6 +68,18 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("FTSTUDIO_LLM_MODEL", "OPENAI_MODEL", "llm_model"),
         description="Model name to ask the endpoint for (e.g. gpt-4o-mini, a vLLM model id).",
+    )
+    allowed_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("FTSTUDIO_ALLOWED_ENDPOINTS", "allowed_endpoints"),
+        description="Other OpenAI-compatible base URLs every user may pick in a form (the "
+        "configured endpoint is always offered); only admins may type a URL not listed.",
+    )
+    endpoint_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("endpoint_keys"),
+        description="API keys of allowed endpoints (base URL -> key), each sent only to its "
+        "own endpoint's origin; saved in the browser only.",
     )
     local_model_dir: Path | None = Field(
         None,
@@ -119,6 +147,16 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("allowed_endpoints", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        """A list, or one string of URLs separated by commas or white space (env, .env)."""
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            return unique_urls(value)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -128,10 +166,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # the module's paths, read now (tests point them at a folder of their own)
-        dotenv = DotEnvSettingsSource(settings_cls, env_file=ENV_FILE, env_file_encoding="utf-8")
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=SECRETS_TOML)
-        return (init_settings, env_settings, dotenv, toml)
+        env, saved, dotenv, toml = _sources(settings_cls)
+        return (init_settings, env, saved, dotenv, toml)
 
     def masked(self) -> dict[str, str]:
         """Effective settings as display strings, secrets shown only as set / not set."""
@@ -140,8 +176,12 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 out[name] = "•••• (set)" if value.get_secret_value() else "(empty)"
-            elif value is None:
+            elif name == "endpoint_keys":
+                out[name] = f"•••• ({len(value)} set)" if value else "(not set)"
+            elif value is None or value == []:
                 out[name] = "(not set)"
+            elif isinstance(value, list):
+                out[name] = ", ".join(map(str, value))
             else:
                 out[name] = str(value)
         return out
@@ -150,3 +190,194 @@ class Settings(BaseSettings):
 def secret(value: SecretStr | None) -> str | None:
     """Unwrap a secret at the point of use."""
     return value.get_secret_value() if value is not None else None
+
+
+def normal_url(url: str) -> str:
+    """A base URL as compared and stored: trimmed, scheme and host lower-cased, no trailing /.
+
+    >>> normal_url(" HTTP://Host:8000/v1/ ")
+    'http://host:8000/v1'
+    """
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.rstrip("/")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}".rstrip("/")
+
+
+def unique_urls(urls: list[str] | tuple[str, ...]) -> list[str]:
+    """Normalised URLs, blanks dropped, each once, in the given order."""
+    out: list[str] = []
+    for url in urls:
+        u = normal_url(str(url))
+        if u and u not in out:
+            out.append(u)
+    return out
+
+
+# --- sources: every source's keys as field names, so that priority alone decides --------------
+
+
+def _aliases(settings_cls: type[BaseSettings]) -> dict[str, list[str]]:
+    """field name -> the names it may be given by (its aliases in order, then itself)."""
+    out: dict[str, list[str]] = {}
+    for name, field in settings_cls.model_fields.items():
+        alias = field.validation_alias
+        choices = [c for c in getattr(alias, "choices", []) if isinstance(c, str)]
+        if isinstance(alias, str):
+            choices = [alias]
+        out[name] = [*choices, *([name] if name not in choices else [])]
+    return out
+
+
+class _ByName(PydanticBaseSettingsSource):
+    """Another source, its keys renamed to field names (the first alias found wins). Without
+    it, a value saved under a field name would lose to a `.env` value under an alias whatever
+    the sources' order, since pydantic tries the aliases in their declared order."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource, label: str):
+        super().__init__(inner.settings_cls)
+        self.inner, self.label = inner, label
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ does it all
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data = self.inner()
+        lower = {k.lower(): v for k, v in data.items()}
+        out: dict[str, Any] = {}
+        for name, names in _aliases(self.settings_cls).items():
+            for key in names:
+                if key in data or key.lower() in lower:
+                    out[name] = data[key] if key in data else lower[key.lower()]
+                    break
+        return out
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A saved settings file's content; {} when it is missing or unreadable (the Settings
+    page says so), so a damaged file never stops the studio."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def saved_values(root: Path) -> dict[str, Any]:
+    """What an admin saved in the browser for this workspace (secrets included, unwrapped:
+    for Settings() and the saving action only)."""
+    plain = read_json(root / SETTINGS_FILE)
+    secrets = read_json(root / SECRETS_FILE)
+    out = {k: plain[k] for k in SAVED_FIELDS if plain.get(k) not in (None, "", [])}
+    out |= {k: secrets[k] for k in SECRET_FIELDS if secrets.get(k) not in (None, "", {})}
+    return out
+
+
+class _Saved(PydanticBaseSettingsSource):
+    """The settings saved in the browser, from the workspace the other sources name."""
+
+    label = "saved in Settings"
+
+    def __init__(self, settings_cls: type[BaseSettings], *before: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self.before = before
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ does it all
+        return None, field_name, False
+
+    def workspace(self) -> Path:
+        for key in ("FTSTUDIO_WORKSPACE", "workspace"):
+            if self._current_state.get(key):  # the explicit arguments, and the environment
+                return Path(self._current_state[key]).expanduser().resolve()
+        for source in self.before:
+            found = source().get("workspace")
+            if found:
+                return Path(found).expanduser().resolve()
+        return Path("workspace").resolve()
+
+    def __call__(self) -> dict[str, Any]:
+        return saved_values(self.workspace())
+
+
+def _sources(settings_cls: type[BaseSettings]):
+    """(environment, saved, .env, secrets.toml), each keyed by field name; the module's
+    paths are read now (tests point them at a folder of their own)."""
+    env = _ByName(EnvSettingsSource(settings_cls), "environment")
+    dotenv = _ByName(
+        DotEnvSettingsSource(settings_cls, env_file=ENV_FILE, env_file_encoding="utf-8"), ".env"
+    )
+    toml = _ByName(TomlConfigSettingsSource(settings_cls, toml_file=SECRETS_TOML), "secrets.toml")
+    return env, _Saved(settings_cls, env, dotenv, toml), dotenv, toml
+
+
+def explain(workspace: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Where each setting's effective value comes from: {field: {"source": label, "env":
+    its environment variable, "overrides_saved": whether the environment hides a value saved
+    in the browser}}. Labels: environment, saved in Settings, .env, secrets.toml, default."""
+    env, saved, dotenv, toml = _sources(Settings)
+    found = {s: s() for s in (env, dotenv, toml)}
+    saved_data = saved_values(workspace) if workspace is not None else saved()
+    names = _aliases(Settings)
+    out: dict[str, dict[str, Any]] = {}
+    for name in Settings.model_fields:
+        order = [
+            (env.label, name in found[env]),
+            (saved.label, name in saved_data),
+            (dotenv.label, name in found[dotenv]),
+            (toml.label, name in found[toml]),
+        ]
+        source = next((label for label, has in order if has), "default")
+        out[name] = {
+            "source": source,
+            "env": names[name][0] if names[name][0] != name else None,
+            "overrides_saved": source == env.label and name in saved_data,
+        }
+    return out
+
+
+# --- the saved files ----------------------------------------------------------------------------
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` atomically with `data` as JSON, readable by this user only (0600)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.chmod(path, 0o600)
+
+
+def write_saved(root: Path, values: dict[str, Any], secrets: dict[str, Any]) -> None:
+    """Write the browser's settings (plain `values` and `secrets`, each file 0600); a file
+    with nothing left in it is removed."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, data, allowed in (
+        (SETTINGS_FILE, values, SAVED_FIELDS),
+        (SECRETS_FILE, secrets, SECRET_FIELDS),
+    ):
+        kept = {k: v for k, v in data.items() if k in allowed and v not in (None, "", [], {})}
+        if kept:
+            _write_private(root / name, kept)
+        else:
+            (root / name).unlink(missing_ok=True)
+
+
+def saved_stamp(root: Path) -> tuple:
+    """Changes whenever a saved settings file is written or removed (a cache key)."""
+    out = []
+    for name in (SETTINGS_FILE, SECRETS_FILE):
+        try:
+            st = (root / name).stat()
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)

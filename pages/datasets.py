@@ -1,23 +1,40 @@
 """Datasets: write a recipe, generate examples with an LLM, filter them, browse them, and keep
-immutable versions to export for training."""
+immutable versions to export for training.
+
+The page is live (`live.follow`): when a generate job ends and its rows are stored, the counters,
+the Examples tab and the Versions tab redraw by themselves. The open tab, the dataset and the
+version are in the URL, so a reload or a link opens the same view and an action keeps its tab.
+"""
 
 import pandas as pd
 import streamlit as st
+from pydantic import ValidationError
 
 from backend.action import AlreadyDone
 from backend.jobs import read as jobs
 from backend.jobs.status import JobState, JobStatus
-from backend.security import allowed_roots, relative_to_roots
 from backend.store import datasets as ds
 from backend.store import synth as sstore
 from backend.synth import actions
-from backend.synth.exporters import FORMATS as EXPORT_FORMATS
 from backend.synth.generate import GenerateSpec
 from backend.synth.recipe import Recipe
-from studio import auth, resources, state
+from studio import auth, live, resources, state
+from studio.components import endpoint
+from studio.components.dataset_examples import examples_tab
+from studio.components.dataset_quality import quality_tab
+from studio.components.dataset_versions import versions_tab
 from studio.components.jobs import progress_row
+from studio.components.safe_text import md_escape
 
 auth.guard("datasets")
+
+# session-state keys of this page (the widget ones are also the URL's query parameters)
+DATASET = "datasets_dataset"
+VERSION = "datasets_version"
+TAB = "datasets_tab"
+PICK = "datasets_pick"  # a selection to apply before the pickers are drawn (after an action)
+NEWEST = "newest"
+TABS = ["Recipe", "Generate", "Examples", "Quality", "Versions"]
 
 state.init()
 st.title("Datasets")
@@ -26,42 +43,48 @@ st.caption(
     "and keep every change as an immutable version you can export."
 )
 state.show_flash()
+live.follow("datasets", "jobs")
 store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
 resources.ingestor()
 HELP = {name: f.description for name, f in Recipe.model_fields.items()}
 SPEC_HELP = {name: f.description for name, f in GenerateSpec.model_fields.items()}
+# the user's words for the two shapes of an example; the library's term is in the help
+SHAPES = {"messages": "Chat conversation", "prompt-completion": "Prompt and answer"}
 
 
-def import_upload(upload, dataset: str) -> None:
-    """Import an upload as a new version (the action judges it by its bytes, checks the role
-    and audits it)."""
-    try:
-        v = actions.import_upload(auth.ctx(), dataset, upload.name, upload.getvalue())
-    except AlreadyDone as exc:
-        st.info(str(exc))
-        return
-    except ValueError as exc:
-        st.error(str(exc))
-        return
-    state.flash(f"Imported {v['n_examples']} examples into {dataset} v{v['number']}.")
+def select_next(dataset: str | None = None) -> None:
+    """Show the newest version (of `dataset`, when given) on the next run."""
+    st.session_state[PICK] = {"dataset": dataset}
+
+
+def done(message: str, dataset: str | None = None) -> None:
+    """An action that made a new version succeeded: say so where the user is, on its result."""
+    state.flash(message)
+    select_next(dataset)
     st.rerun()
 
 
 def create_form(key: str) -> None:
     with st.form(key, clear_on_submit=False):
-        name = st.text_input("Name", placeholder="support-bot")
+        name = st.text_input(
+            "Name",
+            placeholder="support-bot",
+            help="Letters, digits, '.', '_' or '-'; up to 80 characters.",
+        )
         fmt = st.radio(
-            "Format", ["messages", "prompt-completion"], horizontal=True, help=HELP["format"]
+            "Each example is a",
+            list(SHAPES),
+            format_func=SHAPES.get,
+            horizontal=True,
+            help=HELP["format"],
         )
         if st.form_submit_button("Create dataset", type="primary"):
             try:
                 actions.create_dataset(auth.ctx(), name.strip(), format=fmt, recipe={"format": fmt})
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(exc))
                 return
-            st.session_state[state.SELECTED_DATASET] = name.strip()
-            state.flash(f"Created {name.strip()}: write its recipe next.")
-            st.rerun()
+            done(f"Created {name.strip()}: write its recipe next.", name.strip())
 
 
 datasets = ds.list_datasets(store)
@@ -71,79 +94,162 @@ if not names:
     create_form("create_first")
     st.stop()
 
-top = st.columns([3, 1])
-current = st.session_state.get(state.SELECTED_DATASET)
-dataset = top[0].selectbox("Dataset", names, index=names.index(current) if current in names else 0)
+pick = st.session_state.pop(PICK, None)
+if pick is not None:  # set before the pickers are drawn: a drawn widget's value is fixed
+    if pick["dataset"] in names:
+        st.session_state[DATASET] = pick["dataset"]
+    st.session_state[VERSION] = NEWEST
+elif (
+    DATASET not in st.session_state
+    and DATASET not in st.query_params
+    and st.session_state.get(state.SELECTED_DATASET) in names
+):  # coming from another page that chose a dataset
+    st.session_state[DATASET] = st.session_state[state.SELECTED_DATASET]
+
+
+def _dataset_changed() -> None:
+    st.session_state[VERSION] = NEWEST  # the version list follows the dataset
+
+
+top = st.columns([3, 2, 1], vertical_alignment="bottom")
+dataset = top[0].selectbox(
+    "Dataset", names, key=DATASET, bind="query-params", on_change=_dataset_changed
+)
 st.session_state[state.SELECTED_DATASET] = dataset
-with top[1].popover("New dataset", icon=":material/add:"):
+with top[2].popover("New dataset", icon=":material/add:"):
     create_form("create_more")
 
 info = ds.get_dataset(store, dataset)
 versions = ds.list_versions(store, dataset)
 latest = versions[-1] if versions else None
+version = None
+if latest:
+    by_number = {v["number"]: v for v in versions}
+    choice = top[1].selectbox(
+        "Version",
+        [NEWEST, *reversed(by_number)],
+        format_func=lambda v: f"newest (v{latest['number']})" if v == NEWEST else f"v{v}",
+        key=VERSION,
+        bind="query-params",
+        help="The version the Examples and Versions tabs show; 'newest' follows new versions "
+        "as they are made.",
+    )
+    version = latest if choice == NEWEST else by_number[choice]
+else:
+    top[1].caption("No versions yet.")
+    choice = NEWEST
 rejects = sstore.rejects(store, dataset=dataset)
-qc_pending = sstore.qc_samples(store, dataset_id=info["id"])
+qc_pending = sstore.qc_samples(store, version_id=latest["id"]) if latest else []
 cols = st.columns(4)
-cols[0].metric("Examples", latest["n_examples"] if latest else 0)
+cols[0].metric("Examples", latest["n_examples"] if latest else 0, help="In the newest version.")
 cols[1].metric("Versions", len(versions))
 cols[2].metric("Rejected or filtered", len(rejects))
-cols[3].metric("Waiting for QC review", len(qc_pending))
-
-recipe_tab, gen_tab, ex_tab, quality_tab, ver_tab = st.tabs(
-    ["Recipe", "Generate", "Examples", "Quality", "Versions"]
+cols[3].metric(
+    "Waiting for QC review",
+    len(qc_pending),
+    help="Examples of the newest version in a generation's human QC sample, not reviewed yet.",
 )
+
+recipe_tab, gen_tab, ex_tab, qual_tab, ver_tab = st.tabs(TABS, key=TAB, bind="query-params")
 
 
 def _list(text: str) -> list[str]:
     return [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
 
 
+# the recipe form's label of each Recipe field, to name a refused value by what the user sees
+RECIPE_LABELS = {
+    "task": "What the assistant does",
+    "format": "Each example is a",
+    "system_prompt": "Standing instructions",
+    "topics": "Topics or features",
+    "seed_examples": "Examples to imitate",
+    "per_topic": "Examples per topic",
+    "temperature": "Variety",
+    "max_tokens": "Longest example",
+    "seed": "Draw number",
+    "tones": "Tones",
+    "complexities": "Complexity",
+    "personas": "Who asks",
+    "languages": "Languages",
+    "provider": "Generator",
+    "model": "Generator model",
+}
+
+
+def explain(exc: ValidationError, labels: dict[str, str]) -> str:
+    """A refused form, naming each field by its label on the form."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        parts.append(f"{labels.get(field, field)}: {err['msg']}")
+    return "; ".join(parts)
+
+
 with recipe_tab:
     recipe = Recipe.model_validate(info["recipe"] or {})
     with st.form("recipe"):
-        task = st.text_area("Task", recipe.task, help=HELP["task"])
+        task = st.text_area(RECIPE_LABELS["task"], recipe.task, help=HELP["task"])
         fmt = st.radio(
-            "Output format",
-            ["messages", "prompt-completion"],
+            RECIPE_LABELS["format"],
+            list(SHAPES),
+            format_func=SHAPES.get,
             horizontal=True,
             index=0 if recipe.format == "messages" else 1,
             help=HELP["format"],
         )
         system_prompt = st.text_area(
-            "System prompt", recipe.system_prompt, help=HELP["system_prompt"]
+            RECIPE_LABELS["system_prompt"],
+            recipe.system_prompt,
+            help=f"The system prompt: {HELP['system_prompt']}",
         )
         topics = st.text_area(
             "Topics or features (comma or one per line)",
             "\n".join(recipe.topics),
             help=HELP["topics"],
         )
-        st.caption("Seed examples to imitate")
+        st.caption("Examples to imitate (seed examples)")
         seeds = st.data_editor(
             pd.DataFrame(
                 [s.model_dump() for s in recipe.seed_examples], columns=["user", "assistant"]
             ),
             num_rows="dynamic",
             width="stretch",
-            key="seed_editor",
+            key="datasets_seed_editor",
         )
         c = st.columns(4)
         per_topic = c[0].number_input(
-            "Examples per topic", 1, 10_000, recipe.per_topic, help=HELP["per_topic"]
+            RECIPE_LABELS["per_topic"], 1, 10_000, recipe.per_topic, help=HELP["per_topic"]
         )
         temperature = c[1].slider(
-            "Temperature", 0.0, 2.0, recipe.temperature, help=HELP["temperature"]
+            RECIPE_LABELS["temperature"],
+            0.0,
+            2.0,
+            recipe.temperature,
+            help="Sampling temperature: low keeps the wording close to the usual, high varies "
+            "it more.",
         )
         max_tokens = c[2].number_input(
-            "Max tokens", 16, 8192, recipe.max_tokens, help=HELP["max_tokens"]
+            f"{RECIPE_LABELS['max_tokens']} (about ¾ word per unit)",
+            16,
+            8192,
+            recipe.max_tokens,
+            help=f"max_tokens: {HELP['max_tokens']}",
         )
-        seed = c[3].number_input("Seed", value=recipe.seed, help=HELP["seed"])
-        st.caption("Diversity knobs (comma-separated)")
+        seed = c[3].number_input(
+            RECIPE_LABELS["seed"], value=recipe.seed, help=f"The random seed. {HELP['seed']}"
+        )
+        st.caption("What varies between examples (comma-separated)")
         k = st.columns(4)
         tones = k[0].text_input("Tones", ", ".join(recipe.tones), help=HELP["tones"])
         complexities = k[1].text_input(
             "Complexity", ", ".join(recipe.complexities), help=HELP["complexities"]
         )
-        personas = k[2].text_input("Personas", ", ".join(recipe.personas), help=HELP["personas"])
+        personas = k[2].text_input(
+            RECIPE_LABELS["personas"],
+            ", ".join(recipe.personas),
+            help=f"Personas: {HELP['personas']}",
+        )
         languages = k[3].text_input(
             "Languages", ", ".join(recipe.languages), help=HELP["languages"]
         )
@@ -182,16 +288,16 @@ with recipe_tab:
                     model=model.strip(),
                     seed=int(seed),
                 )
-            except ValueError as exc:
-                st.error(f"The recipe is not valid: {exc}")
+            except ValidationError as exc:
+                st.error(md_escape(f"The recipe is not saved: {explain(exc, RECIPE_LABELS)}"))
                 new = None
             if new is not None:
                 try:
                     actions.save_recipe(auth.ctx(), dataset, new)
                 except AlreadyDone as exc:
-                    st.info(str(exc))
+                    st.info(md_escape(exc))
                 except ValueError as exc:
-                    st.error(str(exc))
+                    st.error(md_escape(exc))
                 else:
                     state.flash("Recipe saved. Generate examples from it on the Generate tab.")
                     st.rerun()
@@ -218,7 +324,7 @@ def live_generation() -> None:
     if not active:
         st.caption("No generation running for this dataset.")
     if gen_jobs and gen_jobs[-1].state in (JobState.failed, JobState.interrupted):
-        st.error(f"Last generation {gen_jobs[-1].state}: {gen_jobs[-1].error or ''}")
+        st.error(md_escape(f"Last generation {gen_jobs[-1].state}: {gen_jobs[-1].error or ''}"))
 
 
 with gen_tab:
@@ -226,48 +332,56 @@ with gen_tab:
     if not recipe.topics:
         st.info("The recipe has no topics yet: add the features to cover on the Recipe tab.")
     n = len(recipe.topics or ["general"]) * recipe.per_topic
-    st.write(
+    st.text(
         f"{n} examples planned: {len(recipe.topics or ['general'])} topics × "
-        f"{recipe.per_topic} with {recipe.provider} model `{recipe.model or '(not set)'}`."
+        f"{recipe.per_topic} with {recipe.provider} model {recipe.model or '(not set)'} "
+        "(the recipe, the model and the generator are set on the Recipe tab)."
     )
+    if recipe.provider == "openai" and not recipe.model:
+        st.warning("No generator model yet: fill in 'Generator model' on the Recipe tab.")
     with st.form("generate"):
         c = st.columns(3)
-        base_url = c[0].text_input(
-            "Endpoint base URL",
-            cfg.openai_base_url or "",
-            help=SPEC_HELP["base_url"],
-            disabled=recipe.provider != "openai",
+        with c[0]:
+            chosen = endpoint.picker("datasets_gen", disabled=recipe.provider != "openai")
+        concurrency = c[1].number_input(
+            "Requests at once", 1, 256, 8, help=f"Concurrency: {SPEC_HELP['concurrency']}"
         )
-        concurrency = c[1].number_input("Concurrency", 1, 256, 8, help=SPEC_HELP["concurrency"])
         rpm = c[2].number_input(
             "Requests per minute (0: no limit)", 0, 100_000, 0, help=SPEC_HELP["rpm"]
         )
         qc_share = st.slider(
-            "Share marked for human QC",
+            "Share set aside for a human check",
             0.05,
             0.10,
             0.07,
             0.01,
             format="%.2f",
-            help=SPEC_HELP["qc_share"],
+            help=f"The human QC sample: {SPEC_HELP['qc_share']}",
         )
         key_state = "set" if cfg.openai_api_key else "not set (local servers accept none)"
-        st.caption(f"API key: {key_state}. Keys live in Settings, never in the job.")
+        st.caption(
+            f"API key: {key_state}; it goes only to the configured endpoint. Keys live in "
+            "Settings, never in the job."
+        )
         if st.form_submit_button("Generate", type="primary"):
             try:
                 job_id = actions.generate(
                     auth.ctx(),
                     dataset,
-                    base_url=base_url or None,
+                    base_url=chosen.base_url if recipe.provider == "openai" else None,
+                    api_key=chosen.api_key if recipe.provider == "openai" else None,
                     concurrency=int(concurrency),
                     rpm=float(rpm) or None,
                     qc_share=float(qc_share),
                 )
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(exc))
             else:
-                state.flash(f"Queued generation job {job_id}.")
-                st.rerun()
+                endpoint.forget("datasets_gen")
+                done(
+                    f"Queued generation job {job_id}: its examples appear on the Examples "
+                    "tab when it ends."
+                )
     live_generation()
     st.subheader("Rejected outputs")
     if rejects:
@@ -280,188 +394,11 @@ with gen_tab:
         st.caption("Nothing rejected yet. Invalid or filtered outputs show here with why.")
 
 
-def show_example(e: dict) -> None:
-    for m in e["messages"]:
-        with st.chat_message(m["role"]):
-            st.text(m["content"])
-    st.caption(
-        f"id {e['id'][:16]} · topic {e['topic'] or '-'}"
-        + (f" · edited from {e['parent_id'][:12]}" if e["parent_id"] else "")
-    )
-    st.json(e["origin"] or {}, expanded=False)
-
-
 with ex_tab:
-    if not latest:
-        st.info(
-            "No examples yet: generate some on the Generate tab or import a file on the "
-            "Versions tab."
-        )
-    else:
-        c = st.columns([1, 2, 2])
-        vnum = c[0].selectbox("Version", [v["number"] for v in reversed(versions)])
-        version = ds.resolve_version(store, dataset, int(vnum))
-        text = c[1].text_input("Search text")
-        all_items = ds.version_examples(store, version["id"])
-        topics = sorted({e["topic"] for e in all_items if e["topic"]})
-        topic = c[2].selectbox("Topic", ["(all)"] + topics)
-        topic = None if topic == "(all)" else topic
-        items = ds.search_examples(store, version["id"], text=text, topic=topic)
-        st.caption(f"{len(items)} of {version['n_examples']} examples")
-        if (text or topic) and items and st.button("Save the matches as a new version"):
-            try:
-                v = actions.save_filtered(
-                    auth.ctx(), dataset, text=text, topic=topic, version=int(vnum)
-                )
-            except AlreadyDone as exc:
-                st.info(str(exc))
-            except ValueError as exc:
-                st.error(str(exc))
-            else:
-                state.flash(f"Saved v{v['number']} with {v['n_examples']} matching examples.")
-                st.rerun()
-        table = pd.DataFrame(
-            [
-                {
-                    "question": next(
-                        (m["content"] for m in e["messages"] if m["role"] == "user"), ""
-                    )[:120],
-                    "topic": e["topic"],
-                    "id": e["id"][:12],
-                }
-                for e in items
-            ]
-        )
-        picked = st.dataframe(
-            table,
-            hide_index=True,
-            on_select="rerun",
-            selection_mode="single-row",
-            width="stretch",
-            key="examples_table",
-        )
-        rows = picked.selection.rows if picked else []
-        if items:
-            chosen = items[rows[0]] if rows else items[0]
-            show_example(chosen)
-            with st.expander("Edit this example (makes a new version)"):
-                with st.form("edit_example"):
-                    answer = st.text_area("Assistant answer", chosen["messages"][-1]["content"])
-                    if st.form_submit_button("Save as new version"):
-                        msgs = chosen["messages"][:-1] + [{"role": "assistant", "content": answer}]
-                        try:
-                            v = actions.edit_example(auth.ctx(), dataset, chosen["id"], msgs)
-                        except AlreadyDone as exc:
-                            st.info(str(exc))
-                        except ValueError as exc:
-                            st.error(str(exc))
-                        else:
-                            state.flash(f"Saved v{v['number']} with the edited example.")
-                            st.rerun()
+    examples_tab(store, dataset, version, latest, choice, done)
 
-with quality_tab:
-    runs = sstore.runs(store, info["id"])
-    if runs:
-        rep = runs[0]["report"]
-        q = st.columns(5)
-        q[0].metric("Kept", rep.get("kept", 0))
-        q[1].metric("Filtered", rep.get("removed", 0))
-        q[2].metric("Distinct-1", rep.get("distinct_1"))
-        q[3].metric("Distinct-2", rep.get("distinct_2"))
-        q[4].metric("Embedding spread", rep.get("embedding_spread"))
-        st.caption(
-            f"Last generation {runs[0]['job_id']}: near duplicates by "
-            f"{rep.get('near_dup_method')} at similarity ≥ "
-            f"{rep.get('near_dup_threshold')}; removed by reason "
-            f"{rep.get('removed_by_reason') or '{}'}."
-        )
-    else:
-        st.caption(
-            "Quality figures appear after a generation; topic counts below cover the "
-            "current version."
-        )
-    if latest:
-        items = ds.version_examples(store, latest["id"])
-        counts = pd.Series([e["topic"] or "(none)" for e in items]).value_counts()
-        st.subheader("Examples per topic (current version)")
-        st.bar_chart(counts.rename("examples"), x_label="topic", y_label="examples")
-    removed = [r for r in rejects if r["stage"] == "quality"]
-    st.subheader("Removed by filters")
-    if removed:
-        st.dataframe(
-            pd.DataFrame(removed)[["reason", "topic", "item", "raw"]],
-            hide_index=True,
-            width="stretch",
-        )
-    else:
-        st.caption("Nothing removed yet.")
-    st.subheader("Human QC sample")
-    if qc_pending:
-        st.caption(f"{len(qc_pending)} examples await review on the Review page.")
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "topic": r["topic"],
-                        "example": r["example_id"][:12],
-                        "question": r["messages"][-2]["content"][:120],
-                    }
-                    for r in qc_pending
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-    else:
-        st.caption("No examples waiting for QC: each generation marks a 5-10% sample.")
+with qual_tab:
+    quality_tab(store, info, latest, rejects, qc_pending)
 
 with ver_tab:
-    if versions:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "version": v["number"],
-                        "created": v["created"][:19],
-                        "examples": v["n_examples"],
-                        "hash": v["hash"][:16],
-                        "note": v["note"],
-                    }
-                    for v in reversed(versions)
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-        with st.form("export"):
-            c = st.columns(3)
-            vnum = c[0].selectbox("Version", [v["number"] for v in reversed(versions)])
-            fmt = c[1].selectbox("Format", EXPORT_FORMATS)
-            ext = {
-                "messages-jsonl": ".jsonl",
-                "prompt-completion-jsonl": ".jsonl",
-                "parquet": ".parquet",
-                "hf": "",
-            }[fmt]
-            roots = allowed_roots(cfg, ws)
-            default = relative_to_roots(ws.exports / f"{dataset}-v{vnum}-{fmt}{ext}", roots)
-            out = c[2].text_input("Write to (inside the workspace)", default)
-            overwrite = st.checkbox("Overwrite if it exists")
-            if st.form_submit_button("Export"):
-                try:
-                    res = actions.export_version(
-                        auth.ctx(), dataset, fmt, out, version=int(vnum), overwrite=overwrite
-                    )
-                except (ValueError, OSError) as exc:
-                    st.error(str(exc))
-                else:
-                    st.success(f"Wrote {res['examples']} examples to {res['path']}")
-    else:
-        st.caption("No versions yet.")
-    st.subheader("Import a file as a new version")
-    upload = st.file_uploader(
-        "JSONL, CSV or Parquet with `messages` or `prompt`/`completion`",
-        type=["jsonl", "json", "csv", "parquet"],
-    )
-    if upload is not None and st.button("Import", type="primary"):
-        import_upload(upload, dataset)
+    versions_tab(dataset, versions, version, done)

@@ -6,17 +6,28 @@ moved on) run in the dashboard's ingestion loop, never while this page draws."""
 import pandas as pd
 import streamlit as st
 
-from backend.drift import actions, quality, watch
+from backend.action import AlreadyDone
+from backend.drift import actions, quality
+from backend.drift import watch as folders
 from backend.drift.monitors import METHODS, MonitorConfig, config_of
-from backend.security import check_upload
 from backend.store import monitoring as mon
 from backend.store import production
 from backend.store.datasets import list_datasets
-from studio import auth, resources, state
+from studio import auth, live, resources, state
+from studio.components import endpoint
 from studio.components.charts import color_for, figure
 from studio.components.jobs import live_active_jobs
+from studio.components.monitoring_alerts import act, alerts_tab, say
+from studio.components.safe_text import md_escape
 
 auth.guard("monitoring")
+live.follow("drift", "jobs")  # reports, alerts and plans redraw as checks end, no reload
+
+# session-state keys of this page (the tab and the monitor are also in the URL)
+TAB = "monitoring_tab"
+MONITOR = "monitoring_monitor"
+NEW = "monitoring_new_"  # prefix of the new-monitor form's fields
+
 
 st.title("Monitoring")
 st.caption(
@@ -36,8 +47,21 @@ cols[4].metric("Plans to approve", counts["plans_waiting"])
 
 monitors = mon.list_monitors(store)
 names = [m["name"] for m in monitors]
+selected = (
+    st.selectbox(
+        "Monitor",
+        names,
+        key=MONITOR,
+        bind="query-params",
+        help="The monitor whose settings, production data and drift the tabs show.",
+    )
+    if names
+    else None
+)
 tab_mon, tab_data, tab_drift, tab_alerts = st.tabs(
-    ["Monitors", "Production data", "Drift", "Alerts and retraining"]
+    ["Monitors", "Production data", "Drift", "Alerts and retraining"],
+    key=TAB,
+    bind="query-params",
 )
 
 with tab_mon:
@@ -47,33 +71,41 @@ with tab_mon:
             "No datasets yet: a monitor compares production data with a dataset version. "
             "Create or import one on the Datasets page first."
         )
+
+    def _create_monitor() -> None:
+        ss = st.session_state
+
+        def create() -> dict:  # the action keeps a typed watched folder inside the workspace
+            m = actions.create_monitor(
+                auth.ctx(),
+                ss.get(NEW + "name", ""),
+                reference=ss.get(NEW + "reference"),
+                config={"auto_approve": bool(ss.get(NEW + "auto"))},
+                watch_dir=ss.get(NEW + "watch", ""),
+            )
+            ss[MONITOR] = m["name"]  # the new monitor is the one shown
+            return m
+
+        act("new_monitor", create, lambda m: f"Monitor {md_escape(m['name'])} created.")
+
     with st.form("new_monitor"):
         st.subheader("New monitor")
-        name = st.text_input("Name", placeholder="production")
-        reference = st.selectbox("Reference dataset (latest version)", datasets)
-        watch = st.text_input(
+        st.text_input("Name", placeholder="production", key=NEW + "name")
+        st.selectbox("Reference dataset (latest version)", datasets, key=NEW + "reference")
+        st.text_input(
             "Watched folder (optional)",
+            key=NEW + "watch",
             help="New JSONL/CSV files in this folder are read every "
             "FTSTUDIO_WATCH_INTERVAL_S seconds (30 by default); a check starts by itself "
             "once the monitor's min_window of new prompts has arrived.",
         )
-        auto = st.toggle(
+        st.toggle(
             "Auto-approve retraining plans",
+            key=NEW + "auto",
             help=MonitorConfig.model_fields["auto_approve"].description,
         )
-        if st.form_submit_button("Create monitor", disabled=not datasets):
-            try:  # the action keeps a typed watched folder inside the workspace
-                actions.create_monitor(
-                    auth.ctx(),
-                    name,
-                    reference=reference,
-                    config={"auto_approve": auto},
-                    watch_dir=watch,
-                )
-                state.flash(f"Monitor {name} created.")
-                st.rerun()
-            except ValueError as exc:
-                st.error(str(exc))
+        st.form_submit_button("Create monitor", disabled=not datasets, on_click=_create_monitor)
+    say("new_monitor")
     if monitors:
         st.dataframe(
             pd.DataFrame(
@@ -95,7 +127,8 @@ with tab_mon:
             ),
             hide_index=True,
         )
-        chosen = st.selectbox("Settings of", names, key="monitor_settings")
+        chosen = selected
+        st.subheader(f"Settings of {md_escape(chosen)}")
         cfg = config_of(mon.get_monitor(store, chosen))
         with st.form("monitor_config"):
             data = cfg.model_dump()
@@ -137,6 +170,14 @@ with tab_mon:
                 ).strip()
                 or None
             )
+            with j1:
+                data["quality"]["judge_base_url"] = endpoint.picker(
+                    "monitoring_judge",
+                    allow_key=False,
+                    current=cfg.quality.judge_base_url,
+                    label="quality: judge endpoint",
+                    follow_configured=True,
+                ).base_url
             data["quality"]["judge_margin"] = j2.number_input(
                 "judge: margin under training time",
                 0.0,
@@ -165,7 +206,7 @@ with tab_mon:
                     state.flash("Settings saved; the next check uses them.")
                     st.rerun()
                 except ValueError as exc:
-                    st.error(str(exc))
+                    st.error(md_escape(str(exc)))
 
 with tab_data:
     if not monitors:
@@ -174,27 +215,29 @@ with tab_data:
             "with `ftstudio monitor ingest FILE`."
         )
     else:
-        target = st.selectbox("Monitor", names, key="monitor_data")
+        target = selected
         upload = st.file_uploader(
             "Production prompts (JSONL or CSV: prompt, optional response and timestamp)",
             type=["jsonl", "json", "csv"],
+            key="monitoring_upload",
         )
         if upload is not None and st.button("Ingest batch"):
-            try:
-                check_upload(upload.name, upload.getvalue(), {"jsonl", "json", "csv"})
-                b = actions.ingest(auth.ctx(), target, upload.getvalue(), upload.name)
+            try:  # read in chunks up to the batch size limit, checked by its content
+                b = actions.ingest_upload(auth.ctx(), target, upload, upload.name)
                 st.success(f"Stored {b['n_records']} prompts ({b['n_responses']} with responses).")
+            except AlreadyDone as exc:
+                st.info(md_escape(str(exc)))
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(str(exc)))
         if st.button("Check every monitor now", type="primary"):
             try:
-                watch.scan_watched(auth.ctx())
+                folders.scan_watched(auth.ctx())
                 results = actions.run_checks(auth.ctx())
             except ValueError as exc:  # a refusal (PermissionDenied) included
-                st.error(str(exc))
+                st.error(md_escape(str(exc)))
                 results = []
             for r in results:
-                st.write(
+                st.text(
                     f"{r['monitor']}: "
                     + (
                         f"skipped ({r['skipped']})"
@@ -203,10 +246,18 @@ with tab_data:
                     )
                 )
         live_active_jobs("No drift check is running.")
-        rows = production.batches(store, mon.get_monitor(store, target)["id"])
+        monitor_id = mon.get_monitor(store, target)["id"]
+        rows = production.batches(store, monitor_id)
         if rows:
             st.dataframe(
                 pd.DataFrame(rows).drop(columns=["content_hash", "monitor_id"]), hide_index=True
+            )
+            newest = rows[-1]
+            st.caption(f"Newest batch ({newest['n_records']} prompts, first 50 shown)")
+            records = production.batch_records(store, [newest["id"]])[:50]
+            st.dataframe(  # user text in a table: drawn as text, never as markdown
+                pd.DataFrame([{k: r[k] for k in ("prompt", "response", "t")} for r in records]),
+                hide_index=True,
             )
         else:
             st.caption("No batches yet for this monitor.")
@@ -216,8 +267,7 @@ with tab_drift:
     if not reps:
         st.info("No drift reports yet: ingest production prompts and run a check.")
     else:
-        target = st.selectbox("Monitor", names, key="monitor_drift")
-        mid = mon.get_monitor(store, target)["id"]
+        mid = mon.get_monitor(store, selected)["id"]
         df = pd.DataFrame([r for r in reps if r["monitor_id"] == mid])
         qual = df[df["method"].isin(list(quality.METHODS))] if not df.empty else df
         df = df[~df["method"].isin(list(quality.METHODS))] if not df.empty else df
@@ -263,7 +313,7 @@ with tab_drift:
                 )
             if "topics" in by:
                 st.subheader("Topics that moved most (latest check)")
-                st.caption(by["topics"]["details"].get("source", ""))
+                st.caption(md_escape(by["topics"]["details"].get("source", "")))
                 st.dataframe(pd.DataFrame(by["topics"]["details"]["topics"]), hide_index=True)
         st.subheader("Model quality against training time")
         if qual.empty:
@@ -319,51 +369,13 @@ with tab_drift:
                 q_cols[i % 2].plotly_chart(fig, key=f"quality_{method}")
             last_q = qual[qual["check_id"] == qual.iloc[-1]["check_id"]]
             st.caption(
-                f"Run {last_q.iloc[0]['details'].get('run_id')} scored on "
+                f"Run {md_escape(last_q.iloc[0]['details'].get('run_id'))} scored on "
                 f"{int(last_q.iloc[0]['n_window'])} window responses against "
                 f"{int(last_q.iloc[0]['n_reference'])} {source} examples; a window "
                 "above the dashed line (below it for the judge score) raises an alert like "
                 "drift does."
             )
 
+
 with tab_alerts:
-    alerts = mon.alerts(store)
-    if not alerts:
-        st.info("No alerts: every check so far matched its reference.")
-    else:
-        st.dataframe(
-            pd.DataFrame(alerts)[
-                ["created", "monitor", "state", "message", "n_checks", "resolved"]
-            ],
-            hide_index=True,
-        )
-    plans = mon.plans(store)
-    for plan in plans:
-        with st.container(border=True):
-            st.markdown(
-                f"**Plan {plan['id']}** · monitor `{plan['monitor']}` · {plan['state']}"
-                + (" (auto-approved)" if plan["auto_approved"] else "")
-            )
-            for step in plan["steps"]:
-                st.text(
-                    f"{step['name']} [{step['state']}] {step['what']}"
-                    + (f" · job {step['job_id']}" if step.get("job_id") else "")
-                    + (f" · {step['reason']}" if step.get("reason") else "")
-                )
-            if plan["state"] == "proposed":
-                a, r = st.columns(2)
-                if a.button("Approve", key=f"approve_{plan['id']}", type="primary"):
-                    try:
-                        actions.approve_plan(auth.ctx(), plan["id"])
-                        state.flash(
-                            "Plan approved: review scoring queued; training follows the review."
-                        )
-                    except ValueError as exc:  # AlreadyDone and PermissionDenied included
-                        state.flash(f"Could not approve: {exc}")
-                    st.rerun()
-                if r.button("Reject", key=f"reject_{plan['id']}"):
-                    try:
-                        actions.reject_plan(auth.ctx(), plan["id"])
-                    except ValueError as exc:
-                        state.flash(f"Could not reject: {exc}")
-                    st.rerun()
+    alerts_tab(store)

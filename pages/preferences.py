@@ -8,16 +8,23 @@ from backend.action import AlreadyDone
 from backend.jobs.kinds import SpecError
 from backend.prefs import actions, launch
 from backend.prefs import agreement as agr
-from backend.prefs.export import FORMATS
 from backend.prefs.leaderboard import leaderboard, outcome_groups
-from backend.security import allowed_roots, relative_to_roots
 from backend.store import prefs as S
-from studio import auth, resources, state
+from studio import auth, live, resources, state
+from studio.components import endpoint
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
+from studio.components.prefs_export import dpo_form, import_form, skipped_rows
 from studio.components.prefs_labelstudio import labelstudio_section
+from studio.components.safe_text import md_escape
 
 auth.guard("preferences")
+live.follow("prefs", "jobs")  # verdicts, leaderboards and new sets redraw as jobs end
+
+# session-state keys of this page; the tab and the selections are also in the URL
+TAB = "prefs_tab"
+CSET = "prefs_cset"  # the comparison set being ranked (and judged by default)
+PSET = "prefs_pset"  # the preference set exported and trained on
 
 state.init()
 st.title("Preferences")
@@ -39,7 +46,7 @@ cols[2].metric("Judge verdicts", sum(r["source"] == "judge" for r in all_rows))
 cols[3].metric("Preference pairs", sum(p["n_pairs"] for p in pref_sets))
 
 t_rank, t_judge, t_agree, t_board, t_export = st.tabs(
-    ["Rank", "Judge", "Agreement", "Leaderboard", "Export and DPO"]
+    ["Rank", "Judge", "Agreement", "Leaderboard", "Export and DPO"], key=TAB, bind="query-params"
 )
 
 
@@ -83,11 +90,11 @@ def new_set_form() -> None:
                     analysts=analysts.split(","),
                     overlap=overlap,
                 )
-                st.session_state[state.PREFS_SET] = cs["name"]
-                state.flash(f"Comparison set {cs['name']}: {cs['n_items']} items")
+                st.session_state[CSET] = cs["name"]  # drawn below: show the new set
+                state.flash(f"Comparison set {md_escape(cs['name'])}: {cs['n_items']} items")
                 st.rerun()
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(str(exc)))
 
 
 def _judge(item_id: str, analyst: str, verdict: str | None) -> None:
@@ -99,9 +106,9 @@ def _judge(item_id: str, analyst: str, verdict: str | None) -> None:
         else:
             actions.judge_item(ctx, item_id, analyst, verdict)
     except AlreadyDone as exc:
-        st.info(str(exc))
+        st.info(md_escape(str(exc)))
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
 
 
 def judge_buttons(item: dict, analyst: str) -> None:
@@ -155,9 +162,9 @@ def rank_item(item: dict, analyst: str) -> None:
                 )
                 st.rerun()
             except AlreadyDone as exc:
-                st.info(str(exc))
+                st.info(md_escape(str(exc)))
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(str(exc)))
     st.button("Skip", key="rank_skip", on_click=_judge, args=(item["id"], analyst, None))
 
 
@@ -166,14 +173,10 @@ with t_rank:
         new_set_form()
     if sets:
         names = [s["name"] for s in sets]
-        current = st.session_state.get(state.PREFS_SET)
-        set_name = st.selectbox(
-            "Comparison set", names, index=names.index(current) if current in names else 0
-        )
-        st.session_state[state.PREFS_SET] = set_name
+        set_name = st.selectbox("Comparison set", names, key=CSET, bind="query-params")
         cs = next(s for s in sets if s["name"] == set_name)
         analyst = auth.identity_input("Your name", key=state.PREFS_ANALYST)
-        st.caption(f"Assigned analysts: {', '.join(cs['analysts'])}")
+        st.caption(f"Assigned analysts: {md_escape(', '.join(cs['analysts']))}")
         with st.expander("Label Studio"):
             labelstudio_section(cs)
         prog = S.progress(store, cs["id"])
@@ -184,13 +187,13 @@ with t_rank:
             st.info("Type your name to start ranking.")
         elif mine is None:
             st.warning(
-                f"{analyst!r} has no items in this set; assigned analysts are "
-                f"{', '.join(cs['analysts'])}."
+                f"{md_escape(repr(analyst))} has no items in this set; assigned analysts "
+                f"are {md_escape(', '.join(cs['analysts']))}."
             )
         else:
             st.progress(
                 mine["judged"] / mine["assigned"] if mine["assigned"] else 1.0,
-                text=f"{mine['judged']}/{mine['assigned']} judged by {analyst}",
+                text=f"{mine['judged']}/{mine['assigned']} judged by {md_escape(analyst)}",
             )
             item = S.next_item(store, cs["id"], analyst)
             if item is None:
@@ -216,7 +219,12 @@ with t_judge:
             "wins."
         )
         with st.form("judge"):
-            jset = st.selectbox("Comparison set", judgeable)
+            ranked = st.session_state.get(CSET)
+            jset = st.selectbox(
+                "Comparison set",
+                judgeable,
+                index=judgeable.index(ranked) if ranked in judgeable else 0,
+            )
             provider = st.radio(
                 "Judge",
                 ["openai", "local"],
@@ -226,7 +234,7 @@ with t_judge:
             model = st.text_input(
                 "Model", cfg.llm_model or "", help="Endpoint model name, or a local model folder."
             )
-            base_url = st.text_input("Base URL", cfg.openai_base_url or "")
+            judge_at = endpoint.picker("prefs_judge", label="Endpoint (openai judge)")
             limit = st.number_input("Most items (0 = all)", 0, 100000, 0)
             if st.form_submit_button("Start judge job", type="primary"):
                 try:
@@ -235,18 +243,20 @@ with t_judge:
                         jset,
                         model=model,
                         provider=provider,
-                        base_url=base_url or None,
+                        base_url=judge_at.base_url if provider == "openai" else None,
+                        api_key=judge_at.api_key if provider == "openai" else None,
                         limit=limit or None,
                     )
                     resources.ingestor()
+                    endpoint.forget("prefs_judge")
                     state.flash(
                         f"Judge job {job_id} queued: each pair is asked twice, positions swapped"
                     )
                     st.rerun()
                 except AlreadyDone as exc:
-                    st.info(str(exc))
+                    st.info(md_escape(str(exc)))
                 except (ValueError, SpecError) as exc:
-                    st.error(str(exc))
+                    st.error(md_escape(str(exc)))
         live_active_jobs("No judge job is running.")
     verdicts = [r for r in all_rows if r["source"] == "judge"]
     if verdicts:
@@ -317,7 +327,12 @@ with t_agree:
             "analysts with overlap) or start a judge job."
         )
     else:
-        scope = st.selectbox("Scope", ["all sets", *[s["name"] for s in sets]], key="agree_set")
+        scope = st.selectbox(
+            "Scope",
+            ["all sets", *[s["name"] for s in sets]],
+            key="prefs_agree_scope",
+            bind="query-params",
+        )
         rows = (
             all_rows
             if scope == "all sets"
@@ -334,7 +349,13 @@ with t_agree:
         )
 
 with t_board:
-    who = st.radio("Judgements", ["all", "human", "judge"], horizontal=True)
+    who = st.radio(
+        "Judgements",
+        ["all", "human", "judge"],
+        horizontal=True,
+        key="prefs_board_who",
+        bind="query-params",
+    )
     rows = [r for r in all_rows if who == "all" or r["source"] == who]
     board = leaderboard(outcome_groups(rows), n_boot=200)
     if not board["ratings"]:
@@ -380,31 +401,17 @@ with t_export:
                     v = actions.build_preference_set(
                         ctx, pname, src, sources=("human",) if human_only else ("human", "judge")
                     )
+                    st.session_state[PSET] = v["name"]  # drawn below: show the new version
                     state.flash(
-                        f"{pname} v{v['number']}: {v['n_pairs']} pairs; dropped "
-                        f"{v['dropped'] or 'none'}"
+                        f"{md_escape(pname)} v{v['number']}: {v['n_pairs']} pairs; dropped "
+                        f"{md_escape(v['dropped'] or 'none')}"
                     )
                     st.rerun()
                 except AlreadyDone as exc:
-                    st.info(str(exc))
+                    st.info(md_escape(str(exc)))
                 except ValueError as exc:
-                    st.error(str(exc))
-    with st.expander("Import preference data"):
-        up = st.file_uploader("JSONL file", type=["jsonl"])
-        fmt = st.selectbox("Format", FORMATS)
-        iname = st.text_input("Into preference set", "imported")
-        if up is not None and st.button("Import"):
-            try:
-                v = actions.import_preferences(ctx, iname, up.getvalue(), fmt, label=up.name)
-                state.flash(
-                    f"{iname} v{v['number']}: {v['n_pairs']} pairs; dropped "
-                    f"{v['dropped'] or 'none'}"
-                )
-                st.rerun()
-            except AlreadyDone as exc:
-                st.info(str(exc))
-            except ValueError as exc:
-                st.error(str(exc))
+                    st.error(md_escape(str(exc)))
+    import_form(ctx, select=PSET)
     if not pref_sets:
         st.info(
             "No preference sets yet: build one from ranked comparisons above, or import "
@@ -412,13 +419,17 @@ with t_export:
         )
     else:
         st.dataframe(pd.DataFrame(pref_sets), hide_index=True)
-        pick = st.selectbox("Preference set", [p["name"] for p in pref_sets], key="export_set")
+        pick = st.selectbox(
+            "Preference set", [p["name"] for p in pref_sets], key=PSET, bind="query-params"
+        )
+        picked = S.resolve_preference_version(store, pick)
+        skipped_rows(picked)
         conversational = st.toggle("Conversational (chat turns)", True)
         who = auth.actor()
         if who.can("import_export"):
             v, body = actions.export_jsonl(ctx, pick, conversational=conversational)
             st.download_button(
-                f"Download {pick} v{v['number']} (TRL DPO JSONL)",
+                f"Download {md_escape(pick)} v{v['number']} (TRL DPO JSONL)",
                 body,
                 file_name=f"{pick}-v{v['number']}.jsonl",
                 on_click=actions.record_download,
@@ -431,32 +442,5 @@ with t_export:
             "LoRA on the base model; the reference is the same base with the adapter "
             "off. On CPU this runs plain LoRA and is slow beyond a few steps."
         )
-        with st.form("dpo"):
-            model_roots = allowed_roots(cfg, ws, models=True)
-            base = st.text_input(
-                "Base model folder",
-                relative_to_roots(cfg.local_model_dir or ws.models / "tiny-llama", model_roots),
-                help="Relative to the workspace or to the configured local model's folder.",
-            )
-            steps = st.number_input("Max steps", 1, 100000, 20)
-            lr = st.number_input("Learning rate", 1e-7, 1.0, 5e-5, format="%.1e")
-            beta = st.number_input("Beta", 0.01, 10.0, 0.1)
-            if st.form_submit_button("Start DPO run", type="primary"):
-                try:
-                    job_id = launch.launch_dpo(
-                        ctx,
-                        pick,
-                        base_model=base,
-                        max_steps=int(steps),
-                        learning_rate=lr,
-                        beta=beta,
-                    )
-                    resources.ingestor()
-                    state.flash(
-                        f"DPO run {job_id} queued; its rewards/margins and "
-                        "rewards/accuracies show on Compare"
-                    )
-                    st.rerun()
-                except ValueError as exc:
-                    st.error(str(exc))
+        dpo_form(ctx, pick, picked)
         live_active_jobs("No DPO run is running.")

@@ -1,5 +1,13 @@
 """Review: score examples by model uncertainty, flag the least certain, review them in Label
-Studio or here, and write the verdicts into a new dataset version."""
+Studio or here, and write the verdicts into a new dataset version.
+
+The page is live (`live.follow`): when a scoring or judging job stores its scores, or verdicts
+arrive (here, by pull, or by Label Studio's webhook), its tabs, figures and counters redraw by
+themselves within seconds. The tab, dataset, scoring run, signal and policy live in the URL, so
+a reload or a link opens the same view and every action keeps its tab. Reviewer and model text
+is drawn as plain text; messages that carry typed text are escaped."""
+
+import json
 
 import pandas as pd
 import streamlit as st
@@ -16,13 +24,37 @@ from backend.review.verdicts import CATEGORIES, Verdict
 from backend.security import UnsafePathError, allowed_roots, confine_any, relative_to_roots
 from backend.store import datasets as ds
 from backend.store import review as rstore
-from studio import auth, resources, state
+from studio import auth, live, resources, state
+from studio.components import endpoint, local_labelstudio
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
+from studio.components.safe_text import md_escape
 
-auth.guard("review")
+who = auth.guard("review")
 
+# this page's session-state keys; the bound ones are also the URL's query parameters
+TAB = "review_tab"
+DATASET = "review_dataset"
+RUN = "review_run"
+SIGNAL = "review_signal"
+POLICY = "review_policy"
+LS_BATCH = "review_ls_batch"
+HERE_BATCH = "review_here_batch"
+
+TABS = ["Score", "Flag", "Label Studio", "Review here", "Rounds"]
 UNITS = {"nll": "nats per token", "entropy": "nats per token", "judge_flaw": "10 - judge rating"}
+SIGNALS = {  # what each score says, in the reviewer's words
+    "nll": "How surprising the answer is",
+    "entropy": "How unsure the model is, word by word",
+    "judge_flaw": "How little an LLM judge liked it",
+}
+POLICIES = {
+    "top_k": "A fixed number, least certain first",
+    "percentile": "Everything above a percentile",
+    "threshold": "Everything above a score",
+}
+VALUE_LABELS = {"top_k": "How many", "percentile": "Percentile", "threshold": "Score at or above"}
+ROLES = ("user", "assistant")  # chat roles drawn with their own avatar; others as "system"
 
 state.init()
 st.title("Review")
@@ -31,14 +63,33 @@ st.caption(
     "dataset version."
 )
 state.show_flash()
+live.follow("scores", "reviews", "jobs")
 store, ws, cfg = resources.store(), resources.workspace(), resources.settings()
 
 names = [d["name"] for d in ds.list_datasets(store)]
 if not names:
     st.info("No datasets yet: create one on the Datasets page, then come back to score it.")
     st.stop()
-current = st.session_state.get(state.SELECTED_DATASET)
-dataset = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0)
+
+
+def _forget(*keys: str) -> None:
+    """Drop selections that depend on one that changed, so they follow it."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+if DATASET not in st.session_state and DATASET not in st.query_params:
+    current = st.session_state.get(state.SELECTED_DATASET)  # the one picked on another page
+    if current in names:
+        st.session_state[DATASET] = current
+dataset = st.selectbox(
+    "Dataset",
+    names,
+    key=DATASET,
+    bind="query-params",
+    on_change=_forget,
+    args=(RUN, SIGNAL, LS_BATCH, HERE_BATCH),
+)
 st.session_state[state.SELECTED_DATASET] = dataset
 
 score_runs = rstore.score_jobs(store, dataset)
@@ -56,32 +107,50 @@ def connection() -> tuple[str | None, str | None]:
     return lsc.connection(cfg, ws)
 
 
+def _done(message: str, *forget: str) -> None:
+    """After an action: its result shown once where the user is (the tab is in the URL)."""
+    _forget(*forget)
+    state.flash(message)
+    st.rerun()
+
+
 def batch_progress(batch_id: str) -> None:
-    """Reviewed share, overlap, agreement and per-reviewer counts of a batch."""
+    """Reviewed share, overlap, agreement and per-reviewer counts of a batch (live: the page
+    redraws when verdicts arrive, here, by pull or by webhook)."""
     prog = stats.progress(store, batch_id)
     st.progress(
         prog["reviewed"] / max(prog["items"], 1),
         text=f"{prog['reviewed']}/{prog['items']} items reviewed",
     )
     k1, k2, k3 = st.columns(3)
-    k1.metric("Items with 2+ reviewers", prog["overlap_items"])
-    k2.metric("Cohen's kappa", "–" if prog["cohen_kappa"] is None else f"{prog['cohen_kappa']:.2f}")
+    k1.metric(
+        "Items two or more reviewers saw",
+        prog["overlap_items"],
+        help="The overlap: items given to several reviewers, so their agreement can be measured.",
+    )
+    k2.metric(
+        "Agreement between two reviewers",
+        "–" if prog["cohen_kappa"] is None else f"{prog['cohen_kappa']:.2f}",
+        help="Cohen's kappa over the overlapping items: 1 is full agreement, 0 what chance gives.",
+    )
     k3.metric(
-        "Fleiss' kappa", "–" if prog["fleiss_kappa"] is None else f"{prog['fleiss_kappa']:.2f}"
+        "Agreement among all reviewers",
+        "–" if prog["fleiss_kappa"] is None else f"{prog['fleiss_kappa']:.2f}",
+        help="Fleiss' kappa over the overlapping items: 1 is full agreement, 0 what chance gives.",
     )
     if prog["reviewers"]:
         st.dataframe(pd.DataFrame(prog["reviewers"]).T.rename_axis("reviewer"))
 
 
-@st.fragment(run_every=3)
-def live_batch_progress(batch_id: str) -> None:
-    """`batch_progress`, redrawn every 3 s while webhook deliveries come in."""
-    batch_progress(batch_id)
+def verdicts_jsonl(batch_id: str) -> str:
+    """The batch's verdicts, one JSON object a line (for the download button)."""
+    return "".join(
+        json.dumps(r, default=str, ensure_ascii=False) + "\n"
+        for r in rstore.reviews(store, batch_id)
+    )
 
 
-t_score, t_flag, t_ls, t_here, t_rounds = st.tabs(
-    ["Score", "Flag", "Label Studio", "Review here", "Rounds"]
-)
+t_score, t_flag, t_ls, t_here, t_rounds = st.tabs(TABS, key=TAB, bind="query-params")
 
 with t_score:
     model_roots = allowed_roots(cfg, ws, models=True)
@@ -89,6 +158,7 @@ with t_score:
     model = st.text_input(
         "Model folder",
         default_model,
+        key="review_model",
         help="A local transformers model folder (the base model), relative to "
         "the workspace or to the configured local model's folder.",
     )
@@ -96,28 +166,30 @@ with t_score:
         model_dir = confine_any(model, model_roots)
     except UnsafePathError as exc:
         model_dir = None
-        st.error(f"Model folder: {exc}")
+        st.error(md_escape(f"Model folder: {exc}"))
     newest = rstore.newest_adapter(store, str(model_dir), root=ws.root) if model_dir else None
     labels = {
-        "newest": f"newest run's adapter ({newest['run_id']})"
+        "newest": f"the newest run's tuning ({newest['run_id']})"
         if newest
-        else "newest run's adapter (no run yet: base only)",
-        "base": "base only",
-        "folder": "another adapter folder",
+        else "the newest run's tuning (no run yet: the base model alone)",
+        "base": "the base model alone",
+        "folder": "another run's tuning folder",
     }
     use = st.radio(
-        "Adapter",
+        "Score with",
         list(labels),
         format_func=labels.get,
         horizontal=True,
-        help="By default scores come from the newest succeeded training run on this "
-        "base model, so each round is judged by the latest tuned model.",
+        key="review_adapter",
+        help="By default scores come from the newest succeeded training run on this base "
+        "model (its LoRA adapter), so each round is judged by the latest tuned model.",
     )
     adapter = (
         st.text_input(
-            "LoRA adapter folder",
+            "Tuning folder",
             "",
-            help="A run's adapter folder, relative to the workspace (runs/<run>/adapter).",
+            key="review_adapter_folder",
+            help="A run's LoRA adapter folder, relative to the workspace (runs/<run>/adapter).",
         )
         if use == "folder"
         else ""
@@ -125,6 +197,7 @@ with t_score:
     include = st.checkbox(
         "Include examples reviewed in earlier rounds",
         False,
+        key="review_include_reviewed",
         help="Off: re-score only what is left to review.",
     )
     choice = None
@@ -132,7 +205,7 @@ with t_score:
         if model_dir is None:
             pass
         elif use == "folder" and not adapter.strip():
-            st.info("Enter a run's adapter folder (runs/<run>/adapter).")
+            st.info("Enter a run's tuning folder (runs/<run>/adapter).")
         else:
             adapter_dir = confine_any(adapter, allowed_roots(cfg, ws)) if adapter.strip() else None
             choice = choose_adapter(
@@ -142,9 +215,9 @@ with t_score:
                 base_only=use == "base",
                 root=ws.root,
             )
-            st.caption(f"Scoring with {choice.describe()}")
+            st.text(f"Scoring with {choice.describe()}")
     except (UnsafePathError, ValueError) as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
     if st.button("Score this dataset", type="primary", disabled=choice is None):
         try:
             out = actions.launch_scoring(
@@ -155,19 +228,21 @@ with t_score:
                 base_only=use == "base",
                 only_unreviewed=not include,
             )
-            state.flash(
-                f"Scoring {out['examples']} examples of {dataset} v{out['version']['number']} "
-                f"(round {out['round']}) with {out['adapter'].describe()}: job {out['job_id']}"
+            _done(
+                md_escape(
+                    f"Scoring {out['examples']} examples of {dataset} v{out['version']['number']} "
+                    f"(round {out['round']}) with {out['adapter'].describe()}: job {out['job_id']}"
+                )
             )
-            st.rerun()
         except (ValueError, SpecError, OSError) as exc:
-            st.error(f"Could not start scoring: {exc}")
+            st.error(md_escape(f"Could not start scoring: {exc}"))
     with st.expander("Second signal: an LLM judge rates each example"):
         st.caption(
-            "Any OpenAI-compatible endpoint (Settings: OPENAI_BASE_URL, OPENAI_API_KEY) rates "
+            "An OpenAI-compatible endpoint (set up on the Settings page) rates "
             "each response 1-10; stored as judge_flaw = 10 - rating, so the Flag tab's cut "
             "picks the answers the judge liked least."
         )
+        judge_at = endpoint.picker("review_judge")
         judge_model = st.text_input(
             "Judge model", "", help="The model id at the endpoint, e.g. gpt-4o-mini."
         )
@@ -177,8 +252,15 @@ with t_score:
         if st.button("Judge this dataset", disabled=not judge_model.strip()):
             try:
                 out = actions.launch_judge(
-                    auth.ctx(), dataset, judge_model, only_unreviewed=not include, criteria=criteria
+                    auth.ctx(),
+                    dataset,
+                    judge_model,
+                    only_unreviewed=not include,
+                    criteria=criteria,
+                    base_url=judge_at.base_url,
+                    api_key=judge_at.api_key,
                 )
+                endpoint.forget("review_judge")
                 state.flash(
                     f"Judging {out['examples']} examples of {dataset} "
                     f"v{out['version']['number']} with {judge_model}: job {out['job_id']}"
@@ -198,17 +280,36 @@ with t_flag:
     else:
         run_model = {r["job_id"]: r["model"] for r in score_runs}
         job = st.selectbox(
-            "Scoring run", list(run_model), format_func=lambda j: f"{j} ({run_model[j]})"
+            "Scoring run",
+            list(run_model),
+            format_func=lambda j: f"{j} ({run_model[j]})",
+            key=RUN,
+            bind="query-params",
+            on_change=_forget,
+            args=(SIGNAL,),
         )
         methods = [m for _, m in rstore.score_job_methods(store, [job])] or ["nll"]
         method = st.radio(
-            "Signal",
+            "Flag by",
             methods,
+            format_func=lambda m: SIGNALS.get(m, m),
             horizontal=True,
-            help="nll: how surprising the response is; entropy: how unsure the "
-            "model is of each next token; judge_flaw: 10 minus an LLM judge's 1-10 rating.",
+            key=SIGNAL,
+            bind="query-params",
+            help="The signal: nll (how surprising the response is, per token), entropy (how "
+            "unsure the model is of each next token), judge_flaw (10 minus an LLM judge's "
+            "1-10 rating).",
         )
-        kind = st.radio("Policy", ["top_k", "percentile", "threshold"], horizontal=True)
+        kind = st.radio(
+            "How many to flag",
+            list(POLICIES),
+            format_func=POLICIES.get,
+            horizontal=True,
+            key=POLICY,
+            bind="query-params",
+            help="The flagging policy: top_k (the k highest scores), percentile (scores above "
+            "that percentile), threshold (scores at or above a value).",
+        )
         scores = rstore.scores_of(store, job, method)
         default = {
             "top_k": min(20.0, float(len(scores))),
@@ -216,20 +317,28 @@ with t_flag:
             "threshold": float(pd.Series(scores).median()) if scores else 0.0,
         }[kind]
         value = st.number_input(
-            "Value",
+            VALUE_LABELS[kind],
             value=default,
             key=f"flag_value_{kind}",
             help=FlagPolicy.model_fields["value"].description,
         )
-        qc = st.select_slider("Random QC share", [0.0, 0.05, 0.07, 0.10], value=0.05)
+        qc = st.select_slider(
+            "Random spot checks",
+            [0.0, 0.05, 0.07, 0.10],
+            value=0.05,
+            format_func=lambda v: f"{v:.0%}",
+            key="review_qc_share",
+            help="The QC sample: this share of the unflagged examples is added at random, so "
+            "reviewers also see what the model was sure of.",
+        )
         try:
             policy = FlagPolicy(kind=kind, value=value, qc_share=qc)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(md_escape(str(exc)))
             st.stop()
         cut = cut_value(scores, policy)
         fig = figure(
-            f"{method} per example ({len(scores)} scored)",
+            f"{SIGNALS.get(method, method)} ({method}), per example ({len(scores)} scored)",
             f"{method} ({UNITS.get(method, 'score')})",
             "examples",
         )
@@ -238,83 +347,114 @@ with t_flag:
             fig.add_vline(
                 x=cut, line_dash="dash", line_color="#e4572e", annotation_text=f"cut {cut:.3f}"
             )
-        st.plotly_chart(fig, use_container_width=True)
-        st.caption(f"{len(flag(scores, policy))} flagged at or above the cut, plus the QC sample.")
+        st.plotly_chart(fig, width="stretch")
+        st.caption(
+            f"{len(flag(scores, policy))} flagged at or above the cut, plus the spot checks."
+        )
         if st.button("Create review batch", type="primary"):
             try:
                 b = actions.create_batch(auth.ctx(), dataset, job, policy, method=method)
-                state.flash(f"Batch {b['id']}: {b['n_flagged']} flagged + {b['n_qc']} QC")
-                st.rerun()
+                _done(
+                    f"Batch {b['id']}: {b['n_flagged']} flagged + {b['n_qc']} spot checks",
+                    LS_BATCH,
+                    HERE_BATCH,
+                )
             except AlreadyDone as done:
-                st.info(str(done))
+                st.info(md_escape(str(done)))
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(str(exc)))
 
 with t_ls:
+    if who.can("settings"):
+        local_labelstudio.panel("review")
+        st.divider()
     url, token = connection()
     if not url or not token:
         st.info(
-            "No Label Studio configured. Run `ftstudio labelstudio up` (a local server) or "
-            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY; meanwhile use Review here."
+            "No Label Studio configured. An admin can start this workspace's own (here, or "
+            "`ftstudio labelstudio up`), or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY; "
+            "meanwhile use Review here."
         )
     else:
         healthy = lss.healthy(url)
         (st.success if healthy else st.warning)(
-            f"Label Studio at {url}: {'reachable' if healthy else 'not answering'}"
+            f"Label Studio at {md_escape(url)}: {'reachable' if healthy else 'not answering'}"
         )
     if not batch_rows:
         st.info("No review batch yet: create one on the Flag tab.")
-    elif url and token:
-        batch_id = st.selectbox("Batch", [b["id"] for b in reversed(batch_rows)], key="ls_batch")
+    else:
+        batch_id = st.selectbox("Batch", [b["id"] for b in reversed(batch_rows)], key=LS_BATCH)
         batch = rstore.get_batch(store, batch_id)
-        c1, c2, c3 = st.columns(3)
-        overlap = c1.slider("Overlap share (two reviewers)", 0.0, 1.0, 0.2, 0.05)
-        try:
-            if c1.button("Push to Label Studio", disabled=bool(batch["ls_project_id"])):
-                with st.spinner("Creating the project and importing tasks"):
-                    res = ls_actions.push_batch(auth.ctx(), batch_id, overlap_share=overlap)
-                state.flash(f"Pushed {res['tasks']} tasks to project {res['project_id']}")
-                st.rerun()
-            if c2.button("Pull verdicts", disabled=not batch["ls_project_id"]):
-                with st.spinner("Reading the full JSON export"):
-                    res = ls_actions.pull_batch(auth.ctx(), batch_id)
-                state.flash(
-                    f"Pulled {res['annotations']} annotations: {res['new']} new, "
-                    f"{res['updated']} updated, {res['unchanged']} unchanged, "
-                    f"{res['removed']} deleted in Label Studio"
-                )
-                st.rerun()
-            if c3.button("Apply verdicts", disabled=bool(batch["applied_version_id"])):
-                res = actions.apply_batch(auth.ctx(), batch_id)
-                state.flash(f"New version v{res['version']['number']}: {res['version']['note']}")
-                st.rerun()
-        except AlreadyDone as done:
-            st.info(str(done))
-        except (ValueError, lsc.LabelStudioError) as exc:
-            st.error(str(exc))
-        live = bool(batch["ls_project_id"]) and st.toggle(
-            "Live verdicts (webhook)",
-            key=state.LS_LIVE,
-            help="Label Studio posts each annotation to the dashboard as it is made; the "
-            "counts below follow within seconds, without Pull.",
-        )
-        if live:
+        live_on = False
+        if url and token:
+            c1, c2, c3 = st.columns(3)
+            overlap = c1.slider(
+                "Share of tasks two reviewers see",
+                0.0,
+                1.0,
+                0.2,
+                0.05,
+                key="review_overlap",
+                help="Label Studio's overlap: this share of the tasks goes to two reviewers, "
+                "so their agreement can be measured.",
+            )
+            try:
+                if c1.button("Push to Label Studio", disabled=bool(batch["ls_project_id"])):
+                    with st.spinner("Creating the project and importing tasks"):
+                        res = ls_actions.push_batch(auth.ctx(), batch_id, overlap_share=overlap)
+                    _done(f"Pushed {res['tasks']} tasks to project {res['project_id']}")
+                if c2.button("Pull verdicts", disabled=not batch["ls_project_id"]):
+                    with st.spinner("Reading the project's export"):
+                        res = ls_actions.pull_batch(auth.ctx(), batch_id)
+                    _done(
+                        f"Pulled {res['annotations']} annotations: {res['new']} new, "
+                        f"{res['updated']} updated, {res['unchanged']} unchanged, "
+                        f"{res['removed']} deleted in Label Studio"
+                    )
+                if c3.button("Apply verdicts", disabled=bool(batch["applied_version_id"])):
+                    res = actions.apply_batch(auth.ctx(), batch_id)
+                    _done(
+                        md_escape(
+                            f"New version v{res['version']['number']}: {res['version']['note']}"
+                        )
+                    )
+            except AlreadyDone as done:
+                st.info(md_escape(str(done)))
+            except (ValueError, lsc.LabelStudioError) as exc:
+                st.error(md_escape(str(exc)))
+            live_on = bool(batch["ls_project_id"]) and st.toggle(
+                "Live verdicts",
+                key=state.LS_LIVE,
+                help="Label Studio posts each annotation to this dashboard as it is made (a "
+                "webhook); the counts below follow within seconds, without Pull.",
+            )
+        if live_on:
             try:
                 receiver = resources.webhook_receiver(url, token)
                 if int(batch["ls_project_id"]) not in receiver.registered:
                     ls_actions.register_webhook(auth.ctx(), int(batch["ls_project_id"]), receiver)
                 st.caption(
                     f"Receiving Label Studio's annotations at {receiver.url}; the counts "
-                    "refresh every 3 s."
+                    "follow within seconds."
                 )
             except (OSError, ValueError, lsc.LabelStudioError) as exc:
-                live = False
                 st.error(
-                    f"Live verdicts are off: {exc}. A Label Studio of your own must allow "
-                    "webhooks to 127.0.0.1 (USE_DEFAULT_BANNED_SUBNETS=false); use Pull meanwhile."
+                    md_escape(
+                        f"Live verdicts are off: {exc}. A Label Studio of your own must allow "
+                        "webhooks to 127.0.0.1 (USE_DEFAULT_BANNED_SUBNETS=false); use Pull "
+                        "meanwhile."
+                    )
                 )
-        (live_batch_progress if live else batch_progress)(batch_id)
-        if batch["ls_project_id"]:
+        batch_progress(batch_id)
+        st.download_button(
+            "Download this batch's verdicts (JSON lines)",
+            verdicts_jsonl(batch_id),
+            file_name=f"{batch_id}-verdicts.jsonl",
+            mime="application/jsonl",
+            key="review_download_verdicts",
+            help="Every verdict of the batch (in-app and Label Studio), one JSON object a line.",
+        )
+        if url and batch["ls_project_id"]:
             links = pd.DataFrame(
                 [
                     {
@@ -338,7 +478,7 @@ with t_here:
     if not batch_rows:
         st.info("No review batch yet: create one on the Flag tab.")
     else:
-        batch_id = st.selectbox("Batch", [b["id"] for b in reversed(batch_rows)], key="app_batch")
+        batch_id = st.selectbox("Batch", [b["id"] for b in reversed(batch_rows)], key=HERE_BATCH)
         reviewer = auth.identity_input("Your name", key=state.REVIEWER)
         item = rstore.next_unreviewed(store, batch_id, reviewer) if reviewer else None
         if item is None:
@@ -347,16 +487,19 @@ with t_here:
                 "Studio tab, or pick another batch."
             )
         else:
-            st.caption(
+            st.text(
                 f"{item['reason']} · score {item['score']:.3f} · {item['example_id'][:12]}"
                 if item["score"] is not None
                 else item["reason"]
             )
             for msg in item["messages"]:
-                with st.chat_message(msg["role"]):
+                role = msg.get("role")
+                with st.chat_message(role if role in ROLES else "system"):
+                    if role not in ROLES:
+                        st.text(f"[{role}]")
                     st.text(msg["content"])
             if item.get("note"):
-                st.caption("The LLM judge says:")
+                st.text("The LLM judge says:")
                 st.text(item["note"])
             with st.form(f"verdict_{item['example_id']}", clear_on_submit=True):
                 verdict = st.radio("Verdict", ["accept", "reject", "correct"], horizontal=True)
@@ -376,19 +519,19 @@ with t_here:
                         actions.record_verdict(auth.ctx(), batch_id, v)
                         st.rerun()
                     except ValueError as exc:
-                        st.error(str(exc))
+                        st.error(md_escape(str(exc)))
 
 with t_rounds:
     rows = stats.rounds(store, dataset)
     if rows and rows[-1]["batch"] is not None and batch_rows[-1]["applied_version_id"]:
         st.info(
             "Round applied. Re-score what is left on the Score tab (it uses the newest "
-            "run's adapter by default) to see whether the flagged share fell."
+            "run's tuning by default) to see whether the flagged share fell."
         )
     if not rows:
         st.info(
             "No rounds yet. Each batch is a round; after applying one, score the new version "
-            "again (with the newest adapter) to see whether the flagged share fell."
+            "again (with the newest tuning) to see whether the flagged share fell."
         )
     else:
         table = pd.DataFrame(rows)
@@ -405,7 +548,7 @@ with t_rounds:
             mode="lines+markers",
             name="flagged by the round's own policy",
         )
-        st.plotly_chart(fig, use_container_width=True)
+        st.plotly_chart(fig, width="stretch")
         if len(rows) > 1:
             a, b = rows[-2]["share_above_first_cut"], rows[-1]["share_above_first_cut"]
             st.metric(
@@ -415,3 +558,10 @@ with t_rounds:
                 delta_color="inverse",
             )
         st.dataframe(table, hide_index=True)
+        st.download_button(
+            "Download the rounds (CSV)",
+            table.to_csv(index=False),
+            file_name=f"{dataset}-rounds.csv",
+            mime="text/csv",
+            key="review_download_rounds",
+        )

@@ -305,14 +305,9 @@ def run_view(run_id: str) -> None:
         else:
             st.rerun()  # the whole page: its counts change too
     curves(run_id)
-    log = ws.job_dir(run_id) / "log.txt"
     with st.expander("Log (last 30 lines)", expanded=status.state == JobState.running):
-        st.code(
-            "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-            if log.exists()
-            else "no log yet",
-            language=None,
-        )
+        # read from the file's tail: a long run's log is never read whole
+        st.code(jobs.log_tail(ws, run_id, lines=30) or "no log yet", language=None)
 
 
 def run_details(run_id: str) -> None:

@@ -6,16 +6,30 @@ takes a fresh cursor through `Store`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from backend.config import Settings
+from backend.config import Settings, saved_stamp
 from backend.store import Store
 from backend.workspace import Workspace
 
 
 @st.cache_resource(show_spinner=False)
-def settings() -> Settings:
+def _workspace_root() -> Path:
+    """The workspace folder, from the environment, .env or secrets.toml (fixed per process)."""
+    return Settings().workspace
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _settings(stamp: tuple) -> Settings:  # noqa: ARG001  (the cache key)
     return Settings()
+
+
+def settings() -> Settings:
+    """The settings in effect, read again as soon as an admin saves some on the Settings page
+    (the saved files' modification stamp is the cache key: no restart, no timer)."""
+    return _settings(saved_stamp(_workspace_root()))
 
 
 @st.cache_resource(show_spinner=False)

@@ -3,7 +3,9 @@
 ftstudio dataset create NAME [--format messages|prompt-completion] [--recipe recipe.json]
 ftstudio dataset list [--json]
 ftstudio dataset show NAME [--json]        versions oldest first: id, created, examples, hash
-ftstudio dataset import NAME FILE [--json] JSONL, CSV, Parquet or a HF save_to_disk folder
+ftstudio dataset import NAME FILE [--skip-invalid] [--json]
+                             JSONL, CSV, Parquet or a HF save_to_disk folder; all or nothing,
+                             or with --skip-invalid the valid rows, each skipped row printed
 ftstudio dataset export NAME --format messages-jsonl|prompt-completion-jsonl|parquet|hf
                              --out PATH [--version N] [--overwrite] [--json]
 ftstudio generate --dataset NAME --provider openai|local --base-url URL --model M
@@ -80,6 +82,7 @@ def show_dict(store, name: str) -> dict:
             "hash": v["hash"],
             "parent_version_id": v["parent_version_id"],
             "note": v["note"],
+            "skipped": v["skipped"],
         }
         for v in dstore.list_versions(store, name)
     ]
@@ -114,14 +117,20 @@ def import_(
     name: str,
     file: Path,
     create: bool = typer.Option(True, help="Create the dataset when missing."),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Store the valid rows and skip the flawed ones (each printed with its line and "
+        "reason, and kept beside the version). Without it the import is all or nothing.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Import a file as a new version; all or nothing, bad rows named."""
+    """Import a file as a new version; all or nothing, bad rows named (or --skip-invalid)."""
     from backend.synth import actions
 
     with common.opened(ingest=False) as ctx:
         try:
-            v = actions.import_file(ctx, name, file, create=create)
+            v = actions.import_file(ctx, name, file, create=create, skip_invalid=skip_invalid)
         except AlreadyDone as exc:
             return common.already(exc, as_json)
         except ValueError as exc:
@@ -131,6 +140,13 @@ def import_(
         as_json,
         f"imported {v['n_examples']} examples into {name} v{v['number']} (hash {v['hash'][:12]})",
     )
+    skipped = v.get("skipped")
+    if skipped and not as_json:
+        typer.echo(f"skipped {skipped['invalid']} invalid {skipped['unit']}s of {skipped['file']}:")
+        for row in skipped["rows"]:
+            typer.echo(f"  {skipped['unit']} {row['line']}: {row['reason']}")
+        if skipped["invalid"] > len(skipped["rows"]):
+            typer.echo(f"  (and {skipped['invalid'] - len(skipped['rows'])} more)")
 
 
 @app.command("export")
@@ -141,7 +157,9 @@ def export(
     ),
     out: Path = typer.Option(..., "--out", help="File or folder to write."),  # noqa: B008
     version: str = typer.Option(None, help="Version number or id (default: latest)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing file."),
+    overwrite: bool = typer.Option(
+        False, help="Replace an existing file, or a folder an earlier export made."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Export a version for training (TRL / HF datasets)."""
@@ -171,7 +189,15 @@ def generate(
     base_url: str = typer.Option(
         None,
         help="OpenAI-compatible base URL (default: "
-        "OPENAI_BASE_URL). The key comes from OPENAI_API_KEY.",
+        "OPENAI_BASE_URL). The configured key (OPENAI_API_KEY) goes only to that one.",
+    ),
+    api_key: str = typer.Option(
+        None,
+        "--api-key",
+        envvar="FTSTUDIO_JOB_API_KEY",
+        show_default=False,
+        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
+        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
     ),
     model: str = typer.Option(None, help="Endpoint model name or local model folder."),
     topics: str = typer.Option(None, help="Comma-separated topics to cover."),
@@ -208,6 +234,7 @@ def generate(
                 dataset,
                 changes=changes,
                 base_url=base_url,
+                api_key=api_key,
                 concurrency=concurrency,
                 rpm=rpm,
                 qc_share=qc_share,

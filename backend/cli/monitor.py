@@ -4,7 +4,10 @@ ftstudio monitor create NAME --reference DATASET [--version N] [--watch DIR] [--
 ftstudio monitor ingest FILE|DIR [--monitor NAME]
 ftstudio monitor check [--json] [--force]     exit 1 when an alert fired
 ftstudio monitor list [--json]
-ftstudio monitor approve PLAN_ID [--actor NAME]
+ftstudio monitor approve PLAN_ID                    (as the shell user)
+ftstudio monitor alerts [--all] [--json]
+ftstudio monitor ack ALERT_ID                      (seen: who and when are kept)
+ftstudio monitor resolve ALERT_ID
 
 Every change is a monitoring action (backend/drift/actions.py) run as the trusted shell.
 """
@@ -15,8 +18,7 @@ from pathlib import Path
 
 import typer
 
-from backend.action import AlreadyDone, Ctx
-from backend.auth import Actor
+from backend.action import AlreadyDone
 from backend.cli import common
 
 app = typer.Typer(
@@ -144,7 +146,12 @@ def check(
                     f"{rep['threshold']:8.4f}? {rep['verdict']}"
                 )
         for a in fired:
-            typer.secho(f"ALERT {a['message']} (plan {a['plan_id']})", fg=typer.colors.RED)
+            plan = (
+                f"plan {a['plan_id']}"
+                if a["plan_id"]
+                else f"no plan: {a['no_plan']}; to unblock: {a['unblock']}"
+            )
+            typer.secho(f"ALERT {a['id']} {a['message']} ({plan})", fg=typer.colors.RED)
         for e in scan_errors:
             typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
     if fired:
@@ -173,19 +180,15 @@ def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         )
 
 
-def _as(ctx: Ctx, actor: str | None) -> Ctx:
-    """The shell acting under a name for the record (`--actor`); the shell is trusted."""
-    return Ctx(ctx.store, ctx.ws, ctx.settings, Actor(actor, "admin") if actor else None)
-
-
 @app.command("approve")
-def approve(plan_id: str, actor: str = typer.Option("lead", help="Who approves.")) -> None:
-    """Approve a proposed retraining plan: queue the review scoring (training follows it)."""
+def approve(plan_id: str) -> None:
+    """Approve a proposed retraining plan: queue the review scoring (training follows it).
+    The command acts as the shell user (recorded as "shell"); people approve on the page."""
     from backend.drift import actions
 
     with common.opened() as ctx:
         try:
-            plan = actions.approve_plan(_as(ctx, actor), plan_id)
+            plan = actions.approve_plan(ctx, plan_id)
         except AlreadyDone as exc:
             typer.echo(str(exc))
             return
@@ -193,3 +196,67 @@ def approve(plan_id: str, actor: str = typer.Option("lead", help="Who approves."
             common.fail(str(exc))
     for s in plan["steps"]:
         typer.echo(f"{s['name']}: {s['state']} {s.get('job_id') or s.get('reason') or ''}")
+
+
+@app.command("alerts")
+def alerts_cmd(
+    show_all: bool = typer.Option(False, "--all", help="Resolved alerts too."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Alerts (open ones by default) with who acknowledged or resolved them, and when."""
+    from backend.store import monitoring as mon
+
+    with common.opened(ingest=False) as ctx:
+        rows = mon.alerts(ctx.store, state=None if show_all else "open")
+    if as_json:
+        common.emit_json(rows)
+        return
+    if not rows:
+        typer.echo("no open alerts" if not show_all else "no alerts")
+    for a in rows:
+        seen = (
+            f"acknowledged by {a['acknowledged_by']} at {a['acknowledged_at']}"
+            if a["acknowledged_by"]
+            else "not acknowledged"
+        )
+        done = (
+            f"; resolved by {a['resolved_by'] or 'system'} at {a['resolved']}"
+            if a["state"] == "resolved"
+            else ""
+        )
+        typer.echo(f"{a['id']} {a['state']:8} {a['created']} {a['message']}")
+        typer.echo(f"    {seen}{done}")
+        if a["plan_id"]:
+            typer.echo(f"    plan {a['plan_id']}")
+        elif a["no_plan_reason"]:
+            typer.echo(f"    no plan: {a['no_plan_reason']}; to unblock: {a['no_plan_unblock']}")
+
+
+def _alert_action(verb: str, alert_id: str) -> None:
+    from backend.drift import actions
+
+    fn = actions.acknowledge_alert if verb == "ack" else actions.resolve_alert
+    with common.opened(ingest=False) as ctx:
+        try:
+            a = fn(ctx, alert_id)
+        except AlreadyDone as exc:
+            return common.already(exc, False)
+        except ValueError as exc:
+            common.fail(str(exc))
+    if verb == "ack":
+        who, when = a["acknowledged_by"], a["acknowledged_at"]
+        typer.echo(f"alert {a['id']} acknowledged by {who} at {when}")
+    else:
+        typer.echo(f"alert {a['id']} resolved by {a['resolved_by']} at {a['resolved']}")
+
+
+@app.command("ack")
+def ack_cmd(alert_id: str) -> None:
+    """Acknowledge an alert: someone has seen it (it stays open until resolved)."""
+    _alert_action("ack", alert_id)
+
+
+@app.command("resolve")
+def resolve_cmd(alert_id: str) -> None:
+    """Resolve an open alert by hand; the next drifting check opens a new one."""
+    _alert_action("resolve", alert_id)

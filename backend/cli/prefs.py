@@ -7,7 +7,8 @@ sets in and out.
     ftstudio prefs agreement [--set cmp1] [--json]
     ftstudio prefs leaderboard [--json]
     ftstudio prefs build support-prefs --from cmp1
-    ftstudio prefs import NAME FILE --format hh-rlhf|dpo-jsonl|ratings
+    ftstudio prefs import NAME FILE --format hh-rlhf|dpo-jsonl|ratings [--skip-invalid]
+    ftstudio prefs skipped NAME [--version N]         (the rows an import did not store)
     ftstudio prefs export NAME --format dpo-jsonl --out FILE [--plain]
     ftstudio prefs push SET [--raters 2] [--json]     (Label Studio: Pairwise / Ranker project)
     ftstudio prefs pull SET [--json]                  (idempotent by annotation id)
@@ -67,6 +68,14 @@ def answer_cmd(
     provider: str = typer.Option("local", help="local | openai."),
     prompts_from: str = typer.Option(..., help="Answer the prompts of this run / source."),
     base_url: str = typer.Option(None, help="Endpoint base URL (openai)."),
+    api_key: str = typer.Option(
+        None,
+        "--api-key",
+        envvar="FTSTUDIO_JOB_API_KEY",
+        show_default=False,
+        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
+        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
+    ),
     max_new_tokens: int = typer.Option(64),
     detach: bool = typer.Option(False),
 ) -> None:
@@ -81,6 +90,7 @@ def answer_cmd(
                 prompts_from=prompts_from,
                 base_url=base_url,
                 max_new_tokens=max_new_tokens,
+                api_key=api_key,
             )
         except ValueError as exc:
             common.fail(str(exc), code=2)
@@ -95,6 +105,14 @@ def judge_cmd(
     model: str = typer.Option("", help="Judge model (default: Settings)."),
     provider: str = typer.Option("openai", help="openai | local."),
     base_url: str = typer.Option(None, help="OpenAI-compatible base URL."),
+    api_key: str = typer.Option(
+        None,
+        "--api-key",
+        envvar="FTSTUDIO_JOB_API_KEY",
+        show_default=False,
+        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
+        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
+    ),
     limit: int = typer.Option(None, help="Judge at most N pairs."),
     rejudge: bool = typer.Option(False, help="Ask again about judged items."),
     detach: bool = typer.Option(False, help="Queue and return."),
@@ -111,6 +129,7 @@ def judge_cmd(
                 base_url=base_url,
                 limit=limit,
                 rejudge=rejudge,
+                api_key=api_key,
             )
         except AlreadyDone as exc:
             return common.already(exc, False)
@@ -216,21 +235,60 @@ def import_cmd(
     name: str,
     file: Path,
     fmt: str = typer.Option(..., "--format", help="hh-rlhf | dpo-jsonl | ratings."),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Store the valid rows and report each invalid one (line and reason); by default "
+        "one invalid row stores nothing.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Import external preference data as a new version of preference set NAME."""
     with common.opened(ingest=False) as ctx:
         try:
-            v = actions.import_preferences(ctx, name, file, fmt)
+            v = actions.import_preferences(ctx, name, file, fmt, skip_invalid=skip_invalid)
         except AlreadyDone as exc:
             return common.already(exc, as_json)
         except ValueError as exc:
             common.fail(str(exc), code=2)
-    common.out(
-        v,
-        as_json,
-        f"{name} v{v['number']}: {v['n_pairs']} pairs imported; dropped {v['dropped']}",
+    if as_json:
+        common.emit_json(v)
+        return
+    typer.echo(f"{name} v{v['number']}: {v['n_pairs']} pairs imported; dropped {v['dropped']}")
+    report = v.get("skipped") or {}
+    invalid = [r for r in report.get("rows", []) if r.get("invalid")]
+    if report.get("invalid"):
+        typer.echo(f"skipped {report['invalid']} invalid rows (kept with the version):")
+        for r in invalid:
+            typer.echo(f"  line {r['line']}: {r['reason']}")
+        if report.get("more"):
+            typer.echo(f"  (and {report['more']} more rows not stored, not listed)")
+
+
+@app.command("skipped")
+def skipped_cmd(
+    name: str,
+    version: str = typer.Option(None, help="Version number or id (default: latest)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The rows an import of NAME did not store, each with its line and reason."""
+    with common.opened(ingest=False) as ctx:
+        try:
+            v = S.resolve_preference_version(ctx.store, name, version)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    report = v.get("skipped") or {"invalid": 0, "dropped": 0, "rows": [], "more": 0}
+    if as_json:
+        common.emit_json(report)
+        return
+    typer.echo(
+        f"{name} v{v['number']}: {report['invalid']} invalid rows skipped, "
+        f"{report['dropped']} dropped"
     )
+    for r in report["rows"]:
+        typer.echo(f"  line {r['line']}: {r['reason']}")
+    if report.get("more"):
+        typer.echo(f"  (and {report['more']} more, not kept)")
 
 
 @app.command("export")

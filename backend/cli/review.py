@@ -101,6 +101,14 @@ def judge(
     base_url: str = typer.Option(
         None, help="OpenAI-compatible base URL (default: Settings OPENAI_BASE_URL)."
     ),
+    api_key: str = typer.Option(
+        None,
+        "--api-key",
+        envvar="FTSTUDIO_JOB_API_KEY",
+        show_default=False,
+        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
+        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
+    ),
     criteria: str = typer.Option(None, help="What makes a response good (default: built in)."),
     include_reviewed: bool = typer.Option(
         False, "--include-reviewed", help="Also judge examples reviewed in earlier rounds."
@@ -123,6 +131,7 @@ def judge(
                 criteria=criteria,
                 base_url=base_url,
                 concurrency=concurrency,
+                api_key=api_key,
             )
         except (ValueError, OSError) as exc:
             common.fail(str(exc))

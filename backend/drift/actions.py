@@ -5,11 +5,14 @@ Each one checks the role, re-checks inside its transaction the state it depends 
 the change with its audit row in that transaction:
   create_monitor  edit_data (+ approve_plan to switch auto-approve on)  monitor.create
   set_config      edit_data (+ approve_plan to switch auto-approve on)  monitor.settings
-  ingest          edit_data   monitor.ingest   the same file twice: AlreadyDone
+  ingest          edit_data   monitor.ingest   the same file twice: AlreadyDone; files and
+                                               uploads are read in chunks up to a size limit
   run_check       launch_job  monitor.check    the drift job and the quality-report jobs; a
                                                window taken by another check: AlreadyDone
   approve_plan    approve_plan  plan.approve   queues the review step; twice: AlreadyDone
   reject_plan     approve_plan  plan.reject    twice: AlreadyDone
+  acknowledge_alert approve_plan  monitor.alert_ack      who and when; twice: AlreadyDone
+  resolve_alert   approve_plan  monitor.alert_resolve    who and when; twice: AlreadyDone
 `apply_rules` runs the trigger rules (backend/drift/triggers.py) for the ingestion loop and
 `ftstudio monitor check`; a plan of an auto-approving monitor is approved there as
 `auto-approve`, audited like any approval.
@@ -21,17 +24,19 @@ import hashlib
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from backend import action
 from backend.action import ActionError, AlreadyDone, Ctx, need_store
 from backend.auth import Actor, require
+from backend.changes import CHANGES
 from backend.drift import checks, judging, plans, quality, triggers
 from backend.drift.examples import Prepared
 from backend.drift.monitors import MonitorConfig, config_of, parse_config
 from backend.jobs import queue, worker
 from backend.jobs.kinds import SpecError
-from backend.security import allowed_roots, confine_any
+from backend.security import allowed_roots, check_upload, confine_any
+from backend.settings import endpoints
 from backend.store import drift_quality as dq
 from backend.store import monitoring as mon
 from backend.store import production
@@ -67,6 +72,7 @@ def create_monitor(
         raise ActionError(f"monitor name {name!r} must be 1-80 characters")
     cfg = config if isinstance(config, MonitorConfig) else parse_config(config)
     _auto_on(ctx, cfg)
+    endpoints.vet(ctx, cfg.quality.judge_base_url)  # the judge's endpoint: listed, or an admin's
     folder = None
     if watch_dir is not None and str(watch_dir).strip():
         folder = str(
@@ -123,6 +129,8 @@ def set_config(ctx: Ctx, monitor: str, config: MonitorConfig | dict) -> dict:
         m = mon.get_monitor(ctx.store, monitor)
         before = config_of(m)
         _auto_on(ctx, cfg, before)
+        if cfg.quality.judge_base_url != before.quality.judge_base_url:
+            endpoints.vet(ctx, cfg.quality.judge_base_url)  # listed, or chosen by an admin
         old, new = before.model_dump(mode="json"), cfg.model_dump(mode="json")
         changed[:] = [k for k in new if new[k] != old.get(k)]
         return mon.set_config(ctx.store, m["id"], new)
@@ -143,6 +151,9 @@ def ingest(
     ingested before for this monitor answers AlreadyDone."""
     require(ctx.actor, "edit_data")
     m = mon.the_monitor(need_store(ctx), monitor)
+    if len(data) > checks.MAX_BATCH_BYTES:
+        raise checks.BatchTooLarge(name, checks.MAX_BATCH_BYTES, len(data))
+    check_upload(name, data, {"jsonl", "json", "csv"}, max_bytes=checks.MAX_BATCH_BYTES)
     records = checks.parse_production(data, name)
     digest = hashlib.sha256(data).hexdigest()
 
@@ -177,12 +188,25 @@ def ingest(
 
 
 def ingest_file(ctx: Ctx, monitor: str | None, path: Path, *, source: str = "cli") -> dict:
+    """`ingest` of a file (the CLI, a watched folder), read in chunks up to the batch limit:
+    a larger file is refused by name and limit without being read whole."""
+    require(ctx.actor, "edit_data")
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = checks.read_file(path)
     except OSError as exc:
         raise ActionError(f"cannot read {path}: {exc.strerror or exc}") from None
     return ingest(ctx, monitor, data, path.name, source=source)
+
+
+def ingest_upload(ctx: Ctx, monitor: str | None, stream: BinaryIO, name: str) -> dict:
+    """`ingest` of an upload's stream, read in chunks up to the batch limit."""
+    require(ctx.actor, "edit_data")
+    if getattr(
+        stream, "seekable", lambda: False
+    )():  # an upload drawn before may have been read already
+        stream.seek(0)
+    return ingest(ctx, monitor, checks.read_capped(stream, name), name, source="upload")
 
 
 # checks --------------------------------------------------------------------------------------
@@ -289,6 +313,7 @@ def run_check(ctx: Ctx, monitor: str, *, force: bool = False, start_worker: bool
 def run_checks(ctx: Ctx, *, force: bool = False, start_worker: bool = True) -> list[dict]:
     """One check per monitor (those with too little new data, or already being checked, say
     why they were skipped)."""
+    require(ctx.actor, "launch_job")
     out = []
     for m in mon.list_monitors(need_store(ctx)):
         try:
@@ -384,14 +409,69 @@ def apply_rules(ctx: Ctx, *, start_worker: bool = False) -> list[dict]:
     require(ctx.actor, "approve_plan")
     store = need_store(ctx)
     with _RULES:
-        fired = triggers.evaluate(store)
+        before = mon.rules_fingerprint(store)
+        fired = triggers.evaluate(store, ctx.ws, ctx.settings)
         for alert in fired:
             m = mon.get_monitor(store, alert["monitor"])
-            if config_of(m).auto_approve:
+            if alert["plan_id"] and config_of(m).auto_approve:
                 auto = Ctx(store, ctx.ws, ctx.settings, AUTO)
                 try:
                     approve_plan(auto, alert["plan_id"], auto=True, start_worker=start_worker)
                 except AlreadyDone:
                     pass
         triggers.advance(ctx)
+        if mon.rules_fingerprint(store) != before:  # the rules changed something: redraw
+            CHANGES.bump("drift")
     return fired
+
+
+# alerts --------------------------------------------------------------------------------------
+
+
+def acknowledge_alert(ctx: Ctx, alert_id: str) -> dict:
+    """Say that someone has seen an alert (who and when are kept; it stays open). Twice:
+    AlreadyDone naming who acknowledged it first."""
+
+    def fn(cur) -> dict:
+        alert = mon.get_alert(ctx.store, alert_id)
+        if alert["acknowledged_by"]:
+            raise AlreadyDone(
+                f"alert {alert_id} was already acknowledged by {alert['acknowledged_by']} "
+                f"at {alert['acknowledged_at']}",
+                alert,
+            )
+        return mon.acknowledge_alert(ctx.store, alert_id, ctx.who)
+
+    need_store(ctx)
+    return action.change(
+        ctx,
+        "approve_plan",
+        "monitor.alert_ack",
+        alert_id,
+        fn,
+        detail=lambda a: {"monitor": a["monitor"]},
+    )
+
+
+def resolve_alert(ctx: Ctx, alert_id: str) -> dict:
+    """Close an open alert by hand (who and when are kept); its monitor is `ok` again, so the
+    next drifting check opens a new alert. A resolved alert: AlreadyDone."""
+
+    def fn(cur) -> dict:
+        alert = mon.get_alert(ctx.store, alert_id)
+        if alert["state"] == "resolved":
+            by = f" by {alert['resolved_by']}" if alert["resolved_by"] else ""
+            raise AlreadyDone(
+                f"alert {alert_id} was already resolved{by} at {alert['resolved']}", alert
+            )
+        return mon.resolve_alert(ctx.store, alert_id, ctx.who)
+
+    need_store(ctx)
+    return action.change(
+        ctx,
+        "approve_plan",
+        "monitor.alert_resolve",
+        alert_id,
+        fn,
+        detail=lambda a: {"monitor": a["monitor"]},
+    )

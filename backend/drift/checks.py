@@ -15,10 +15,11 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from backend.drift.monitors import config_of
 from backend.jsonl import write_jsonl
+from backend.security import MAX_UPLOAD_BYTES
 from backend.store import production
 from backend.store.datasets import version_examples
 from backend.store.db import Store
@@ -28,6 +29,53 @@ PROMPT_KEYS = ("prompt", "text", "input", "question", "query")
 RESPONSE_KEYS = ("response", "completion", "output", "answer")
 TIME_KEYS = ("timestamp", "time", "t", "created", "created_at")
 SUFFIXES = (".jsonl", ".json", ".csv")
+MAX_BATCH_BYTES = MAX_UPLOAD_BYTES  # the largest production file read (the upload limit)
+_CHUNK = 1 << 20
+
+
+def size_text(n: int) -> str:
+    """Bytes in words: 200 MiB, 1.5 KiB, 12 bytes."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
+class BatchTooLarge(ValueError):
+    """A production file over the size limit; the message names the file and the limit."""
+
+    def __init__(self, name: str, limit: int, size: int | None = None):
+        what = f"is {size_text(size)}, over" if size is not None else "is over"
+        super().__init__(
+            f"{name} {what} the {size_text(limit)} limit for a production batch; "
+            "split it into smaller files"
+        )
+
+
+def read_capped(stream: BinaryIO, name: str, limit: int | None = None) -> bytes:
+    """The bytes of a production file or upload, read in chunks and refused with
+    `BatchTooLarge` as soon as they pass `limit` (MAX_BATCH_BYTES): never more than the limit
+    is held, however large the file is or grows while it is read."""
+    limit = MAX_BATCH_BYTES if limit is None else limit
+    parts, seen = [], 0
+    while chunk := stream.read(min(_CHUNK, limit + 1 - seen) or 1):
+        seen += len(chunk)
+        if seen > limit:
+            raise BatchTooLarge(name, limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def read_file(path: Path, limit: int | None = None) -> bytes:
+    """`read_capped` over a file, refused by its size before a byte is read when it is
+    already over the limit."""
+    limit = MAX_BATCH_BYTES if limit is None else limit
+    path = Path(path)
+    size = path.stat().st_size
+    if size > limit:
+        raise BatchTooLarge(path.name, limit, size)
+    with open(path, "rb") as fh:
+        return read_capped(fh, path.name, limit)
 
 
 def _time(value: Any, where: str) -> datetime | None:

@@ -40,7 +40,10 @@ def prepare(
     model = (cfg.judge_model or "").strip()
     if not model:
         return {}
-    if not settings.openai_base_url and settings.openai_api_key is None:
+    url = cfg.judge_base_url
+    if not url and not settings.openai_base_url and settings.openai_api_key is None:
+        settings = Settings()  # saved on the Settings page since this process started?
+    if not url and not settings.openai_base_url and settings.openai_api_key is None:
         return {"judge": "no judge endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY) in Settings"}
     answered = [r for r in records if r.get("response")]
     if len(answered) < cfg.min_responses:
@@ -68,7 +71,7 @@ def prepare(
             tag = hashlib.sha256(model.encode()).hexdigest()[:8]
             path = ws.root / "monitoring" / f"judge-baseline-{run['id']}-{tag}" / "examples.jsonl"
             write_jsonl(path, examples)
-            baseline_spec = {"examples_path": str(path), "model": model}
+            baseline_spec = {"examples_path": str(path), "model": model, "base_url": url}
             base = {"baseline_source": source, "n_baseline": len(examples)}
         path = ws.root / "monitoring" / check_id / "judge_window.jsonl"
         write_jsonl(path, window)
@@ -76,7 +79,7 @@ def prepare(
         return {"judge": f"not judged: {exc}"}
     return Prepared(
         kind="quality-judge",
-        window_spec={"examples_path": str(path), "model": model},
+        window_spec={"examples_path": str(path), "model": model, "base_url": url},
         baseline_spec=baseline_spec,
         row={**row, **base},
         result={"judge_run": run["id"]},

@@ -145,6 +145,14 @@ class QualityConfig(_Strict):
         "and compares the mean with its rating of the newest run's held-out examples. "
         "Empty: no judge.",
     )
+    judge_base_url: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^https?://[^\s/?#]+(/\S*)?$",
+        description="OpenAI-compatible base URL the judge is asked at: the configured "
+        "endpoint or one an admin allowed on Settings (any, set by an admin). Empty: the "
+        "configured endpoint.",
+    )
     judge_margin: float = Field(
         0.2,
         ge=0,

@@ -33,13 +33,17 @@ from backend.workspace import Workspace
 FLAG_TOP_K = 20  # prompts sent to reviewers per plan (the least certain ones)
 
 
-def proposed_steps(n_window: int, n_responses: int) -> list[dict[str, Any]]:
-    """The steps of a new plan for a drifted window of `n_window` prompts."""
+def proposed_steps(
+    n_window: int, n_responses: int, check_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The steps of a new plan for the drifted window of `n_window` prompts of check
+    `check_id` (the window the review takes its prompts from)."""
     return [
         {
             "name": "review",
             "kind": "score",
             "state": "proposed",
+            "check_id": check_id,
             "what": f"flag the window's prompts for review ({n_responses} of {n_window} came "
             "with responses): score them under the newest model, send the least certain "
             "to reviewers",
@@ -55,6 +59,42 @@ def proposed_steps(n_window: int, n_responses: int) -> list[dict[str, Any]]:
 
 def blocked(step: dict, reason: str) -> dict:
     return {**step, "state": "blocked", "reason": reason}
+
+
+# what stops a plan, and what would let it run (shown on the alert instead of a plan)
+NO_RESPONSES = (
+    "the drifted prompts came without responses, so there is nothing to review or train on",
+    "ingest production prompts together with their responses (a `response` field per row, "
+    "JSONL or CSV); the next drifting check then proposes a plan",
+)
+NO_MODEL = (
+    "there is no model to score the prompts with",
+    "train a run on the Training page, set FTSTUDIO_LOCAL_MODEL to a model folder, or build "
+    "the demo model; the next drifting check then proposes a plan",
+)
+
+
+def unregistered(kind: str) -> tuple[str, str]:
+    return (
+        f"the `{kind}` job kind is not registered",
+        f"register `{kind}` in backend/jobs/kinds.py (an install without training cannot retrain)",
+    )
+
+
+def blocker(
+    store: Store, ws: Workspace, settings: Settings, check_id: str
+) -> tuple[str, str] | None:
+    """Why a plan for this check's window could not run, and what would unblock it; None
+    when it can. The same conditions `approval` checks, asked before the plan is proposed, so
+    a plan that would be blocked at once is never offered for approval."""
+    for kind in ("score", "train"):
+        if kind not in KINDS:
+            return unregistered(kind)
+    if not production.responses_in_check(store, check_id):
+        return NO_RESPONSES
+    if base_model(store, ws, settings)[0] is None:
+        return NO_MODEL
+    return None
 
 
 def base_model(
@@ -73,7 +113,8 @@ def base_model(
 def review_dataset(store: Store, monitor: dict, plan: dict) -> dict | None:
     """A new version of `<monitor>-drift` holding the alert's window prompts with responses
     (written in the caller's transaction: the approval's)."""
-    rows = production.answered_records(store, mon.alert_check(store, plan["alert_id"]))
+    check_id = plan["steps"][0].get("check_id") or mon.alert_check(store, plan["alert_id"])
+    rows = production.answered_records(store, check_id)
     if not rows:
         return None
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{monitor['name']}-drift").strip("-.")[:80]

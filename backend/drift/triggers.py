@@ -6,7 +6,11 @@ A monitor is `ok` or `alerting`. A check that finds drift on an `ok` monitor is 
 records ONE alert and ONE plan and turns the monitor `alerting`; further drifting checks only
 count against the open alert; a clean check resolves it (backend/store/monitoring.py
 `apply_verdict`, one transaction that also marks the check evaluated, so a check never fires
-twice). `advance_plan` moves an approved plan on: score job done -> review batch; batch applied
+twice). A plan that could not run (no responses to review, no model, a job kind missing:
+`plans.blocker`) is not proposed; the alert carries the reason and what would unblock it, and
+the first drifting check after that which can run proposes the plan.
+
+`advance_plan` moves an approved plan on: score job done -> review batch; batch applied
 (or nothing flagged) -> the train job, queued on behalf of whoever approved the plan.
 """
 
@@ -16,6 +20,7 @@ from collections.abc import Callable
 
 from backend.action import AlreadyDone, Ctx
 from backend.auth import Actor
+from backend.config import Settings
 from backend.drift import judging, plans, quality
 from backend.drift.monitors import config_of
 from backend.review import actions as review_actions
@@ -26,13 +31,16 @@ from backend.store import review as rv
 from backend.store.datasets import resolve_version
 from backend.store.db import Store
 from backend.train import actions as train_actions
+from backend.workspace import Workspace
 
 ENDED_BADLY = ("failed", "cancelled", "interrupted")
 
 
-def evaluate(store: Store) -> list[dict]:
+def evaluate(store: Store, ws: Workspace, settings: Settings) -> list[dict]:
     """Apply the rules to every finished, unevaluated check; return the alerts that fired
-    ({id, monitor, message, plan_id})."""
+    ({id, monitor, message, plan_id, no_plan}): a crossing, or a plan proposed now for an
+    open alert that had none. A plan that could not run is not proposed: the alert says why
+    (`no_plan`: reason, what would unblock it)."""
     fired = []
     for check in mon.finished_unevaluated(store):
         if check["job_state"] != "succeeded":
@@ -52,7 +60,7 @@ def evaluate(store: Store) -> list[dict]:
             f"({', '.join(drift)}) in {check['n_window']} prompts"
         )
         steps = plans.proposed_steps(
-            check["n_window"], production.responses_in_check(store, check["id"])
+            check["n_window"], production.responses_in_check(store, check["id"]), check["id"]
         )
         out = mon.apply_verdict(
             store,
@@ -62,14 +70,18 @@ def evaluate(store: Store) -> list[dict]:
             methods=drift,
             message=message,
             steps=steps,
+            no_plan=plans.blocker(store, ws, settings, check["id"]) if drifted else None,
         )
-        if out and out["plan_id"]:
+        if out and (out["opened"] or out["plan_id"]):
+            alert = mon.get_alert(store, out["alert_id"])
             fired.append(
                 {
                     "id": out["alert_id"],
                     "monitor": m["name"],
                     "message": message,
                     "plan_id": out["plan_id"],
+                    "no_plan": alert["no_plan_reason"],
+                    "unblock": alert["no_plan_unblock"],
                 }
             )
     return fired

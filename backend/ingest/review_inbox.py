@@ -6,9 +6,14 @@ the database) is tailed by byte offset like a job's JSONL, its offset kept in
 are read, so a torn last line waits. Each annotation goes through the same `parse_annotation`
 and `upsert_reviews` as a pull (id `ls:<annotation id>`), so a delivery, a pull and a repeated
 delivery store it once; an older delivery never overwrites a newer verdict.
-ANNOTATIONS_DELETED drops those verdicts unless their batch was applied. A bad line is
-reported and skipped; the offset moves only after the verdicts are stored, so a failure
-retries the same lines.
+ANNOTATIONS_DELETED drops those verdicts unless their batch was applied, and only verdicts of
+a batch pushed to the project the deletion came from (an id of another project, or a deletion
+that names none, is reported and skipped). A bad line is reported and skipped; the offset moves
+only after the verdicts are stored, so a failure retries the same lines.
+
+A pass reads at least `webhook.MAX_LINE` bytes, the longest line the receiver writes, so every
+line it wrote fits in one pass; a longer line (written by something else) is reported and
+stepped over rather than waited on for ever.
 
 Once everything in it is stored and it has grown past `ROTATE_BYTES`, the inbox is copied to
 `inbox.jsonl.1` and emptied in place under the receivers' file lock (same file, so a delivery
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 
 KEY, FILE = "@review-webhooks", "inbox.jsonl"
 ROTATE_BYTES = 8 << 20
+PASS_BYTES = 1 << 26  # what one pass reads at most (never less than the longest line)
 
 
 @dataclass
@@ -59,9 +65,23 @@ def _newer_or_equal(stored, incoming) -> bool:
     return rstore._ts(incoming) >= stored
 
 
-def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxReport:
+def _line_end(path: Path, offset: int, step: int = 1 << 20) -> int | None:
+    """The byte just past the first newline at or after `offset`; None when there is none yet."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        at = offset
+        while block := fh.read(step):
+            found = block.find(b"\n")
+            if found >= 0:
+                return at + found + 1
+            at += len(block)
+    return None
+
+
+def ingest_inbox(store: Store, path: Path, max_bytes: int | None = None) -> InboxReport:
     """Store the verdicts of the inbox lines appended since the last pass."""
     report = InboxReport()
+    max_bytes = max(max_bytes or PASS_BYTES, webhook.MAX_LINE + 1)
     offset = _stored_offset(store)
     try:
         size = path.stat().st_size
@@ -70,16 +90,36 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
     if size < offset:  # emptied or replaced since: read it from its start
         offset = 0
     chunk = read_new_lines(path, offset, max_bytes)
+    if not chunk and size - offset >= max_bytes:  # one line longer than a pass reads
+        end = _line_end(path, offset)
+        if end is None:
+            return report  # still being written: it waits like any torn line
+        report.lines = 1
+        report.errors.append(
+            f"{path} at byte {offset}: a line of {end - offset} bytes, over the "
+            f"{max_bytes - 1} a pass reads; skipped"
+        )
+        log.error("review webhook inbox: %s", report.errors[-1])
+        with store.transaction() as cur:
+            jobrows.advance_offset(cur, KEY, FILE, end, 1)
+        return report
     if not chunk:
         return report
     records, report.errors = webhook.read_records(chunk, f"{path} after byte {offset}")
     report.lines = len(records) + len(report.errors)
     batches: dict[str, dict | None] = {}
     by_batch: dict[str, list[dict]] = {}
-    deleted: list[str] = []
+    deleted: dict[int, list[str]] = {}  # project -> verdict ids deleted there
     for rec in records:
         if rec.get("action") == "ANNOTATIONS_DELETED":
-            deleted.append(f"ls:{rec.get('annotation_id')}")
+            project = rec.get("project_id")
+            if not isinstance(project, int) or isinstance(project, bool):
+                report.errors.append(
+                    f"{path}: deletion of annotation {rec.get('annotation_id')} names no "
+                    "project; skipped"
+                )
+            else:
+                deleted.setdefault(project, []).append(f"ls:{rec.get('annotation_id')}")
             continue
         where = f"{path}: annotation {rec.get('annotation_id')}"
         batch_id = rec.get("batch_id")
@@ -120,8 +160,16 @@ def ingest_inbox(store: Store, path: Path, max_bytes: int = 1 << 26) -> InboxRep
         report.skipped += len(rows) - len(fresh)
         for k, v in rstore.upsert_reviews(store, batch_id, fresh).items():
             report.stored[k] += v
-    gone = rstore.remove_ls_reviews(store, deleted)  # after the upserts: a pass's order
-    report.removed, report.kept = gone["removed"], gone["kept"]
+    for project, ids in deleted.items():  # after the upserts: a pass's order
+        gone = rstore.remove_ls_reviews(store, ids, project_id=project)
+        report.removed += gone["removed"]
+        report.kept += gone["kept"]
+        if gone["elsewhere"]:
+            report.errors.append(
+                f"{path}: project {project} deleted {len(gone['elsewhere'])} annotation(s) "
+                f"whose verdicts belong to another project's batch "
+                f"({', '.join(gone['elsewhere'][:5])}); kept"
+            )
     with store.transaction() as cur:
         jobrows.advance_offset(cur, KEY, FILE, offset + len(chunk), report.lines)
     for err in report.errors:

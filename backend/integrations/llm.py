@@ -322,16 +322,42 @@ def origin(url: str | None) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), port
 
 
+# keys typed for one job (the job's `secret.json`, read by backend/jobs/run.py at its start),
+# by the origin they were typed for: this process is that one job
+_JOB_KEYS: dict[tuple[str, str, int], str] = {}
+
+
+def use_job_key(base_url: str | None, key: str | None, cfg=None) -> None:
+    """Make `key` this job process's key for `base_url`'s origin (None: the configured
+    endpoint); `key` None forgets every job key."""
+    if key is None:
+        _JOB_KEYS.clear()
+        return
+    if base_url is None:
+        from backend.config import Settings
+
+        base_url = (cfg or Settings()).openai_base_url
+    _JOB_KEYS[origin(base_url)] = key
+
+
 def api_key_for(base_url: str | None, cfg, explicit: str | None = None) -> str | None:
-    """The key to send to `base_url`: `explicit` when given; the configured OPENAI_API_KEY only
-    when `base_url` is the configured endpoint's origin (or not given); else none, so a URL
-    typed into a form never receives the configured key."""
+    """The key to send to `base_url` (None: the configured endpoint), first found of:
+    `explicit`; a key typed for this job and this origin; the configured OPENAI_API_KEY when
+    `base_url` is the configured endpoint's origin; the key an admin saved for an allowed
+    endpoint of the same origin. Else none, so a URL typed into a form never receives a key
+    that was given for another."""
     from backend.config import secret
 
     if explicit:
         return explicit
-    if base_url is None or origin(base_url) == origin(cfg.openai_base_url):
+    target = origin(base_url or cfg.openai_base_url)
+    if target in _JOB_KEYS:
+        return _JOB_KEYS[target]
+    if base_url is None or target == origin(cfg.openai_base_url):
         return secret(cfg.openai_api_key)
+    for url, key in (getattr(cfg, "endpoint_keys", None) or {}).items():
+        if origin(url) == target:
+            return secret(key)
     return None
 
 
@@ -349,8 +375,8 @@ def make_provider(
     `provider` is "local" (a transformers model folder: `model`, else FTSTUDIO_LOCAL_MODEL) or
     "openai" (an OpenAI-compatible endpoint: `base_url`, else OPENAI_BASE_URL; `model`, else
     FTSTUDIO_LLM_MODEL). `options` go to `OpenAIProvider` (concurrency, rpm, retries, timeout).
-    The configured API key is read here, at the point of use, and sent only to the configured
-    endpoint's origin (`api_key_for`).
+    Keys are read here, at the point of use, each sent only to the origin it was given for
+    (`api_key_for`).
     """
     from backend.config import Settings
 

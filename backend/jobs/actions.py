@@ -19,6 +19,7 @@ def cancel(ctx: Ctx, job_id: str, *, grace_s: float = 10.0, background: bool = F
     """Cancel a queued or running job: SIGTERM to its process group, SIGKILL after `grace_s`.
     `background`: return once the request is recorded, signalling on a daemon thread (a page
     must not wait out the grace period)."""
+    require(ctx.actor, "cancel_job")
     status = read.get(ctx.ws, job_id)
     if status.state in TERMINAL:
         raise AlreadyDone(f"job {job_id} is already {status.state}", status)
@@ -41,6 +42,7 @@ def cancel(ctx: Ctx, job_id: str, *, grace_s: float = 10.0, background: bool = F
 
 def resume(ctx: Ctx, job_id: str, *, start_worker: bool = True) -> JobStatus:
     """Queue an interrupted, failed or cancelled job again; it continues from its checkpoint."""
+    require(ctx.actor, "launch_job")
     status = read.get(ctx.ws, job_id)
     if status.state not in RESUMABLE:
         if status.state in ("queued", "running"):

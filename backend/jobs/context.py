@@ -2,11 +2,17 @@
 
 A job never opens DuckDB. It appends JSONL lines (flushed per line) and replaces status.json
 atomically; the dashboard or CLI ingests the folder into the database.
+
+An API key typed for one job (by an admin, for a URL other than the configured endpoint) never
+enters its spec: the launching action writes it to `secret.json` (mode 0600) in the job's
+folder before the job is queued; the job takes it (reads and deletes it) as it starts, and the
+worker deletes it when the job's process ends in any way (`drop_job_key`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import deque
@@ -15,6 +21,34 @@ from typing import Any
 
 from backend.jobs.status import JobState, JobStatus, dump_json_line, write_status
 from backend.workspace import Workspace, atomic_write_text
+
+KEY_FILE = "secret.json"
+
+
+def write_job_key(job_dir: Path, base_url: str | None, api_key: str) -> None:
+    """Leave `api_key` (for `base_url`; None: the configured endpoint) for the job of
+    `job_dir`, in a file only this user can read."""
+    path = Path(job_dir) / KEY_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"base_url": base_url, "api_key": api_key}, fh)
+
+
+def take_job_key(job_dir: Path) -> dict | None:
+    """The key left for this job ({base_url, api_key}), removed from disk as it is read."""
+    path = Path(job_dir) / KEY_FILE
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        data = None
+    drop_job_key(job_dir)
+    return data if isinstance(data, dict) and data.get("api_key") else None
+
+
+def drop_job_key(job_dir: Path) -> None:
+    """Remove a key left for a job (its end, a cancel before it started)."""
+    (Path(job_dir) / KEY_FILE).unlink(missing_ok=True)
 
 
 class JobCancelled(Exception):

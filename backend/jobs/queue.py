@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from backend.auth import Actor, require
+from backend.jobs.context import drop_job_key
 from backend.jobs.kinds import LIMITS, SpecError, kind_info, validate_spec
 from backend.jobs.read import (  # noqa: F401  (readers' names, kept importable from here)
     JobError,
@@ -239,6 +240,7 @@ def cancel(
 
         status = update_status(job_dir, cancel_queued)
         if status.state == JobState.cancelled:
+            drop_job_key(job_dir)  # it will never run: no key waits for it
             return status
     pid = status.pid
     if pid and process_alive(pid, status.pid_start):

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from backend.jobs import queue
+from backend.jobs.context import drop_job_key
 from backend.jobs.status import JobState, JobStatus, JobStatusError, now, update_status
 from backend.workspace import Workspace
 
@@ -125,6 +126,7 @@ def _finish(ws: Workspace, job_id: str, code: int) -> None:
             status.finished = now()
         return status
 
+    drop_job_key(job_dir)  # a key typed for the job never outlives its process
     try:
         update_status(job_dir, end)
     except JobStatusError:

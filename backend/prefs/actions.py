@@ -12,11 +12,12 @@ are confined to the workspace (and the models' folder); the shell (actor None) i
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from backend import action
 from backend.action import ActionError, AlreadyDone, Ctx, need_store, typed_path
@@ -29,9 +30,11 @@ from backend.security import check_upload
 from backend.store import Store
 from backend.store import prefs as S
 from backend.store import prefs_ls as L
+from backend.synth.exporters import target_problem
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_CHUNK = 1 << 16  # bytes read at a time from an upload
 
 
 def _change(ctx: Ctx, permission: str, name: str, target: str | None, fn, *, detail=None):
@@ -148,9 +151,11 @@ def skip_item(ctx: Ctx, item_id: str, annotator: str) -> None:
 # --- preference sets ------------------------------------------------------------------------
 
 
-def _save_version(store: Store, name: str, rows: list[dict], note: str) -> dict:
+def _save_version(
+    store: Store, name: str, rows: list[dict], note: str, *, skipped: dict | None = None
+) -> dict:
     """Store `rows` as the next version of `name` unless the newest version holds the same
-    pairs (AlreadyDone with that version)."""
+    pairs (AlreadyDone with that version); `skipped`: the rows an import did not store."""
     pairs, digest, duplicates = E.version_rows(rows)
     latest = S.latest_version(store, name)
     if latest is not None and latest["hash"] == digest:
@@ -159,7 +164,7 @@ def _save_version(store: Store, name: str, rows: list[dict], note: str) -> dict:
             "no new version was made",
             latest,
         )
-    version = S.add_preference_version(store, name, pairs, digest, note=note)
+    version = S.add_preference_version(store, name, pairs, digest, note=note, skipped=skipped)
     return {**version, "duplicates_dropped": duplicates}
 
 
@@ -200,30 +205,68 @@ def build_preference_set(
     return _change(ctx, "edit_data", "prefs.build", name, build, detail=_version_detail)
 
 
+def _spool(stream: BinaryIO, label: str, folder: Path) -> Path:
+    """Copy an upload to a private temporary file in chunks, refusing it (`TooLarge`, naming
+    the file and the limit) as soon as it passes the import limit; its first line is checked
+    for what the file really is."""
+    path = folder / "upload.jsonl"
+    seen, head = 0, b""
+    with open(path, "wb") as out:
+        while chunk := stream.read(_CHUNK):
+            seen += len(chunk)
+            if seen > E.MAX_IMPORT_BYTES:
+                raise E.TooLarge(label, E.MAX_IMPORT_BYTES)
+            if len(head) < _CHUNK:
+                head += chunk[: _CHUNK - len(head)]
+            out.write(chunk)
+    # judged by its first non-blank line: a stray bad line further on is the reader's to
+    # report (and to skip), not a reason to call the whole file binary
+    first = next((line for line in head.splitlines() if line.strip()), b"")
+    check_upload(label, first, {"jsonl"})
+    return path
+
+
 def import_preferences(
-    ctx: Ctx, name: str, source: Path | str | bytes, fmt: str, *, label: str | None = None
+    ctx: Ctx,
+    name: str,
+    source: Path | str | bytes | BinaryIO,
+    fmt: str,
+    *,
+    label: str | None = None,
+    skip_invalid: bool = False,
 ) -> dict:
-    """A preference file (HH-RLHF, DPO JSONL, ratings) as a new version of `name`: a path,
-    or the bytes of an upload (checked, never saved under its own name). Returns the version
-    with `dropped`; the same pairs as the newest version answer AlreadyDone."""
+    """A preference file (HH-RLHF, DPO JSONL, ratings) as a new version of `name`: a path, the
+    bytes of an upload, or an upload's stream (read in chunks up to the import limit, checked,
+    never saved under its own name). By default one invalid row stores nothing; with
+    `skip_invalid` the valid rows are stored and the version keeps each skipped row's line and
+    reason (`skipped`). Returns the version with `dropped` and `skipped`; the same pairs as the
+    newest version answer AlreadyDone."""
     require(ctx.actor, "import_export")
     name = _check_name(name, "preference set")
     store = need_store(ctx)
-    if isinstance(source, bytes):
-        label = label or "upload.jsonl"
-        check_upload(label, source, {"jsonl"})
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(source)
+    if hasattr(source, "read"):
+        label = label or getattr(source, "name", None) or "upload.jsonl"
+        if getattr(
+            source, "seekable", lambda: False
+        )():  # an upload drawn before may have been read already
+            source.seek(0)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "upload.jsonl"
-            path.write_bytes(source)
-            pairs, dropped = E.import_rows(path, fmt)
+            path = _spool(source, label, Path(tmp))
+            got = E.read_import(path, fmt, skip_invalid=skip_invalid, name=label)
     else:
         path = typed_path(ctx, source)
         label = label or path.name
-        pairs, dropped = E.import_rows(path, fmt)
+        got = E.read_import(path, fmt, skip_invalid=skip_invalid, name=label)
+    report = got.report()
+    note = f"imported {label} ({fmt})"
+    if got.invalid:
+        note += f"; {len(got.invalid)} invalid rows skipped"
 
     def save(cur) -> dict:
-        version = _save_version(store, name, pairs, f"imported {label} ({fmt})")
-        return {**version, "dropped": dropped}
+        version = _save_version(store, name, got.pairs, note, skipped=report)
+        return {**version, "dropped": got.dropped}
 
     return _change(
         ctx,
@@ -231,7 +274,12 @@ def import_preferences(
         "prefs.import",
         name,
         save,
-        detail=lambda v: {"file": label, "format": fmt, **_version_detail(v)},
+        detail=lambda v: {
+            "file": label,
+            "format": fmt,
+            **_version_detail(v),
+            **({"skipped_invalid": len(got.invalid)} if skip_invalid else {}),
+        },
     )
 
 
@@ -248,6 +296,7 @@ def export_jsonl(
 
 def record_download(ctx: Ctx, name: str, version: dict) -> None:
     """Audit a download of a preference set version (`prefs.export`)."""
+    require(ctx.actor, "import_export")
     action.record(ctx, "import_export", "prefs.export", name, _version_detail(version))
 
 
@@ -263,6 +312,9 @@ def export_file(
     Returns the version with `written` (pairs) and `path`."""
     require(ctx.actor, "import_export")
     path = typed_path(ctx, out)
+    problem = target_problem(path, ctx.ws.root)
+    if problem:  # never onto the workspace or the studio's own files: under exports/ only
+        raise ActionError(f"cannot export to {out}: {problem}. Nothing was written")
     store = need_store(ctx)
 
     def write(cur) -> dict:

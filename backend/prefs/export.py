@@ -5,7 +5,9 @@ JSONL and ratings. Pure functions and file writes: the actions store what they r
 
 Exports keep only decided pairs: ties, both-bad, a judge's inconsistent verdicts, analysts who
 disagree and pairs whose chosen and rejected texts are identical are dropped and counted.
-Imports check every row first and raise `InvalidPairs` naming the bad lines: nothing half-read.
+Imports check every row first and raise `InvalidPairs` naming the bad lines: nothing half-read,
+unless the caller asks to skip invalid rows (each is then reported with its line and reason).
+Files are read line by line and refused past `MAX_IMPORT_BYTES`.
 
 >>> parse_transcript("\\n\\nHuman: hi\\n\\nAssistant: hello")
 [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'}]
@@ -18,10 +20,15 @@ import json
 import os
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.security import MAX_UPLOAD_BYTES
+
 FORMATS = ("hh-rlhf", "dpo-jsonl", "ratings")
+MAX_IMPORT_BYTES = MAX_UPLOAD_BYTES  # the largest preference file read (the upload limit)
+REPORT_ROWS = 1000  # rows not stored, kept beside a version with their line and reason
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 _ROLE = {"Human": "user", "Assistant": "assistant"}
 
@@ -29,12 +36,15 @@ _ROLE = {"Human": "user", "Assistant": "assistant"}
 class InvalidPairs(ValueError):
     """Preference pairs that failed validation; the message names the first bad rows."""
 
-    def __init__(self, problems: list[tuple[int, str]], total: int, where: str = "row"):
+    def __init__(
+        self, problems: list[tuple[int, str]], total: int, where: str = "row", hint: str = ""
+    ):
         self.problems = problems
         shown = "; ".join(f"{where} {i}: {why}" for i, why in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         super().__init__(
             f"{len(problems)} of {total} rows are invalid, nothing was stored: {shown}{more}"
+            + (f" ({hint})" if hint else "")
         )
 
 
@@ -201,28 +211,65 @@ def pairs_from_judgements(rows: list[dict]) -> tuple[list[dict], dict[str, int]]
 # --- import ---------------------------------------------------------------------------------
 
 
-def read_jsonl(path: Path) -> list[tuple[int, Any]]:
-    """(line number, value) of every non-blank line; InvalidPairs names lines that are not
-    JSON."""
+def size_text(n: int) -> str:
+    """Bytes in words: 512 bytes, 1.5 KiB, 200 MiB.
+
+    >>> size_text(200 * 2**20), size_text(1536), size_text(12)
+    ('200 MiB', '1.5 KiB', '12 bytes')
+    """
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
+class TooLarge(ValueError):
+    """A file over the size limit; the message names the file and the limit."""
+
+    def __init__(self, name: str, limit: int, size: int | None = None):
+        what = f"is {size_text(size)}, over" if size is not None else "is over"
+        super().__init__(
+            f"{name} {what} the {size_text(limit)} limit for a preference import; "
+            "split it into smaller files"
+        )
+
+
+def read_jsonl(
+    path: Path, *, limit: int | None = None, name: str | None = None
+) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    """(line number, value) of every non-blank line, and (line number, why) of each line that
+    is not JSON (or not UTF-8). The file is read line by line and refused with `TooLarge` as
+    soon as it passes `limit` bytes (MAX_IMPORT_BYTES): a large file is never read whole."""
+    limit = MAX_IMPORT_BYTES if limit is None else limit
     path = Path(path)
+    name = name or path.name
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > limit:
+            raise TooLarge(name, limit, size)
+        fh = open(path, "rb")  # noqa: SIM115  (closed below; read in lines)
     except OSError as exc:
         raise InvalidPairs([(0, f"cannot read {path}: {exc.strerror or exc}")], 0) from None
-    except UnicodeDecodeError:
-        raise InvalidPairs([(0, f"{path} is not UTF-8 text")], 0) from None
-    out, problems = [], []
-    lines = text.splitlines()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append((n, json.loads(line)))
-        except ValueError as exc:
-            problems.append((n, f"not JSON ({exc.msg})"))
-    if problems:
-        raise InvalidPairs(problems, len(lines), where=f"{path.name} line")
-    return out
+    out, problems, seen = [], [], 0
+    with fh:
+        n = 0
+        while raw := fh.readline(limit - seen + 1):  # never more than the limit, one line too
+            n += 1
+            seen += len(raw)
+            if seen > limit:  # the file grew while it was read
+                raise TooLarge(name, limit)
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError:
+                problems.append((n, "not UTF-8 text"))
+                continue
+            if not line.strip():
+                continue
+            try:
+                out.append((n, json.loads(line)))
+            except ValueError as exc:
+                problems.append((n, f"not JSON ({getattr(exc, 'msg', exc)})"))
+    return out, problems
 
 
 def parse_transcript(text: str) -> list[dict]:
@@ -281,13 +328,45 @@ def ratings_pair(row: Any) -> dict | None:
     return {"prompt": row["prompt"], "chosen": best[1], "rejected": worst[1]}
 
 
-def import_rows(path: Path, fmt: str) -> tuple[list[dict], dict[str, int]]:
-    """Pairs from a file in `fmt`, and counts of rows dropped (ties, identical pairs).
-    InvalidPairs names every bad line; nothing is returned unless all lines are good."""
+@dataclass
+class Imported:
+    """What an import read: the pairs to store, counts of rows dropped (ties, identical
+    pairs), the invalid rows skipped (`--skip-invalid`) and every row not stored, each with
+    its line and reason (kept beside the version)."""
+
+    pairs: list[dict]
+    dropped: dict[str, int]
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+    not_stored: list[dict] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """The rows not stored, as kept beside the version (the first REPORT_ROWS of them)."""
+        return {
+            "invalid": len(self.invalid),
+            "dropped": sum(self.dropped.values()),
+            "rows": self.not_stored[:REPORT_ROWS],
+            "more": max(0, len(self.not_stored) - REPORT_ROWS),
+        }
+
+
+def read_import(
+    path: Path,
+    fmt: str,
+    *,
+    skip_invalid: bool = False,
+    limit: int | None = None,
+    name: str | None = None,
+) -> Imported:
+    """Pairs from a file in `fmt`. By default any invalid line fails the whole import
+    (`InvalidPairs` names the bad lines; nothing is returned); with `skip_invalid` the valid
+    rows are kept and each invalid one is reported with its line and reason (none valid at
+    all is still an error)."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
-    rows = read_jsonl(path)
-    pairs, problems, dropped = [], [], Counter()
+    name = name or Path(path).name
+    rows, problems = read_jsonl(path, limit=limit, name=name)
+    total = len(rows) + len(problems)  # lines that are not JSON count as rows
+    pairs, dropped, not_stored = [], Counter(), []
     for n, row in rows:
         try:
             if fmt == "hh-rlhf":
@@ -296,6 +375,7 @@ def import_rows(path: Path, fmt: str) -> tuple[list[dict], dict[str, int]]:
                 pair = ratings_pair(row)
                 if pair is None:
                     dropped["tie"] += 1
+                    not_stored.append({"line": n, "reason": "tie: every rating is the same"})
                     continue
             else:
                 pair = row
@@ -305,13 +385,25 @@ def import_rows(path: Path, fmt: str) -> tuple[list[dict], dict[str, int]]:
                 and "chosen" in pair
             ):
                 dropped["identical"] += 1
+                not_stored.append({"line": n, "reason": "chosen and rejected are identical"})
                 continue
             clean = normalise_pair(pair)
         except ValueError as exc:
             problems.append((n, str(exc)))
             continue
-        clean["origin"] = {"file": Path(path).name, "line": n, "format": fmt}
+        clean["origin"] = {"file": name, "line": n, "format": fmt}
         pairs.append(clean)
-    if problems:
-        raise InvalidPairs(problems, len(rows), where=f"{Path(path).name} line")
-    return pairs, dict(dropped)
+    problems.sort()
+    if problems and (not skip_invalid or not pairs):
+        hint = "" if skip_invalid else "skip invalid rows to store the valid ones"
+        raise InvalidPairs(problems, total, where=f"{name} line", hint=hint)
+    not_stored += [{"line": n, "reason": why, "invalid": True} for n, why in problems]
+    not_stored.sort(key=lambda r: r["line"])
+    return Imported(pairs, dict(dropped), problems, not_stored)
+
+
+def import_rows(path: Path, fmt: str) -> tuple[list[dict], dict[str, int]]:
+    """Pairs from a file in `fmt`, and counts of rows dropped (ties, identical pairs).
+    InvalidPairs names every bad line; nothing is returned unless all lines are good."""
+    got = read_import(path, fmt)
+    return got.pairs, got.dropped

@@ -17,6 +17,7 @@ from backend.auth import require
 from backend.jobs import read as jobs
 from backend.prefs import export as E
 from backend.prefs.judge import items_file
+from backend.settings import endpoints
 from backend.store import prefs as S
 from backend.train.actions import start_run
 
@@ -54,16 +55,19 @@ def launch_judge(
     rejudge: bool = False,
     limit: int | None = None,
     start_worker: bool = True,
+    api_key: str | None = None,
     **fields: Any,
 ) -> str:
     """Queue a judge job over the set's items (those this judge model has not judged yet,
     unless `rejudge`): pairs get a verdict, ranking items a round-robin ranking. Returns the
-    job id. Nothing left to judge, or the same judge already queued, answers AlreadyDone."""
+    job id. Nothing left to judge, or the same judge already queued, answers AlreadyDone.
+    `base_url`: the configured endpoint or an allowed one (any, for an admin); `api_key`
+    (admins) reaches the job beside its spec, never in it."""
     require(ctx.actor, "launch_job")
     store = need_store(ctx)
     if provider == "local":  # a local judge is a model folder
         model = str(typed_path(ctx, model, models=True))
-    base_url = check_url(base_url)
+    base_url = endpoints.vet(ctx, check_url(base_url), api_key)
     cs = S.get_comparison_set(store, comparison_set)
     items = [it for it in S.set_items(store, cs["id"]) if len(it["responses"]) >= 2]
     if not items:
@@ -99,6 +103,7 @@ def launch_judge(
         target=cs["name"],
         detail={"model": model, "items": len(items)},
         start_worker=start_worker,
+        fn=endpoints.hand_key(ctx, base_url, api_key),
     )
     return job_id
 
@@ -112,10 +117,13 @@ def launch_answers(
     base_url: str | None = None,
     max_new_tokens: int = 64,
     start_worker: bool = True,
+    api_key: str | None = None,
 ) -> str:
     """Queue an answer job: the base model (a local folder) or an endpoint answers the eval
-    prompts of run / source `prompts_from`, making a new source for comparison sets."""
+    prompts of run / source `prompts_from`, making a new source for comparison sets. The
+    endpoint and a typed key follow the same rule as `launch_judge`."""
     require(ctx.actor, "launch_job")
+    base_url = endpoints.vet(ctx, check_url(base_url), api_key)
     prompts = list(S.generation_outputs(need_store(ctx), [prompts_from])[prompts_from])
     if not prompts:
         raise ActionError(f"no generations for {prompts_from!r}; `ftstudio runs list` shows runs")
@@ -136,6 +144,7 @@ def launch_answers(
         target=prompts_from,
         detail={"model": model, "prompts": len(prompts)},
         start_worker=start_worker,
+        fn=endpoints.hand_key(ctx, base_url, api_key),
     )
     return job_id
 

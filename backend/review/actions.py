@@ -26,6 +26,7 @@ from backend.auth import LOCAL_ADMIN, require
 from backend.review import inputs, verdicts
 from backend.review.flagging import FlagPolicy, batch_items, cut_value
 from backend.review.verdicts import Verdict, apply_decisions
+from backend.settings import endpoints
 from backend.store import datasets as ds
 from backend.store import review as rstore
 
@@ -91,14 +92,18 @@ def launch_judge(
     criteria: str | None = None,
     base_url: str | None = None,
     concurrency: int = 8,
+    api_key: str | None = None,
 ) -> dict:
     """Queue a `quality-judge` job: an LLM rates every example 1-10, stored as judge_flaw =
-    10 - rating (a second review signal). Returns {job_id, examples, version, round}."""
+    10 - rating (a second review signal). Returns {job_id, examples, version, round}.
+    `base_url`: the configured endpoint or an allowed one (any, for an admin); `api_key`
+    (admins) reaches the job beside its spec, never in it."""
     require(ctx.actor, "launch_job")
     store = need_store(ctx)
     parsed = urlparse(base_url or "")
     if base_url and not (parsed.scheme in ("http", "https") and parsed.netloc):
         raise ActionError(f"the judge's base URL must be http(s)://host/..., not {base_url!r}")
+    base_url = endpoints.vet(ctx, base_url, api_key)
     spec, n, ver = inputs.prepare_judge_spec(
         store,
         ctx.ws,
@@ -112,13 +117,14 @@ def launch_judge(
         concurrency=concurrency,
     )
     detail = {"examples": n, "version": ver["id"], "judge_model": spec["model"]}
-    job_id = _queue(ctx, "quality-judge", spec, "review.judge", dataset, detail)
+    fn = endpoints.hand_key(ctx, base_url, api_key)
+    job_id = _queue(ctx, "quality-judge", spec, "review.judge", dataset, detail, fn=fn)
     return {"job_id": job_id, "examples": n, "version": ver, "round": spec["round"]}
 
 
-def _queue(ctx: Ctx, kind: str, spec: dict, name: str, target: str, detail: dict) -> str:
+def _queue(ctx: Ctx, kind: str, spec: dict, name: str, target: str, detail: dict, fn=None) -> str:
     try:
-        job_id, _ = action.launch(ctx, kind, spec, name=name, target=target, detail=detail)
+        job_id, _ = action.launch(ctx, kind, spec, name=name, target=target, detail=detail, fn=fn)
     except BaseException:
         Path(spec["examples_path"]).unlink(missing_ok=True)  # no job reads it
         raise
@@ -139,6 +145,7 @@ def create_batch(
     """Flag the scored examples of one scoring run under `policy` and record them (plus the
     QC sample) as the dataset's next review batch. Returns the batch row with n_flagged and
     n_qc. The same run, signal and policy flagged again answer AlreadyDone with that batch."""
+    require(ctx.actor, "edit_data")
     store = need_store(ctx)
     batch_id = _batch_id(score_job_id, method, policy)
 

@@ -16,6 +16,7 @@ and parses every annotation into a verdict keyed `ls:<annotation id>`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from xml.sax.saxutils import quoteattr
 
 from backend.integrations.labelstudio.client import reviewer_name
@@ -147,10 +148,11 @@ def parse_annotation(ann: dict, example_id: str, reviewer: str) -> dict | None:
     }
 
 
-def parse_export(tasks: list[dict], emails: dict[int, str]) -> tuple[list[dict], int, set[str]]:
-    """The verdict rows of a project's full JSON export, how many annotations were skipped
-    (cancelled, empty, or on a task without an example), and the ids (`ls:<id>`) of every
-    annotation present, so verdicts deleted in Label Studio can be told apart."""
+def parse_export(tasks: Iterable[dict], emails: dict[int, str]) -> tuple[list[dict], int, set[str]]:
+    """The verdict rows of a project's full JSON export (read once, task by task), how many
+    annotations were skipped (cancelled, empty, or on a task without an example), and the ids
+    (`ls:<id>`) of every annotation present, so verdicts deleted in Label Studio can be told
+    apart."""
     rows, skipped, present = [], 0, set()
     for task in tasks:
         example_id = (task.get("data") or {}).get("example_id")

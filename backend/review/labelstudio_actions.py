@@ -6,10 +6,10 @@ A batch is pushed once: the push is claimed in its own transaction before the pr
 being pushed), the project id is recorded with the audit row, and a failed push releases the
 claim. A pull reads and checks everything before one transaction writes it. Permissions:
 pushing and removing a webhook `edit_data`; pulling and registering a webhook `review` (the
-live verdicts a reviewer watches); starting and stopping the local Label Studio `settings` (a
-server on this machine is the admin's business). Changes that live only in Label Studio are
-audited with `action.record`; beside a running dashboard (no store) the role check stands
-and no row can be written.
+live verdicts a reviewer watches); starting and stopping the local Label Studio, and revealing
+its credentials, `settings` (a server on this machine is the admin's business). Changes that
+live only in Label Studio are audited with `action.record`; beside a running dashboard (no
+store) the role check stands and no row can be written.
 """
 
 from __future__ import annotations
@@ -135,7 +135,15 @@ def pull_batch(ctx: Ctx, batch_id: str, *, on_stage: Callable[[str], None] | Non
     url, token = _connection(ctx)
     stage = on_stage or (lambda _s: None)
     exported, emails = lsc.export_with_users(url, token, batch["ls_project_id"], stage)
-    rows, skipped, present = lsync.parse_export(exported, emails)
+    n_tasks = 0
+
+    def counted():  # the export's tasks, one at a time (it is never held whole)
+        nonlocal n_tasks
+        for task in exported:
+            n_tasks += 1
+            yield task
+
+    rows, skipped, present = lsync.parse_export(counted(), emails)
     try:
         rows = [verdicts.checked(r) for r in rows]
     except ValueError as exc:
@@ -148,7 +156,7 @@ def pull_batch(ctx: Ctx, batch_id: str, *, on_stage: Callable[[str], None] | Non
         gone = rstore.remove_ls_reviews(store, sorted(stored - present), batch_id=batch_id)
         result = {
             "batch": batch_id,
-            "tasks": len(exported),
+            "tasks": n_tasks,
             "annotations": len(rows),
             "skipped": skipped,
             **counts,
@@ -202,6 +210,18 @@ def start_labelstudio(ctx: Ctx, port: int = 8080) -> tuple[lss.ServerInfo, str]:
     if not running:
         _external(ctx, "settings", "labelstudio.up", info.url, {"pid": info.pid})
     return info, token
+
+
+def reveal_labelstudio_credentials(ctx: Ctx) -> dict[str, str]:
+    """The local Label Studio's url, admin user, password and API token, for an admin who
+    asked to see them (audited: who looked, never what they saw). ActionError when no local
+    server was ever started in this workspace."""
+    require(ctx.actor, "settings")
+    creds = lss.local_credentials(ctx.ws)
+    if creds is None:
+        raise ActionError("no local Label Studio was started in this workspace yet: start it first")
+    _external(ctx, "settings", "labelstudio.reveal", creds.get("url") or None, {})
+    return creds
 
 
 def stop_labelstudio(ctx: Ctx) -> bool:

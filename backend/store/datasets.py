@@ -4,8 +4,10 @@ An example's id is the sha256 of its canonical messages JSON (backend/examples.p
 same conversation is stored once; an edit makes a new example that names its parent. A version is
 an ordered list of example ids with a content hash over them; it never changes once written.
 `add_version` validates every example first and writes everything in one transaction: all or
-nothing. SQL and row mapping only: roles, audit rows and "already done" checks live in
-backend/synth/actions.py, which calls these functions inside its transaction.
+nothing. A new version takes over the human-QC sample of the version it follows (the parent,
+else the dataset's newest): kept examples stay in the sample, an edited one passes its place to
+its edit, removed ones leave it. SQL and row mapping only: roles, audit rows and "already done"
+checks live in backend/synth/actions.py, which calls these functions inside its transaction.
 
 Jobs never open DuckDB: a submitter calls `write_version_jsonl` to hand a version to a job.
 """
@@ -174,8 +176,10 @@ def add_version_cur(
     *,
     parent_version_id: str | None = None,
     note: str = "",
+    skipped: dict | None = None,
 ) -> dict:
-    """`add_version` inside a caller's transaction (ingest handlers use this)."""
+    """`add_version` inside a caller's transaction (ingest handlers use this). `skipped` is
+    what an import left out ({"file", "unit", "invalid", "rows": [{"line", "reason"}]})."""
     ds = _dataset_row(cur, dataset)
     clean, problems = [], []
     for i, ex in enumerate(examples):
@@ -199,12 +203,11 @@ def add_version_cur(
         if parent is None:
             raise DatasetNotFound(f"no version {parent_version_id!r} to use as parent")
     ids = [ex["id"] for ex in ordered]
-    number = (
-        cur.execute(
-            "SELECT max(number) FROM dataset_versions WHERE dataset_id = ?", [ds["id"]]
-        ).fetchone()[0]
-        or 0
-    ) + 1
+    previous = cur.execute(
+        "SELECT id, number FROM dataset_versions WHERE dataset_id = ? ORDER BY number DESC LIMIT 1",
+        [ds["id"]],
+    ).fetchone()
+    number = (previous[1] if previous else 0) + 1
     created = now()
     version_id = f"dsv-{uuid.uuid4().hex[:12]}"
     if ordered:
@@ -223,7 +226,8 @@ def add_version_cur(
             ],
         )
     cur.execute(
-        "INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO dataset_versions (id, dataset_id, number, parent_version_id, created, hash,"
+        " n_examples, note, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             version_id,
             ds["id"],
@@ -233,6 +237,7 @@ def add_version_cur(
             version_hash(ids),
             len(ids),
             note,
+            json.dumps(skipped, ensure_ascii=False) if skipped else None,
         ],
     )
     if ids:
@@ -240,6 +245,8 @@ def add_version_cur(
             "INSERT INTO version_examples VALUES (?, ?, ?)",
             [[version_id, eid, pos] for pos, eid in enumerate(ids)],
         )
+    source = parent_version_id or (previous[0] if previous else None)
+    carried = _carry_qc(cur, source, version_id, ds["id"], ordered, created) if source else 0
     return {
         "id": version_id,
         "dataset": ds["name"],
@@ -250,8 +257,46 @@ def add_version_cur(
         "n_examples": len(ids),
         "parent_version_id": parent_version_id,
         "note": note,
+        "skipped": skipped,
         "duplicates_dropped": len(clean) - len(ordered),
+        "qc_carried": carried,
     }
+
+
+def _carry_qc(
+    cur: duckdb.DuckDBPyConnection,
+    source_version_id: str,
+    version_id: str,
+    dataset_id: str,
+    examples: list[dict],
+    created: datetime,
+) -> int:
+    """Give the new version the QC sample of the version it follows: an example still there
+    keeps its place, an edited one passes it to its edit (the example naming it as parent),
+    a removed one leaves the sample. Each row keeps its generation job, share and status."""
+    rows = cur.execute(
+        "SELECT example_id, job_id, share, status FROM qc_samples WHERE version_id = ?",
+        [source_version_id],
+    ).fetchall()
+    if not rows:
+        return 0
+    present = {ex["id"] for ex in examples}
+    edits: dict[str, str] = {}
+    for ex in examples:
+        if ex["parent_id"] and ex["parent_id"] not in present:
+            edits.setdefault(ex["parent_id"], ex["id"])
+    carried = []
+    for example, job_id, share, status in rows:
+        now_id = example if example in present else edits.get(example)
+        if now_id is not None:
+            carried.append([version_id, now_id, dataset_id, job_id, share, status, created])
+    if carried:
+        cur.executemany(
+            "INSERT INTO qc_samples (version_id, example_id, dataset_id, job_id, share, status,"
+            " created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            carried,
+        )
+    return len(carried)
 
 
 def add_version(
@@ -261,6 +306,7 @@ def add_version(
     *,
     parent_version_id: str | None = None,
     note: str = "",
+    skipped: dict | None = None,
 ) -> dict:
     """Validate and store a new immutable version, all or nothing, in one transaction.
 
@@ -268,7 +314,7 @@ def add_version(
     """
     with store.transaction() as cur:
         return add_version_cur(
-            cur, dataset, examples, parent_version_id=parent_version_id, note=note
+            cur, dataset, examples, parent_version_id=parent_version_id, note=note, skipped=skipped
         )
 
 
@@ -283,6 +329,7 @@ def _version_dict(row: dict, dataset_name: str) -> dict:
         "n_examples": row["n_examples"],
         "parent_version_id": row["parent_version_id"],
         "note": row["note"],
+        "skipped": json.loads(row["skipped"]) if row.get("skipped") else None,
     }
 
 

@@ -257,6 +257,14 @@ def fail_check(store: Store, check_id: str, error: str) -> None:
         cur.execute("UPDATE production_batches SET check_id = NULL WHERE check_id = ?", [check_id])
 
 
+def _propose(cur, plan_id: str, monitor_id: str, alert_id: str, steps: list[dict]) -> None:
+    cur.execute(
+        "INSERT INTO retraining_plans (id, monitor_id, alert_id, state, auto_approved, steps,"
+        " created, updated) VALUES (?,?,?,?,false,?,?,?)",
+        [plan_id, monitor_id, alert_id, "proposed", json.dumps(steps), now(), now()],
+    )
+
+
 def apply_verdict(
     store: Store,
     check_id: str,
@@ -266,11 +274,15 @@ def apply_verdict(
     methods: list[str],
     message: str,
     steps: list[dict],
+    no_plan: tuple[str, str] | None = None,
 ) -> dict | None:
     """Record a check's verdict in one transaction: on an `ok` monitor a drifted check opens
-    ONE alert and ONE proposed plan (`steps`) and turns the monitor `alerting`; while alerting
-    it counts against the open alert; a clean check resolves it. Returns {"alert_id",
-    "plan_id"} (plan_id only on a crossing), or None when the check was evaluated already."""
+    ONE alert and turns the monitor `alerting`, with ONE proposed plan (`steps`) unless
+    `no_plan` says (why, what would unblock it) the plan could not run: then the alert keeps
+    that reason instead. While alerting a drifted check counts against the open alert (and
+    proposes the plan the alert lacks once it can run); a clean check resolves it. Returns
+    {"alert_id", "plan_id" (a plan proposed now), "opened" (a crossing)}, or None when the
+    check was evaluated already."""
     with store.transaction() as cur:
         if (
             cur.execute(
@@ -283,25 +295,39 @@ def apply_verdict(
         open_id = cur.execute(
             "SELECT id FROM alerts WHERE monitor_id = ? AND state = 'open'", [monitor_id]
         ).fetchone()
+        why, unblock = no_plan or (None, None)
         alert = plan_id = None
+        opened = False
         if drifted and state == "ok":
-            alert, plan_id = new_id("alert"), new_id("plan")
+            alert, opened = new_id("alert"), True
             cur.execute(
-                "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,NULL)",
-                [alert, monitor_id, check_id, json.dumps(methods), message, "open", 1, now()],
+                "INSERT INTO alerts (id, monitor_id, check_id, methods, message, state, n_checks,"
+                " created, no_plan_reason, no_plan_unblock) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [alert, monitor_id, check_id, json.dumps(methods), message, "open", 1, now()]
+                + [why, unblock],
             )
-            cur.execute(
-                "INSERT INTO retraining_plans VALUES (?,?,?,?,false,NULL,NULL,?,?,?)",
-                [plan_id, monitor_id, alert, "proposed", json.dumps(steps), now(), now()],
-            )
+            if no_plan is None:
+                plan_id = new_id("plan")
+                _propose(cur, plan_id, monitor_id, alert, steps)
             cur.execute("UPDATE monitors SET state = 'alerting' WHERE id = ?", [monitor_id])
         elif drifted and open_id:
             alert = open_id[0]
             cur.execute("UPDATE alerts SET n_checks = n_checks + 1 WHERE id = ?", [alert])
+            planned = cur.execute(
+                "SELECT 1 FROM retraining_plans WHERE alert_id = ?", [alert]
+            ).fetchone()
+            if not planned:  # the alert had no plan: propose it now, or say why not still
+                if no_plan is None:
+                    plan_id = new_id("plan")
+                    _propose(cur, plan_id, monitor_id, alert, steps)
+                cur.execute(
+                    "UPDATE alerts SET no_plan_reason = ?, no_plan_unblock = ? WHERE id = ?",
+                    [why, unblock, alert],
+                )
         elif not drifted and state == "alerting":
             cur.execute(
-                "UPDATE alerts SET state = 'resolved', resolved = ? WHERE"
-                " monitor_id = ? AND state = 'open'",
+                "UPDATE alerts SET state = 'resolved', resolved = ?, resolved_by = 'system'"
+                " WHERE monitor_id = ? AND state = 'open'",
                 [now(), monitor_id],
             )
             cur.execute("UPDATE monitors SET state = 'ok' WHERE id = ?", [monitor_id])
@@ -310,7 +336,7 @@ def apply_verdict(
             " alert_id = ? WHERE id = ?",
             [now(), len(methods), drifted, alert, check_id],
         )
-        return {"alert_id": alert, "plan_id": plan_id}
+        return {"alert_id": alert, "plan_id": plan_id, "opened": opened}
 
 
 # alerts and plans ----------------------------------------------------------------------------
@@ -343,7 +369,48 @@ def _of_monitors(
 
 
 def alerts(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
-    return _of_monitors(store, "alerts", "methods", monitor_id, state)
+    """Alerts, newest first, each with its monitor's name and `plan_id` (None: no plan)."""
+    rows = _of_monitors(store, "alerts", "methods", monitor_id, state)
+    plan_of = {
+        r["alert_id"]: r["id"]
+        for r in store.rows("SELECT id, alert_id FROM retraining_plans ORDER BY created")
+    }
+    return [{**r, "plan_id": plan_of.get(r["id"])} for r in rows]
+
+
+def get_alert(store: Store, alert_id: str) -> dict:
+    rows = _of_monitors(store, "alerts", "methods", None, None, alert_id)
+    if not rows:
+        raise ValueError(f"no alert {alert_id!r}; `ftstudio monitor alerts` lists them")
+    return rows[0]
+
+
+def acknowledge_alert(store: Store, alert_id: str, who: str) -> dict:
+    """Mark an alert as seen by `who` (it stays open until resolved)."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE alerts SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ?",
+            [who, now(), alert_id],
+        )
+        return get_alert(store, alert_id)
+
+
+def resolve_alert(store: Store, alert_id: str, who: str) -> dict:
+    """Close an open alert by hand; its monitor is `ok` again, so the next drifting check is
+    a new crossing (a new alert and plan)."""
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE alerts SET state = 'resolved', resolved = ?, resolved_by = ?"
+            " WHERE id = ? AND state = 'open'",
+            [now(), who, alert_id],
+        )
+        cur.execute(
+            "UPDATE monitors SET state = 'ok' WHERE id = (SELECT monitor_id FROM alerts"
+            " WHERE id = ?) AND NOT EXISTS (SELECT 1 FROM alerts a2 WHERE a2.monitor_id ="
+            " monitors.id AND a2.state = 'open')",
+            [alert_id],
+        )
+        return get_alert(store, alert_id)
 
 
 def plans(store: Store, monitor_id: str | None = None, state: str | None = None) -> list[dict]:
@@ -401,3 +468,19 @@ def summary(store: Store) -> dict[str, int]:
         "plans_waiting": "SELECT count(*) FROM retraining_plans WHERE state = 'proposed'",
     }
     return {k: int(store.scalar(sql) or 0) for k, sql in q.items()}
+
+
+def rules_fingerprint(store: Store) -> tuple:
+    """What the trigger rules change, in brief (evaluated checks, alerts by state and count,
+    plans by state and steps): two equal fingerprints mean the rules changed nothing."""
+    return tuple(
+        store.rows(
+            "SELECT (SELECT count(*) FROM drift_checks WHERE evaluated IS NOT NULL) AS checks,"
+            " (SELECT count(*) FROM alerts) AS alerts,"
+            " (SELECT coalesce(sum(n_checks), 0) FROM alerts) AS alert_checks,"
+            " (SELECT count(*) FROM alerts WHERE state = 'open') AS open,"
+            " (SELECT count(*) FROM retraining_plans) AS plans,"
+            " (SELECT bit_xor(hash(id || state || CAST(steps AS VARCHAR)))"
+            "  FROM retraining_plans) AS plan_states"
+        )[0].values()
+    )

@@ -378,10 +378,12 @@ def add_preference_version(
     *,
     note: str = "",
     parent_version_id: str | None = None,
+    skipped: dict | None = None,
 ) -> dict:
     """Store a new immutable version of preference set `name` (creating the set on first
     use), all in one transaction. `pairs` and `digest` come from `export.version_rows`:
-    unique pairs, each with its content-hash `id`, and the hash over those ids."""
+    unique pairs, each with its content-hash `id`, and the hash over those ids. `skipped`:
+    the rows of an import that were not stored, each with its line and reason."""
     created = now()
     with store.transaction() as cur:
         found = cur.execute("SELECT id FROM preference_sets WHERE name = ?", [name]).fetchone()
@@ -411,8 +413,10 @@ def add_preference_version(
                 ],
             )
         cur.execute(
-            "INSERT INTO preference_set_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [vid, set_id, number, parent_version_id, created, digest, len(pairs), note],
+            "INSERT INTO preference_set_versions (id, pref_set_id, number, parent_version_id,"
+            " created, hash, n_pairs, note, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [vid, set_id, number, parent_version_id, created, digest, len(pairs), note]
+            + [json.dumps(skipped, ensure_ascii=False) if skipped is not None else None],
         )
         if pairs:
             cur.executemany(
@@ -427,13 +431,16 @@ def add_preference_version(
         "n_pairs": len(pairs),
         "created": created.isoformat(),
         "note": note,
+        "skipped": skipped,
     }
 
 
 def list_preference_sets(store: Store) -> list[dict]:
     rows = store.rows(
         "SELECT s.name, s.id, s.created, v.id AS version_id, v.number, v.n_pairs, v.hash,"
-        " v.note FROM preference_sets s JOIN preference_set_versions v ON v.pref_set_id = s.id"
+        " v.note, coalesce(CAST(json_extract(v.skipped, '$.invalid') AS INTEGER), 0)"
+        " AS skipped_rows FROM preference_sets s"
+        " JOIN preference_set_versions v ON v.pref_set_id = s.id"
         " QUALIFY row_number() OVER (PARTITION BY s.id ORDER BY v.number DESC) = 1"
         " ORDER BY s.created"
     )
@@ -470,7 +477,9 @@ def resolve_preference_version(store: Store, name: str, version: str | int | Non
         raise PrefsNotFound(
             f"no {what}preference set {name!r}; `ftstudio prefs import` or the Export tab makes one"
         )
-    return {k: _iso(v) for k, v in rows[0].items()}
+    out = {k: _iso(v) for k, v in rows[0].items()}
+    out["skipped"] = json.loads(out["skipped"]) if out.get("skipped") else None
+    return out
 
 
 def version_pairs(store: Store, version_id: str) -> list[dict]:

@@ -296,26 +296,30 @@ def upsert_reviews(store: Store, batch_id: str, rows: list[dict[str, Any]]) -> d
 
 
 def remove_ls_reviews(
-    store: Store, ids: list[str], *, batch_id: str | None = None
-) -> dict[str, int]:
+    store: Store, ids: list[str], *, batch_id: str | None = None, project_id: int | None = None
+) -> dict[str, Any]:
     """Drop Label Studio verdicts (`ls:<annotation id>`) whose annotation was deleted there.
     Verdicts of a batch already applied stay: the version made from them never changes.
-    Returns {"removed", "kept"} (kept: those of applied batches)."""
+    With `project_id`, only verdicts of batches pushed to that project go; the others are
+    listed under "elsewhere". Returns {"removed", "kept", "elsewhere"} (kept: those of
+    applied batches)."""
     if not ids:
-        return {"removed": 0, "kept": 0}
+        return {"removed": 0, "kept": 0, "elsewhere": []}
     marks = ", ".join("?" * len(ids))
     scope = " AND r.batch_id = ?" if batch_id else ""
     with store.transaction() as cur:
         found = cur.execute(
-            f"SELECT r.id, b.applied_version_id FROM reviews r"
+            f"SELECT r.id, b.applied_version_id, b.ls_project_id FROM reviews r"
             f" JOIN review_batches b ON b.id = r.batch_id"
-            f" WHERE r.source = 'label-studio' AND r.id IN ({marks}){scope}",
+            f" WHERE r.source = 'label-studio' AND r.id IN ({marks}){scope} ORDER BY r.id",
             [*ids, *([batch_id] if batch_id else [])],
         ).fetchall()
+        elsewhere = [rid for rid, _, p in found if project_id is not None and p != project_id]
+        found = [(rid, applied) for rid, applied, _ in found if rid not in elsewhere]
         drop = [rid for rid, applied in found if applied is None]
         if drop:
             cur.execute(f"DELETE FROM reviews WHERE id IN ({', '.join('?' * len(drop))})", drop)
-    return {"removed": len(drop), "kept": len(found) - len(drop)}
+    return {"removed": len(drop), "kept": len(found) - len(drop), "elsewhere": elsewhere}
 
 
 def _ts(value: Any) -> Any:

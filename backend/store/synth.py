@@ -196,7 +196,9 @@ def qc_samples(
     dataset_id: str | None = None,
     status: str | None = "pending",
 ) -> list[dict]:
-    """Examples marked for human QC (the review module routes them to reviewers)."""
+    """Examples marked for human QC (the review module routes them to reviewers). A newer
+    version carries the sample of the one before it (store.datasets.add_version_cur), so ask
+    by `version_id` for a dataset's current sample."""
     sql = (
         "SELECT q.version_id, q.example_id, q.dataset_id, q.job_id, q.share, q.status,"
         " e.messages, e.topic FROM qc_samples q JOIN examples e ON e.id = q.example_id"

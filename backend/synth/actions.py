@@ -5,12 +5,15 @@ Each one checks the role, re-reads what it depends on inside its transaction, an
 change together with one audit row (backend/action.py). Saving a version whose content (its
 ordered example ids) equals the newest version's answers `AlreadyDone` with that version, so a
 double click, an import run twice or two users at once never make a duplicate version. Paths
-typed by a dashboard user are confined to the workspace; the shell (actor None) is trusted with
-its own paths, as with any command line tool.
+typed by a dashboard user are confined to the workspace (an export to its exports/ folder); the
+shell (actor None) is trusted with its own paths, as with any command line tool, except that no
+export lands on the workspace, the studio's own files, or a folder it did not export.
+An upload is copied to disk a chunk at a time and refused once it passes the size cap.
 """
 
 from __future__ import annotations
 
+import io
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -21,25 +24,36 @@ from backend import action
 from backend.action import ActionError, AlreadyDone, Ctx, need_store, typed_path
 from backend.auth import require
 from backend.examples import content_ids, example_id, message_problem, version_hash
-from backend.security import check_upload
+from backend.security import MAX_UPLOAD_BYTES, UploadError, sniff
+from backend.settings import endpoints
 from backend.store import Store
 from backend.store import datasets as dstore
 from backend.synth import demo, versions
-from backend.synth.exporters import write_examples
+from backend.synth.exporters import ExportError, target_problem, write_examples
 from backend.synth.generate import GenerateSpec
-from backend.synth.importers import ImportFileError, read_examples
+from backend.synth.importers import ImportFileError, read_checked, read_examples
 from backend.synth.recipe import Recipe
 
 T = TypeVar("T")
 Version = str | int | None  # a version id, number ("3", "v3") or None for the newest
 UPLOAD_KINDS = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet"}
+UPLOAD_CHUNK = 1 << 20
+SKIPPED_KEPT = 1000  # skipped rows kept beside a version (all are counted)
 
 
 def _change(ctx: Ctx, permission: str, name: str, target: str | None, fn, *, detail=None):
     return action.change(ctx, permission, name, target, fn, detail=detail)
 
 
-def _save(store: Store, dataset: str, examples: list[dict], *, parent: str | None, note: str):
+def _save(
+    store: Store,
+    dataset: str,
+    examples: list[dict],
+    *,
+    parent: str | None,
+    note: str,
+    skipped: dict | None = None,
+):
     """Store `examples` as the next version unless the newest version holds the same ones."""
     latest = dstore.latest_version(store, dataset)
     ids = content_ids(examples)
@@ -49,7 +63,9 @@ def _save(store: Store, dataset: str, examples: list[dict], *, parent: str | Non
             "no new version was made",
             latest,
         )
-    return dstore.add_version(store, dataset, examples, parent_version_id=parent, note=note)
+    return dstore.add_version(
+        store, dataset, examples, parent_version_id=parent, note=note, skipped=skipped
+    )
 
 
 def _version_detail(v: dict) -> dict:
@@ -96,6 +112,7 @@ def generate(
     changes: dict[str, Any] | None = None,
     create: bool = True,
     start_worker: bool = True,
+    api_key: str | None = None,
     **overrides: Any,
 ) -> str:
     """Queue a `generate` job for `dataset` and return its id.
@@ -104,9 +121,11 @@ def generate(
     it; a new or changed recipe is stored with the launch, and a missing dataset is created
     when `create`. `overrides` are GenerateSpec fields (base_url, concurrency, rpm, qc_share,
     ...). The dataset's current examples go to a file the job dedupes against: the job never
-    opens the database, and never sees a key."""
+    opens the database. `base_url` must be the configured endpoint or an allowed one unless an
+    admin gives it; `api_key` (admins) reaches the job beside its spec, never in it."""
     require(ctx.actor, "launch_job")
     store = need_store(ctx)
+    overrides["base_url"] = endpoints.vet(ctx, overrides.get("base_url"), api_key)
     ds = dstore.find_dataset(store, dataset)
     if ds is None and not create:
         raise dstore.DatasetNotFound(f"no dataset named {dataset!r}")
@@ -145,7 +164,7 @@ def generate(
             spec,
             name="dataset.generate",
             target=dataset,
-            fn=rows,
+            fn=endpoints.hand_key(ctx, spec.base_url, api_key, rows),
             detail=detail,
             start_worker=start_worker,
         )
@@ -156,11 +175,32 @@ def generate(
     return job_id
 
 
-def _import(ctx: Ctx, dataset: str, path: Path, *, create: bool, note: str, label: str | None):
-    examples = read_examples(path)
+def _import(
+    ctx: Ctx,
+    dataset: str,
+    path: Path,
+    *,
+    create: bool,
+    note: str,
+    label: str | None,
+    skip_invalid: bool = False,
+):
+    checked = read_checked(path, skip_invalid=skip_invalid)
+    examples = checked.examples
     src = label or path.name
     for ex in examples:
         ex["origin"] = {"source": "import", "file": src}
+    skipped = None
+    if checked.skipped:
+        skipped = {
+            "file": src,
+            "unit": checked.unit,
+            "invalid": len(checked.skipped),
+            "rows": [{"line": n, "reason": why[:300]} for n, why in checked.skipped[:SKIPPED_KEPT]],
+        }
+    default_note = f"imported {src}"
+    if skipped:
+        default_note += f", skipped {skipped['invalid']} invalid {checked.unit}s"
     store = need_store(ctx)
 
     def fn(cur) -> dict:
@@ -169,12 +209,15 @@ def _import(ctx: Ctx, dataset: str, path: Path, *, create: bool, note: str, labe
                 raise dstore.DatasetNotFound(f"no dataset named {dataset!r}")
             dstore.create_dataset(store, dataset)
         try:
-            return _save(store, dataset, examples, parent=None, note=note or f"imported {src}")
-        except dstore.InvalidExamples as exc:  # read_examples checks the same rules: a guard
+            return _save(
+                store, dataset, examples, parent=None, note=note or default_note, skipped=skipped
+            )
+        except dstore.InvalidExamples as exc:  # read_checked checks the same rules: a guard
             raise ImportFileError(f"{src}: {exc}") from None
 
     def detail(v: dict) -> dict:
-        return {"file": src, "version": v["number"], "examples": len(examples)}
+        out = {"file": src, "version": v["number"], "examples": len(examples)}
+        return out | ({"skipped": skipped["invalid"]} if skipped else {})
 
     return _change(ctx, "import_export", "dataset.import", dataset, fn, detail=detail)
 
@@ -187,24 +230,86 @@ def import_file(
     create: bool = True,
     note: str = "",
     label: str | None = None,
+    skip_invalid: bool = False,
 ) -> dict:
     """Import a file (JSONL, CSV, Parquet, HF folder) as a new version of `dataset`, created
-    when missing; all or nothing. A dashboard user's path is confined to the workspace."""
+    when missing; all or nothing, unless `skip_invalid`: then the valid rows are stored and
+    the skipped rows' lines and reasons are kept beside the version (its "skipped"). A
+    dashboard user's path is confined to the workspace."""
     require(ctx.actor, "import_export")
-    return _import(ctx, dataset, typed_path(ctx, path), create=create, note=note, label=label)
+    path = typed_path(ctx, path)
+    return _import(
+        ctx, dataset, path, create=create, note=note, label=label, skip_invalid=skip_invalid
+    )
 
 
-def import_upload(ctx: Ctx, dataset: str, name: str, data: bytes) -> dict:
-    """Import an uploaded file, judged by its bytes (not its name), as a new version."""
+def _limit(name: str, max_bytes: int) -> UploadError:
+    size = f"{max_bytes / 2**20:g} MiB" if max_bytes >= 2**20 else f"{max_bytes} bytes"
+    return UploadError(
+        f"{name}: larger than the {size} upload limit; nothing was imported. Import a bigger "
+        "file with `ftstudio dataset import DATASET FILE`"
+    )
+
+
+def _spool_upload(name: str, data, dest: Path, *, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
+    """Copy an upload (bytes or a binary file object) to `dest` a chunk at a time, never
+    reading past `max_bytes` + 1; return its kind, judged by its first bytes (not its name).
+    Raises UploadError naming the file and the limit, or what the content is."""
+    size = len(data) if isinstance(data, bytes | bytearray) else getattr(data, "size", None)
+    if isinstance(size, int) and size > max_bytes:
+        raise _limit(name, max_bytes)
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    if getattr(stream, "seekable", lambda: False)():
+        stream.seek(0)  # a Streamlit upload read before
+    total, head = 0, b""
+    with open(dest, "wb") as fh:
+        while chunk := stream.read(min(UPLOAD_CHUNK, max_bytes + 1 - total)):
+            total += len(chunk)
+            if total > max_bytes:
+                raise _limit(name, max_bytes)
+            if len(head) < 65536:
+                head += chunk[: 65536 - len(head)]
+            fh.write(chunk)
+    if total == len(head) and not head.strip():
+        raise UploadError(f"{name}: the file is empty")
+    kind = sniff(head)
+    if kind not in UPLOAD_KINDS:
+        raise UploadError(
+            f"{name}: its content looks like {kind}, expected one of {', '.join(UPLOAD_KINDS)}"
+        )
+    return kind
+
+
+def import_upload(
+    ctx: Ctx,
+    dataset: str,
+    name: str,
+    data,
+    *,
+    skip_invalid: bool = False,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+) -> dict:
+    """Import an upload (bytes or a binary file object, copied to disk a chunk at a time up to
+    `max_bytes`), judged by its bytes (not its name), as a new version."""
     require(ctx.actor, "import_export")
-    kind = check_upload(name, data, set(UPLOAD_KINDS))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{UPLOAD_KINDS[kind]}"
-        path.write_bytes(data)
+    with tempfile.TemporaryDirectory(prefix="ftstudio-upload-") as tmp:
+        raw = Path(tmp) / "upload.bin"
+        kind = _spool_upload(name, data, raw, max_bytes=max_bytes)
+        path = raw.rename(Path(tmp) / f"upload{UPLOAD_KINDS[kind]}")
         try:
-            return _import(ctx, dataset, path, create=True, note="", label=name)
+            return _import(
+                ctx, dataset, path, create=True, note="", label=name, skip_invalid=skip_invalid
+            )
         except ImportFileError as exc:
             raise ImportFileError(str(exc).replace(path.name, name)) from None
+
+
+def _export_target(ctx: Ctx, out: str | Path) -> Path:
+    target = typed_path(ctx, out)
+    problem = target_problem(target, ctx.ws.root)
+    if problem:
+        raise ExportError(f"cannot export to {out}: {problem}. Nothing was written")
+    return target
 
 
 def export_version(
@@ -218,17 +323,22 @@ def export_version(
 ) -> dict:
     """Write a version (latest by default) for training; returns {path, format, dataset,
     version, version_id, examples, hash}. A dashboard user's path is confined to the
-    workspace. The file is written inside the audited transaction: no audit, no file."""
+    workspace's exports/ folder; nobody's export lands on the workspace or the studio's own
+    files, and an overwrite replaces a folder only when an earlier export made it. The file is
+    written inside the audited transaction: no audit, no file."""
     require(ctx.actor, "import_export")
-    target = typed_path(ctx, out)
+    target = _export_target(ctx, out)
     store = need_store(ctx)
     written: dict[str, Path] = {}
 
     def fn(cur) -> dict:
         v = dstore.resolve_version(store, dataset, version)
         examples = dstore.version_examples(store, v["id"])
+        about = {"dataset": v["dataset"], "version": v["number"], "hash": v["hash"]}
         if "path" not in written:  # a transaction run again does not write twice
-            written["path"] = write_examples(examples, fmt, target, overwrite=overwrite)
+            written["path"] = write_examples(
+                examples, fmt, target, overwrite=overwrite, about=about
+            )
         return {
             "path": str(written["path"]),
             "format": fmt,
@@ -243,6 +353,27 @@ def export_version(
         return {k: r[k] for k in ("version", "format", "path", "examples")}
 
     return _change(ctx, "import_export", "dataset.export", dataset, fn, detail=detail)
+
+
+def download_version(ctx: Ctx, dataset: str, fmt: str, *, version: Version = None) -> bytes:
+    """A version as the bytes of one export file (JSONL or Parquet) for the browser to save;
+    audited like an export."""
+    require(ctx.actor, "import_export")
+    if fmt == "hf":
+        raise ExportError("a Hugging Face folder cannot be downloaded as one file: export it")
+    store = need_store(ctx)
+
+    def fn(cur) -> tuple[dict, bytes]:
+        v = dstore.resolve_version(store, dataset, version)
+        examples = dstore.version_examples(store, v["id"])
+        with tempfile.TemporaryDirectory(prefix="ftstudio-download-") as tmp:
+            path = write_examples(examples, fmt, Path(tmp) / "export")
+            return v, path.read_bytes()
+
+    def detail(r: tuple[dict, bytes]) -> dict:
+        return {"version": r[0]["number"], "format": fmt, "bytes": len(r[1])}
+
+    return _change(ctx, "import_export", "dataset.download", dataset, fn, detail=detail)[1]
 
 
 def edit_example(
@@ -331,6 +462,7 @@ def save_filtered(
 ) -> dict:
     """A new version holding the examples of a version that match a search (text in the
     messages, case-insensitive, and/or a topic), in their order there."""
+    require(ctx.actor, "edit_data")
     if not text and not topic:
         raise ActionError("give a search text or a topic to filter by")
     store = need_store(ctx)

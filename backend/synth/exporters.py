@@ -7,6 +7,12 @@
     hf                        a `datasets` save_to_disk folder with the same columns
 
 Files are written to a temporary name and renamed into place, so a reader never sees half.
+A folder export carries a marker file (`.ftstudio-export`, saying what it holds), and an
+overwrite removes a folder only when it carries that marker: a typed path that names some other
+folder (the workspace, a project folder) is refused, never moved aside and deleted.
+`target_problem` says why a path may not receive an export at all: inside a workspace exports
+go under its exports/ folder, never onto the workspace itself, the studio's own files and
+folders, or a folder holding the workspace.
 Pure writing: backend/synth/actions.py `export_version` checks the role, confines the path and
 records the export.
 """
@@ -20,6 +26,8 @@ import uuid
 from pathlib import Path
 
 FORMATS = ("messages-jsonl", "prompt-completion-jsonl", "parquet", "hf")
+SUFFIX = {"messages-jsonl": ".jsonl", "prompt-completion-jsonl": ".jsonl", "parquet": ".parquet"}
+MARKER = ".ftstudio-export"  # in every folder export: an overwrite may remove only such a folder
 
 
 class ExportError(ValueError):
@@ -46,15 +54,59 @@ def rows_for(examples: list[dict], fmt: str) -> list[dict]:
     ]
 
 
+def target_problem(out: Path, ws_root: Path) -> str | None:
+    """Why `out` may not receive an export of the workspace at `ws_root`, or None.
+
+    >>> target_problem(Path("/ws"), Path("/ws"))
+    'it is the workspace itself'
+    >>> print(target_problem(Path("/ws/jobs/x.jsonl"), Path("/ws")))
+    inside the workspace, exports go under exports/ (jobs is the studio's own)
+    >>> target_problem(Path("/ws/exports/a.jsonl"), Path("/ws")) is None
+    True
+    """
+    out, root = Path(out).resolve(), Path(ws_root).resolve()  # through any symlink
+    if out == root:
+        return "it is the workspace itself"
+    if out in root.parents:
+        return f"it holds the workspace {root}"
+    if root not in out.parents:
+        return None
+    first = out.relative_to(root).parts[0]
+    if first != "exports":
+        return f"inside the workspace, exports go under exports/ ({first} is the studio's own)"
+    if out == root / "exports":
+        return "it is the exports folder itself: name a file or folder inside it"
+    return None
+
+
+def _check_overwrite(out: Path, overwrite: bool) -> None:
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not overwrite:
+        raise ExportError(f"{out} already exists; choose another path or overwrite")
+    if out.is_symlink():
+        raise ExportError(f"{out} is a symbolic link: not overwritten; nothing was changed")
+    if out.is_dir() and not (out / MARKER).is_file():
+        raise ExportError(
+            f"{out} is a folder the studio did not export (it has no {MARKER} marker): it is "
+            "not overwritten or removed; choose another path. Nothing was changed"
+        )
+
+
 def write_examples(
-    examples: list[dict], fmt: str, out: str | Path, *, overwrite: bool = False
+    examples: list[dict],
+    fmt: str,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    about: dict | None = None,
 ) -> Path:
-    """Write examples (dicts with id, messages, topic) to `out` in `fmt`; return the path."""
+    """Write examples (dicts with id, messages, topic) to `out` in `fmt`; return the path.
+    `about` (dataset, version, hash...) goes into a folder export's marker file."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; choose another path or overwrite")
+    _check_overwrite(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:6]}.tmp")
     rows = rows_for(examples, fmt)
@@ -74,6 +126,8 @@ def write_examples(
             from datasets import Dataset
 
             Dataset.from_list(rows).save_to_disk(str(tmp))
+            marker = {"format": fmt, "examples": len(rows), **(about or {})}
+            (tmp / MARKER).write_text(json.dumps(marker, ensure_ascii=False) + "\n")
         _swap_in(tmp, out)
     except OSError as exc:
         raise ExportError(
@@ -87,9 +141,10 @@ def write_examples(
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
-    """Put the finished export in place; an existing folder is moved aside first and only
-    removed once the new one is there."""
+    """Put the finished export in place; an existing folder (an earlier export: it carries the
+    marker) is moved aside first and only removed once the new one is there."""
     if out.is_dir():
+        _check_overwrite(out, True)  # checked again at the last moment
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(out, old)

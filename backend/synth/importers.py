@@ -2,8 +2,12 @@
 
 Accepted rows: `{"messages": [{role, content}, ...]}` (a JSON string in CSV/Parquet works too),
 or `prompt` + `completion` (text, or lists of chat turns), with optional `system` and `topic`.
-An import is all or nothing: every row is read and checked first, and the error names the first
-bad rows (file line or row number) and why. Nothing is stored unless every row passes.
+An import is all or nothing by default: every row is read and checked first, and the error names
+the first bad rows (file line or row number) and why. Nothing is stored unless every row passes.
+`read_checked` is the way through for a file with a few flawed rows: it returns the valid
+examples and every skipped row's line (or row) number and reason, for the caller to keep beside
+the version (`ftstudio dataset import --skip-invalid`, the import form's checkbox). A file that
+cannot be read at all (empty, binary, unknown type) is refused either way.
 Pure reading: backend/synth/actions.py `import_file` checks the role and stores the version.
 """
 
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from backend.examples import message_problem
 
@@ -84,9 +88,8 @@ def row_to_example(row: dict) -> tuple[dict | None, str | None]:
     }, None
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
+def _read_jsonl(path: Path, problems: list[tuple[int, str]]) -> list[tuple[int, Any]]:
     rows: list[tuple[int, Any]] = []
-    problems: list[tuple[int, str]] = []
     with open(path, "rb") as fh:
         for n, raw in enumerate(fh, 1):
             if len(raw) > MAX_LINE_BYTES:
@@ -103,8 +106,6 @@ def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
                 rows.append((n, json.loads(text)))
             except ValueError as exc:
                 problems.append((n, f"invalid JSON ({exc.msg} at column {exc.colno})"))
-    if problems:
-        raise ImportFileError(_problems_error(path, problems, len(rows) + len(problems), "line"))
     return rows
 
 
@@ -140,41 +141,67 @@ def _read_hf(path: Path) -> list[tuple[int, Any]]:
     return [(i + 1, r) for i, r in enumerate(data)]
 
 
-def read_examples(path: str | Path) -> list[dict]:
-    """Read and check every row of a file or HF folder; raise ImportFileError naming bad rows."""
-    path = Path(path)
+class Checked(NamedTuple):
+    """What a file holds: its valid examples, and the flawed rows left out of them."""
+
+    examples: list[dict]
+    skipped: list[tuple[int, str]]  # (line or row number, reason), in file order
+    unit: str  # "line" (JSONL, CSV) or "row" (Parquet, HF folder)
+
+
+def _rows(path: Path, problems: list[tuple[int, str]]) -> tuple[list[tuple[int, Any]], str]:
     if not path.exists():
         raise ImportFileError(f"{path} does not exist")
     if path.is_dir():
-        rows = _read_hf(path)
-        where = "row"
-    else:
-        kind = SUFFIXES.get(path.suffix.lower())
-        if kind is None:
-            raise ImportFileError(
-                f"{path.name}: unknown file type {path.suffix!r}; use .jsonl, "
-                ".csv, .parquet or a HF save_to_disk folder"
-            )
-        size = path.stat().st_size
-        if size == 0:
-            raise ImportFileError(f"{path.name}: the file is empty")
-        if size > MAX_FILE_BYTES:
-            raise ImportFileError(f"{path.name}: larger than {MAX_FILE_BYTES // 10**9} GB")
-        with open(path, "rb") as fh:
-            head = fh.read(8192)
-        if kind != "parquet" and b"\0" in head:
-            raise ImportFileError(f"{path.name}: looks binary (NUL bytes), not {kind} text")
-        rows = _read_jsonl(path) if kind == "jsonl" else _read_table(path, kind)
-        where = "line" if kind in ("jsonl", "csv") else "row"
-    if not rows:
+        return _read_hf(path), "row"
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ImportFileError(
+            f"{path.name}: unknown file type {path.suffix!r}; use .jsonl, "
+            ".csv, .parquet or a HF save_to_disk folder"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise ImportFileError(f"{path.name}: the file is empty")
+    if size > MAX_FILE_BYTES:
+        raise ImportFileError(f"{path.name}: larger than {MAX_FILE_BYTES // 10**9} GB")
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if kind != "parquet" and b"\0" in head:
+        raise ImportFileError(f"{path.name}: looks binary (NUL bytes), not {kind} text")
+    rows = _read_jsonl(path, problems) if kind == "jsonl" else _read_table(path, kind)
+    return rows, "line" if kind in ("jsonl", "csv") else "row"
+
+
+def read_checked(path: str | Path, *, skip_invalid: bool = False) -> Checked:
+    """Read and check every row of a file or HF folder. A flawed row raises ImportFileError
+    naming the bad rows, unless `skip_invalid`: then the valid rows come back with the skipped
+    ones (only a file with no valid row at all is refused). A file that cannot be read at all
+    is refused either way."""
+    path = Path(path)
+    problems: list[tuple[int, str]] = []
+    rows, unit = _rows(path, problems)
+    if not rows and not problems:
         raise ImportFileError(f"{path.name}: no rows found")
-    examples, problems = [], []
+    examples = []
     for n, row in rows:
         ex, why = row_to_example(row)
         if why:
             problems.append((n, why))
         else:
             examples.append(ex)
-    if problems:
-        raise ImportFileError(_problems_error(path, problems, len(rows), where))
-    return examples
+    problems.sort()
+    total = len(examples) + len(problems)
+    if problems and not skip_invalid:
+        raise ImportFileError(_problems_error(path, problems, total, unit))
+    if not examples:
+        shown = "; ".join(f"{unit} {n}: {why}" for n, why in problems[:5])
+        raise ImportFileError(
+            f"{path.name}: none of its {total} rows is valid, nothing was imported: {shown}"
+        )
+    return Checked(examples, problems, unit)
+
+
+def read_examples(path: str | Path) -> list[dict]:
+    """Read and check every row; raise ImportFileError naming the bad rows."""
+    return read_checked(path).examples

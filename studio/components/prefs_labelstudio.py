@@ -10,6 +10,7 @@ from backend.integrations.labelstudio import client as lsc
 from backend.prefs import actions
 from backend.store import prefs_ls as L
 from studio import auth, resources, state
+from studio.components.safe_text import md_escape
 
 
 def labelstudio_section(cs: dict) -> None:
@@ -47,6 +48,6 @@ def labelstudio_section(cs: dict) -> None:
             )
             st.rerun()
     except AlreadyDone as exc:
-        st.info(str(exc))
+        st.info(md_escape(str(exc)))
     except (ValueError, lsc.LabelStudioError) as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))

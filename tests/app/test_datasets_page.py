@@ -73,8 +73,9 @@ def test_demo_dataset_shows_metrics_examples_as_text_and_versions(ws):
     assert not any("<script>" in m.value for m in at.markdown)
 
 
-def test_recipe_save_and_generate_through_an_endpoint(ws, run_inline):
+def test_recipe_save_and_generate_through_an_endpoint(ws, run_inline, monkeypatch):
     with OpenAIServer() as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)  # the configured endpoint
         at = run_page()
         at.text_input[0].input("gen-ds")
         at.button[0].click().run()
@@ -86,7 +87,6 @@ def test_recipe_save_and_generate_through_an_endpoint(ws, run_inline):
         model.input("test-model")
         [b for b in at.button if b.label == "Save recipe"][0].click().run()
         assert not at.exception, [e.value for e in at.exception]
-        [t for t in at.text_input if t.label == "Endpoint base URL"][0].input(srv.base_url)
         [b for b in at.button if b.label == "Generate"][0].click().run()
         assert not at.exception, [e.value for e in at.exception]
         jobs = [s for s in queue.list_jobs(ws) if s.kind == "generate"]
@@ -130,3 +130,162 @@ def test_search_saves_its_matches_as_a_version_once(ws):
         assert len(dstore.list_versions(store, "tasklane-support")) == 2
     finally:
         store.close()
+
+
+LEAD = ("lee", "lead")
+
+
+def lead_page(**params: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["actor"] = LEAD
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _versions(ws, name: str) -> list[dict]:
+    store = Store.open(ws.db_path)
+    try:
+        return dstore.list_versions(store, name)
+    finally:
+        store.close()
+
+
+def test_tab_dataset_and_version_come_from_the_url_and_actions_keep_the_tab(ws):
+    _seeded(ws)
+    at = lead_page(datasets_tab="Versions", datasets_dataset="evil")
+    assert at.session_state["datasets_tab"] == "Versions"
+    assert at.selectbox(key="datasets_dataset").value == "evil"
+    # export: the result is shown on the Versions tab, which stays open
+    at.button(key="FormSubmitter:export-Export").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Wrote 1 examples of v1 to exports/evil-v1" in s.value for s in at.success)
+    assert at.session_state["datasets_tab"] == "Versions"
+    assert "Versions" in str(at.query_params["datasets_tab"])
+    # the version list follows the dataset: an older version chosen on one dataset is not
+    # carried to the next
+    at.selectbox(key="datasets_dataset").set_value("tasklane-support").run()
+    at.selectbox(key="datasets_version").set_value(1).run()
+    assert at.selectbox(key="datasets_version").value == 1
+    at.selectbox(key="datasets_dataset").set_value("evil").run()
+    assert at.selectbox(key="datasets_version").value == "newest"
+    assert at.session_state["datasets_tab"] == "Versions"
+
+    # an edit on the Examples tab: still there, on the new newest version with the edit shown
+    at = lead_page(datasets_tab="Examples", datasets_dataset="tasklane-support")
+    [answer] = [t for t in at.text_area if t.label == "The answer"]
+    answer.input("Open Settings > Gantt, then pick a colour.")
+    at.button(key="FormSubmitter:edit_example-Save as new version").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Saved v2 with the edited example" in s.value for s in at.success)
+    assert at.session_state["datasets_tab"] == "Examples"
+    assert at.selectbox(key="datasets_version").value == "newest"
+    assert "Open Settings > Gantt, then pick a colour." in [t.value for t in at.text]
+    assert [v["number"] for v in _versions(ws, "tasklane-support")] == [1, 2]
+    # an older version is browsed, not edited
+    at.selectbox(key="datasets_version").set_value(1).run()
+    assert not [t for t in at.text_area if t.label == "The answer"]
+    assert any("Edits start from the newest version" in c.value for c in at.caption)
+
+
+def test_import_all_or_nothing_or_skipping_flawed_rows_shown_on_versions(ws, tmp_path):
+    from tests.unit.test_synth_import import flawed_support_file
+
+    _seeded(ws)
+    path, good = flawed_support_file(tmp_path)
+    at = lead_page(datasets_tab="Versions", datasets_dataset="evil")
+    at.file_uploader(key="datasets_upload").set_value(
+        (path.name, path.read_bytes(), "application/octet-stream")
+    )
+    at.run()
+    [imp] = [b for b in at.button if b.label == "Import"]
+    imp.click().run()
+    assert any("3 of" in e.value and "nothing was imported" in e.value for e in at.error)
+    assert len(_versions(ws, "evil")) == 1
+    at.checkbox(key="datasets_skip_invalid").check().run()
+    [imp] = [b for b in at.button if b.label == "Import"]
+    imp.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(
+        f"Imported {good} examples into evil v2. Skipped 3 flawed lines" in s.value
+        for s in at.success
+    ), [s.value for s in at.success]
+    assert at.session_state["datasets_tab"] == "Versions"
+    assert {m.label: m.value for m in at.metric}["Examples"] == str(good)
+    assert any("3 lines of support-export.jsonl were flawed" in t.value for t in at.text)
+    skipped = [d.value for d in at.dataframe if "reason" in d.value.columns]
+    assert skipped and list(skipped[0]["line"]) == [5, 12, 20]
+
+
+def test_text_users_typed_is_drawn_as_plain_text(ws, tmp_path):
+    link = "[click me](http://evil.example/x) ![img](http://evil.example/i.png)"
+    store = Store.open(ws.db_path)
+    try:
+        dstore.create_dataset(store, "plain")
+        dstore.add_version(
+            store,
+            "plain",
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": "Where?"},
+                        {"role": "assistant", "content": "Here."},
+                    ],
+                    "topic": link,
+                }
+            ],
+            note=link,
+        )
+    finally:
+        store.close()
+    at = lead_page(datasets_tab="Versions", datasets_dataset="plain")
+    bad = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    at.file_uploader(key="datasets_upload").set_value((f"{link}.jsonl", bad, "image/png"))
+    at.run()
+    [b for b in at.button if b.label == "Import"][0].click().run()
+    assert not at.exception
+    assert at.error, "the refused upload is reported"
+    drawn = [
+        e.value
+        for kind in ("markdown", "caption", "success", "error", "info", "warning")
+        for e in at.get(kind)
+    ]
+    assert drawn and not any("](http" in text for text in drawn), drawn
+    assert any(link in t.value for t in at.text)  # the topic, as text
+    assert any("click me" in e.value for e in at.error)  # named, escaped
+
+
+def test_labels_in_the_users_words_and_forms_use_what_they_show(ws):
+    _seeded(ws)
+    at = lead_page(datasets_tab="Versions", datasets_dataset="tasklane-support")
+    helps = {
+        w.label: w.help or ""
+        for kind in ("number_input", "slider", "selectbox")
+        for w in at.get(kind)
+    }
+    assert "Concurrency" in helps["Requests at once"]
+    assert "temperature" in helps["Variety"]
+    assert "max_tokens" in helps["Longest example (about ¾ word per unit)"]
+    assert "QC" in helps["Share set aside for a human check"]
+    assert "messages" in helps["File type"] and "save_to_disk" in helps["File type"]
+    # the export path follows the file type chosen above it, and the form writes what it shows
+    at.selectbox(key="datasets_export_format").set_value("parquet").run()
+    [box] = [t for t in at.text_input if t.label.startswith("Write to")]
+    assert box.value == "exports/tasklane-support-v1-parquet.parquet"
+    at.button(key="FormSubmitter:export-Export").click().run()
+    assert (ws.exports / "tasklane-support-v1-parquet.parquet").is_file()
+
+    # "Write to: ." with the overwrite box ticked is refused, and nothing is lost
+    before = sorted(p.relative_to(ws.root) for p in ws.root.rglob("*"))
+    [box] = [t for t in at.text_input if t.label.startswith("Write to")]
+    box.set_value(".")
+    [over] = [c for c in at.checkbox if c.label.startswith("Replace an earlier export")]
+    over.check()
+    at.button(key="FormSubmitter:export-Export").click().run()
+    assert any("it is the workspace itself" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
+    after = sorted(p.relative_to(ws.root) for p in ws.root.rglob("*"))
+    assert set(before) <= set(after) and (ws.root / "studio.duckdb").is_file()

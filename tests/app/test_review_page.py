@@ -132,15 +132,15 @@ def test_score_tab_defaults_to_the_newest_adapter_and_rounds_show_the_share_movi
         store.close()
     st.cache_resource.clear()
     at = _run()
-    radio = [r for r in at.radio if r.label == "Adapter"][0]
-    assert radio.value == "newest"
-    captions = [c.value for c in at.caption]
-    assert any(
-        "Scoring with adapter:" in c and "newest succeeded run run-7" in c for c in captions
-    ), captions
+    radio = at.radio(key="review_adapter")
+    assert radio.label == "Score with" and radio.value == "newest"
+    texts = [t.value for t in at.text]
+    assert any("Scoring with adapter:" in t and "newest succeeded run run-7" in t for t in texts), (
+        texts
+    )
     radio.set_value("base").run()
     assert not at.exception
-    assert any("base model only (base only was asked for)" in c.value for c in at.caption)
+    assert any("base model only (base only was asked for)" in t.value for t in at.text)
     # round 1: 4 of 12 at or above the cut (score 8/3); round 2's re-score: none of 8 is
     moved = [m for m in at.metric if m.label.startswith("Above the first cut")]
     assert moved and moved[0].value == "0%" and moved[0].delta == "-33.3 pts"

@@ -128,8 +128,9 @@ def test_page_queues_the_judge_and_its_ratings_flag_the_worst(
 
     st.cache_resource.clear()
     at = _run()  # the Flag tab offers the judge's signal for that run, with its unit
-    radio = [r for r in at.radio if r.label == "Signal"][0]
-    assert radio.options == ["judge_flaw"]
+    radio = at.radio(key="review_signal")  # labelled in words, the library term in help
+    assert radio.options == ["How little an LLM judge liked it"]
+    assert radio.value == "judge_flaw" and "judge_flaw" in radio.help
     assert any("10 - judge rating" in c.proto.spec for c in at.get("plotly_chart"))
 
 

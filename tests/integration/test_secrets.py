@@ -62,17 +62,40 @@ def _rendered(node) -> list[str]:
     return out
 
 
-def _leaks(root: Path) -> list[str]:
+def _leaks(root: Path, keys: dict[str, str] | None = None, skip: tuple[str, ...] = ()) -> list[str]:
+    """Files under `root` (but the `skip` ones, relative paths) that hold one of `keys`."""
+    keys = keys or {"OPENAI_API_KEY": OPENAI_KEY, "LABEL_STUDIO_API_KEY": LS_KEY}
     hits = []
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
+        if path.is_file() and not path.is_symlink() and str(path.relative_to(root)) not in skip:
             data = path.read_bytes()
             hits += [
                 f"{path.relative_to(root)}: {name}"
-                for name, key in (("OPENAI_API_KEY", OPENAI_KEY), ("LABEL_STUDIO_API_KEY", LS_KEY))
+                for name, key in keys.items()
                 if key.encode() in data or key.encode("utf-16-le") in data
             ]
     return hits
+
+
+def _db_leaks(ws, keys: tuple[str, ...]) -> list[str]:
+    """Tables of the studio's database whose rows hold one of `keys` (DuckDB may compress
+    strings on disk, so every table is read back)."""
+    store = Store.open(ws.db_path)
+    try:
+        tables = [
+            r["table_name"]
+            for r in store.rows(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            )
+        ]
+        assert "jobs" in tables and "audit_log" in tables
+        found = []
+        for table in tables:
+            dump = repr(store.rows(f'SELECT * FROM "{table}"'))
+            found += [table for key in keys if key in dump]
+        return found
+    finally:
+        store.close()
 
 
 def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_inline, monkeypatch):
@@ -141,21 +164,7 @@ def test_no_secret_in_the_workspace_after_a_full_flow(ws, tiny_model_dir, run_in
     assert any(p.suffix == ".duckdb" or p.name == ws.db_path.name for p in files)
     assert any(p.name == "log.txt" for p in files) and any(p.name == "spec.json" for p in files)
     assert _leaks(ws.root) == []
-    # DuckDB may compress strings on disk, so read every table back as well
-    store = Store.open(ws.db_path)
-    try:
-        tables = [
-            r["table_name"]
-            for r in store.rows(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-            )
-        ]
-        assert "jobs" in tables and "audit_log" in tables
-        for table in tables:
-            dump = repr(store.rows(f'SELECT * FROM "{table}"'))
-            assert OPENAI_KEY not in dump and LS_KEY not in dump, table
-    finally:
-        store.close()
+    assert _db_leaks(ws, (OPENAI_KEY, LS_KEY)) == []
 
 
 def test_the_grep_finds_a_planted_key(tmp_path):
@@ -166,3 +175,175 @@ def test_the_grep_finds_a_planted_key(tmp_path):
         "jobs/j1/log.txt: OPENAI_API_KEY",
         "notes.txt: LABEL_STUDIO_API_KEY",
     ]
+
+
+TYPED_KEY = "sk-TYPED-for-one-job-9b1d2e"
+RECIPE = {
+    "task": "Answer Tasklane customer questions",
+    "per_topic": 2,
+    "topics": ["billing", "permissions"],
+    "model": "test-model",
+}
+
+
+def _generate(ctx, base_url: str, api_key: str | None) -> str:
+    return generate(
+        ctx,
+        "support",
+        recipe=RECIPE,
+        base_url=base_url,
+        api_key=api_key,
+        concurrency=2,
+        near_dup_threshold=0.999,
+        start_worker=False,
+    )
+
+
+def test_a_key_typed_for_one_job_reaches_that_url_and_nothing_else(
+    ws, store, act, run_inline, monkeypatch
+):
+    """An admin types another URL and its key: the key goes beside the spec (a 0600 file the
+    job takes at its start), reaches only that server, and is nowhere after the job; the
+    configured key never goes to that URL; a lead may neither type a key nor another URL."""
+    import stat
+
+    from backend.auth import Actor, PermissionDenied
+
+    with OpenAIServer() as configured, OpenAIServer() as other:
+        monkeypatch.setenv("OPENAI_BASE_URL", configured.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+        admin, lead = Actor("ada", "admin"), Actor("lee", "lead")
+        with pytest.raises(PermissionDenied):
+            _generate(act(lead), other.base_url, TYPED_KEY)
+        with pytest.raises(PermissionDenied):
+            _generate(act(lead), other.base_url, None)
+        assert list(ws.jobs.iterdir()) == []  # refused: no job, no key file
+
+        job = _generate(act(admin), other.base_url, TYPED_KEY)
+        key_file = ws.job_dir(job) / "secret.json"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert TYPED_KEY not in (ws.job_dir(job) / "spec.json").read_text()
+        assert run_inline(ws, job).state == "succeeded"
+        assert not key_file.exists()  # taken at the job's start
+        assert other.authorizations and set(other.authorizations) == {f"Bearer {TYPED_KEY}"}
+        assert configured.authorizations == []
+
+        # the next job to that URL, with no key typed, gets none (not the typed one again,
+        # and never the configured one)
+        job2 = _generate(act(admin), other.base_url, None)
+        assert run_inline(ws, job2).state == "succeeded"
+        assert set(other.authorizations[-2:]) == {"Bearer not-needed"}  # the SDK's filler
+        ingest_all(store, ws)
+
+    keys = {"typed": TYPED_KEY, "OPENAI_API_KEY": OPENAI_KEY}
+    assert _leaks(ws.root, keys) == []
+    store.close()
+    assert _db_leaks(ws, (TYPED_KEY, OPENAI_KEY)) == []
+
+
+def test_a_key_left_for_a_job_goes_when_the_job_ends_in_any_way(ws, act, monkeypatch):
+    """Cancelled while queued, or its process gone before it read the key: the key file is
+    removed (by the cancel, and by the worker when the job's process ends)."""
+    from backend.auth import Actor
+    from backend.jobs import queue
+    from backend.jobs.context import write_job_key
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    admin = Actor("ada", "admin")
+    job = _generate(act(admin), "http://127.0.0.1:8/v1", TYPED_KEY)
+    assert (ws.job_dir(job) / "secret.json").exists()
+    queue.cancel(ws, job, actor=admin)
+    assert not (ws.job_dir(job) / "secret.json").exists()
+
+    job2 = _generate(act(admin), "http://127.0.0.1:8/v1", TYPED_KEY)
+    assert queue.claim_next(ws) == job2
+    worker._finish(ws, job2, -9)  # its process was killed before it started
+    assert not (ws.job_dir(job2) / "secret.json").exists()
+    write_job_key(ws.job_dir(job2), None, TYPED_KEY)  # and whatever is left: the next end
+    worker._finish(ws, job2, 1)
+    assert _leaks(ws.root, {"typed": TYPED_KEY}) == []
+
+
+def test_a_typed_key_through_a_real_worker(ws, act):
+    """The worker's own job process (python -m backend.jobs.run) takes the key, sends it, and
+    leaves nothing behind."""
+    from backend.auth import Actor
+    from backend.jobs import queue
+
+    with OpenAIServer() as other:
+        job = _generate(act(Actor("ada", "admin")), other.base_url, TYPED_KEY)
+        worker.ensure_worker(ws, idle_exit_s=5)
+        status = queue.wait(ws, job, timeout_s=120)
+        assert status.state == "succeeded", status.error
+        assert set(other.authorizations) == {f"Bearer {TYPED_KEY}"}
+    assert _leaks(ws.root, {"typed": TYPED_KEY}) == []
+
+
+def test_secrets_saved_in_the_browser_stay_in_their_one_private_file(ws, store, act):
+    """Keys saved on the Settings page live only in workspace/secrets.json (0600): not in the
+    database, its audit rows, settings.json, nor anywhere on the rendered Settings page."""
+    import stat
+
+    from backend.auth import Actor
+    from backend.settings.actions import save_settings
+
+    save_settings(
+        act(Actor("ada", "admin")),
+        values={
+            "openai_base_url": "http://127.0.0.1:9/v1",
+            "allowed_endpoints": ["http://127.0.0.1:7/v1"],
+        },
+        secrets={"openai_api_key": OPENAI_KEY, "label_studio_token": LS_KEY},
+        endpoint_keys={"http://127.0.0.1:7/v1": TYPED_KEY},
+    )
+    assert stat.S_IMODE((ws.root / "secrets.json").stat().st_mode) == 0o600
+    store.close()
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "pages" / "settings.py"), default_timeout=120)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        drawn = "\n".join(_rendered(at._tree))
+        shown = at.dataframe[0].value.set_index("name")["value"]
+    finally:
+        st.cache_resource.clear()
+    assert shown["openai_api_key"] == "•••• (set)" and "API key: set" in drawn
+    assert OPENAI_KEY not in drawn and LS_KEY not in drawn and TYPED_KEY not in drawn
+    keys = {"OPENAI_API_KEY": OPENAI_KEY, "LABEL_STUDIO_API_KEY": LS_KEY, "typed": TYPED_KEY}
+    assert _leaks(ws.root, keys, skip=("secrets.json",)) == []
+    assert _db_leaks(ws, tuple(keys.values())) == []
+
+
+def test_the_cli_api_key_goes_to_that_url_only(ws):
+    """`ftstudio generate --base-url URL --api-key KEY`: the key reaches URL, through the
+    worker's job process, and is in no file afterwards (not the spec, log or database)."""
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+
+    with OpenAIServer() as other:
+        result = CliRunner().invoke(
+            app,
+            [
+                "generate",
+                "--dataset",
+                "support",
+                "--provider",
+                "openai",
+                "--model",
+                "test-model",
+                "--topics",
+                "billing,permissions",
+                "--per-topic",
+                "1",
+                "--base-url",
+                other.base_url,
+                "--api-key",
+                TYPED_KEY,
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert other.authorizations and set(other.authorizations) == {f"Bearer {TYPED_KEY}"}
+    assert TYPED_KEY not in result.output
+    assert _leaks(ws.root, {"typed": TYPED_KEY}) == []
+    assert _db_leaks(ws, (TYPED_KEY,)) == []

@@ -117,3 +117,68 @@ def test_search_examples(store):
     assert len(ds.search_examples(store, v["id"], text="gantt")) == 1
     assert len(ds.search_examples(store, v["id"], topic="billing")) == 1
     assert len(ds.search_examples(store, v["id"])) == 2
+
+
+def _generated(store, job_id: str, dataset: str, examples: list[dict], qc: list[str]) -> dict:
+    """A generate job's result line, ingested as the dashboard does: a new version and its
+    QC sample."""
+    from backend.store import synth as sstore
+
+    line = {"dataset": dataset, "examples": examples, "qc": qc, "qc_share": 0.07, "report": {}}
+    with store.transaction() as cur:
+        sstore.ingest_result(cur, job_id, (json.dumps(line) + "\n").encode())
+    return ds.resolve_version(store, dataset)
+
+
+def _sample(store, version_id: str, status: str | None = "pending") -> list[str]:
+    from backend.store import synth as sstore
+
+    return [r["example_id"] for r in sstore.qc_samples(store, version_id=version_id, status=status)]
+
+
+def test_the_qc_sample_of_a_generation_follows_the_dataset_to_newer_versions(store):
+    from backend.store import synth as sstore
+    from backend.store.review import pending_qc
+
+    ds.create_dataset(store, "gen")
+    made = [{**chat(f"Question {i}?", f"Answer {i}."), "topic": "billing"} for i in range(6)]
+    ids = [ds.example_id(e["messages"]) for e in made]
+    v1 = _generated(store, "job-1", "gen", made, qc=[ids[0], ids[1], ids[2]])
+    assert sorted(_sample(store, v1["id"], status=None)) == sorted(ids[:3])
+
+    # an edit of a sampled example: its edit takes its place in the newer version's sample
+    items = ds.version_examples(store, v1["id"])
+    edited = {
+        "messages": items[0]["messages"][:-1] + [{"role": "assistant", "content": "Better."}],
+        "topic": "billing",
+        "parent_id": ids[0],
+    }
+    v2 = ds.add_version(store, "gen", [edited, *items[1:]], parent_version_id=v1["id"])
+    edit_id = ds.example_id(edited["messages"])
+    assert v2["qc_carried"] == 3
+    assert sorted(_sample(store, v2["id"])) == sorted([edit_id, ids[1], ids[2]])
+    # what the Review page flags on the newest version still holds the generation's sample
+    assert sorted(pending_qc(store, v2["id"])) == sorted([edit_id, ids[1], ids[2]])
+    rows = {r["example_id"]: r for r in sstore.qc_samples(store, version_id=v2["id"])}
+    assert rows[edit_id]["job_id"] == "job-1" and rows[edit_id]["share"] == 0.07
+
+    # a removed example leaves the sample; a reviewed one stays reviewed
+    cur = store.cursor()
+    cur.execute("UPDATE qc_samples SET status = 'reviewed' WHERE example_id = ?", [ids[2]])
+    cur.close()
+    v2_items = ds.version_examples(store, v2["id"])
+    kept = [e for e in v2_items if e["id"] != ids[1]]
+    v3 = ds.add_version(store, "gen", kept, parent_version_id=v2["id"], note="drop one")
+    assert _sample(store, v3["id"]) == [edit_id]
+    assert _sample(store, v3["id"], status="reviewed") == [ids[2]]
+
+    # a version made without naming a parent (an import) follows the newest one
+    v4 = ds.add_version(store, "gen", [*kept, chat("New?", "New.")])
+    assert _sample(store, v4["id"]) == [edit_id]
+    # a later generation keeps the earlier sample and adds its own
+    more = [{**chat("Fresh?", "Fresh answer."), "topic": "exports"}]
+    fresh = ds.example_id(more[0]["messages"])
+    v5 = _generated(store, "job-2", "gen", more, qc=[fresh])
+    assert sorted(_sample(store, v5["id"])) == sorted([edit_id, fresh])
+    # the old versions' samples are as they were
+    assert sorted(_sample(store, v1["id"], status=None)) == sorted(ids[:3])

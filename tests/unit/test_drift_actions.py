@@ -329,7 +329,10 @@ def test_the_train_step_is_queued_once(store, ws, monitor, tiny_model_dir, monke
 # the ingestion loop applies the rules ----------------------------------------------------
 
 
-def test_an_ingest_pass_applies_the_rules_and_audits_auto_approval(store, ws, monitor, run_inline):
+def test_an_ingest_pass_applies_the_rules_and_audits_auto_approval(
+    store, ws, monitor, run_inline, fake_model, monkeypatch
+):
+    monkeypatch.setattr(worker, "ensure_worker", lambda ws, **kw: False)  # the score job waits
     actions.set_config(shell(store, ws, LEAD), "prod", {**FAST, "auto_approve": True})
     actions.ingest(shell(store, ws), "prod", jsonl(sample(30, seed=8, shifted=True)), "s")
     sub = actions.run_check(shell(store, ws), "prod", start_worker=False)
@@ -345,6 +348,28 @@ def test_an_ingest_pass_applies_the_rules_and_audits_auto_approval(store, ws, mo
         ("auto-approve", "plan.approve", plan["id"])
     ]
     assert '"auto": true' in rows[0]["detail"]
-    n = len(audit(store))
-    Ingestor(store, ws).tick()  # evaluated once: nothing new
-    assert len(mon.plans(store)) == 1 and len(audit(store)) == n
+    rules_rows = lambda: [r for r in audit(store) if r["action"].startswith(("plan.", "monitor."))]  # noqa: E731
+    n = len(rules_rows())
+    Ingestor(store, ws).tick()  # evaluated once: nothing new (the score job's launch is logged)
+    assert len(mon.plans(store)) == 1 and len(rules_rows()) == n
+
+
+def test_two_leads_acknowledging_or_resolving_at_once_give_one_result(store, ws, monitor):
+    make_plan(store, ws, monitor)
+    (alert,) = mon.alerts(store, state="open")
+    acked = one_result_one_already_done(
+        at_once(
+            lambda: actions.acknowledge_alert(shell(store, ws, LEAD), alert["id"]),
+            lambda: actions.acknowledge_alert(shell(store, ws, OTHER_LEAD), alert["id"]),
+        )
+    )
+    assert mon.get_alert(store, alert["id"])["acknowledged_by"] == acked["acknowledged_by"]
+    resolved = one_result_one_already_done(
+        at_once(
+            lambda: actions.resolve_alert(shell(store, ws, LEAD), alert["id"]),
+            lambda: actions.resolve_alert(shell(store, ws, OTHER_LEAD), alert["id"]),
+        )
+    )
+    assert resolved["state"] == "resolved" and resolved["resolved_by"] in ("lee", "lou")
+    rows = [r for r in audit(store) if r["action"].startswith("monitor.alert_")]
+    assert [r["action"] for r in rows] == ["monitor.alert_ack", "monitor.alert_resolve"]

@@ -17,7 +17,7 @@ from backend.jobs import queue
 from backend.store import monitoring as mon
 from backend.store import production
 from backend.store.audit import rows as audit_rows
-from tests.unit.test_monitoring import FAST, jsonl, seed_reference
+from tests.unit.test_monitoring import FAST, fake_model_at, jsonl, seed_reference
 
 
 @pytest.fixture
@@ -30,6 +30,7 @@ def watched(store, tmp_path):
 
 
 def test_dropped_files_start_checks_and_fire_one_plan(store, ws, watched, run_inline):
+    fake_model_at(ws)  # a model to score with: the plan can run
     watch = FolderWatch(store, ws, interval_s=3600)
     loop = Ingestor(store, ws)  # its passes, one at a time (no thread)
     assert watch.tick() == {"batches": 0, "errors": [], "checks": []}
@@ -84,3 +85,42 @@ def test_no_watched_folder_reads_nothing(store, ws):
     mon.create_monitor(store, "prod", reference="support", config=FAST)
     assert FolderWatch(store, ws, interval_s=0).tick() is None  # 0: only on demand
     assert FolderWatch(store, ws).tick(force=True)["batches"] == 0
+
+
+def test_a_file_over_the_limit_is_reported_by_name_and_never_read_whole(
+    store, ws, watched, monkeypatch
+):
+    """A watched folder's file (or an upload) past the batch limit is refused with its name and
+    the limit, reading no more than the limit; the rest of the folder is still read."""
+    import io
+
+    from backend.drift import checks
+
+    monkeypatch.setattr(checks, "MAX_BATCH_BYTES", 4096)
+    (watched / "huge.jsonl").write_bytes(jsonl(sample(60, seed=3)))
+    (watched / "fine.jsonl").write_bytes(jsonl(sample(5, seed=4)))
+    got = FolderWatch(store, ws, interval_s=3600).tick(force=True)
+    assert got["batches"] == 1
+    (error,) = got["errors"]
+    assert "huge.jsonl is" in error and "over the 4 KiB limit for a production batch" in error
+    assert [b["name"] for b in production.batches(store)] == ["fine.jsonl"]
+
+    class Endless(io.RawIOBase):  # an upload that never ends, counting what was read
+        read_bytes = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buf) -> int:
+            buf[:] = b"x" * len(buf)
+            self.read_bytes += len(buf)
+            return len(buf)
+
+    stream = Endless()
+    from backend.action import Ctx
+    from backend.config import Settings
+    from backend.drift import actions
+
+    with pytest.raises(ValueError, match="endless.jsonl is over the 4 KiB limit"):
+        actions.ingest_upload(Ctx(store, ws, Settings()), "prod", stream, "endless.jsonl")
+    assert stream.read_bytes <= 4097

@@ -40,6 +40,8 @@ def seeded(ws, store, act, monkeypatch):
     that is never reached (its two calls are replaced below)."""
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-real-token")
+    # the judge's test endpoint is one an admin allowed (a lead may not type another)
+    monkeypatch.setenv("FTSTUDIO_ALLOWED_ENDPOINTS", "http://127.0.0.1:9/v1")
     monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)
     outputs = {
         "run-a": {f"q{i}": f"good {i}" for i in range(3)},
@@ -328,3 +330,16 @@ def test_items_built_by_the_caller(act, store):
     items = build_items({"r1": {"q": "a"}, "r2": {"q": "b"}})
     cs = actions.create_comparison_set(act(LEE), "c", items=items, analysts=["ann"])
     assert cs["n_items"] == 1 and S.progress(store, cs["id"])[0]["assigned"] == 1
+
+
+def test_a_dashboard_export_of_a_set_goes_under_exports_only(act, seeded, ws):
+    """The workspace itself, its database or a studio folder is refused; exports/ is fine."""
+    from backend.action import ActionError
+
+    actions.build_preference_set(act(LEE), "prefs", ["cmp"])
+    for bad in (".", "studio.duckdb", "jobs/x.jsonl", "exports"):
+        with pytest.raises(ActionError, match="cannot export"):
+            actions.export_file(act(LEE), "prefs", bad)
+    assert (ws.root / "studio.duckdb").exists()
+    done = actions.export_file(act(LEE), "prefs", "exports/prefs.jsonl")
+    assert done["written"] > 0 and (ws.exports / "prefs.jsonl").exists()

@@ -86,6 +86,8 @@ def ls(monkeypatch, ws):
     monkeypatch.setattr(lss, "up", up)
     monkeypatch.setattr(lss, "down", down)
     monkeypatch.setattr(lss, "status", lambda ws: {"running": running["pid"] is not None})
+    creds = {"url": "http://127.0.0.1:8080", "username": "a", "password": "p", "token": "tok"}
+    monkeypatch.setattr(lss, "local_credentials", lambda ws: creds if running["pid"] else None)
     monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: False)
     return fake
 
@@ -93,7 +95,9 @@ def ls(monkeypatch, ws):
 @pytest.fixture
 def ctx(store, ws):
     """`ctx(actor)`: an action context that reaches the stand-in Label Studio."""
-    return lambda actor=None: Ctx(store, ws, Settings(**LS), actor)
+    # the judge's test endpoint is one an admin allowed (a lead may not type another)
+    cfg = Settings(**LS, allowed_endpoints=["http://127.0.0.1:9/v1"])
+    return lambda actor=None: Ctx(store, ws, cfg, actor)
 
 
 @pytest.fixture
@@ -152,6 +156,7 @@ def _calls(store, batch_id: str) -> dict:
         "unhook": ("edit_data", lambda c: ls_actions.delete_webhook(c, 41)),
         "ls up": ("settings", lambda c: ls_actions.start_labelstudio(c, 8080)),
         "ls down": ("settings", lambda c: ls_actions.stop_labelstudio(c)),
+        "ls reveal": ("settings", lambda c: ls_actions.reveal_labelstudio_credentials(c)),
     }
 
 
@@ -168,7 +173,7 @@ def _prepare(name: str, store, ctx, ls, batch_id: str) -> None:
         ls.export = [_annotation(1, _item(store, batch_id), "reject")]
     if name == "unhook":
         ls.hooks[41] = ["http://127.0.0.1:8091/"]
-    if name == "ls down":
+    if name in ("ls down", "ls reveal"):
         lss.up(None)
 
 
@@ -194,7 +199,7 @@ def test_each_action_refuses_a_role_without_its_permission(ws, store, ctx, ls, b
 
 @pytest.mark.parametrize(
     "name", ["score", "judge", "flag", "verdict", "apply", "push", "pull", "webhook", "unhook",
-             "ls up", "ls down"]
+             "ls up", "ls down", "ls reveal"]
 )  # fmt: skip
 def test_each_action_writes_one_audit_row_naming_the_actor(name, store, ctx, ls, batch):
     permission, call = _calls(store, batch["id"])[name]

@@ -88,3 +88,39 @@ def test_bad_migration_file_name_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(migrations, "HERE", tmp_path)
     with pytest.raises(ValueError, match="7_bad.sql"):
         migrations.available()
+
+
+def test_a_write_conflict_between_two_threads_is_retried_not_raised(store):
+    """The ingestion thread and a page writing the same row at once: DuckDB aborts one of the
+    two transactions with a conflict; Store.write runs that one again, so neither caller sees
+    an error and no write is lost."""
+    import threading
+
+    with store.transaction() as cur:
+        cur.execute("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER)")
+        cur.execute("INSERT INTO counter VALUES (1, 0)")
+    meet = threading.Barrier(2)
+    errors: list[BaseException] = []
+    attempts: list[int] = []
+
+    def bump(cur) -> None:
+        attempts.append(1)
+        n = cur.execute("SELECT n FROM counter WHERE id = 1").fetchone()[0]
+        if len(attempts) <= 2:
+            meet.wait(timeout=10)  # both have read before either writes: one must conflict
+        cur.execute("UPDATE counter SET n = ? WHERE id = 1", [n + 1])
+
+    def run() -> None:
+        try:
+            store.write(bump)
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(attempts) == 3  # one of the two ran again
+    assert store.scalar("SELECT n FROM counter WHERE id = 1") == 2

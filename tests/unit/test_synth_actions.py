@@ -80,6 +80,7 @@ def calls(store, ws) -> dict:
         "export_version": lambda c: actions.export_version(
             c, "support", "messages-jsonl", "exports/out.jsonl"
         ),
+        "download_version": lambda c: actions.download_version(c, "support", "parquet"),
         "edit_example": lambda c: actions.edit_example(c, "support", *latest_first(store)),
         "save_selection": lambda c: actions.save_selection(c, "support", [v1[0]["id"]], version=1),
         "save_filtered": lambda c: actions.save_filtered(c, "support", topic="gantt", version=1),
@@ -95,6 +96,7 @@ AUDITED = {
     "import_file": "dataset.import",
     "import_upload": "dataset.import",
     "export_version": "dataset.export",
+    "download_version": "dataset.download",
     "edit_example": "dataset.edit_example",
     "save_selection": "dataset.version",
     "save_filtered": "dataset.version",

@@ -77,3 +77,20 @@ def test_dataset_cli_errors_name_the_problem(ws, tmp_path):
     assert r.exit_code == 1 and "missing" in r.output
     r = call("dataset", "export", "missing", "--format", "parquet", "--out", str(tmp_path / "p"))
     assert r.exit_code == 1
+
+
+def test_import_skip_invalid_prints_each_skipped_line(ws, tmp_path):
+    from tests.unit.test_synth_import import flawed_support_file
+
+    path, good = flawed_support_file(tmp_path)
+    r = call("dataset", "import", "support", str(path))
+    assert r.exit_code == 1 and "nothing was imported" in r.output and "line 5" in r.output
+    r = call("dataset", "import", "support", str(path), "--skip-invalid")
+    assert r.exit_code == 0, r.output
+    assert f"imported {good} examples into support v1" in r.output
+    assert "skipped 3 invalid lines of support-export.jsonl:" in r.output
+    assert "  line 5: invalid JSON" in r.output and "  line 12: no assistant turn" in r.output
+    assert "  line 20: turn 1 has role 'customer'" in r.output
+    shown = json.loads(call("dataset", "show", "support", "--json").stdout)
+    [v] = shown["versions"]
+    assert v["skipped"]["invalid"] == 3 and [r["line"] for r in v["skipped"]["rows"]] == [5, 12, 20]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pandas as pd
@@ -172,3 +173,115 @@ def test_demo_dataset_seeds_once(ctx, store):
         "notifications",
         "exports",
     } <= topics
+
+
+def flawed_support_file(tmp_path):
+    """The Tasklane sample with three flawed lines among its real ones (lines 5, 12 and 20):
+    a torn line, a conversation without an answer, and a turn with an unknown role."""
+    from backend.synth.demo import SAMPLE
+
+    lines = SAMPLE.read_text().splitlines()
+    bad = {
+        5: '{"messages": [{"role": "user", "content": "Where is the Gantt',
+        12: json.dumps({"messages": [{"role": "user", "content": "Can I pay yearly?"}]}),
+        20: json.dumps(
+            {
+                "messages": [
+                    {"role": "customer", "content": "Who can see my board?"},
+                    {"role": "assistant", "content": "Members of the workspace."},
+                ]
+            }
+        ),
+    }
+    out = []
+    for n in range(1, len(lines) + len(bad) + 1):
+        out.append(bad[n] if n in bad else lines.pop(0))
+    path = tmp_path / "support-export.jsonl"
+    path.write_text("\n".join(out) + "\n")
+    return path, len(out) - len(bad)
+
+
+def test_flawed_rows_stop_the_import_unless_skipped_and_are_kept_beside_the_version(
+    ctx, store, tmp_path
+):
+    path, good = flawed_support_file(tmp_path)
+    with pytest.raises(
+        ImportFileError, match="3 of .* line 5: invalid JSON.*line 12: no assistant"
+    ):
+        import_file(ctx, "support", path)
+    assert store.scalar("SELECT count(*) FROM dataset_versions") == 0
+
+    v = import_file(ctx, "support", path, skip_invalid=True)
+    assert v["n_examples"] == good
+    skipped = v["skipped"]
+    assert skipped["file"] == "support-export.jsonl" and skipped["unit"] == "line"
+    assert skipped["invalid"] == 3
+    assert [r["line"] for r in skipped["rows"]] == [5, 12, 20]
+    reasons = [r["reason"] for r in skipped["rows"]]
+    assert "invalid JSON" in reasons[0] and "no assistant turn" in reasons[1]
+    assert "role 'customer'" in reasons[2]
+    # kept beside the version, for the Versions tab and `dataset show`
+    [stored] = dstore.list_versions(store, "support")
+    assert stored["skipped"] == skipped and "skipped 3 invalid lines" in stored["note"]
+    # the same file again is the same content: no second version
+    from backend.action import AlreadyDone
+
+    with pytest.raises(AlreadyDone):
+        import_file(ctx, "support", path, skip_invalid=True)
+
+
+def test_a_csv_with_flawed_rows_and_a_file_with_no_valid_row(ctx, store, tmp_path):
+    c = tmp_path / "pairs.csv"
+    pd.DataFrame(
+        {
+            "prompt": ["Where are invoices?", "", "How do I export?"],
+            "completion": ["Billing > Invoices.", "An answer to nothing.", "Export > CSV."],
+        }
+    ).to_csv(c, index=False)
+    v = import_file(ctx, "pairs", c, skip_invalid=True)
+    assert v["n_examples"] == 2 and [r["line"] for r in v["skipped"]["rows"]] == [3]
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"messages": []}, {"question": "?"}])
+    with pytest.raises(ImportFileError, match="none of its 2 rows is valid"):
+        import_file(ctx, "pairs", bad, skip_invalid=True)
+    with pytest.raises(ImportFileError, match="looks binary"):  # unreadable files stay refused
+        import_file(ctx, "pairs", _bad_files(tmp_path)["binary.jsonl"], skip_invalid=True)
+    assert len(dstore.list_versions(store, "pairs")) == 1
+
+
+class Endless(io.RawIOBase):
+    """An upload stream of valid JSONL lines that never ends, counting what was read."""
+
+    def __init__(self):
+        self.read_bytes = 0
+        self.line = (json.dumps(GOOD) + "\n").encode()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = len(buf)
+        data = (self.line * (n // len(self.line) + 1))[:n]
+        buf[:n] = data
+        self.read_bytes += n
+        return n
+
+
+def test_an_upload_is_streamed_to_disk_and_stopped_at_the_cap(ctx, store):
+    from backend.security import UploadError
+    from backend.synth.actions import import_upload
+
+    stream = Endless()
+    with pytest.raises(UploadError) as err:
+        import_upload(ctx, "up", "huge.jsonl", io.BufferedReader(stream), max_bytes=3 * 2**20)
+    assert "huge.jsonl" in str(err.value) and "3 MiB upload limit" in str(err.value)
+    assert stream.read_bytes <= 3 * 2**20 + 2 * 8192  # never read far past the cap
+    assert store.scalar("SELECT count(*) FROM dataset_versions") == 0
+    # an upload that says its size is refused before a byte is read
+    sized = io.BytesIO(json.dumps(GOOD).encode())
+    sized.size = 10 * 2**20
+    with pytest.raises(UploadError, match="big.jsonl: larger than the 1 MiB upload limit"):
+        import_upload(ctx, "up", "big.jsonl", sized, max_bytes=2**20)
+    assert sized.tell() == 0
+    # under the cap it is imported from the stream
+    small = io.BytesIO((json.dumps(GOOD) + "\n").encode() * 3)
+    assert import_upload(ctx, "up", "small.jsonl", small, max_bytes=2**20)["n_examples"] == 1

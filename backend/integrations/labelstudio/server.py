@@ -7,7 +7,9 @@ about a minute of database migrations, so the first migration is kept as a templ
 
 Only 127.0.0.1 is bound; analytics and the version check are off. The admin user and its legacy
 API token are generated per data folder and kept in `credentials.json` (mode 0600) beside it;
-`server.json` (no secrets) records url, port and pid so later commands find the server.
+`server.json` (no secrets) records url, port and pid so later commands find the server. The
+workspace's `labelstudio/` folder and its data folder (whose database holds the token) are 0700,
+and each data folder gets its own Django SECRET_KEY (in its 0600 `.env`), never the template's.
 
     ftstudio labelstudio up [--port 8080] | down | status
 """
@@ -70,6 +72,62 @@ class ServerInfo:
 
 def state_dir(ws: Workspace) -> Path:
     return ws.root / "labelstudio"
+
+
+def _private_dir(path: Path) -> Path:
+    """`path` made (with its parents) and closed to everyone but the owner (0700)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` through a fresh 0600 temp file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _env_secret(env_file: Path) -> str | None:
+    try:
+        lines = env_file.read_text().splitlines()
+    except OSError:
+        return None
+    found = [line.split("=", 1)[1].strip() for line in lines if line.startswith("SECRET_KEY=")]
+    return found[-1] if found else None
+
+
+def own_secret_key(data_dir: Path, template: Path | None = None) -> None:
+    """Give the data folder its own Django SECRET_KEY (it signs sessions and JWTs): a new one
+    when it has none or still carries the template's; its `.env` is 0600."""
+    env_file = data_dir / ".env"
+    current = _env_secret(env_file)
+    if current and (template is None or current != _env_secret(template / ".env")):
+        os.chmod(env_file, 0o600)
+        return
+    kept = []
+    if env_file.exists():
+        kept = [x for x in env_file.read_text().splitlines() if not x.startswith("SECRET_KEY=")]
+    _write_private(env_file, "\n".join([*kept, f"SECRET_KEY={secrets.token_urlsafe(50)}", ""]))
+
+
+def log_tail(path: Path, max_bytes: int = 4000, start: int = 0) -> str:
+    """The end of a log (at most `max_bytes`, never before byte `start`), read from its tail."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(start, size - max_bytes))
+            return fh.read(max_bytes).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def venv_python(venv: Path = VENV) -> Path:
@@ -147,6 +205,7 @@ def ensure_template(venv: Path = VENV) -> Path:
         raise LabelStudioServerError(
             f"migrating a Label Studio data folder failed: {done.stderr[-2000:]}"
         )
+    (tmp / ".env").unlink(missing_ok=True)  # its SECRET_KEY: each copy makes its own
     (tmp / ".ready").write_text("migrated")
     shutil.rmtree(template, ignore_errors=True)
     tmp.rename(template)
@@ -161,17 +220,25 @@ def credentials(data_dir: Path) -> dict[str, str]:
     """The admin user and token of a data folder, generated once, kept in a 0600 file."""
     path = _credentials_path(data_dir)
     if path.exists():
+        os.chmod(path, 0o600)  # one written by an older version may be wider
         return json.loads(path.read_text())
     creds = {
         "username": ADMIN_EMAIL,
         "password": secrets.token_urlsafe(16),
         "token": secrets.token_hex(20),
     }
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(creds, fh)
-    os.replace(path.with_suffix(".tmp"), path)
+    _write_private(path, json.dumps(creds))
     return creds
+
+
+def local_credentials(ws: Workspace) -> dict[str, str] | None:
+    """url, username, password and token of the workspace's local server (None when it was
+    never started here). For an admin who asked to see them; never shown by default."""
+    path = _credentials_path(state_dir(ws) / "data")
+    if not path.exists():
+        return None
+    info = read_info(ws)
+    return {"url": info.url if info else "", **json.loads(path.read_text())}
 
 
 def read_info(ws: Workspace) -> ServerInfo | None:
@@ -219,12 +286,13 @@ def up(
         return current, credentials(Path(current.data_dir))["token"]
     t0 = time.time()
     ensure_venv(venv)
-    folder = state_dir(ws)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _private_dir(state_dir(ws))
     data_dir = folder / "data"
     if not (data_dir / "label_studio.sqlite3").exists():
         shutil.rmtree(data_dir, ignore_errors=True)
         shutil.copytree(ensure_template(venv), data_dir)
+    _private_dir(data_dir)
+    own_secret_key(data_dir, venv / "template-data")
     creds = credentials(data_dir)
     env = _base_env(data_dir)
     env.update(
@@ -262,12 +330,12 @@ def up(
     bound = None
     while time.time() - t0 < timeout_s:
         if proc.poll() is not None:
-            tail = log_path.read_bytes()[start_offset:][-2000:].decode(errors="replace")
+            tail = log_tail(log_path, 2000, start_offset)
             raise LabelStudioServerError(
                 f"Label Studio exited with code {proc.returncode}; the end of {log_path}:\n{tail}"
             )
-        if bound is None:
-            found = _BOUND.search(log_path.read_bytes()[start_offset:].decode(errors="replace"))
+        if bound is None:  # the line comes early: the start of this run's log holds it
+            found = _BOUND.search(_log_since(log_path, start_offset))
             bound = int(found.group(1)) if found else None
         if bound is not None and healthy(f"http://127.0.0.1:{bound}", timeout=1.0):
             break
@@ -287,6 +355,13 @@ def up(
     )
     atomic_write_text(folder / "server.json", json.dumps(info.__dict__, indent=1))
     return info, creds["token"]
+
+
+def _log_since(path: Path, start: int, max_bytes: int = 1 << 20) -> str:
+    """At most `max_bytes` of the log from byte `start` (this run's first lines)."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        return fh.read(max_bytes).decode(errors="replace")
 
 
 def _terminate(pid: int, grace_s: float = 10.0) -> None:

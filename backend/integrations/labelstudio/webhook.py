@@ -11,6 +11,12 @@ pull, the reverse, or a repeated delivery stores each annotation once.
 Label Studio proves who it is with a shared secret sent as a custom header (webhooks accept
 `headers` at registration); a request without it gets 403. The secret is kept in a 0600 file
 beside the inbox so a restarted receiver keeps matching the registered webhook.
+
+Limits, so a slow or hostile client cannot tie the receiver up: a Content-Length that is missing
+(411), negative or not a number (400), or over MAX_BODY (413) is refused before anything is read;
+every socket times out after TIMEOUT_S; at most MAX_THREADS requests are handled at once (the
+next waits up to BUSY_WAIT_S for a free slot, then gets 503). One inbox line is never longer
+than MAX_LINE, the size the ingest reads per pass at least, so no single delivery can stall it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import fcntl
 import json
 import logging
 import os
+import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +41,12 @@ log = logging.getLogger(__name__)
 
 HEADER = "X-FTStudio-Webhook-Secret"
 ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED", "ANNOTATIONS_DELETED")
-MAX_BODY = 32 << 20
+MAX_BODY = 32 << 20  # bytes one request may carry
+MAX_LINE = MAX_BODY  # bytes one inbox line may take: the ingest reads at least this per pass
+TIMEOUT_S = 10.0  # a socket idle this long (headers or body not arriving) is closed
+MAX_THREADS = 16  # requests handled at once; more wait for a slot, then get 503
+BUSY_WAIT_S = 2.0
+_LENGTH = re.compile(r"[0-9]{1,15}")
 
 
 def webhook_dir(ws: Workspace) -> Path:
@@ -78,6 +91,11 @@ def inbox_lines(payload: Any, received: float, reviewer_of: Callable[[Any], str 
         gone = payload.get("annotations")
         if not isinstance(gone, list) or not all(isinstance(a, dict) and "id" in a for a in gone):
             raise PayloadError("ANNOTATIONS_DELETED needs `annotations`: a list of {id}")
+        if not isinstance(project_id, int) or isinstance(project_id, bool):
+            raise PayloadError(
+                "ANNOTATIONS_DELETED needs `project` (its id): deletions are "
+                "checked against the batch's project"
+            )
         return [
             {
                 "received": received,
@@ -125,6 +143,14 @@ def inbox_lines(payload: Any, received: float, reviewer_of: Callable[[Any], str 
     return records
 
 
+def inbox_line(record: dict) -> bytes:
+    """One record as its inbox line (UTF-8 as is, so a line is about as long as its body)."""
+    try:
+        return json.dumps(record, ensure_ascii=False).encode() + b"\n"
+    except UnicodeEncodeError:  # a lone surrogate: escaped, as JSON allows
+        return json.dumps(record).encode() + b"\n"
+
+
 class Inbox:
     """Appends whole JSON lines with flush + fsync under a thread lock and a file lock."""
 
@@ -134,7 +160,10 @@ class Inbox:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(self, records: list[dict]) -> None:
-        data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+        self.append_lines([inbox_line(r) for r in records])
+
+    def append_lines(self, lines: list[bytes]) -> None:
+        data = b"".join(lines)
         with self._lock, open(self.path, "ab") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)  # and against a second receiver process
             try:
@@ -184,10 +213,11 @@ def user_emails(url: str, token: str) -> Callable[[Any], str | None]:
     return reviewer_of
 
 
-def _handler(inbox: Inbox, secret: str, reviewer_of: Callable[[Any], str | None]):
+def _handler(inbox: Inbox, secret: str, reviewer_of: Callable[[Any], str | None], timeout_s: float):
     class Handler(BaseHTTPRequestHandler):
         disable_nagle_algorithm = True
         server_version = "ftstudio-webhook/1"
+        timeout = timeout_s  # StreamRequestHandler puts it on the socket: reads never hang
 
         def _answer(self, code: int, body: dict) -> None:
             data = json.dumps(body).encode()
@@ -200,15 +230,38 @@ def _handler(inbox: Inbox, secret: str, reviewer_of: Callable[[Any], str | None]
         def do_GET(self) -> None:  # a liveness probe, no secrets
             self._answer(200, {"ok": True, "accepts": list(ACTIONS)})
 
+        def _length(self) -> int | None:
+            """The body's length, or None after answering why it cannot be read."""
+            given = self.headers.get_all("Content-Length") or []
+            if not given:
+                self._answer(411, {"error": "a Content-Length header is required"})
+                return None
+            if len(set(given)) > 1 or not _LENGTH.fullmatch(given[0].strip()):
+                self._answer(
+                    400, {"error": "Content-Length must be one whole number of bytes, 0 or more"}
+                )
+                return None
+            length = int(given[0])
+            if length > MAX_BODY:
+                self._answer(413, {"error": f"body over {MAX_BODY} bytes"})
+                return None
+            return length
+
         def do_POST(self) -> None:
+            self.close_connection = True  # one request per connection: nothing left unread
             if not secrets.compare_digest(self.headers.get(HEADER, ""), secret):
                 self._answer(403, {"error": f"missing or wrong {HEADER} header"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._answer(413, {"error": f"body over {MAX_BODY} bytes"})
+            length = self._length()
+            if length is None:
                 return
-            body = self.rfile.read(length)
+            try:
+                body = self.rfile.read(length)
+            except (TimeoutError, OSError):
+                return  # the client stopped sending: the socket timed out, drop it
+            if len(body) < length:
+                self._answer(400, {"error": f"the body ended after {len(body)} of {length} bytes"})
+                return
             try:
                 payload = json.loads(body)
             except ValueError as exc:
@@ -219,7 +272,11 @@ def _handler(inbox: Inbox, secret: str, reviewer_of: Callable[[Any], str | None]
             except PayloadError as exc:
                 self._answer(400, {"error": str(exc)})
                 return
-            inbox.append(records)
+            lines = [inbox_line(r) for r in records]
+            if any(len(line) > MAX_LINE for line in lines):
+                self._answer(413, {"error": f"an annotation over {MAX_LINE} bytes"})
+                return
+            inbox.append_lines(lines)
             self._answer(200, {"stored": len(records)})
 
         def log_message(self, fmt: str, *args: Any) -> None:
@@ -228,8 +285,51 @@ def _handler(inbox: Inbox, secret: str, reviewer_of: Callable[[Any], str | None]
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading server with at most `max_threads` handler threads: a request beyond them
+    waits up to BUSY_WAIT_S for a slot (the accept loop waits with it, further connections
+    queue in the kernel), then is answered 503 and closed."""
+
+    daemon_threads = True
+    block_on_close = False  # stopping never waits on a client that went quiet
+
+    def __init__(self, address, handler, max_threads: int):
+        self.slots = threading.BoundedSemaphore(max_threads)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(timeout=BUSY_WAIT_S):
+            self._busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _busy(self, request: socket.socket) -> None:
+        body = json.dumps({"error": "the receiver is busy; retry shortly"}).encode()
+        head = (
+            "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            request.settimeout(1.0)
+            request.sendall(head.encode() + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+
 class Receiver:
-    """The receiver on 127.0.0.1:`port` (0: a free one) on a daemon thread; `url` once started."""
+    """The receiver on 127.0.0.1:`port` (0: a free one) on a daemon thread; `url` once started.
+    `timeout_s` and `max_threads` bound what slow or many clients can hold (see the module)."""
 
     def __init__(
         self,
@@ -238,12 +338,13 @@ class Receiver:
         *,
         secret: str | None = None,
         reviewer_of: Callable[[Any], str | None] | None = None,
+        timeout_s: float = TIMEOUT_S,
+        max_threads: int = MAX_THREADS,
     ):
         self.inbox = Inbox(inbox_path(ws))
         self.secret = secret or shared_secret(ws)
-        handler = _handler(self.inbox, self.secret, reviewer_of or (lambda _u: None))
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self.server.daemon_threads = True
+        handler = _handler(self.inbox, self.secret, reviewer_of or (lambda _u: None), timeout_s)
+        self.server = _Server(("127.0.0.1", port), handler, max_threads)
         self._thread: threading.Thread | None = None
         self.registered: set[int] = set()  # projects pointed at this receiver (by the actions)
 
