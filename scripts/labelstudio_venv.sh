@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${1:-.venv/bin/python}"
-exec "$PY" -c "from backend.review.labelstudio_server import ensure_venv, ensure_template; ensure_template(ensure_venv())"
+exec "$PY" -c "from backend.integrations.labelstudio.server import ensure_venv, ensure_template; ensure_template(ensure_venv())"
