@@ -22,6 +22,16 @@ from backend.jobs.status import JobState, JobStatus
 from backend.store import Store, StoreLockedError
 from backend.workspace import Workspace, WorkspaceError
 
+# --api-key of every command that calls an endpoint (one definition, one meaning)
+API_KEY_OPTION = typer.Option(
+    None,
+    "--api-key",
+    envvar="FTSTUDIO_JOB_API_KEY",
+    show_default=False,
+    help="API key for --base-url, sent only to that URL's origin, for this job only (never "
+    "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
+)
+
 
 def settings() -> Settings:
     return Settings()

@@ -191,14 +191,7 @@ def generate(
         help="OpenAI-compatible base URL (default: "
         "OPENAI_BASE_URL). The configured key (OPENAI_API_KEY) goes only to that one.",
     ),
-    api_key: str = typer.Option(
-        None,
-        "--api-key",
-        envvar="FTSTUDIO_JOB_API_KEY",
-        show_default=False,
-        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
-        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
-    ),
+    api_key: str = common.API_KEY_OPTION,
     model: str = typer.Option(None, help="Endpoint model name or local model folder."),
     topics: str = typer.Option(None, help="Comma-separated topics to cover."),
     per_topic: int = typer.Option(None, help="Examples per topic."),

@@ -68,14 +68,7 @@ def answer_cmd(
     provider: str = typer.Option("local", help="local | openai."),
     prompts_from: str = typer.Option(..., help="Answer the prompts of this run / source."),
     base_url: str = typer.Option(None, help="Endpoint base URL (openai)."),
-    api_key: str = typer.Option(
-        None,
-        "--api-key",
-        envvar="FTSTUDIO_JOB_API_KEY",
-        show_default=False,
-        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
-        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
-    ),
+    api_key: str = common.API_KEY_OPTION,
     max_new_tokens: int = typer.Option(64),
     detach: bool = typer.Option(False),
 ) -> None:
@@ -105,14 +98,7 @@ def judge_cmd(
     model: str = typer.Option("", help="Judge model (default: Settings)."),
     provider: str = typer.Option("openai", help="openai | local."),
     base_url: str = typer.Option(None, help="OpenAI-compatible base URL."),
-    api_key: str = typer.Option(
-        None,
-        "--api-key",
-        envvar="FTSTUDIO_JOB_API_KEY",
-        show_default=False,
-        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
-        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
-    ),
+    api_key: str = common.API_KEY_OPTION,
     limit: int = typer.Option(None, help="Judge at most N pairs."),
     rejudge: bool = typer.Option(False, help="Ask again about judged items."),
     detach: bool = typer.Option(False, help="Queue and return."),

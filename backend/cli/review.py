@@ -101,14 +101,7 @@ def judge(
     base_url: str = typer.Option(
         None, help="OpenAI-compatible base URL (default: Settings OPENAI_BASE_URL)."
     ),
-    api_key: str = typer.Option(
-        None,
-        "--api-key",
-        envvar="FTSTUDIO_JOB_API_KEY",
-        show_default=False,
-        help="API key for --base-url, sent only to that URL's origin, for this job only (never "
-        "in its spec or logs); FTSTUDIO_JOB_API_KEY keeps it out of the shell history.",
-    ),
+    api_key: str = common.API_KEY_OPTION,
     criteria: str = typer.Option(None, help="What makes a response good (default: built in)."),
     include_reviewed: bool = typer.Option(
         False, "--include-reviewed", help="Also judge examples reviewed in earlier rounds."
