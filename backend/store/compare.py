@@ -2,6 +2,12 @@
 raw metrics), curves downsampled inside DuckDB, sweep groups, config diffs and side-by-side
 generations.
 
+Kinds: a run's figures are ranked only against runs of its KIND, one method on one dataset (or
+preference set) version ("SFT on support v3"): an SFT eval loss is not a DPO one, and a loss
+on one version's held-out rows is not a loss on another's. The leaderboard ranks within each
+kind, the table keeps kinds apart when it sorts by a figure, and `best_at` says in words what
+"best" means ("lowest SFT eval loss on support v3").
+
 Curves: each selected run's x span is cut into at most `max_points` equal-width buckets inside
 DuckDB; a bucket gives its mean x, mean value and min/max band. By step, long runs read buckets
 pre-aggregated at ingest (`metric_buckets`) instead of raw rows. The page gets numpy arrays,
@@ -62,12 +68,33 @@ LOWER_IS_BETTER = {
     "perplexity",
 }
 
-_TABLE_SQL = f"""
-SELECT {SELECT_COLUMNS}, v.number AS dataset_version, e.perplexity
-FROM run_summary s
-LEFT JOIN dataset_versions v ON v.id = s.dataset_version_id
-LEFT JOIN run_eval e ON e.run_id = s.run_id
+# A run's KIND: its method, dataset and dataset (or preference set) version. Figures are only
+# ranked within a kind. The label ("SFT on support v3") is the kind's key.
+_KIND_SQL = (
+    "upper(coalesce(s.method, 'sft')) || ' on ' || coalesce(s.dataset, '(no dataset)')"
+    " || coalesce(' v' || coalesce(dv.number, pv.number)::VARCHAR, '')"
+)
+_VERSION_JOINS = """
+LEFT JOIN dataset_versions dv ON dv.id = s.dataset_version_id
+LEFT JOIN preference_set_versions pv ON pv.id = s.dataset_version_id
 """
+_TABLE_SQL = f"""
+SELECT * FROM (
+SELECT {SELECT_COLUMNS}, coalesce(dv.number, pv.number) AS dataset_version, e.perplexity,
+       {_KIND_SQL} AS kind
+FROM run_summary s {_VERSION_JOINS}
+LEFT JOIN run_eval e ON e.run_id = s.run_id
+) s
+"""
+# What "best" means for each summary figure, in words: (adjective, figure).
+BEST_WORDS: dict[str, tuple[str, str]] = {
+    "best_eval_loss": ("lowest", "eval loss"),
+    "final_eval_loss": ("lowest", "final eval loss"),
+    "final_train_loss": ("lowest", "final train loss"),
+    "tokens_per_s": ("highest", "throughput (tokens/s)"),
+    "duration_s": ("shortest", "duration"),
+    "perplexity": ("lowest", "perplexity"),
+}
 SORTABLE = (
     "best_eval_loss",
     "final_eval_loss",
@@ -98,6 +125,7 @@ def label(unit_key: str) -> str:
 def runs_table(
     store: Store,
     *,
+    kind: str | None = None,
     group: str | None = None,
     states: list[str] | None = None,
     search: str | None = None,
@@ -105,12 +133,17 @@ def runs_table(
     descending: bool = False,
     by_group: bool = False,
 ) -> pd.DataFrame:
-    """One row per run from `run_summary`: hyperparameters, dataset version, best/final
-    losses, duration, tokens/s, state and sweep group. Filters are optional; `by_group`
-    orders by sweep group first so each sweep's runs sit together."""
+    """One row per run from `run_summary`: its kind, hyperparameters, dataset version,
+    best/final losses, duration, tokens/s, state and sweep group. Filters are optional;
+    `by_group` orders by sweep group first so each sweep's runs sit together. Without a `kind`
+    filter, a sort by a figure keeps each kind's runs together (figures of different kinds are
+    never ranked against each other)."""
     if sort not in SORTABLE:
         raise CompareError(f"sort: {sort!r} is not a column; use one of {', '.join(SORTABLE)}")
     where, params = [], []
+    if kind:
+        where.append("s.kind = ?")
+        params.append(kind)
     if group:
         where.append("s.group_id = ?")
         params.append(group)
@@ -123,32 +156,76 @@ def runs_table(
     order = f"{sort} {'DESC' if descending else 'ASC'} NULLS LAST, s.run_id"
     if by_group:
         order = "s.group_id NULLS LAST, " + order
+    if not kind and sort in BEST_WORDS:
+        order = "s.kind, " + order
     sql = _TABLE_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY " + order
     return store.df(sql, params)
 
 
-def sweep_groups(store: Store) -> pd.DataFrame:
-    """Each sweep group: how many runs, how many finished, and its best run."""
+def kinds(store: Store) -> list[dict[str, Any]]:
+    """Each kind of run (method on a dataset version), the newest first: its label `kind`,
+    `method`, `dataset`, `dataset_version` (number or None), `runs` and `latest` (created)."""
+    return store.rows(
+        f"SELECT {_KIND_SQL} AS kind, upper(coalesce(s.method, 'sft')) AS method,"
+        f" s.dataset, coalesce(dv.number, pv.number) AS dataset_version, count(*) AS runs,"
+        f" max(s.created) AS latest FROM run_summary s {_VERSION_JOINS}"
+        f" GROUP BY ALL ORDER BY latest DESC NULLS LAST, kind"
+    )
+
+
+def best_at(kind: str, metric: str = "best_eval_loss", *, capital: bool = False) -> str:
+    """What "best" means, in words: 'lowest SFT eval loss on support v3' (a capital L with
+    `capital`, for a label)."""
+    if metric not in BEST_WORDS:
+        raise CompareError(f"metric: {metric!r}; rank by one of {', '.join(BEST_WORDS)}")
+    adjective, figure = BEST_WORDS[metric]
+    method, _, target = kind.partition(" on ")
+    text = f"{adjective} {method} {figure} on {target}" if target else f"{adjective} {figure}"
+    return text[:1].upper() + text[1:] if capital else text
+
+
+def sweep_groups(store: Store, kind: str | None = None) -> pd.DataFrame:
+    """Each sweep group (a sweep is one kind: one method on one dataset version): its kind,
+    how many runs, how many finished, its best eval loss and best run, the newest sweep
+    first."""
+    where, params = ("AND s.kind = ?", [kind]) if kind else ("", [])
     return store.df(
-        "SELECT group_id, count(*) AS runs, count(*) FILTER (WHERE state = 'succeeded')"
-        " AS finished, min(best_eval_loss) AS best_eval_loss,"
-        " arg_min(run_id, best_eval_loss) AS best_run FROM run_summary"
-        " WHERE group_id IS NOT NULL GROUP BY group_id ORDER BY best_eval_loss NULLS LAST"
+        f"SELECT group_id, any_value(kind) AS kind, count(*) AS runs,"
+        f" count(*) FILTER (WHERE state = 'succeeded') AS finished,"
+        f" min(best_eval_loss) AS best_eval_loss, arg_min(run_id, best_eval_loss) AS best_run,"
+        f" max(created) AS latest"
+        f" FROM ({_TABLE_SQL}) s WHERE group_id IS NOT NULL {where}"
+        f" GROUP BY group_id ORDER BY latest DESC, group_id",
+        params,
     )
 
 
 def leaderboard(
-    store: Store, *, metric: str = "best_eval_loss", group: str | None = None, limit: int = 10
+    store: Store,
+    *,
+    metric: str = "best_eval_loss",
+    kind: str | None = None,
+    group: str | None = None,
+    limit: int = 10,
 ) -> pd.DataFrame:
-    """The best runs by a summary metric (ascending for losses), ranked 1..limit."""
+    """The best runs by a summary metric (ascending for losses), ranked 1..limit WITHIN each
+    kind (method on a dataset version): rows come kind by kind, each with its `kind` and
+    `rank`. `kind` or `group` keep one kind or one sweep."""
     if metric not in SUMMARY_METRICS:
         raise CompareError(f"metric: {metric!r}; rank by one of {', '.join(SUMMARY_METRICS)}")
     direction = "ASC" if metric in LOWER_IS_BETTER else "DESC"
-    where, params = ("WHERE s.group_id = ?", [group]) if group else ("", [])
+    where, params = [f"s.{metric} IS NOT NULL"], []
+    if kind:
+        where.append("s.kind = ?")
+        params.append(kind)
+    if group:
+        where.append("s.group_id = ?")
+        params.append(group)
     return store.df(
-        f"SELECT row_number() OVER (ORDER BY {metric} {direction} NULLS LAST, run_id) AS rank, *"
-        f" FROM (SELECT {SELECT_COLUMNS} FROM run_summary s {where})"
-        f" WHERE {metric} IS NOT NULL ORDER BY rank LIMIT ?",
+        f"SELECT * FROM (SELECT row_number() OVER (PARTITION BY s.kind"
+        f" ORDER BY s.{metric} {direction}, s.run_id) AS rank, s.*"
+        f" FROM ({_TABLE_SQL}) s WHERE {' AND '.join(where)})"
+        f" WHERE rank <= ? ORDER BY kind, rank",
         [*params, int(limit)],
     )
 

@@ -270,9 +270,64 @@ def field_info(name: str):
     raise KeyError(f"no run config field {name!r}")
 
 
+# field -> (label in the user's words, the library's term for it). Forms show the label and
+# put the term in the help text, so "LoRA rank" reads plainly and "r" is still findable.
+LABELS: dict[str, tuple[str, str]] = {
+    "base_model": ("Base model", "model_name_or_path (transformers)"),
+    "init_adapter": ("Start from an earlier adapter", "a PEFT adapter folder"),
+    "method": ("Training method", "the TRL trainer: SFTTrainer or DPOTrainer"),
+    "beta": ("How far from the base model (DPO)", "beta (TRL DPOConfig)"),
+    "quant": ("Quantization", "load_in_4bit, NF4 (bitsandbytes): QLoRA"),
+    "merge": ("Also save a merged model", "merge_and_unload (PEFT)"),
+    "dataset": ("Dataset", "train_dataset"),
+    "eval_split": ("Share held out for evaluation", "eval_dataset split"),
+    "max_length": ("Longest example (tokens)", "max_length (TRL)"),
+    "packing": ("Pack short examples together", "packing (TRL SFTConfig)"),
+    "assistant_only_loss": ("Learn from the answers only", "assistant_only_loss (TRL)"),
+    "lora_r": ("LoRA rank", "LoRA rank (r), PEFT LoraConfig"),
+    "lora_alpha": ("LoRA scale", "lora_alpha (PEFT LoraConfig)"),
+    "lora_dropout": ("LoRA dropout", "lora_dropout (PEFT LoraConfig)"),
+    "target_modules": ("Layers that get LoRA", "target_modules (PEFT LoraConfig)"),
+    "learning_rate": ("Learning rate", "learning_rate"),
+    "warmup_ratio": ("Warm-up share of the steps", "warmup_ratio"),
+    "batch_size": ("Examples per step", "per_device_train_batch_size"),
+    "grad_accum": ("Steps per update", "gradient_accumulation_steps"),
+    "epochs": ("Passes over the data", "num_train_epochs"),
+    "max_steps": ("Stop after this many steps", "max_steps"),
+    "seed": ("Random seed", "seed"),
+    "save_steps": ("Save a checkpoint every N steps", "save_steps"),
+    "save_total_limit": ("Checkpoints kept", "save_total_limit"),
+    "eval_steps": ("Evaluate every N steps", "eval_steps"),
+    "eval_prompts": ("Prompts to answer after training", "eval prompts"),
+    "n_eval_prompts": ("Held-out prompts to answer", "number of eval prompts"),
+    "max_new_tokens": ("Answer length (tokens)", "max_new_tokens (generate)"),
+    "temperature": ("Answer temperature", "temperature (generate)"),
+}
+
+
+def label(name: str) -> str:
+    """A field's label in the user's words ("LoRA rank" for lora_r)."""
+    return LABELS[name][0] if name in LABELS else name.replace("_", " ")
+
+
 def help_text(name: str) -> str:
-    """The one description of a field, reused as the form's help."""
-    return field_info(name).description or ""
+    """The one description of a field, reused as the form's help, with the library's term
+    ("Library term: LoRA rank (r), PEFT LoraConfig")."""
+    text = field_info(name).description or ""
+    term = LABELS.get(name, (None, name))[1]
+    return f"{text} Library term: {term}." if text else f"Library term: {term}."
+
+
+def in_words(message: str) -> str:
+    """A config error as a form shows it: 'lora_r: ...' -> 'LoRA rank (lora_r): ...', so the
+    message names the field by the label the user sees."""
+    name, sep, rest = message.partition(":")
+    return f"{label(name)} ({name}):{rest}" if sep and name in LABELS else message
+
+
+def method_fields(method: str) -> set[str]:
+    """The fields a run of `method` has (a form shows only these)."""
+    return set(METHODS[method].model_fields)
 
 
 def make_config(fields: dict[str, Any]) -> RunConfig:

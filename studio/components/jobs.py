@@ -1,4 +1,8 @@
-"""Job widgets shared by pages: a progress row, and the live list of active jobs."""
+"""Job widgets shared by pages: a progress row, one job's live progress bar, and the live
+list of active jobs.
+
+Pages redraw by themselves when a job's state or data change (`studio.live.follow`); the
+fragments here, on a timer, are only for the progress bars of jobs that run."""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from backend.jobs import read as jobs
-from backend.jobs.status import JobState, JobStatus
+from backend.jobs.status import TERMINAL, JobState, JobStatus, JobStatusError
 from studio import auth, resources
+
+PROGRESS_EVERY_S = 2.0
+JOBS_PAGE_PARAM = "jobs_selected"  # the Jobs page's selected job, bound to the URL
 
 STATE_ICON = {
     JobState.queued: ":material/schedule:",
@@ -27,13 +34,33 @@ def progress_row(status: JobStatus) -> None:
         st.caption(status.message)
 
 
+@st.fragment(run_every=PROGRESS_EVERY_S)
+def live_progress(job_id: str) -> None:
+    """One job's progress bar, redrawn every few seconds while the job is queued or runs;
+    a job that ended draws once (its page redraws when its state moves)."""
+    try:
+        status = jobs.get(resources.workspace(), job_id)
+    except (jobs.JobError, JobStatusError) as exc:
+        st.error(str(exc))
+        return
+    progress_row(status)
+
+
+def progress(status: JobStatus) -> None:
+    """A job's progress: live while it runs, drawn once when it has ended."""
+    if status.state in TERMINAL:
+        progress_row(status)
+    else:
+        live_progress(status.id)
+
+
 def active_jobs(limit: int = 10) -> list[JobStatus]:
     ws = resources.workspace()
     items = [s for s in jobs.list_jobs(ws) if isinstance(s, JobStatus)]
     return [s for s in items if s.state in (JobState.queued, JobState.running)][-limit:]
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=PROGRESS_EVERY_S)
 def live_active_jobs(empty_text: str = "No job is running.") -> None:
     """Active jobs with live progress; reruns on its own every 2 s."""
     jobs = active_jobs()
@@ -48,7 +75,7 @@ def live_active_jobs(empty_text: str = "No job is running.") -> None:
                     "../pages/jobs.py",
                     label=f"Open job {status.id}",
                     icon=":material/open_in_new:",
-                    query_params={"job": status.id},
+                    query_params={JOBS_PAGE_PARAM: status.id},
                 )
             except StreamlitAPIException:  # a page run on its own, outside the navigation
                 st.caption(f"Job {status.id}: see the Jobs page.")

@@ -121,8 +121,8 @@ def test_training_launch_is_attributed_and_refused_for_an_analyst(ws, tiny_model
     monkeypatch.setenv("FTSTUDIO_LOCAL_MODEL", str(tiny_model_dir))
     _seed(ws)
     at = _page("training")
-    at.number_input(key="new_max_steps").set_value(2)
-    at.button(key="FormSubmitter:new_run-Start run").click()
+    at.number_input(key="training_new_max_steps").set_value(2)
+    at.button(key="training_start_run").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     [job_id] = queue.job_ids(ws)

@@ -128,8 +128,8 @@ def test_three_roles_work_at_once_and_are_attributed(studio, browser, tmp_path):
     form = (
         lee.get_by_test_id("stForm").filter(has=lee.get_by_role("button", name="Start run")).first
     )
-    expect(form.get_by_label("base model", exact=True)).to_have_value("models/tiny-llama")
-    steps = form.get_by_label("max steps", exact=True)
+    expect(form.get_by_label("Base model", exact=True)).to_have_value("models/tiny-llama")
+    steps = form.get_by_label("Stop after this many steps", exact=True)
     steps.fill("2")
     steps.press("Tab")
     form.get_by_role("button", name="Start run").click()

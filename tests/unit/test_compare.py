@@ -5,6 +5,7 @@ generations and EMA."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -391,3 +392,96 @@ def test_curves_figure_is_what_validation_would_build(ws, store):
     raw = curves_figure(curves, "loss", band=False)
     assert len(raw.data) == len(ids) and raw.layout.title.text == "loss by step"
     np.testing.assert_allclose(raw.data[0].y, curves[ids[0]].y, rtol=1e-6)
+
+
+def _kind_runs(ws, store):
+    """Runs of three kinds: SFT on support v1 and v2 (two versions of one dataset; v2 as a
+    sweep) and DPO on a preference set version, whose losses are the lowest of all.
+    Returns the ids by kind."""
+    import time
+
+    from backend.store.datasets import add_version, create_dataset
+    from backend.store.prefs import add_preference_version
+
+    create_dataset(store, "support")
+    ex = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    v1 = add_version(store, "support", ex)
+    v2 = add_version(store, "support", ex * 2)
+    pv = add_preference_version(store, "prefs-a", [], "0" * 64)
+    now = time.time()
+    plan = [  # (kind, spec overrides, learning-rate index: 2 is the best, group)
+        ("SFT on support v1", {"dataset_version_id": v1["id"]}, [2, 3], None),
+        ("SFT on support v2", {"dataset_version_id": v2["id"]}, [0, 4, 1], "sweep-v2"),
+        (
+            "DPO on prefs-a v1",
+            {"method": "dpo", "dataset": "prefs-a", "dataset_version_id": pv["id"], "lora_r": 2},
+            [2, 2],
+            None,
+        ),
+    ]
+    ids: dict[str, list[str]] = {}
+    n = 0
+    for kind, overrides, lrs, group in plan:
+        for lr in lrs:
+            spec = train_spec(lr, max_steps=30, **{"dataset": "support", **overrides})
+            spec["seed"] = n
+            run_id = run_id_for(n, prefix="kind")
+            write_run(ws, run_id, spec, steps=30, group_id=group, start=now - 3600 + n * 60)
+            ids.setdefault(kind, []).append(run_id)
+            n += 1
+    assert not ingest_all(store, ws).errors
+    return ids
+
+
+def test_kinds_keep_methods_and_versions_apart(ws, store):
+    ids = _kind_runs(ws, store)
+    kinds = compare.kinds(store)
+    # the newest kind first, each with its method, dataset, version number and run count
+    assert [(k["kind"], k["method"], k["dataset_version"], k["runs"]) for k in kinds] == [
+        ("DPO on prefs-a v1", "DPO", 1, 2),
+        ("SFT on support v2", "SFT", 2, 3),
+        ("SFT on support v1", "SFT", 1, 2),
+    ]
+    table = compare.runs_table(store)
+    assert set(table["kind"]) == set(ids)
+    # sorted by a figure without a kind: each kind's runs stay together, sorted within it
+    runs_of = [k for k, _ in itertools.groupby(table["kind"])]
+    assert sorted(runs_of) == runs_of and len(runs_of) == 3
+    for _, part in table.groupby("kind"):
+        assert part["best_eval_loss"].is_monotonic_increasing
+    only = compare.runs_table(store, kind="SFT on support v2")
+    assert set(only["run_id"]) == set(ids["SFT on support v2"])
+
+    # the leaderboard ranks within a kind: a rank 1 per kind, never one shared ranking
+    board = compare.leaderboard(store, limit=2)
+    assert board.groupby("kind")["rank"].apply(list).to_dict() == {
+        "DPO on prefs-a v1": [1, 2],
+        "SFT on support v1": [1, 2],
+        "SFT on support v2": [1, 2],
+    }
+    lowest = table.loc[table["best_eval_loss"].idxmin(), "kind"]
+    assert lowest == "DPO on prefs-a v1"  # which a shared ranking would have put above all
+    for kind, part in board.groupby("kind"):
+        expected = table[table["kind"] == kind].nsmallest(2, "best_eval_loss")["run_id"]
+        assert part["run_id"].tolist() == expected.tolist()
+    one = compare.leaderboard(store, kind="SFT on support v2", limit=10)
+    assert one["rank"].tolist() == [1, 2, 3] and set(one["kind"]) == {"SFT on support v2"}
+    assert compare.leaderboard(store, group="sweep-v2", limit=10)["run_id"].tolist() == (
+        one["run_id"].tolist()
+    )
+
+    # "best" says best at what
+    assert compare.best_at("SFT on support v2") == "lowest SFT eval loss on support v2"
+    assert compare.best_at("DPO on prefs-a v1", "final_train_loss", capital=True) == (
+        "Lowest DPO final train loss on prefs-a v1"
+    )
+    assert compare.best_at("SFT on support v1", "tokens_per_s").startswith("highest SFT")
+    with pytest.raises(compare.CompareError, match="metric"):
+        compare.best_at("SFT on support v1", "value; DROP TABLE runs")
+
+    # sweeps are one kind each
+    sweeps = compare.sweep_groups(store)
+    assert sweeps[["group_id", "kind", "runs"]].values.tolist() == [
+        ["sweep-v2", "SFT on support v2", 3]
+    ]
+    assert compare.sweep_groups(store, kind="SFT on support v1").empty

@@ -14,13 +14,17 @@ from backend.jobs import queue, worker
 from backend.train.actions import start_run
 from backend.train.config import (
     GROUPS,
+    LABELS,
     METHODS,
     ConfigError,
     RunConfig,
     SFTRunConfig,
     file_fields,
     help_text,
+    in_words,
+    label,
     make_config,
+    method_fields,
     module_names,
     preflight,
 )
@@ -61,6 +65,23 @@ def test_defaults_and_every_field_documented_once_in_a_group(tiny_model_dir, dat
     every = set(RunConfig.model_fields).union(*(cls.model_fields for cls in METHODS.values()))
     assert set(grouped) | internal == every
     assert all(help_text(name) for name in every)
+
+
+def test_every_form_field_has_a_plain_label_and_its_library_term_in_help():
+    """Labels in the user's words ("LoRA rank"), the library's term in the help ("LoRA rank
+    (r)"); errors name a field by its label; each method's form fields are its own."""
+    grouped = {name for _, names in GROUPS for name in names}
+    assert grouped <= set(LABELS)
+    assert label("lora_r") == "LoRA rank" and "LoRA rank (r)" in help_text("lora_r")
+    assert label("grad_accum") == "Steps per update"
+    assert "gradient_accumulation_steps" in help_text("grad_accum")
+    for name in grouped:
+        assert "_" not in label(name), name  # words, not identifiers
+        assert help_text(name).endswith(f"Library term: {LABELS[name][1]}.")
+    assert in_words("lora_r: must be at least 1") == "LoRA rank (lora_r): must be at least 1"
+    assert in_words("no such thing: here") == "no such thing: here"
+    assert "beta" in method_fields("dpo") and "beta" not in method_fields("sft")
+    assert "init_adapter" in method_fields("sft") and "init_adapter" not in method_fields("dpo")
 
 
 @pytest.mark.parametrize(
