@@ -6,6 +6,7 @@ Prints the seconds from the job's end to the view showing its report."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 
@@ -68,7 +69,7 @@ def test_a_drift_check_shows_its_report_without_a_reload(watched, page):
     sys.stdout.write(f"\ndrift job end -> Monitoring view updated: {lag:.1f} s\n")
     assert page.evaluate("window.__sameDocument === true")  # no reload happened
     assert "monitoring_tab=Drift" in page.url  # still on the tab the URL named
-    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=30_000)
     assert lag < 30, lag
 
     # the trigger rules open the alert after the same pass: its count follows, still no reload
@@ -81,4 +82,10 @@ def test_a_drift_check_shows_its_report_without_a_reload(watched, page):
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_text("Acknowledged by local at")).to_be_visible(timeout=30_000)
     assert "monitoring_tab=Alerts" in page.url  # the action kept the tab
+    assert page.evaluate("window.__sameDocument === true")
+
+    page.get_by_role("button", name="Resolve").click()
+    expect(page.get_by_text(re.compile(r"Alert \S+ resolved\."))).to_be_visible(timeout=30_000)
+    expect(open_alerts).to_contain_text("0", timeout=30_000)
+    assert "monitoring_tab=Alerts" in page.url
     assert page.evaluate("window.__sameDocument === true")

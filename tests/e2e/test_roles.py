@@ -17,13 +17,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 VISIBLE = {
     "rita": {"Overview", "Review"},
-    "ann": {"Overview", "Compare", "Preferences"},
+    "ann": {"Overview", "Compare", "Playground", "Preferences"},
     "lee": {
         "Overview",
         "Datasets",
         "Review",
         "Training",
         "Compare",
+        "Playground",
         "Preferences",
         "Monitoring",
         "Jobs",
@@ -111,7 +112,7 @@ def test_three_roles_work_at_once_and_are_attributed(studio, browser, tmp_path):
     rita.screenshot(path=str(tmp_path / "rita-probe.png"), full_page=True)
     rita.get_by_role("button", name="Submit and next").click()
     expect(metric(rita, "Reviewed")).to_contain_text("1", timeout=30_000)
-    expect(probe).to_have_count(0)
+    expect(probe).to_have_count(0, timeout=30_000)
     assert rita.evaluate("() => window.__probe") is None
 
     # the analyst ranks a pair
