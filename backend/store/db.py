@@ -216,9 +216,9 @@ class Store:
 
     def scalar(self, sql: str, params: list[Any] | tuple | None = None) -> Any:
         cur = self.cursor()
-        try:
-            row = cur.execute(sql, params or []).fetchone()
-            return row[0] if row else None
+        try:  # read to the end: a transaction's cursor must not keep an unfinished result
+            rows = cur.execute(sql, params or []).fetchall()
+            return rows[0][0] if rows else None
         finally:
             cur.close()
 

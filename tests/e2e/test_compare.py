@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -37,11 +39,14 @@ def test_select_two_runs_and_see_their_curves(seeded, page, tmp_path):
     expect(page.get_by_text("4 of 4 runs")).to_be_visible(timeout=10_000)
     grid = page.locator('[data-testid="stDataFrame"]').first
     expect(grid).to_be_visible(timeout=60_000)
-    box = grid.bounding_box()
     row_h = 35
-    for row in (0, 1):  # tick the selection boxes of the first two rows (canvas grid)
-        page.mouse.click(box["x"] + 18, box["y"] + row_h * (row + 1) + row_h / 2)
-        page.wait_for_timeout(700)
+    box = grid.bounding_box()  # tick the first row's selection box (a canvas grid)
+    page.mouse.click(box["x"] + 18, box["y"] + row_h + row_h / 2)
+    expect(page.get_by_text("1 selected")).to_be_visible(timeout=30_000)
+    # the second run from "Runs to compare", which the table's ticks fill and follow
+    page.get_by_role("combobox", name="Runs to compare").click()
+    page.get_by_role("option", name=re.compile(r"-train-")).first.click()
+    page.keyboard.press("Escape")
     expect(page.get_by_text("2 selected")).to_be_visible(timeout=30_000)
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     expect(chart).to_be_visible(timeout=60_000)
