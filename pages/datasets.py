@@ -188,6 +188,9 @@ def explain(exc: ValidationError, labels: dict[str, str]) -> str:
 
 with recipe_tab:
     recipe = Recipe.model_validate(info["recipe"] or {})
+    if recipe.tools:  # set with `ftstudio generate --tools FILE.json`; the form keeps them
+        names = ", ".join(t["function"]["name"] for t in recipe.tools)
+        st.text(f"Tools the assistant may call in generated turns: {names}")
     with st.form("recipe"):
         task = st.text_area(RECIPE_LABELS["task"], recipe.task, help=HELP["task"])
         fmt = st.radio(
@@ -287,6 +290,7 @@ with recipe_tab:
                     provider=provider,
                     model=model.strip(),
                     seed=int(seed),
+                    tools=recipe.tools,  # set with `ftstudio generate --tools`; kept here
                 )
             except ValidationError as exc:
                 st.error(md_escape(f"The recipe is not saved: {explain(exc, RECIPE_LABELS)}"))

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.action import AlreadyDone
+from backend.examples import turn_label, turn_text
 from backend.integrations.labelstudio import client as lsc
 from backend.integrations.labelstudio import server as lss
 from backend.jobs.kinds import SpecError
@@ -492,12 +493,12 @@ with t_here:
                 if item["score"] is not None
                 else item["reason"]
             )
-            for msg in item["messages"]:
+            for msg in item["messages"]:  # tool calls and results as text lines
                 role = msg.get("role")
                 with st.chat_message(role if role in ROLES else "system"):
                     if role not in ROLES:
-                        st.text(f"[{role}]")
-                    st.text(msg["content"])
+                        st.text(f"[{turn_label(msg)}]")
+                    st.text(turn_text(msg))
             if item.get("note"):
                 st.text("The LLM judge says:")
                 st.text(item["note"])

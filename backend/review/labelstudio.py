@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable
 from xml.sax.saxutils import quoteattr
 
+from backend.examples import turn_label, turn_text
 from backend.integrations.labelstudio.client import reviewer_name
 from backend.review.verdicts import CATEGORIES
 
@@ -48,12 +49,17 @@ def label_config(categories: list[str] = CATEGORIES, *, notes: bool = False) -> 
 
 
 def split_prompt(messages: list[dict]) -> tuple[str, str]:
-    """Instruction text (every turn before the last answer) and the response text."""
+    """Instruction text (every turn before the last answer) and the response text. Tool use
+    reads as text: an assistant turn's calls as `-> tool call name({...})` lines, a tool's
+    result under `[tool name]`."""
+
+    def shown(turns: list[dict]) -> str:
+        return "\n\n".join(f"[{turn_label(m)}]\n{turn_text(m)}" for m in turns)
+
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].get("role") == "assistant":
-            prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages[:i])
-            return prompt, messages[i]["content"]
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages), ""
+            return shown(messages[:i]), turn_text(messages[i])
+    return shown(messages), ""
 
 
 def certainty(score: float | None, method: str = "nll") -> float:

@@ -113,6 +113,7 @@ def apply_decisions(
                 {
                     "messages": corrected_messages(ex["messages"], d["corrected"]),
                     "topic": ex.get("topic"),
+                    "tools": ex.get("tools"),
                     "parent_id": ex["id"],
                     "origin": {"source": "review", "batch": batch_id, "reviewers": d["reviewers"]},
                 }
@@ -122,7 +123,7 @@ def apply_decisions(
 
 
 def _keep(ex: dict) -> dict:
-    return {k: ex.get(k) for k in ("messages", "topic", "parent_id", "origin")}
+    return {k: ex.get(k) for k in ("messages", "topic", "parent_id", "origin", "tools")}
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float | None:

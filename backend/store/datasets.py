@@ -18,6 +18,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,30 +33,25 @@ from backend.examples import (  # noqa: F401  (kept importable from here)
     message_problem,
     version_hash,
 )
+from backend.store.dataset_write import (  # noqa: F401  (kept importable from here)
+    DatasetNotFound,
+    InvalidExamples,
+    SameAsLatest,
+    Staged,
+    count_matching,
+    derive_version,
+    missing_ids,
+    write_version,
+)
+from backend.store.dataset_write import version_dict as _version_dict
 from backend.store.db import Store
 
 FORMATS = ("messages", "prompt-completion")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
-class DatasetNotFound(ValueError):
-    """A dataset or version that does not exist; the message names what was missing."""
-
-
 class DatasetExists(ValueError):
     """A dataset of that name already exists."""
-
-
-class InvalidExamples(ValueError):
-    """Examples that failed validation; `problems` lists (row index, reason), first ones first."""
-
-    def __init__(self, problems: list[tuple[int, str]], total: int, where: str = "row"):
-        self.problems = problems
-        shown = "; ".join(f"{where} {i + 1}: {why}" for i, why in problems[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        super().__init__(
-            f"{len(problems)} of {total} examples are invalid, nothing was stored: {shown}{more}"
-        )
 
 
 def now() -> datetime:
@@ -147,28 +143,6 @@ def list_datasets(store: Store) -> list[dict]:
     return rows
 
 
-def _normalise(ex: Any) -> tuple[dict | None, str | None]:
-    if not isinstance(ex, dict):
-        return None, "not an object"
-    problem = message_problem(ex.get("messages"))
-    if problem:
-        return None, problem
-    topic = ex.get("topic")
-    if topic is not None and not isinstance(topic, str):
-        return None, "topic is not text"
-    origin = ex.get("origin")
-    if origin is not None and not isinstance(origin, dict):
-        return None, "origin is not an object"
-    messages = [{"role": m["role"], "content": m["content"]} for m in ex["messages"]]
-    return {
-        "id": example_id(messages),
-        "messages": messages,
-        "topic": topic,
-        "parent_id": ex.get("parent_id"),
-        "origin": origin,
-    }, None
-
-
 def add_version_cur(
     cur: duckdb.DuckDBPyConnection,
     dataset: str,
@@ -180,123 +154,9 @@ def add_version_cur(
 ) -> dict:
     """`add_version` inside a caller's transaction (ingest handlers use this). `skipped` is
     what an import left out ({"file", "unit", "invalid", "rows": [{"line", "reason"}]})."""
-    ds = _dataset_row(cur, dataset)
-    clean, problems = [], []
-    for i, ex in enumerate(examples):
-        norm, why = _normalise(ex)
-        if why:
-            problems.append((i, why))
-        else:
-            clean.append(norm)
-    if problems:
-        raise InvalidExamples(problems, len(examples))
-    seen: set[str] = set()
-    ordered = []
-    for ex in clean:  # the same conversation twice in one version is kept once
-        if ex["id"] not in seen:
-            seen.add(ex["id"])
-            ordered.append(ex)
-    if parent_version_id is not None:
-        parent = cur.execute(
-            "SELECT dataset_id FROM dataset_versions WHERE id = ?", [parent_version_id]
-        ).fetchone()
-        if parent is None:
-            raise DatasetNotFound(f"no version {parent_version_id!r} to use as parent")
-    ids = [ex["id"] for ex in ordered]
-    previous = cur.execute(
-        "SELECT id, number FROM dataset_versions WHERE dataset_id = ? ORDER BY number DESC LIMIT 1",
-        [ds["id"]],
-    ).fetchone()
-    number = (previous[1] if previous else 0) + 1
-    created = now()
-    version_id = f"dsv-{uuid.uuid4().hex[:12]}"
-    if ordered:
-        cur.executemany(
-            "INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            [
-                [
-                    ex["id"],
-                    json.dumps(ex["messages"], ensure_ascii=False),
-                    ex["topic"],
-                    ex["parent_id"],
-                    json.dumps(ex["origin"]) if ex["origin"] is not None else None,
-                    created,
-                ]
-                for ex in ordered
-            ],
-        )
-    cur.execute(
-        "INSERT INTO dataset_versions (id, dataset_id, number, parent_version_id, created, hash,"
-        " n_examples, note, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            version_id,
-            ds["id"],
-            number,
-            parent_version_id,
-            created,
-            version_hash(ids),
-            len(ids),
-            note,
-            json.dumps(skipped, ensure_ascii=False) if skipped else None,
-        ],
+    return write_version(
+        cur, dataset, [examples], parent_version_id=parent_version_id, note=note, skipped=skipped
     )
-    if ids:
-        cur.executemany(
-            "INSERT INTO version_examples VALUES (?, ?, ?)",
-            [[version_id, eid, pos] for pos, eid in enumerate(ids)],
-        )
-    source = parent_version_id or (previous[0] if previous else None)
-    carried = _carry_qc(cur, source, version_id, ds["id"], ordered, created) if source else 0
-    return {
-        "id": version_id,
-        "dataset": ds["name"],
-        "dataset_id": ds["id"],
-        "number": number,
-        "created": created.isoformat(),
-        "hash": version_hash(ids),
-        "n_examples": len(ids),
-        "parent_version_id": parent_version_id,
-        "note": note,
-        "skipped": skipped,
-        "duplicates_dropped": len(clean) - len(ordered),
-        "qc_carried": carried,
-    }
-
-
-def _carry_qc(
-    cur: duckdb.DuckDBPyConnection,
-    source_version_id: str,
-    version_id: str,
-    dataset_id: str,
-    examples: list[dict],
-    created: datetime,
-) -> int:
-    """Give the new version the QC sample of the version it follows: an example still there
-    keeps its place, an edited one passes it to its edit (the example naming it as parent),
-    a removed one leaves the sample. Each row keeps its generation job, share and status."""
-    rows = cur.execute(
-        "SELECT example_id, job_id, share, status FROM qc_samples WHERE version_id = ?",
-        [source_version_id],
-    ).fetchall()
-    if not rows:
-        return 0
-    present = {ex["id"] for ex in examples}
-    edits: dict[str, str] = {}
-    for ex in examples:
-        if ex["parent_id"] and ex["parent_id"] not in present:
-            edits.setdefault(ex["parent_id"], ex["id"])
-    carried = []
-    for example, job_id, share, status in rows:
-        now_id = example if example in present else edits.get(example)
-        if now_id is not None:
-            carried.append([version_id, now_id, dataset_id, job_id, share, status, created])
-    if carried:
-        cur.executemany(
-            "INSERT INTO qc_samples (version_id, example_id, dataset_id, job_id, share, status,"
-            " created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            carried,
-        )
-    return len(carried)
 
 
 def add_version(
@@ -307,30 +167,52 @@ def add_version(
     parent_version_id: str | None = None,
     note: str = "",
     skipped: dict | None = None,
+    refuse_same: bool = False,
 ) -> dict:
     """Validate and store a new immutable version, all or nothing, in one transaction.
 
-    Raises InvalidExamples naming the first bad rows, or DatasetNotFound.
+    Raises InvalidExamples naming the first bad rows, or DatasetNotFound; with `refuse_same`,
+    SameAsLatest when the newest version holds these very examples.
     """
+    return add_version_stream(
+        store,
+        dataset,
+        [examples],
+        parent_version_id=parent_version_id,
+        note=note,
+        skipped=skipped,
+        refuse_same=refuse_same,
+    )
+
+
+def add_version_stream(
+    store: Store,
+    dataset: str,
+    chunks: Iterable[list[dict]],
+    *,
+    parent_version_id: str | None = None,
+    note: str | Callable[[], str] = "",
+    skipped: dict | None | Callable[[], dict | None] = None,
+    refuse_same: bool = False,
+    prepared: bool = False,
+    staged: Staged | None = None,
+) -> dict:
+    """`add_version` for examples that arrive in chunks: each chunk is one bulk insert, all
+    in one transaction (backend/store/dataset_write.py). `prepared`: the chunks hold
+    `backend.examples.stored_form` records. `staged`: an import's examples, stored ahead a
+    chunk per transaction (backend/store/dataset_stage.py); `chunks` is then empty."""
     with store.transaction() as cur:
-        return add_version_cur(
-            cur, dataset, examples, parent_version_id=parent_version_id, note=note, skipped=skipped
+        return write_version(
+            cur,
+            dataset,
+            chunks,
+            parent_version_id=parent_version_id,
+            note=note,
+            skipped=skipped,
+            refuse_same=refuse_same,
+            prepared=prepared,
+            staged=staged,
         )
-
-
-def _version_dict(row: dict, dataset_name: str) -> dict:
-    return {
-        "id": row["id"],
-        "dataset": dataset_name,
-        "dataset_id": row["dataset_id"],
-        "number": row["number"],
-        "created": _iso(row["created"]),
-        "hash": row["hash"],
-        "n_examples": row["n_examples"],
-        "parent_version_id": row["parent_version_id"],
-        "note": row["note"],
-        "skipped": json.loads(row["skipped"]) if row.get("skipped") else None,
-    }
 
 
 def list_versions(store: Store, dataset: str) -> list[dict]:
@@ -384,13 +266,14 @@ def _example_dict(row: dict) -> dict:
         "topic": row["topic"],
         "parent_id": row["parent_id"],
         "origin": json.loads(row["origin"]) if row["origin"] else None,
+        "tools": json.loads(row["tools"]) if row.get("tools") else None,
     }
 
 
 def version_examples(store: Store, version_id: str) -> list[dict]:
     """The examples of a version in position order: id, messages, topic, parent_id, origin."""
     rows = store.rows(
-        "SELECT e.id, e.messages, e.topic, e.parent_id, e.origin FROM version_examples ve"
+        "SELECT e.id, e.messages, e.topic, e.parent_id, e.origin, e.tools FROM version_examples ve"
         " JOIN examples e ON e.id = ve.example_id WHERE ve.version_id = ? ORDER BY ve.position",
         [version_id],
     )
@@ -402,7 +285,7 @@ def search_examples(
 ) -> list[dict]:
     """Examples of a version whose messages contain `text` (case-insensitive), by topic."""
     sql = (
-        "SELECT e.id, e.messages, e.topic, e.parent_id, e.origin FROM version_examples ve"
+        "SELECT e.id, e.messages, e.topic, e.parent_id, e.origin, e.tools FROM version_examples ve"
         " JOIN examples e ON e.id = ve.example_id WHERE ve.version_id = ?"
     )
     params: list[Any] = [version_id]
@@ -419,7 +302,8 @@ def search_examples(
 
 def get_example(store: Store, example_id_: str) -> dict:
     rows = store.rows(
-        "SELECT id, messages, topic, parent_id, origin FROM examples WHERE id = ?", [example_id_]
+        "SELECT id, messages, topic, parent_id, origin, tools FROM examples WHERE id = ?",
+        [example_id_],
     )
     if not rows:
         raise DatasetNotFound(f"no example {example_id_!r}")
@@ -427,19 +311,24 @@ def get_example(store: Store, example_id_: str) -> dict:
 
 
 def write_version_jsonl(store: Store, version_id: str, path: Path) -> int:
-    """Write `{"id", "messages"}` lines for a version to `path` atomically; return the count."""
+    """Write `{"id", "messages"}` lines (and "tools" when the example has them) for a version
+    to `path` atomically, streamed a batch at a time; return the count."""
+    from backend.store.dataset_diff import iter_version_examples
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    items = version_examples(store, version_id)
-    if not items and not store.scalar("SELECT 1 FROM dataset_versions WHERE id = ?", [version_id]):
+    if not store.scalar("SELECT 1 FROM dataset_versions WHERE id = ?", [version_id]):
         raise DatasetNotFound(f"no version {version_id!r}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    n = 0
     with open(tmp, "w", encoding="utf-8") as fh:
-        for e in items:
-            fh.write(
-                json.dumps({"id": e["id"], "messages": e["messages"]}, ensure_ascii=False) + "\n"
-            )
+        for batch in iter_version_examples(store, version_id):
+            for e in batch:
+                row = {"id": e["id"], "messages": e["messages"]}
+                row |= {"tools": e["tools"]} if e["tools"] else {}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += len(batch)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return len(items)
+    return n

@@ -77,7 +77,7 @@ def _latest_examples(
     if row is None:
         return None, []
     res = cur.execute(
-        "SELECT e.messages, e.topic, e.parent_id, e.origin FROM version_examples ve"
+        "SELECT e.messages, e.topic, e.parent_id, e.origin, e.tools FROM version_examples ve"
         " JOIN examples e ON e.id = ve.example_id WHERE ve.version_id = ? ORDER BY ve.position",
         [row[0]],
     ).fetchall()
@@ -87,8 +87,9 @@ def _latest_examples(
             "topic": t,
             "parent_id": p,
             "origin": json.loads(o) if o else None,
+            "tools": json.loads(tl) if tl else None,  # kept: the id depends on them
         }
-        for m, t, p, o in res
+        for m, t, p, o, tl in res
     ]
 
 

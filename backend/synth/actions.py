@@ -23,15 +23,26 @@ from typing import Any, TypeVar
 from backend import action
 from backend.action import ActionError, AlreadyDone, Ctx, need_store, typed_path
 from backend.auth import require
-from backend.examples import content_ids, example_id, message_problem, version_hash
+from backend.examples import example_id, message_problem
+from backend.integrations.pool import Endpoint
 from backend.security import MAX_UPLOAD_BYTES, UploadError, sniff
 from backend.settings import endpoints
 from backend.store import Store
 from backend.store import datasets as dstore
+from backend.store.dataset_diff import iter_version_examples
+from backend.store.dataset_stage import bulk_writes, drop_stage, order_staged, stage_import
 from backend.synth import demo, versions
 from backend.synth.exporters import ExportError, target_problem, write_examples
 from backend.synth.generate import GenerateSpec
-from backend.synth.importers import ImportFileError, read_checked, read_examples
+from backend.synth.importers import (
+    HUB_PREFIX,
+    ImportFileError,
+    Scan,
+    iter_examples,
+    parse_mapping,
+    preview,
+    read_examples,
+)
 from backend.synth.recipe import Recipe
 
 T = TypeVar("T")
@@ -55,16 +66,25 @@ def _save(
     skipped: dict | None = None,
 ):
     """Store `examples` as the next version unless the newest version holds the same ones."""
-    latest = dstore.latest_version(store, dataset)
-    ids = content_ids(examples)
-    if latest is not None and ids is not None and version_hash(ids) == latest["hash"]:
-        raise AlreadyDone(
-            f"{latest['dataset']} v{latest['number']} already holds these {len(ids)} examples; "
-            "no new version was made",
-            latest,
+    try:
+        return dstore.add_version(
+            store,
+            dataset,
+            examples,
+            parent_version_id=parent,
+            note=note,
+            skipped=skipped,
+            refuse_same=True,
         )
-    return dstore.add_version(
-        store, dataset, examples, parent_version_id=parent, note=note, skipped=skipped
+    except dstore.SameAsLatest as exc:
+        raise _already(exc.latest) from None
+
+
+def _already(latest: dict) -> AlreadyDone:
+    return AlreadyDone(
+        f"{latest['dataset']} v{latest['number']} already holds these "
+        f"{latest['n_examples']} examples; no new version was made",
+        latest,
     )
 
 
@@ -126,6 +146,11 @@ def generate(
     require(ctx.actor, "launch_job")
     store = need_store(ctx)
     overrides["base_url"] = endpoints.vet(ctx, overrides.get("base_url"), api_key)
+    if overrides.get("endpoints"):  # a pool: each endpoint vetted like base_url
+        pool = [Endpoint.model_validate(e) for e in overrides["endpoints"]]
+        overrides["endpoints"] = [
+            e.model_copy(update={"base_url": endpoints.vet(ctx, e.base_url)}) for e in pool
+        ]
     ds = dstore.find_dataset(store, dataset)
     if ds is None and not create:
         raise dstore.DatasetNotFound(f"no dataset named {dataset!r}")
@@ -178,30 +203,55 @@ def generate(
 def _import(
     ctx: Ctx,
     dataset: str,
-    path: Path,
+    source: str | Path,
     *,
     create: bool,
     note: str,
     label: str | None,
     skip_invalid: bool = False,
+    mapping: dict | str | None = None,
+    split: str | None = None,
+    config: str | None = None,
 ):
-    checked = read_checked(path, skip_invalid=skip_invalid)
-    examples = checked.examples
-    src = label or path.name
-    for ex in examples:
-        ex["origin"] = {"source": "import", "file": src}
-    skipped = None
-    if checked.skipped:
-        skipped = {
-            "file": src,
-            "unit": checked.unit,
-            "invalid": len(checked.skipped),
-            "rows": [{"line": n, "reason": why[:300]} for n, why in checked.skipped[:SKIPPED_KEPT]],
-        }
-    default_note = f"imported {src}"
-    if skipped:
-        default_note += f", skipped {skipped['invalid']} invalid {checked.unit}s"
+    """Read `source` a chunk at a time into a new version: each chunk's examples are one
+    bulk insert, committed as it is read (invisible until a version holds them), then the
+    version and its audit row are written in one transaction; a failure removes what the
+    import stored. A file is never held whole in memory."""
+    mapping = parse_mapping(mapping)
+    src = label or (str(source) if str(source).startswith(HUB_PREFIX) else Path(source).name)
+    origin = {"source": "import", "file": src}
     store = need_store(ctx)
+    scans: list[Scan] = []
+
+    def chunks():
+        scans.append(Scan(label=src))
+        return iter_examples(
+            source,
+            scans[-1],
+            mapping=mapping,
+            skip_invalid=skip_invalid,
+            origin=origin,
+            split=split,
+            config=config,
+            prepared=True,
+        )
+
+    def skipped() -> dict | None:
+        return scans[-1].skipped(SKIPPED_KEPT)
+
+    def default_note() -> str:
+        scan = scans[-1]
+        text = note or f"imported {src}"
+        if scan.invalid and not note:
+            text += f", skipped {scan.invalid} invalid {scan.unit}s"
+        return text
+
+    with bulk_writes(store):
+        try:  # the examples, a chunk per transaction: memory stays flat however big the file
+            staged = stage_import(store, chunks(), prepared=True)
+        except dstore.InvalidExamples as exc:  # the reader checks the same rules: a guard
+            raise ImportFileError(f"{src}: {exc}") from None
+        staged = order_staged(store, staged)  # the version's rows too, under a reserved id
 
     def fn(cur) -> dict:
         if dstore.find_dataset(store, dataset) is None:
@@ -209,17 +259,29 @@ def _import(
                 raise dstore.DatasetNotFound(f"no dataset named {dataset!r}")
             dstore.create_dataset(store, dataset)
         try:
-            return _save(
-                store, dataset, examples, parent=None, note=note or default_note, skipped=skipped
+            return dstore.add_version_stream(
+                store,
+                dataset,
+                (),
+                note=default_note,
+                skipped=skipped,
+                refuse_same=True,
+                staged=staged,
             )
-        except dstore.InvalidExamples as exc:  # read_checked checks the same rules: a guard
-            raise ImportFileError(f"{src}: {exc}") from None
+        except dstore.SameAsLatest as exc:
+            raise _already(exc.latest) from None
 
     def detail(v: dict) -> dict:
-        out = {"file": src, "version": v["number"], "examples": len(examples)}
-        return out | ({"skipped": skipped["invalid"]} if skipped else {})
+        scan = scans[-1]
+        out = {"file": src, "version": v["number"], "examples": scan.valid}
+        out |= {"shapes": dict(scan.shapes)} if scan.shapes else {}
+        out |= {"mapping": mapping} if mapping else {}
+        return out | ({"skipped": scan.invalid} if scan.invalid else {})
 
-    return _change(ctx, "import_export", "dataset.import", dataset, fn, detail=detail)
+    try:
+        return _change(ctx, "import_export", "dataset.import", dataset, fn, detail=detail)
+    finally:
+        drop_stage(store, staged)
 
 
 def import_file(
@@ -231,15 +293,30 @@ def import_file(
     note: str = "",
     label: str | None = None,
     skip_invalid: bool = False,
+    mapping: dict | str | None = None,
+    split: str | None = None,
+    config: str | None = None,
 ) -> dict:
-    """Import a file (JSONL, CSV, Parquet, HF folder) as a new version of `dataset`, created
-    when missing; all or nothing, unless `skip_invalid`: then the valid rows are stored and
-    the skipped rows' lines and reasons are kept beside the version (its "skipped"). A
-    dashboard user's path is confined to the workspace."""
+    """Import a file (JSONL, JSON array, CSV, Parquet, HF folder) or a hub dataset
+    (`hf:owner/name`, with `config` and `split`) as a new version of `dataset`, created when
+    missing; `mapping` names the columns holding the studio's fields. All or nothing, unless
+    `skip_invalid`: then the valid rows are stored and the skipped rows' lines and reasons are
+    kept beside the version (its "skipped"). A dashboard user's path is confined to the
+    workspace."""
     require(ctx.actor, "import_export")
-    path = typed_path(ctx, path)
+    if not str(path).startswith(HUB_PREFIX):
+        path = typed_path(ctx, path)
     return _import(
-        ctx, dataset, path, create=create, note=note, label=label, skip_invalid=skip_invalid
+        ctx,
+        dataset,
+        path,
+        create=create,
+        note=note,
+        label=label,
+        skip_invalid=skip_invalid,
+        mapping=mapping,
+        split=split,
+        config=config,
     )
 
 
@@ -288,6 +365,7 @@ def import_upload(
     *,
     skip_invalid: bool = False,
     max_bytes: int = MAX_UPLOAD_BYTES,
+    mapping: dict | str | None = None,
 ) -> dict:
     """Import an upload (bytes or a binary file object, copied to disk a chunk at a time up to
     `max_bytes`), judged by its bytes (not its name), as a new version."""
@@ -298,8 +376,32 @@ def import_upload(
         path = raw.rename(Path(tmp) / f"upload{UPLOAD_KINDS[kind]}")
         try:
             return _import(
-                ctx, dataset, path, create=True, note="", label=name, skip_invalid=skip_invalid
+                ctx,
+                dataset,
+                path,
+                create=True,
+                note="",
+                label=name,
+                skip_invalid=skip_invalid,
+                mapping=mapping,
             )
+        except ImportFileError as exc:
+            raise ImportFileError(str(exc).replace(path.name, name)) from None
+
+
+def preview_upload(
+    ctx: Ctx, name: str, data, *, mapping: dict | str | None = None, rows: int = 5
+) -> dict:
+    """What an upload holds, before anything is stored: the shape its first row has, its
+    columns, and the first `rows` rows with the example each makes or why it cannot
+    (`importers.preview`). Reads only; raises ImportFileError, UploadError or ValueError."""
+    require(ctx.actor, "import_export")
+    with tempfile.TemporaryDirectory(prefix="ftstudio-preview-") as tmp:
+        raw = Path(tmp) / "upload.bin"
+        kind = _spool_upload(name, data, raw)
+        path = raw.rename(Path(tmp) / f"upload{UPLOAD_KINDS[kind]}")
+        try:
+            return preview(path, mapping=mapping, rows=rows) | {"label": name}
         except ImportFileError as exc:
             raise ImportFileError(str(exc).replace(path.name, name)) from None
 
@@ -333,7 +435,7 @@ def export_version(
 
     def fn(cur) -> dict:
         v = dstore.resolve_version(store, dataset, version)
-        examples = dstore.version_examples(store, v["id"])
+        examples = iter_version_examples(store, v["id"])  # streamed, a batch at a time
         about = {"dataset": v["dataset"], "version": v["number"], "hash": v["hash"]}
         if "path" not in written:  # a transaction run again does not write twice
             written["path"] = write_examples(
@@ -345,7 +447,7 @@ def export_version(
             "dataset": v["dataset"],
             "version": v["number"],
             "version_id": v["id"],
-            "examples": len(examples),
+            "examples": v["n_examples"],
             "hash": v["hash"],
         }
 
@@ -365,7 +467,7 @@ def download_version(ctx: Ctx, dataset: str, fmt: str, *, version: Version = Non
 
     def fn(cur) -> tuple[dict, bytes]:
         v = dstore.resolve_version(store, dataset, version)
-        examples = dstore.version_examples(store, v["id"])
+        examples = iter_version_examples(store, v["id"])
         with tempfile.TemporaryDirectory(prefix="ftstudio-download-") as tmp:
             path = write_examples(examples, fmt, Path(tmp) / "export")
             return v, path.read_bytes()
@@ -383,14 +485,17 @@ def edit_example(
     naming its parent. The same edit again answers `AlreadyDone`."""
     require(ctx.actor, "edit_data")
     store = need_store(ctx)
-    new_id = example_id(messages) if message_problem(messages) is None else None
+    valid = message_problem(messages) is None
 
     def fn(cur) -> dict:
         latest = dstore.resolve_version(store, dataset)
         items = dstore.version_examples(store, latest["id"])
         where = f"{latest['dataset']} v{latest['number']}"
         if not any(e["id"] == example for e in items):
-            if any(e["parent_id"] == example and e["id"] == new_id for e in items):
+            if valid and any(
+                e["parent_id"] == example and e["id"] == example_id(messages, e.get("tools"))
+                for e in items
+            ):
                 raise AlreadyDone(f"example {example[:12]} is already edited so in {where}", latest)
             raise dstore.DatasetNotFound(f"example {example[:12]} is not in {where}")
         out = versions.with_edit(items, example, messages)
@@ -407,23 +512,29 @@ def _version_from(
     ctx: Ctx,
     dataset: str,
     version: Version,
-    pick: Callable[[dict, list[dict]], tuple[list[dict], str]],
+    pick: Callable[[Any, dict], tuple[dict, str]],
     what: dict,
 ) -> dict:
-    """A new version made of the examples `pick(source, items)` keeps of a source version,
-    with the note it gives."""
+    """A new version made of the examples of a source version that `pick(cur, source)`
+    selects ({text, topic, ids}), with the note it gives: worked out in SQL, so a filter over
+    a million examples never loads them."""
     require(ctx.actor, "edit_data")
     store = need_store(ctx)
 
     def fn(cur) -> dict:
         source = dstore.resolve_version(store, dataset, version)
-        chosen, note = pick(source, dstore.version_examples(store, source["id"]))
-        if not chosen:
+        select, note = pick(cur, source)
+        if not dstore.count_matching(cur, source["id"], **select):
             raise ActionError(
                 f"no examples of {source['dataset']} v{source['number']} are selected: "
                 "nothing to make a version of"
             )
-        return _save(store, dataset, chosen, parent=source["id"], note=note)
+        try:
+            return dstore.derive_version(
+                cur, dataset, source["id"], note=note, refuse_same=True, **select
+            )
+        except dstore.SameAsLatest as exc:
+            raise _already(exc.latest) from None
 
     def detail(v: dict) -> dict:
         return {**what, **_version_detail(v)}
@@ -437,8 +548,8 @@ def save_selection(
     """A new version holding the selected examples of a version (the newest by default), in
     their order there. Ids not in that version are refused, naming them."""
 
-    def pick(source: dict, items: list[dict]) -> tuple[list[dict], str]:
-        chosen, missing = versions.select(items, example_ids)
+    def pick(cur, source: dict) -> tuple[dict, str]:
+        missing = dstore.missing_ids(cur, source["id"], example_ids)
         where = f"{source['dataset']} v{source['number']}"
         if missing:
             shown = ", ".join(m[:12] for m in missing[:3])
@@ -446,7 +557,7 @@ def save_selection(
                 f"{len(missing)} selected examples are not in {where}: {shown}"
             )
         of = f"{source['n_examples']} examples of v{source['number']}"
-        return chosen, note or f"{len(chosen)} selected of {of}"
+        return {"ids": list(example_ids)}, note or f"{len(set(example_ids))} selected of {of}"
 
     return _version_from(ctx, dataset, version, pick, {"selected": len(set(example_ids))})
 
@@ -465,13 +576,12 @@ def save_filtered(
     require(ctx.actor, "edit_data")
     if not text and not topic:
         raise ActionError("give a search text or a topic to filter by")
-    store = need_store(ctx)
 
-    def pick(source: dict, items: list[dict]) -> tuple[list[dict], str]:
-        limit = max(1, source["n_examples"])
-        hits = dstore.search_examples(store, source["id"], text=text, topic=topic, limit=limit)
+    def pick(cur, source: dict) -> tuple[dict, str]:
+        n = dstore.count_matching(cur, source["id"], text=text, topic=topic)
         terms = versions.search_terms(text, topic)
-        return hits, note or f"{len(hits)} examples of v{source['number']} matching {terms}"
+        select = {"text": text, "topic": topic}
+        return select, note or f"{n} examples of v{source['number']} matching {terms}"
 
     return _version_from(ctx, dataset, version, pick, {"text": text, "topic": topic})
 

@@ -1,10 +1,18 @@
 """Export a dataset version in the shapes training tools read.
 
-    messages-jsonl            {"messages": [{role, content}, ...]}   (TRL conversational)
+    messages-jsonl            {"messages": [{role, content}, ...], "tools"?: [...]}
+                              (TRL conversational; tool_calls and tool turns kept)
     prompt-completion-jsonl   {"prompt": [turns...], "completion": [assistant turn]}
                               (TRL conversational prompt-completion: loss on the completion)
-    parquet                   columns id, topic, messages
+    parquet                   columns id, topic, messages (and tools, as JSON text, when
+                              any example has tools)
     hf                        a `datasets` save_to_disk folder with the same columns
+
+In parquet and hf, an export whose conversations call tools stores each turn as JSON (Arrow's
+json type, read back by `datasets` as its `Json` feature: the very dicts): as Arrow structs,
+plain turns would gain a null `tool_calls` and each call's arguments the keys of every other
+tool's arguments (and arguments given as text beside arguments given as objects cannot be
+stored at all).
 
 Files are written to a temporary name and renamed into place, so a reader never sees half.
 A folder export carries a marker file (`.ftstudio-export`, saying what it holds), and an
@@ -23,6 +31,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 FORMATS = ("messages-jsonl", "prompt-completion-jsonl", "parquet", "hf")
@@ -44,13 +53,52 @@ def to_prompt_completion(messages: list[dict]) -> dict:
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
+def _tools(e: dict, as_text: bool = False) -> dict:
+    """The example's tools (TRL and chat templates read a `tools` column), when it has any."""
+    if not e.get("tools"):
+        return {}
+    return {"tools": json.dumps(e["tools"], ensure_ascii=False) if as_text else e["tools"]}
+
+
+def calls_tools(examples: list[dict]) -> bool:
+    """Whether any of `examples` has a tool call or a tool turn."""
+    return any(
+        m.get("tool_calls") or m.get("role") == "tool" for e in examples for m in e["messages"]
+    )
+
+
+def _json_turns(table, rows: list[dict] | None = None):
+    """`table` with its messages column as lists of JSON turns (from `rows`, else the
+    table's own, which then hold plain turns only)."""
+    import pyarrow as pa
+
+    msgs = rows if rows is not None else table.column("messages").to_pylist()
+    turns = [[json.dumps(m, ensure_ascii=False) for m in r] for r in msgs]
+    col = pa.array(turns, pa.list_(pa.string())).cast(pa.list_(pa.json_()))
+    return table.set_column(table.schema.get_field_index("messages"), "messages", col)
+
+
+def _arrow_table(batch: list[dict], fmt: str):
+    """One batch of a parquet / hf export as an Arrow table."""
+    import pyarrow as pa
+
+    rows = rows_for(batch, fmt)
+    if not calls_tools(batch):
+        return pa.Table.from_pylist(rows)
+    plain = pa.Table.from_pylist([{**r, "messages": []} for r in rows])
+    return _json_turns(plain, [r["messages"] for r in rows])
+
+
 def rows_for(examples: list[dict], fmt: str) -> list[dict]:
     if fmt == "prompt-completion-jsonl":
-        return [to_prompt_completion(e["messages"]) for e in examples]
+        return [to_prompt_completion(e["messages"]) | _tools(e) for e in examples]
     if fmt == "messages-jsonl":
-        return [{"messages": e["messages"]} for e in examples]
+        return [{"messages": e["messages"]} | _tools(e) for e in examples]
+    with_tools = any(e.get("tools") for e in examples)  # one column type for every row
     return [
-        {"id": e["id"], "topic": e.get("topic") or "", "messages": e["messages"]} for e in examples
+        {"id": e["id"], "topic": e.get("topic") or "", "messages": e["messages"]}
+        | ({"tools": _tools(e, True).get("tools")} if with_tools else {})
+        for e in examples
     ]
 
 
@@ -93,41 +141,74 @@ def _check_overwrite(out: Path, overwrite: bool) -> None:
         )
 
 
+def _batches(examples: Iterable[dict] | Iterable[list[dict]]) -> Iterator[list[dict]]:
+    """Batches of examples from a list of examples or an iterable of lists of them."""
+    pending: list[dict] = []
+    for item in examples:
+        if isinstance(item, list):
+            yield item
+        else:
+            pending.append(item)
+    if pending:
+        yield pending
+
+
 def write_examples(
-    examples: list[dict],
+    examples: Iterable[dict] | Iterable[list[dict]],
     fmt: str,
     out: str | Path,
     *,
     overwrite: bool = False,
     about: dict | None = None,
 ) -> Path:
-    """Write examples (dicts with id, messages, topic) to `out` in `fmt`; return the path.
-    `about` (dataset, version, hash...) goes into a folder export's marker file."""
+    """Write examples (dicts with id, messages, topic, tools) to `out` in `fmt`; return the
+    path. `examples` may be a list, or batches of them streamed from the store: JSONL is
+    written a batch at a time (memory stays flat), Parquet and HF folders gather Arrow tables
+    (compact columns, not Python objects). `about` (dataset, version, hash...) goes into a
+    folder export's marker file."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     out = Path(out)
     _check_overwrite(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:6]}.tmp")
-    rows = rows_for(examples, fmt)
+    count = 0
     try:
         if fmt.endswith("jsonl"):
             with open(tmp, "w", encoding="utf-8") as fh:
-                for r in rows:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+                for batch in _batches(examples):
+                    count += len(batch)
+                    fh.writelines(
+                        json.dumps(r, ensure_ascii=False) + "\n" for r in rows_for(batch, fmt)
+                    )
                 fh.flush()
                 os.fsync(fh.fileno())
-        elif fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.Table.from_pylist(rows), tmp)
         else:
-            from datasets import Dataset
+            import pyarrow as pa
 
-            Dataset.from_list(rows).save_to_disk(str(tmp))
-            marker = {"format": fmt, "examples": len(rows), **(about or {})}
-            (tmp / MARKER).write_text(json.dumps(marker, ensure_ascii=False) + "\n")
+            tables = [_arrow_table(b, fmt) for b in _batches(examples)]
+            json_type = pa.list_(pa.json_())
+            if any(t.schema.field("messages").type == json_type for t in tables):
+                tables = [  # one column type: the plain batches' turns as JSON too
+                    t if t.schema.field("messages").type == json_type else _json_turns(t)
+                    for t in tables
+                ]
+            count = sum(t.num_rows for t in tables)
+            table = (
+                pa.concat_tables(tables, promote_options="permissive")
+                if tables
+                else pa.Table.from_pylist([])
+            )
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                pq.write_table(table, tmp)
+            else:
+                from datasets import Dataset
+
+                Dataset(table).save_to_disk(str(tmp))
+                marker = {"format": fmt, "examples": count, **(about or {})}
+                (tmp / MARKER).write_text(json.dumps(marker, ensure_ascii=False) + "\n")
         _swap_in(tmp, out)
     except OSError as exc:
         raise ExportError(

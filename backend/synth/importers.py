@@ -1,144 +1,136 @@
-"""Import the user's own data: JSONL, CSV, Parquet, or a HF `save_to_disk` folder.
+"""Import the user's own data: JSONL, a JSON array, CSV, Parquet, a HF `save_to_disk` folder,
+or a Hugging Face hub dataset (`hf:owner/name`), in any shape backend/synth/shapes.py knows
+(messages with tools, ShareGPT, prompt/completion, Alpaca) or through a column mapping.
 
-Accepted rows: `{"messages": [{role, content}, ...]}` (a JSON string in CSV/Parquet works too),
-or `prompt` + `completion` (text, or lists of chat turns), with optional `system` and `topic`.
-An import is all or nothing by default: every row is read and checked first, and the error names
-the first bad rows (file line or row number) and why. Nothing is stored unless every row passes.
-`read_checked` is the way through for a file with a few flawed rows: it returns the valid
-examples and every skipped row's line (or row) number and reason, for the caller to keep beside
-the version (`ftstudio dataset import --skip-invalid`, the import form's checkbox). A file that
-cannot be read at all (empty, binary, unknown type) is refused either way.
+Streaming: `iter_examples` reads a chunk of rows at a time (backend/synth/readers.py) and
+yields chunks of checked examples, counting what it leaves out in a `Scan`; the store writes
+each chunk as one bulk insert, so a file is never held whole in memory. An import is all or
+nothing by default: once the whole file is read, any invalid row raises ImportFileError naming
+the first bad rows (file line or row number) and why, and the caller's transaction rolls back.
+With `skip_invalid` the valid rows are kept and the skipped rows' numbers and reasons come
+back in the Scan, for the caller to keep beside the version (`ftstudio dataset import
+--skip-invalid`, the import form's checkbox). A file that cannot be read at all (empty,
+binary, unknown type) is refused either way. `preview` reads only the first rows: the shape
+they have and the examples they make, for the import form to show before anything is stored.
 Pure reading: backend/synth/actions.py `import_file` checks the role and stores the version.
 """
 
 from __future__ import annotations
 
-import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from backend.examples import message_problem
+from backend.examples import stored_form
+from backend.synth.readers import (  # noqa: F401  (kept importable from here)
+    CHUNK_ROWS,
+    HUB_PREFIX,
+    MAX_FILE_BYTES,
+    MAX_LINE_BYTES,
+    SUFFIXES,
+    ImportFileError,
+    ReadProblem,
+    open_rows,
+)
+from backend.synth.shapes import (  # noqa: F401
+    apply_mapping,
+    parse_mapping,
+    row_to_example,
+    shape_of,
+)
 
-MAX_LINE_BYTES = 1_000_000
-MAX_FILE_BYTES = 2_000_000_000
-SUFFIXES = {
-    ".jsonl": "jsonl",
-    ".json": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
+KEPT_PROBLEMS = 1000  # problems kept for the message and the version (all are counted)
 
 
-class ImportFileError(ValueError):
-    """The file cannot be imported; the message names the file, the rows and the reason."""
+@dataclass
+class Scan:
+    """What reading a source found: counts, the first problems, the shapes seen."""
+
+    label: str = ""
+    unit: str = "line"
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    shapes: Counter = field(default_factory=Counter)
+
+    def skipped(self, kept: int = KEPT_PROBLEMS) -> dict | None:
+        """The skipped rows as a version keeps them, or None when nothing was skipped."""
+        if not self.invalid:
+            return None
+        rows = [{"line": n, "reason": why[:300]} for n, why in self.problems[:kept]]
+        return {"file": self.label, "unit": self.unit, "invalid": self.invalid, "rows": rows}
 
 
-def _problems_error(path: Path, problems: list[tuple[int, str]], total: int, where: str) -> str:
-    shown = "; ".join(f"{where} {n}: {why}" for n, why in problems[:5])
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+def _problems_error(label: str, scan: Scan) -> str:
+    shown = "; ".join(f"{scan.unit} {n}: {why}" for n, why in scan.problems[:5])
+    more = f" (and {scan.invalid - 5} more)" if scan.invalid > 5 else ""
+    total = scan.valid + scan.invalid
     return (
-        f"{path.name}: {len(problems)} of {total} rows are invalid, nothing was imported: "
-        f"{shown}{more}"
+        f"{label}: {scan.invalid} of {total} rows are invalid, nothing was imported: {shown}{more}"
     )
 
 
-def _turns(value: Any, role: str) -> list[dict] | None:
-    if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    if isinstance(value, list):
-        return [dict(m) if isinstance(m, dict) else m for m in value]
-    return None
-
-
-def row_to_example(row: dict) -> tuple[dict | None, str | None]:
-    """One input row to {"messages", "topic"}, or the reason it cannot be one."""
-    if not isinstance(row, dict):
-        return None, "not an object"
-    topic = row.get("topic")
-    topic = None if topic is None or (isinstance(topic, float) and topic != topic) else str(topic)
-    if "messages" in row and row["messages"] is not None:
-        messages = row["messages"]
-        if isinstance(messages, str):
-            try:
-                messages = json.loads(messages)
-            except ValueError:
-                return None, "messages is not valid JSON"
-        if hasattr(messages, "tolist"):
-            messages = messages.tolist()
-        if isinstance(messages, list):
-            messages = [dict(m) if isinstance(m, dict) else m for m in messages]
-    elif "prompt" in row and "completion" in row:
-        prompt, completion = _turns(row["prompt"], "user"), _turns(row["completion"], "assistant")
-        if prompt is None or completion is None:
-            return None, "prompt and completion must be text or lists of chat turns"
-        system = row.get("system")
-        head = [{"role": "system", "content": system}] if isinstance(system, str) and system else []
-        messages = head + prompt + completion
-    else:
-        cols = ", ".join(sorted(map(str, row))) or "none"
-        return None, f"needs a 'messages' column or 'prompt' and 'completion' (found: {cols})"
-    problem = message_problem(messages)
-    if problem:
-        return None, problem
-    return {
-        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-        "topic": topic,
-    }, None
-
-
-def _read_jsonl(path: Path, problems: list[tuple[int, str]]) -> list[tuple[int, Any]]:
-    rows: list[tuple[int, Any]] = []
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            if len(raw) > MAX_LINE_BYTES:
-                problems.append((n, f"line is longer than {MAX_LINE_BYTES // 1_000_000} MB"))
+def iter_examples(
+    source: str | Path,
+    scan: Scan,
+    *,
+    mapping: dict[str, str] | str | None = None,
+    skip_invalid: bool = False,
+    origin: dict | None = None,
+    split: str | None = None,
+    config: str | None = None,
+    chunk: int | None = None,
+    prepared: bool = False,
+) -> Iterator[list[dict]]:
+    """Chunks of checked examples ({messages, topic, tools, origin}) from `source`, counting
+    into `scan`; with `prepared`, as the store keeps them (`backend.examples.stored_form`).
+    Raises ImportFileError at the end when any row was invalid (unless `skip_invalid`), when
+    no row was found, or when none was valid."""
+    mapping = parse_mapping(mapping)
+    rows, scan.unit, label = open_rows(source, split=split, config=config, chunk=chunk)
+    scan.label = scan.label or label
+    for numbered in rows:
+        out = []
+        for n, row in numbered:
+            scan.rows += 1
+            if isinstance(row, ReadProblem):
+                ex, why = None, row.why
+            else:
+                ex, why = row_to_example(row, mapping)
+            if ex is not None and origin is not None:
+                ex["origin"] = origin
+            if ex is not None and prepared:
+                ex, why = stored_form(ex, checked=True)
+            if why:
+                scan.invalid += 1
+                if len(scan.problems) < KEPT_PROBLEMS:
+                    scan.problems.append((n, why))
                 continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                problems.append((n, f"not UTF-8 text (byte {exc.start})"))
-                continue
-            if not text.strip():
-                continue
-            try:
-                rows.append((n, json.loads(text)))
-            except ValueError as exc:
-                problems.append((n, f"invalid JSON ({exc.msg} at column {exc.colno})"))
-    return rows
+            scan.valid += 1
+            scan.shapes[_shape(row, mapping)] += 1
+            out.append(ex)
+        if out and (skip_invalid or not scan.invalid):  # all or nothing: stop storing
+            yield out
+    if not scan.rows:
+        raise ImportFileError(f"{scan.label}: no rows found")
+    if scan.invalid and not skip_invalid:
+        raise ImportFileError(_problems_error(scan.label, scan))
+    if not scan.valid:
+        shown = "; ".join(f"{scan.unit} {n}: {why}" for n, why in scan.problems[:5])
+        raise ImportFileError(
+            f"{scan.label}: none of its {scan.rows} rows is valid, nothing was imported: {shown}"
+        )
 
 
-def _read_table(path: Path, kind: str) -> list[tuple[int, Any]]:
-    import pandas as pd
-
+def _shape(row: Any, mapping: dict[str, str]) -> str | None:
     try:
-        if kind == "csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        else:
-            df = pd.read_parquet(path)
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
-    except (ValueError, OSError) as exc:
-        raise ImportFileError(f"{path.name}: cannot be read as {kind}: {exc}") from None
-    offset = 2 if kind == "csv" else 1  # CSV row numbers count the header line
-    return [(i + offset, r) for i, r in enumerate(df.to_dict(orient="records"))]
-
-
-def _read_hf(path: Path) -> list[tuple[int, Any]]:
-    from datasets import DatasetDict, load_from_disk
-
-    try:
-        data = load_from_disk(str(path))
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        raise ImportFileError(f"{path.name}: not a HF save_to_disk folder: {exc}") from None
-    if isinstance(data, DatasetDict):
-        if "train" not in data:
-            raise ImportFileError(
-                f"{path.name}: a DatasetDict without a 'train' split (splits: {', '.join(data)})"
-            )
-        data = data["train"]
-    return [(i + 1, r) for i, r in enumerate(data)]
+        return shape_of(apply_mapping(row, mapping) if mapping else row)
+    except KeyError:
+        return None
 
 
 class Checked(NamedTuple):
@@ -146,62 +138,54 @@ class Checked(NamedTuple):
 
     examples: list[dict]
     skipped: list[tuple[int, str]]  # (line or row number, reason), in file order
-    unit: str  # "line" (JSONL, CSV) or "row" (Parquet, HF folder)
+    unit: str  # "line" (JSONL, JSON array, CSV) or "row" (Parquet, HF folder or hub)
 
 
-def _rows(path: Path, problems: list[tuple[int, str]]) -> tuple[list[tuple[int, Any]], str]:
-    if not path.exists():
-        raise ImportFileError(f"{path} does not exist")
-    if path.is_dir():
-        return _read_hf(path), "row"
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise ImportFileError(
-            f"{path.name}: unknown file type {path.suffix!r}; use .jsonl, "
-            ".csv, .parquet or a HF save_to_disk folder"
-        )
-    size = path.stat().st_size
-    if size == 0:
-        raise ImportFileError(f"{path.name}: the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise ImportFileError(f"{path.name}: larger than {MAX_FILE_BYTES // 10**9} GB")
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
-    if kind != "parquet" and b"\0" in head:
-        raise ImportFileError(f"{path.name}: looks binary (NUL bytes), not {kind} text")
-    rows = _read_jsonl(path, problems) if kind == "jsonl" else _read_table(path, kind)
-    return rows, "line" if kind in ("jsonl", "csv") else "row"
-
-
-def read_checked(path: str | Path, *, skip_invalid: bool = False) -> Checked:
-    """Read and check every row of a file or HF folder. A flawed row raises ImportFileError
-    naming the bad rows, unless `skip_invalid`: then the valid rows come back with the skipped
-    ones (only a file with no valid row at all is refused). A file that cannot be read at all
-    is refused either way."""
-    path = Path(path)
-    problems: list[tuple[int, str]] = []
-    rows, unit = _rows(path, problems)
-    if not rows and not problems:
-        raise ImportFileError(f"{path.name}: no rows found")
-    examples = []
-    for n, row in rows:
-        ex, why = row_to_example(row)
-        if why:
-            problems.append((n, why))
-        else:
-            examples.append(ex)
-    problems.sort()
-    total = len(examples) + len(problems)
-    if problems and not skip_invalid:
-        raise ImportFileError(_problems_error(path, problems, total, unit))
-    if not examples:
-        shown = "; ".join(f"{unit} {n}: {why}" for n, why in problems[:5])
-        raise ImportFileError(
-            f"{path.name}: none of its {total} rows is valid, nothing was imported: {shown}"
-        )
-    return Checked(examples, problems, unit)
+def read_checked(
+    path: str | Path, *, skip_invalid: bool = False, mapping: dict | str | None = None
+) -> Checked:
+    """Every valid example of a (small) file as a list: `iter_examples` collected."""
+    scan = Scan()
+    examples = [
+        ex
+        for chunk in iter_examples(path, scan, skip_invalid=skip_invalid, mapping=mapping)
+        for ex in chunk
+    ]
+    return Checked(examples, scan.problems, scan.unit)
 
 
 def read_examples(path: str | Path) -> list[dict]:
     """Read and check every row; raise ImportFileError naming the bad rows."""
     return read_checked(path).examples
+
+
+def preview(
+    source: str | Path,
+    *,
+    mapping: dict | str | None = None,
+    rows: int = 5,
+    split: str | None = None,
+    config: str | None = None,
+) -> dict:
+    """The first `rows` rows of a source, nothing stored: {label, unit, columns, shape (the
+    first row's), rows: [{line, row, example, problem}]}. Raises ImportFileError for a source
+    that cannot be read at all, or ValueError for a bad mapping."""
+    fields = parse_mapping(mapping)
+    chunks, unit, label = open_rows(source, split=split, config=config, chunk=rows)
+    try:
+        first = next(iter(chunks), [])
+    finally:
+        chunks.close()
+    out: list[dict[str, Any]] = []
+    columns: list[str] = []
+    for n, row in islice(first, rows):
+        if isinstance(row, ReadProblem):
+            out.append({"line": n, "row": None, "example": None, "problem": row.why})
+            continue
+        if isinstance(row, dict):
+            columns += [str(c) for c in row if str(c) not in columns]
+        ex, why = row_to_example(row, fields)
+        out.append({"line": n, "row": row, "example": ex, "problem": why})
+    shown = next((r["row"] for r in out if isinstance(r["row"], dict)), None)
+    shape = _shape(shown, fields) if shown is not None else None
+    return {"label": label, "unit": unit, "columns": columns, "shape": shape, "rows": out}

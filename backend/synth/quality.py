@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from backend.examples import turn_text
+
 REFUSAL = re.compile(
     r"\b(as an ai( language model)?|i('m| am) (sorry|unable)[^.]{0,40}\b(can(no|')t|unable)"
     r"|i can(no|')t (help|assist|provide|do) (with )?(that|this)"
@@ -36,7 +38,8 @@ def normalise(text: str) -> str:
 
 
 def example_text(messages: list[dict]) -> str:
-    return "\n".join(m["content"] for m in messages if m["role"] != "system")
+    """The text duplicates are found by: every turn but the system's, tool calls included."""
+    return "\n".join(turn_text(m) for m in messages if m["role"] != "system")
 
 
 def answer_text(messages: list[dict]) -> str:
@@ -45,7 +48,7 @@ def answer_text(messages: list[dict]) -> str:
 
 def rule_reason(messages: list[dict], *, min_chars: int = 10, max_chars: int = 8000) -> str | None:
     """Why a rule filter removes this example, or None."""
-    if any(not m["content"].strip() for m in messages):
+    if any(not m["content"].strip() and not m.get("tool_calls") for m in messages):
         return "empty turn"
     answer = answer_text(messages).strip()
     if len(answer) < min_chars:

@@ -9,11 +9,46 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FORMATS = ("messages", "prompt-completion")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for function names
+
+
+def tools_problem(tools: Any) -> str | None:
+    """Why `tools` is not a list of OpenAI function definitions, or None.
+
+    >>> tools_problem([{"type": "function", "function": {"name": "get_weather"}}])
+    >>> tools_problem([{"type": "function", "function": {"name": "get weather"}}])
+    "tool 1: function name 'get weather' is not 1-64 letters, digits, '_' or '-'"
+    """
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
+
+    if not isinstance(tools, list):
+        return "tools is not a list of function definitions"
+    seen: set[str] = set()
+    for i, tool in enumerate(tools, 1):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or tool.get("type", "function") != "function":
+            return f'tool {i} is not {{"type": "function", "function": {{"name": ...}}}}'
+        name = fn.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            return f"tool {i}: function name {name!r} is not 1-64 letters, digits, '_' or '-'"
+        if name in seen:
+            return f"tool {i}: function name {name!r} is given twice"
+        seen.add(name)
+        params = fn.get("parameters", {"type": "object"})
+        if not isinstance(params, dict) or params.get("type", "object") != "object":
+            return f"tool {i} ({name}): parameters is not a JSON schema of an object"
+        try:
+            validator_for(params).check_schema(params)
+        except SchemaError as exc:
+            return f"tool {i} ({name}): parameters is not a valid JSON schema: {exc.message}"
+    return None
 
 
 class SeedExample(BaseModel):
@@ -68,6 +103,14 @@ class Recipe(BaseModel):
         "", description="Generator model: the endpoint's model name, or a local model folder."
     )
     seed: int = Field(0, description="Seed for the diversity draws; same seed, same plan.")
+    tools: list[dict] = Field(
+        default_factory=list,
+        exclude_if=lambda tools: not tools,  # a recipe without tools reads as it always did
+        description="Functions the assistant may call (OpenAI function definitions: "
+        '{"type": "function", "function": {"name", "description", "parameters"}}). With '
+        "tools, a generated turn may carry tool calls and the tools' results (messages "
+        "format only).",
+    )
 
     @field_validator("topics", "tones", "complexities", "personas", "languages")
     @classmethod
@@ -79,6 +122,20 @@ class Recipe(BaseModel):
                 seen.add(v.lower())
                 out.append(v)
         return out
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, tools: list[dict]) -> list[dict]:
+        why = tools_problem(tools)
+        if why:
+            raise ValueError(why)
+        return [{"type": "function", **t} for t in tools]
+
+    @model_validator(mode="after")
+    def _tools_need_messages(self) -> Recipe:
+        if self.tools and self.format != "messages":
+            raise ValueError("tools need the messages format (prompt-completion has no turns)")
+        return self
 
 
 class PlanItem(BaseModel):
@@ -112,8 +169,9 @@ def plan(recipe: Recipe) -> list[PlanItem]:
     return items
 
 
-def output_schema(fmt: str) -> dict:
-    """The JSON schema asked of the generator (strict-mode compatible)."""
+def output_schema(fmt: str, tools: list[dict] | None = None) -> dict:
+    """The JSON schema asked of the generator (strict-mode compatible). With `tools`, each
+    turn pair also carries the tool calls made before the reply (each with its result)."""
     if fmt == "prompt-completion":
         return {
             "type": "object",
@@ -121,30 +179,47 @@ def output_schema(fmt: str) -> dict:
             "required": ["prompt", "completion"],
             "properties": {"prompt": {"type": "string"}, "completion": {"type": "string"}},
         }
-    turn = {
+    # turn pairs, not a free list of roles: every instance of this schema is a valid
+    # conversation (user first, roles alternating, the assistant last); tool calls sit inside
+    # a pair, between its user turn and its reply, so they cannot come out of order either
+    props: dict[str, Any] = {"user": {"type": "string"}}
+    if tools:
+        call = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "arguments", "result"],
+            "properties": {
+                "name": {"type": "string", "enum": [t["function"]["name"] for t in tools]},
+                "arguments": {"type": "string", "description": "a JSON object, as text"},
+                "result": {"type": "string", "description": "what the tool returned"},
+            },
+        }
+        props["tool_calls"] = {"type": "array", "items": call}
+    props["assistant"] = {"type": "string"}
+    pair = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["role", "content"],
-        "properties": {
-            "role": {"type": "string", "enum": ["user", "assistant"]},
-            "content": {"type": "string"},
-        },
+        "required": list(props),
+        "properties": props,
     }
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["messages"],
-        "properties": {"messages": {"type": "array", "items": turn, "minItems": 2}},
+        "required": ["turns"],
+        "properties": {"turns": {"type": "array", "items": pair, "minItems": 1}},
     }
 
 
-def _shape(fmt: str) -> str:
+def _shape(fmt: str, tools: bool = False) -> str:
     if fmt == "prompt-completion":
         return '{"prompt": "<the user message>", "completion": "<the ideal answer>"}'
-    return (
-        '{"messages": [{"role": "user", "content": "..."}, '
-        '{"role": "assistant", "content": "..."}]}'
-    )
+    if tools:
+        return (
+            '{"turns": [{"user": "<the user message>", "tool_calls": [{"name": "<a tool>", '
+            '"arguments": "<its arguments as a JSON object>", "result": "<what it returned>"}], '
+            '"assistant": "<the reply>"}, ...]}'
+        )
+    return '{"turns": [{"user": "<the user message>", "assistant": "<the reply>"}, ...]}'
 
 
 def build_prompt(recipe: Recipe, item: PlanItem) -> list[dict]:
@@ -168,11 +243,24 @@ def build_prompt(recipe: Recipe, item: PlanItem) -> list[dict]:
             f"Example {i}: "
             + json.dumps({"user": ex.user, "assistant": ex.assistant}, ensure_ascii=False)
         )
+    if recipe.tools:
+        lines.append(
+            "The assistant can call these tools (OpenAI function definitions): "
+            + json.dumps(recipe.tools, ensure_ascii=False)
+        )
+        lines.append(
+            "When a reply needs a tool, list the calls in that turn's tool_calls, each with "
+            "the tool's name, its arguments as a JSON object in text, and the result the tool "
+            "returned; the reply then uses the results. Otherwise leave tool_calls empty."
+        )
     lines.append(
         f"This is example number {item.index + 1} for this topic: make it different "
         "from the usual first question."
     )
-    lines.append("Reply with one JSON object only, no prose, shaped like: " + _shape(recipe.format))
+    lines.append(
+        "Reply with one JSON object only, no prose, shaped like: "
+        + _shape(recipe.format, bool(recipe.tools))
+    )
     return [
         {"role": "system", "content": "You reply with JSON only."},
         {"role": "user", "content": "\n".join(lines)},

@@ -3,7 +3,9 @@ both built locally in about a second, no download.
 
 Its text is noise (random weights); it exists so that every pipeline stage (generation,
 scoring, training, comparison) runs on a fresh machine. The chat template marks assistant turns
-with `{% generation %}` so assistant-only loss works.
+with `{% generation %}` so assistant-only loss works, and renders tool use: the `tools` a
+conversation may call, an assistant's `tool_calls` (inside its generation span: trained on) and
+`tool` turns with their results (not trained on).
 
     python -m backend.train.demo_model OUT_DIR
 """
@@ -20,10 +22,22 @@ from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobSpec
 
 CHAT_TEMPLATE = (
+    # the tools a conversation may call, once, before its turns (none: nothing rendered)
+    "{% if tools %}{{ '<|system|>\ntools: ' + (tools | tojson) + '<|end|>\n' }}{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] + '<|end|>' }}{% endgeneration %}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] or '' }}"
+    # a tool call is assistant output: inside the generation span, so it is trained on
+    "{% for call in message.get('tool_calls') or [] %}"
+    "{% set fn = call['function'] %}"
+    "{{ '<tool_call>{\"name\": \"' + fn['name'] + '\", \"arguments\": ' }}"
+    "{% if fn['arguments'] is string %}{{ fn['arguments'] }}"
+    "{% else %}{{ fn['arguments'] | tojson }}{% endif %}{{ '}</tool_call>' }}"
+    "{% endfor %}"
+    "{{ '<|end|>' }}{% endgeneration %}"
     "{{ '\n' }}"
+    "{% elif message['role'] == 'tool' %}"
+    "{{ '<|tool|>' + (message.get('name') or '') + '\n' + message['content'] + '<|end|>\n' }}"
     "{% else %}"
     "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
     "{% endif %}"

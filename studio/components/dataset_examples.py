@@ -7,6 +7,7 @@ message, selects the newest version and reruns (the tab is bound to the URL).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pandas as pd
@@ -20,10 +21,23 @@ from studio import auth
 from studio.components.safe_text import md_escape
 
 
+def _call_text(call: dict) -> str:
+    fn = call.get("function") or {}
+    args = fn.get("arguments")
+    args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+    return f"calls {fn.get('name')}({args})"
+
+
 def show_example(e: dict) -> None:
+    if e.get("tools"):
+        names = [(t.get("function") or t).get("name", "?") for t in e["tools"]]
+        st.text(f"tools it may call: {', '.join(map(str, names))}")
     for m in e["messages"]:
         with st.chat_message(m["role"]):
-            st.text(m["content"])
+            if m["content"]:
+                st.text(m["content"])
+            for call in m.get("tool_calls") or []:
+                st.text(_call_text(call))
     st.text(
         f"id {e['id'][:16]} · topic {e['topic'] or '-'}"
         + (f" · edited from {e['parent_id'][:12]}" if e["parent_id"] else "")

@@ -12,11 +12,12 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from backend.action import AlreadyDone
-from backend.security import MAX_UPLOAD_BYTES, relative_to_roots
+from backend.security import relative_to_roots
 from backend.synth import actions
 from backend.synth.exporters import FORMATS, SUFFIX
 from studio import auth, resources, state
+from studio.components.dataset_diff import diff_section
+from studio.components.dataset_import import import_form
 from studio.components.safe_text import md_escape
 
 # the user's words for each export format; the library's term is in the help
@@ -32,8 +33,6 @@ FORMAT_HELP = (
     "with id, topic, messages. A Hugging Face dataset folder: `datasets` save_to_disk."
 )
 FORMAT_KEY = "datasets_export_format"
-UPLOAD_KEY = "datasets_upload"
-SKIP_KEY = "datasets_skip_invalid"
 
 
 def _table(versions: list[dict]) -> None:
@@ -116,49 +115,15 @@ def _export(dataset: str, version: dict) -> None:
                 st.rerun()
 
 
-def _import(dataset: str, done: Callable[[str], None]) -> None:
-    st.subheader("Import a file as a new version")
-    upload = st.file_uploader(
-        "A file of examples: JSONL, CSV or Parquet with a messages column, or prompt and "
-        "completion columns",
-        type=["jsonl", "json", "csv", "parquet"],
-        max_upload_size=MAX_UPLOAD_BYTES // 2**20,
-        key=UPLOAD_KEY,
-        help=f"At most {MAX_UPLOAD_BYTES // 2**20} MiB; import bigger files with "
-        "`ftstudio dataset import`.",
-    )
-    skip = st.checkbox(
-        "Keep the valid rows and skip the flawed ones",
-        key=SKIP_KEY,
-        help="Off: one flawed row stops the whole import, and nothing is stored. On: the valid "
-        "rows become the new version, and each skipped row's line and reason is kept beside "
-        "it (shown on this tab).",
-    )
-    if upload is None or not st.button("Import", type="primary"):
-        return
-    try:
-        v = actions.import_upload(auth.ctx(), dataset, upload.name, upload, skip_invalid=skip)
-    except AlreadyDone as exc:
-        st.info(md_escape(exc))
-        return
-    except ValueError as exc:
-        st.error(md_escape(exc))
-        return
-    message = f"Imported {v['n_examples']} examples into {dataset} v{v['number']}."
-    if v.get("skipped"):
-        s = v["skipped"]
-        message += f" Skipped {s['invalid']} flawed {s['unit']}s: see them below."
-    done(message)
-
-
 def versions_tab(
     dataset: str, versions: list[dict], version: dict | None, done: Callable[[str], None]
 ) -> None:
     """The Versions tab for `dataset`; `version` is the one chosen at the top of the page."""
     if versions and version is not None:
         _table(versions)
+        diff_section(versions, version)
         _skipped(version)
         _export(dataset, version)
     else:
         st.caption("No versions yet: import a file below, or generate on the Generate tab.")
-    _import(dataset, done)
+    import_form(dataset, done)
