@@ -1,16 +1,24 @@
 """QLoRA on a ~1B Llama-architecture model built from a config (random weights, no download):
-50 steps through the studio's runtime and trainer, printing tokens/s, peak GPU memory and an
-MFU estimate. Without CUDA it says so and exits 0.
+`--steps` steps through the studio's runtime and trainer, with packing on and then off,
+printing tokens/s, peak GPU memory beside the memory estimate, and utilisation two ways:
 
-    .venv/bin/python bench/gpu_qlora.py [--steps 50] [--batch-size 8] [--seq 512] [--peak-tflops N]
+- MFU, model-FLOPs utilisation by the LoRA convention: 4 x frozen + 6 x trainable non-embedding
+  parameters per token, plus attention (backend/train/estimate.py `flops_per_token`);
+- HFU, hardware-FLOPs utilisation: the same plus what gradient checkpointing recomputes (one
+  more forward pass: 2 x parameters + attention's forward per token).
 
-MFU is estimated as 6 * N_params * tokens/s over the GPU's
-peak dense bf16 FLOP/s (`--peak-tflops`, default by device name; H100/H200 SXM 989).
+The peak is the device's dense bf16 figure, found by its full name in
+backend/train/estimate.py's table (`--peak-tflops` to give it). TF32 is on. Without CUDA it
+says so and exits 0, or 2 with `--require-gpu`.
+
+    .venv/bin/python bench/gpu_qlora.py [--steps 50] [--batch-size 8] [--seq 512]
+        [--peak-tflops N] [--require-gpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -21,42 +29,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PEAK_TFLOPS = {
-    "H200": 989.0,
-    "H100": 989.0,
-    "A100": 312.0,
-    "L40S": 362.0,
-    "A10": 125.0,
-    "4090": 165.0,
-    "L4": 121.0,
-    "T4": 65.0,
-}
 
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=512)
-    parser.add_argument("--peak-tflops", type=float, default=None)
-    args = parser.parse_args()
-
+def build_model(tmp: Path) -> tuple[Path, int]:
+    """A TinyLlama-shaped model (22 layers, hidden 2048) in bf16, saved to `tmp/model`."""
     import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    if not torch.cuda.is_available():
-        print(
-            "no CUDA device: this bench needs a GPU (QLoRA runs on bitsandbytes 4-bit). "
-            "Nothing measured."
-        )
-        return 0
-    from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
-
-    from backend.train.config import file_fields, make_config
     from backend.train.demo_model import build_tokenizer
-    from backend.train.runtime import decide
-    from backend.train.sft import build_trainer, load_model
 
-    tmp = Path(tempfile.mkdtemp(prefix="ftstudio-qlora-"))
     tok = build_tokenizer(8192)
     cfg = LlamaConfig(
         vocab_size=len(tok),
@@ -77,26 +57,41 @@ def main() -> int:
     n_params = sum(p.numel() for p in model.parameters())
     model.save_pretrained(tmp / "model")
     tok.save_pretrained(tmp / "model")
-    del model
+    return tmp / "model", n_params
+
+
+def write_rows(path: Path, n: int, seq: int) -> None:
     words = "how do I add a teammate to my project board and export a sprint report".split()
-    with open(tmp / "data.jsonl", "w") as fh:
-        for i in range(args.batch_size * args.steps):
-            text = " ".join(words[(i + j) % len(words)] for j in range(args.seq // 2))
-            fh.write(
-                json.dumps(
-                    {
-                        "messages": [
-                            {"role": "user", "content": f"q{i}"},
-                            {"role": "assistant", "content": text},
-                        ]
-                    }
-                )
-                + "\n"
-            )
+    with open(path, "w") as fh:
+        for i in range(n):
+            # short and long answers, so padding (packing off) costs something
+            length = seq // 2 if i % 2 else seq // 8
+            text = " ".join(words[(i + j) % len(words)] for j in range(length))
+            row = {
+                "messages": [
+                    {"role": "user", "content": f"q{i}"},
+                    {"role": "assistant", "content": text},
+                ]
+            }
+            fh.write(json.dumps(row) + "\n")
+
+
+def one_run(model_dir: Path, data: Path, out: Path, args, packing: bool) -> dict:
+    """Train `args.steps` steps; tokens/s after warm-up, peak memory, MFU and HFU."""
+    import torch
+    from transformers import TrainerCallback
+
+    from backend.train.config import file_fields, make_config
+    from backend.train.estimate import Plan, Shape, estimate, read_shape
+    from backend.train.flops import flops_per_token, peak_flops
+    from backend.train.measure import trainable_params
+    from backend.train.runtime import decide
+    from backend.train.sft import build_trainer, load_model
+
     config = make_config(
         {
-            "base_model": str(tmp / "model"),
-            **file_fields(tmp / "data.jsonl"),
+            "base_model": str(model_dir),
+            **file_fields(data),
             "quant": "4bit",
             "max_steps": args.steps,
             "batch_size": args.batch_size,
@@ -104,7 +99,7 @@ def main() -> int:
             "eval_split": 0.0,
             "learning_rate": 1e-4,
             "save_steps": 10_000,
-            "packing": True,
+            "packing": packing,
         }
     )
     rt = decide("4bit", "cuda")
@@ -117,33 +112,84 @@ def main() -> int:
                 points.append((time.perf_counter(), logs["num_tokens"]))
 
     tokenizer, model = load_model(config, rt)
+    rows = [json.loads(x) for x in data.read_text().splitlines()]
     trainer = build_trainer(
-        config,
-        rt,
-        model,
-        tokenizer,
-        [json.loads(x) for x in (tmp / "data.jsonl").read_text().splitlines()],
-        [],
-        tmp / "out",
-        [Clock()],
-        save_strategy="no",
+        config, rt, model, tokenizer, rows, [], out, [Clock()], save_strategy="no", tf32=True
     )
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
     skip = min(5, len(points) - 2)  # leave out warm-up steps
     (t0, n0), (t1, n1) = points[skip], points[-1]
     tps = (n1 - n0) / (t1 - t0)
+    shape: Shape = read_shape(model_dir)
+    trainable = trainable_params(trainer.model)
     name = torch.cuda.get_device_name(0)
-    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
-    print(f"device: {name}; runtime: {rt.describe()}")
-    print(f"model: {n_params / 1e9:.2f}B parameters (Llama architecture, random weights)")
-    print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
-    if peak:
-        print(
-            f"MFU estimate (6*N*tokens/s over {peak:.0f} TFLOP/s): "
-            f"{6 * n_params * tps / (peak * 1e12):.1%}"
+    peak = peak_flops(name, args.peak_tflops)
+    model_flops = flops_per_token(shape, trainable, args.seq)
+    recompute = 2 * (shape.block_linear_params() + trainable) + (
+        4 * shape.layers * shape.heads * shape.head_dim * args.seq
+    )
+    ckpt = bool(trainer.args.activation_checkpointing)
+    est = estimate(shape, Plan.of(config, "cuda", checkpointing=ckpt))
+    result = {
+        "packing": packing,
+        "device": name,
+        "runtime": rt.describe(),
+        "tokens_per_s": tps,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "estimate_gib": est.total / 2**30,
+        "peak_tflops": peak / 1e12 if peak else None,
+        "mfu": tps * model_flops / peak if peak else None,
+        "hfu": tps * (model_flops + (recompute if ckpt else 0)) / peak if peak else None,
+        "trainable": trainable,
+    }
+    del trainer, model
+    gc.collect()
+    torch.cuda.empty_cache()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument(
+        "--require-gpu", action="store_true", help="exit 2 when no CUDA device is present"
+    )
+    args = parser.parse_args()
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print(  # noqa: T201
+            "no CUDA device: this bench needs a GPU (QLoRA runs on bitsandbytes 4-bit). "
+            "Nothing measured."
         )
-    print(f"tokens/s: {tps:.0f}")
+        return 2 if args.require_gpu else 0
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    tmp = Path(tempfile.mkdtemp(prefix="ftstudio-qlora-"))
+    model_dir, n_params = build_model(tmp)
+    write_rows(tmp / "data.jsonl", args.batch_size * args.steps * 2, args.seq)
+    print(f"model: {n_params / 1e9:.2f}B parameters (Llama architecture, random weights)")  # noqa: T201
+    results = []
+    for packing in (True, False):
+        r = one_run(model_dir, tmp / "data.jsonl", tmp / f"out-{packing}", args, packing)
+        results.append(r)
+        util = (
+            f"MFU {r['mfu']:.1%}, HFU {r['hfu']:.1%} of {r['peak_tflops']:.0f} TFLOP/s"
+            if r["mfu"] is not None
+            else "MFU unknown: give --peak-tflops"
+        )
+        print(  # noqa: T201
+            f"packing {'on ' if packing else 'off'}: {r['tokens_per_s']:.0f} tokens/s, "
+            f"peak {r['peak_gib']:.2f} GiB (estimate {r['estimate_gib']:.2f} GiB), {util} "
+            f"[{r['device']}; {r['runtime']}]"
+        )
+    on, off = results
+    print(f"packing on / off tokens/s: {on['tokens_per_s'] / off['tokens_per_s']:.2f}x")  # noqa: T201
     return 0
 
 

@@ -118,6 +118,55 @@ def demo_model(
     typer.echo(f"note: {NOISE_NOTE}")
 
 
+def _gpu_build(report: dict) -> None:
+    """Say plainly when a CUDA GPU is present but torch is a CPU build, and how to fix it."""
+    from backend import device
+
+    gpus = device.nvidia_gpus()
+    report["nvidia_gpus"] = gpus or "none found"
+    try:
+        from importlib.metadata import version
+
+        torch_version = version("torch")
+    except Exception:  # noqa: BLE001  (no torch: reported above)
+        return
+    advice = device.cpu_torch_on_gpu(
+        gpus, device.torch_cuda_build(), torch_version, device.driver_cuda_version()
+    )
+    if advice:
+        report["cuda_problem"] = advice
+
+
+def _quiet_bitsandbytes(report: dict):
+    """Import bitsandbytes with its CPU "kernels" warning kept as a note, not printed as an
+    error (the optional `kernels` package only speeds up 4-bit on CPU)."""
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    logger = logging.getLogger("bitsandbytes")
+    keep, propagate = Keep(), logger.propagate
+    logger.addHandler(keep)
+    logger.propagate = False
+    try:
+        import bitsandbytes as bnb
+    finally:
+        logger.removeHandler(keep)
+        logger.propagate = propagate
+    if any("kernels" in m for m in keep.messages):
+        report["bnb_note"] = (
+            "the optional `kernels` package is not installed: 4-bit on CPU uses bitsandbytes' "
+            "slower built-in path (fine for tests; QLoRA is meant for CUDA)"
+        )
+    return bnb
+
+
 def doctor_report() -> dict:
     from backend.store import holder_of
 
@@ -132,9 +181,9 @@ def doctor_report() -> dict:
         )
     except ImportError as exc:
         report["torch"] = f"missing ({exc})"
+    _gpu_build(report)
     try:
-        import bitsandbytes as bnb
-
+        bnb = _quiet_bitsandbytes(report)
         report["bitsandbytes"] = bnb.__version__
         report["bnb_4bit"] = (
             "available (CUDA)"

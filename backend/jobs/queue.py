@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from backend.auth import Actor, require
 from backend.jobs.context import drop_job_key
-from backend.jobs.kinds import LIMITS, SpecError, kind_info, validate_spec
+from backend.jobs.kinds import LIMITS, SpecError, job_resource, validate_spec
 from backend.jobs.read import (  # noqa: F401  (readers' names, kept importable from here)
     JobError,
     _ended,
@@ -160,14 +160,24 @@ def _drop_marker(folder: Path, job_id: str) -> None:
             marker.unlink(missing_ok=True)
 
 
+def resource_of(ws: Workspace, job_id: str, kind: str) -> str:
+    """The worker slot a job takes (its kind's, or decided by its spec: a local model on
+    CUDA is gpu work)."""
+    try:
+        _, spec = read_spec(ws.job_dir(job_id))
+    except JobStatusError:
+        spec = None
+    return job_resource(kind, spec)
+
+
 def running_counts(ws: Workspace) -> dict[str, int]:
     counts: dict[str, int] = {}
     for marker in ws.running.iterdir() if ws.running.exists() else []:
         try:
             kind = read_status(ws.job_dir(marker.name)).kind
-        except JobStatusError:
+            resource = resource_of(ws, marker.name, kind)
+        except (JobStatusError, SpecError):
             continue
-        resource = kind_info(kind).resource
         counts[resource] = counts.get(resource, 0) + 1
     return counts
 
@@ -179,7 +189,7 @@ def claim_next(ws: Workspace) -> str | None:
         job_id = marker.name.split("-", 1)[1]
         try:
             status = read_status(ws.job_dir(job_id))
-            resource = kind_info(status.kind).resource
+            resource = resource_of(ws, job_id, status.kind)
         except (JobStatusError, SpecError):
             marker.unlink(missing_ok=True)  # its folder is unusable; the Jobs page shows why
             continue

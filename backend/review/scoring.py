@@ -8,7 +8,9 @@ Two signals per example, over the tokens of the last assistant turn (prompt toke
 
 Examples are sorted by length and batched so padding stays small (length bucketing). The
 vocabulary projection runs on the response positions only, in chunks, so a 150k vocabulary never
-materialises a [batch, seq, vocab] tensor. Runs as the job kind `score`; the submitting action
+materialises a [batch, seq, vocab] tensor. A batch that runs out of accelerator memory is halved
+and retried down to one example (backend/integrations/oom.py), noted in the job's log. Runs
+as the job kind `score`; the submitting action
 (backend/review/actions.py, with backend/review/inputs.py) writes the examples to a JSONL file
 ({"id", "messages"} per line) and names it in the spec. This module never opens the database.
 
@@ -239,13 +241,25 @@ def score_examples(
     chunk: int = 512,
     bucket: bool = True,
     on_batch: Any = None,
+    note: Any = None,
+    size: Any = None,
+    score_fn: Any = None,
 ) -> list[dict]:
-    """Score every example; returns rows {id, nll, entropy, n_tokens} in input order."""
+    """Score every example; returns rows {id, nll, entropy, n_tokens} in input order.
+    Out-of-memory halves the batch (`size`, a shared `BatchSize`, keeps the smaller size across
+    calls); `note` hears of each halving; `score_fn` scores one batch (`score_batch`)."""
+    from backend.integrations.oom import BatchSize, in_batches
+
     encoded = [encode(tok, e["id"], e["messages"], max_length) for e in examples]
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    size = size or BatchSize(batch_size)
+    one_batch = score_fn or score_batch
     by_id: dict[str, dict] = {}
     for group in batches(encoded, batch_size, bucket):
-        for row in score_batch(model, group, pad, chunk):
+        rows = in_batches(
+            group, lambda c: one_batch(model, c, pad, chunk), size, note=note, what="scoring batch"
+        )
+        for row in rows:
             by_id[row["id"]] = row
         if on_batch:
             on_batch(len(by_id), group)
@@ -253,6 +267,8 @@ def score_examples(
 
 
 def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
+    from backend.integrations.oom import BatchSize
+
     examples = read_examples(Path(spec.examples_path))
     done_ids = set(ctx.read_checkpoint().get("done", []))
     todo = [e for e in examples if e["id"] not in done_ids]
@@ -266,6 +282,7 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
     )
     started = time.time()
     done = list(done_ids)
+    size = BatchSize(spec.batch_size)
 
     # score in slices so a cancel or crash loses at most one slice
     step = max(spec.batch_size * 4, 1)
@@ -279,6 +296,8 @@ def run_job(ctx: JobContext, spec: ScoreSpec) -> None:
             max_length=spec.max_length,
             chunk=spec.chunk_positions,
             bucket=spec.bucket,
+            note=ctx.log,
+            size=size,
         )
         ctx.output(
             "scores.jsonl",

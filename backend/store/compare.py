@@ -51,6 +51,9 @@ METRIC_UNITS: dict[str, str] = {
     "final_train_loss": "nats/token",
     "duration_s": "s",
     "perplexity": "ppl",
+    "mfu": "fraction of peak",
+    "est_mem_mib": "MiB",
+    "peak_mem_mib": "MiB",
 }
 # Summary figures a sweep can be judged on (lower is better for the losses).
 SUMMARY_METRICS = (
@@ -81,9 +84,11 @@ LEFT JOIN preference_set_versions pv ON pv.id = s.dataset_version_id
 _TABLE_SQL = f"""
 SELECT * FROM (
 SELECT {SELECT_COLUMNS}, coalesce(dv.number, pv.number) AS dataset_version, e.perplexity,
-       {_KIND_SQL} AS kind
+       {_KIND_SQL} AS kind, rr.estimate_bytes / 2^20 AS est_mem_mib,
+       rr.peak_bytes / 2^20 AS peak_mem_mib, rr.mfu
 FROM run_summary s {_VERSION_JOINS}
 LEFT JOIN run_eval e ON e.run_id = s.run_id
+LEFT JOIN run_resources rr ON rr.run_id = s.run_id
 ) s
 """
 # What "best" means for each summary figure, in words: (adjective, figure).

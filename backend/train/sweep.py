@@ -4,7 +4,10 @@
 (backend.train.actions.start_sweep) queues them as one group (the jobs share a `group_id`; the
 worker trains them one at a time). `optuna` is one job (`run_optuna`) that trains trials
 in-process with TPE sampling and median pruning on the held-out loss, writing each trial to
-sweep_trials.jsonl; the trials use the base run's method.
+sweep_trials.jsonl; the trials use the base run's method. Each trial's model and trainer are
+freed before the next one loads (a pruned trial's too), and the memory still held after each
+trial is logged as `trial_mem_bytes` (CUDA allocated; on CPU the bytes of live tensors), so
+N trials hold what one does.
 """
 
 from __future__ import annotations
@@ -72,6 +75,33 @@ def expand(
     return out
 
 
+def held_memory() -> float:
+    """Free what the last trial left (garbage, cached CUDA blocks) and return the bytes still
+    held: CUDA allocated memory, or on CPU the storage of every live tensor."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        return float(torch.cuda.memory_allocated())
+    import warnings
+
+    seen: set[int] = set()
+    total = 0
+    with warnings.catch_warnings():  # isinstance() on torch's deprecated module attributes
+        warnings.simplefilter("ignore")
+        tensors = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+    for obj in tensors:
+        if obj.device.type != "meta":
+            storage = obj.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+    return float(total)
+
+
 # --- Optuna: one job, trials in-process --------------------------------------------------------
 
 
@@ -130,8 +160,13 @@ def run_optuna(ctx: JobContext, spec: OptunaSweepSpec) -> None:
         trainer = method.build_trainer(
             cfg, rt, model, tok, train_rows, eval_rows, out, [Prune(trial)], save_strategy="no"
         )
-        trainer.train()
-        return trainer.evaluate()["eval_loss"]
+        try:
+            trainer.train()
+            return trainer.evaluate()["eval_loss"]
+        finally:
+            trainer.model = trainer.model_wrapped = trainer.optimizer = None
+            trainer.lr_scheduler = None
+            del trainer, model, tok
 
     sampler = optuna.samplers.TPESampler(seed=spec.seed)
     study = optuna.create_study(
@@ -164,11 +199,12 @@ def run_optuna(ctx: JobContext, spec: OptunaSweepSpec) -> None:
         except optuna.TrialPruned:
             loss, state = None, "pruned"
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        held = held_memory()  # after the handler: a pruned trial's traceback is gone
         row = {"trial": number, "params": trial.params, "eval_loss": loss, "state": state}
         ctx.output("sweep_trials.jsonl", [row])
         trials.append(row)
         ctx.write_checkpoint({"trials": trials})
-        ctx.metric(number, trial_eval_loss=loss)
+        ctx.metric(number, trial_eval_loss=loss, trial_mem_bytes=held)
     ctx.progress(spec.n_trials, spec.n_trials)
     best = study.best_trial
     ctx.event(
