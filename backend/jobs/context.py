@@ -56,6 +56,8 @@ class JobCancelled(Exception):
 
 
 class JobContext:
+    is_main = True  # a rank other than 0 of a multi-process run writes nothing (RankContext)
+
     def __init__(
         self, workspace: Workspace, job_dir: Path, status: JobStatus, heartbeat_s: float = 2.0
     ):

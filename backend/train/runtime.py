@@ -9,6 +9,7 @@ quantization on CUDA and none on CPU; `4bit` forces it (on CPU with float32 comp
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -92,9 +93,39 @@ def model_kwargs(rt: Runtime) -> dict[str, Any]:
     quant = quantization_config(rt)
     if quant is not None:
         kwargs["quantization_config"] = quant
-        if rt.device == "cuda":
-            kwargs["device_map"] = {"": 0}
+        if rt.device == "cuda":  # each rank its own GPU: accelerate refuses 4-bit on another
+            kwargs["device_map"] = {"": local_rank()}
     return kwargs
+
+
+def local_rank() -> int:
+    """This process's index on its machine (0 outside a multi-process launch)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def world_size() -> int:
+    """How many processes train this run together (1 outside a multi-process launch)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Whether this process writes the run's files (rank 0, or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on any (an all-reduce; `flag` alone when this
+    process trains by itself), so every rank stops at the same step."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return flag
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", local_rank()) if nccl else torch.device("cpu")
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def package_versions() -> dict[str, str]:
