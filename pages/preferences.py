@@ -11,7 +11,7 @@ from backend.prefs import agreement as agr
 from backend.prefs.leaderboard import leaderboard, outcome_groups
 from backend.store import prefs as S
 from studio import auth, live, resources, state
-from studio.components import endpoint
+from studio.components import endpoint, thumbs
 from studio.components.charts import figure
 from studio.components.jobs import live_active_jobs
 from studio.components.prefs_export import dpo_form, import_form, skipped_rows
@@ -146,6 +146,7 @@ def rank_item(item: dict, analyst: str) -> None:
             with col, st.container(border=True):
                 st.markdown(f"**{label}**")
                 st.text(r["text"])
+                thumbs.buttons(ctx, item, responses.index(r), analyst)  # KTO feedback
         judge_buttons(item, analyst)
         return
     labels = [f"Answer {i + 1}" for i in range(len(responses))]
@@ -166,6 +167,10 @@ def rank_item(item: dict, analyst: str) -> None:
             except ValueError as exc:
                 st.error(md_escape(str(exc)))
     st.button("Skip", key="rank_skip", on_click=_judge, args=(item["id"], analyst, None))
+    with st.expander("Thumbs up or down for KTO"):  # below the ranking form
+        for i, label in enumerate(labels):
+            st.caption(label)
+            thumbs.buttons(ctx, item, i, analyst)
 
 
 with t_rank:

@@ -7,9 +7,10 @@ sets in and out.
     ftstudio prefs agreement [--set cmp1] [--json]
     ftstudio prefs leaderboard [--json]
     ftstudio prefs build support-prefs --from cmp1
-    ftstudio prefs import NAME FILE --format hh-rlhf|dpo-jsonl|ratings [--skip-invalid]
+    ftstudio prefs import NAME FILE --format hh-rlhf|dpo-jsonl|ratings|kto-jsonl [--skip-invalid]
     ftstudio prefs skipped NAME [--version N]         (the rows an import did not store)
     ftstudio prefs export NAME --format dpo-jsonl --out FILE [--plain]
+    ftstudio prefs export NAME --format kto-jsonl --out FILE [--reviews DATASET]
     ftstudio prefs push SET [--raters 2] [--json]     (Label Studio: Pairwise / Ranker project)
     ftstudio prefs pull SET [--json]                  (idempotent by annotation id)
     ftstudio train --method dpo --prefs NAME --base-model DIR
@@ -220,7 +221,9 @@ def build_cmd(
 def import_cmd(
     name: str,
     file: Path,
-    fmt: str = typer.Option(..., "--format", help="hh-rlhf | dpo-jsonl | ratings."),
+    fmt: str = typer.Option(
+        ..., "--format", help="hh-rlhf | dpo-jsonl | ratings | kto-jsonl (a KTO feedback set)."
+    ),
     skip_invalid: bool = typer.Option(
         False,
         "--skip-invalid",
@@ -229,7 +232,10 @@ def import_cmd(
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Import external preference data as a new version of preference set NAME."""
+    """Import external preference data as a new version of preference set NAME (kto-jsonl:
+    prompt / completion / label rows into feedback set NAME)."""
+    if fmt == "kto-jsonl":
+        return _import_kto(name, file, skip_invalid, as_json)
     with common.opened(ingest=False) as ctx:
         try:
             v = actions.import_preferences(ctx, name, file, fmt, skip_invalid=skip_invalid)
@@ -249,6 +255,23 @@ def import_cmd(
             typer.echo(f"  line {r['line']}: {r['reason']}")
         if report.get("more"):
             typer.echo(f"  (and {report['more']} more rows not stored, not listed)")
+
+
+def _import_kto(name: str, file: Path, skip_invalid: bool, as_json: bool) -> None:
+    """`prefs import NAME FILE --format kto-jsonl`: rows into feedback set NAME."""
+    from backend.prefs.kto_actions import import_feedback
+
+    with common.opened(ingest=False) as ctx:
+        try:
+            got = import_feedback(ctx, name, file, skip_invalid=skip_invalid)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
+    if as_json:
+        common.emit_json(got)
+        return
+    typer.echo(f"{name}: {got['new']} new, {got['updated']} changed, {got['unchanged']} known rows")
+    for r in got["invalid"]:
+        typer.echo(f"  skipped line {r['line']}: {r['reason']}")
 
 
 @app.command("skipped")
@@ -281,13 +304,32 @@ def skipped_cmd(
 def export_cmd(
     name: str,
     out: Annotated[Path, typer.Option(help="JSONL file to write.")],
-    fmt: str = typer.Option("dpo-jsonl", "--format", help="dpo-jsonl."),
+    fmt: str = typer.Option("dpo-jsonl", "--format", help="dpo-jsonl | kto-jsonl."),
     version: str = typer.Option(None, help="Version number or id (default: latest)."),
     plain: bool = typer.Option(False, help="Plain strings instead of chat turns."),
+    reviews: str = typer.Option(
+        None, help="kto-jsonl: also the review verdicts of this dataset (NAME '-' for only those)."
+    ),
 ) -> None:
-    """Write a preference set version in TRL's DPO format (prompt / chosen / rejected)."""
+    """Write a preference set version in TRL's DPO format (prompt / chosen / rejected), or
+    (kto-jsonl) feedback set NAME and a dataset's verdicts as prompt / completion / label."""
+    if fmt == "kto-jsonl":
+        from backend.prefs.kto_actions import export_feedback
+
+        with common.opened(ingest=False) as ctx:
+            try:
+                got = export_feedback(
+                    ctx, out, feedback=None if name == "-" else name, dataset=reviews
+                )
+            except ValueError as exc:
+                common.fail(str(exc), code=2)
+        typer.echo(
+            f"wrote {got['written']} rows ({got['desirable']} desirable, "
+            f"{got['undesirable']} undesirable) to {out}"
+        )
+        return
     if fmt != "dpo-jsonl":
-        common.fail(f"format {fmt!r} is unknown; use dpo-jsonl", code=2)
+        common.fail(f"format {fmt!r} is unknown; use dpo-jsonl or kto-jsonl", code=2)
     with common.opened(ingest=False) as ctx:
         try:
             v = actions.export_file(ctx, name, out, version=version, conversational=not plain)
@@ -356,6 +398,18 @@ def pull_cmd(
     )
     for s in res["skipped"][:10]:
         typer.echo(f"  skipped annotation {s['annotation']}: {s['why']}")
+
+
+def kto_fields(dataset: str | None, feedback: str | None) -> dict[str, Any]:
+    """Spec fields of a KTO run on a dataset's verdicts and/or a feedback set (for `ftstudio
+    train --method kto`)."""
+    from backend.prefs.kto_actions import kto_fields as fields_of
+
+    with common.opened() as ctx:
+        try:
+            return fields_of(ctx, dataset=dataset, feedback=feedback)
+        except ValueError as exc:
+            common.fail(str(exc), code=2)
 
 
 def dpo_fields(prefs: str, version: str | None) -> dict[str, Any]:

@@ -162,7 +162,7 @@ def test_the_config_is_split_by_method_and_old_specs_still_load(tiny_model_dir, 
     assert "beta" not in SFTRunConfig.model_fields and "beta" in DPORunConfig.model_fields
     assert "init_adapter" in SFTRunConfig.model_fields
     assert "init_adapter" not in DPORunConfig.model_fields
-    assert set(METHODS) == {"sft", "dpo"} and "beta" not in RunConfig.model_fields
+    assert set(METHODS) == {"sft", "dpo", "kto", "grpo"} and "beta" not in RunConfig.model_fields
     fields = run_fields(tiny_model_dir, data)
     assert type(validate_spec("train", fields)) is SFTRunConfig  # no method: sft
     dpo = validate_spec("train", {**fields, "method": "dpo", "beta": 0.3})
