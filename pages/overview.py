@@ -11,6 +11,7 @@ from backend.demo_workspace import NOISE_NOTE, demo_model_path
 from backend.store import compare, monitoring
 from backend.store import overview as ov
 from studio import auth, live, resources
+from studio.components.eval_suites import promoted_models
 from studio.components.jobs import live_active_jobs
 
 KIND = "overview_kind"  # the kind of run whose best runs are shown, bound to the URL
@@ -87,6 +88,8 @@ with right:
     for alert in open_alerts[:5]:  # a monitor's name is user text: drawn as text
         with st.container(border=True):
             st.text(f"⚠ {alert['monitor']}: drift in {', '.join(map(str, alert['methods']))}")
+
+promoted_models(store)
 
 if not cfg.openai_base_url and not cfg.local_model_dir:
     with st.container(border=True):

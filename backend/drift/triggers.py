@@ -21,7 +21,7 @@ from collections.abc import Callable
 from backend.action import AlreadyDone, Ctx
 from backend.auth import Actor
 from backend.config import Settings
-from backend.drift import judging, plans, quality
+from backend.drift import judging, plans, promotion, quality
 from backend.drift.monitors import config_of
 from backend.review import actions as review_actions
 from backend.review.flagging import FlagPolicy
@@ -212,5 +212,8 @@ def advance_plan(ctx: Ctx, plan_id: str) -> dict:
 
 
 def advance(ctx: Ctx) -> list[dict]:
-    """`advance_plan` over every approved plan."""
-    return [advance_plan(ctx, p["id"]) for p in mon.plans(ctx.store, state="approved")]
+    """`advance_plan` over every approved plan; then the promotion gate of every done plan
+    whose run finished (backend.drift.promotion, when FTSTUDIO_PROMOTION_GATE is set)."""
+    moved = [advance_plan(ctx, p["id"]) for p in mon.plans(ctx.store, state="approved")]
+    promotion.advance(ctx)
+    return moved
