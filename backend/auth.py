@@ -36,6 +36,7 @@ PAGE_PERMISSION: dict[str, str] = {
     "review": "review",
     "training": "launch_job",
     "compare": "view_runs",
+    "playground": "view_runs",
     "preferences": "rank",
     "monitoring": "approve_plan",
     "jobs": "launch_job",

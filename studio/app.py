@@ -54,6 +54,7 @@ NAV = {
     "Train": [
         ("training", "Training", ":material/model_training:"),
         ("compare", "Compare", ":material/compare_arrows:"),
+        ("playground", "Playground", ":material/forum:"),
     ],
     "Align": [("preferences", "Preferences", ":material/thumbs_up_down:")],
     "Operate": [

@@ -89,3 +89,12 @@ def webhook_receiver(label_studio_url: str, _token: str):
     return hook.Receiver(
         workspace(), 0, reviewer_of=hook.user_emails(label_studio_url, _token)
     ).start()
+
+
+@st.cache_resource(show_spinner="Loading the base model…", max_entries=1)
+def chat_models(base_model: str, device: str):
+    """The Playground's base model: one in memory at a time (a new base replaces the old),
+    runs' adapters attached to it with PEFT and switched per answer."""
+    from backend.playground.chat import ChatModels
+
+    return ChatModels(base_model, device)
