@@ -29,6 +29,7 @@ FILE_KINDS = {
     "run.jsonl": "runs",
     "run_eval.jsonl": "runs",
     "generations.jsonl": "runs",
+    "completions.jsonl": "runs",
     "sweep_trials.jsonl": "runs",
     "scores.jsonl": "scores",
     "drift_results.jsonl": "drift",
@@ -36,6 +37,10 @@ FILE_KINDS = {
     "rejects.jsonl": "datasets",
     "result.jsonl": "datasets",
     "judgements.jsonl": "prefs",
+    "export.jsonl": "runs",
+    "eval_results.jsonl": "runs",
+    "harness_suites.jsonl": "runs",
+    "harness_results.jsonl": "runs",
     "review/webhooks/inbox.jsonl": "reviews",
 }
 
@@ -50,6 +55,9 @@ JOB_KINDS = {
     "judge": "prefs",
     "answer": "prefs",
     "drift": "drift",
+    "export": "runs",
+    "eval": "runs",
+    "harness": "runs",
 }
 
 # an audited action's prefix -> the kind of data it changes
@@ -61,6 +69,8 @@ ACTION_KINDS = {
     "monitor": "drift",
     "plan": "drift",
     "train": "runs",
+    "export": "runs",
+    "eval": "runs",
     "job": "jobs",
     "demo": "runs",
     "user": "users",

@@ -103,6 +103,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FTSTUDIO_DEVICE", "device"),
         description="Where jobs run models: auto picks CUDA when present, else CPU.",
     )
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FTSTUDIO_RAY_ADDRESS", "ray_address"),
+        description="Ray cluster address for runs with executor ray: the Jobs API (dashboard) "
+        "URL, e.g. http://127.0.0.1:8265.",
+    )
+    ray_shared_path: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("FTSTUDIO_RAY_SHARED_PATH", "ray_shared_path"),
+        description="This workspace as the Ray cluster's nodes see it (shared storage); "
+        "default: the same path as here.",
+    )
     heartbeat_s: float = Field(
         2.0,
         validation_alias=AliasChoices("FTSTUDIO_HEARTBEAT_S", "heartbeat_s"),
@@ -140,6 +152,26 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FTSTUDIO_OIDC_UNKNOWN", "oidc_unknown"),
         description="What a provider sign-in of someone with no account gets: refuse, or a "
         "reviewer; auto: refuse once any account exists.",
+    )
+
+    promotion_gate: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FTSTUDIO_PROMOTION_GATE", "promotion_gate"),
+        description="Rules a retraining plan's run must pass before it is promoted, "
+        "comma-separated SUITE:SCORER:MARGIN (e.g. support-faq:rouge_l:0.02); empty: plans "
+        "promote nothing.",
+    )
+    mlflow_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FTSTUDIO_MLFLOW_URI", "mlflow_uri"),
+        description="Mirror each run's params, metrics and artefacts to this MLflow tracking "
+        "URI (a local folder such as ./mlruns, or a server); empty: off.",
+    )
+    wandb_mode: Literal["off", "offline"] = Field(
+        "off",
+        validation_alias=AliasChoices("FTSTUDIO_WANDB_MODE", "wandb_mode"),
+        description="offline: mirror each run to a local W&B offline run (wandb sync uploads "
+        "it later); off: no W&B.",
     )
 
     @field_validator("workspace", mode="after")

@@ -12,6 +12,7 @@ from backend.demo_workspace import NOISE_NOTE, demo_model_path
 from backend.store import compare as cmp
 from studio import auth, live, resources, state
 from studio.components import compare_charts as charts
+from studio.components.eval_suites import suite_section
 
 # This page's session-state keys; those of widgets bound to the URL are its query parameters.
 KIND = "compare_kind"  # which kind of run (method on a dataset version) is compared
@@ -52,6 +53,7 @@ if not kinds:
         "No training runs yet. Start one on the Training page (or `ftstudio train run`); "
         "start a sweep there to compare many runs at once."
     )
+    suite_section(store)
     st.stop()
 
 kind = st.selectbox(
@@ -154,6 +156,9 @@ SHOWN = [
     "perplexity",
     "duration_s",
     "tokens_per_s",
+    "mfu",
+    "est_mem_mib",
+    "peak_mem_mib",
     "last_step",
 ]
 view = table[SHOWN]
@@ -191,6 +196,11 @@ st.dataframe(
         "perplexity": st.column_config.NumberColumn("perplexity", format="%.2f"),
         "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
         "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="%.0f"),
+        "mfu": st.column_config.NumberColumn("MFU", format="percent", help="CUDA only"),
+        "est_mem_mib": st.column_config.NumberColumn("memory estimate (MiB)", format="%.0f"),
+        "peak_mem_mib": st.column_config.NumberColumn(
+            "peak memory (MiB)", format="%.0f", help="CUDA peak allocated; CPU peak RSS"
+        ),
         "last_step": "steps",
     },
 )
@@ -378,3 +388,5 @@ with diff_tab:
                 st.dataframe(
                     diff.rename(columns={a: f"A: {names[a]}", b: f"B: {names[b]}"}), hide_index=True
                 )
+
+suite_section(store)

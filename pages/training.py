@@ -31,8 +31,11 @@ from backend.train.config import (
 )
 from backend.train.sweep import parse_values
 from studio import auth, live, resources, state
+from studio.components import estimate, executor, rewards
 from studio.components.charts import color_for, figure
+from studio.components.exports import run_exports
 from studio.components.jobs import progress
+from studio.components.rerun import rerun_panel
 
 # This page's session-state keys; those of widgets bound to the URL are its query parameters.
 TAB = "training_tab"
@@ -67,7 +70,14 @@ datasets = list_datasets(store)
 kinds = cmp.kinds(store)
 
 MODEL_ROOTS = allowed_roots(resources.settings(), ws, models=True)
-SHOWN = method_fields(METHOD) - NOT_IN_FORM
+# GRPO caps only the sampled answers (max_completion_length): it has no use for max_length
+NOT_FOR_METHOD = {"grpo": {"max_length"}}
+SHOWN = (
+    method_fields(rewards.chosen_method())
+    - NOT_IN_FORM
+    - rewards.OWN_FIELDS
+    - NOT_FOR_METHOD.get(rewards.chosen_method(), set())
+)
 SWEEP_FIELDS = ("base_model", "quant", "max_steps", "max_length", "eval_split")
 SWEEPABLE_SHOWN = ("learning_rate", "lora_r", "batch_size", "epochs")
 
@@ -262,6 +272,7 @@ def queue_run() -> str | None:
     ctx = auth.ctx()
     try:
         fields = actions.form_fields(ctx, fields, dataset, version["id"])
+        fields = rewards.run_fields(ctx, fields, dataset)  # kto / grpo: their data and rewards
         job_id = actions.start_run(ctx, fields)
     except ValueError as exc:  # a bad config, an unsafe path or a refused role
         return f"Not queued: {in_words(str(exc))}"
@@ -349,23 +360,33 @@ to_url(TAB, st.session_state.get(TAB), TABS[0])
 
 with tab_new:
     st.caption(
-        "Supervised fine-tuning (SFT) on a dataset version. DPO runs train on preference "
-        "pairs: start them on the Preferences page. Quantization auto trains QLoRA (4-bit "
+        "SFT on a dataset version, KTO on its review verdicts and thumbs ratings, or GRPO on "
+        "its prompts with reward functions. DPO runs train on preference pairs: start them "
+        "on the Preferences page. Quantization auto trains QLoRA (4-bit "
         "NF4) on a CUDA GPU and plain LoRA on CPU."
     )
+    method = rewards.method_choice()
     st.subheader("Data")
-    _, version = data_picker(NEW_DATASET, NEW_VERSION)
-    st.subheader("Start from")
-    start_point()
+    new_dataset, version = data_picker(NEW_DATASET, NEW_VERSION)
+    if method == "sft":
+        st.subheader("Start from")
+        start_point()
+    elif method == "grpo":
+        rewards.add_file_form()
     with st.form("training_new_run"):
+        rewards.form_part(store, new_dataset)
         for group, names in GROUPS:
             shown = [n for n in names if n in SHOWN]
             if not shown:
+                continue
+            if group == "Compute":  # its own component: executor choice, package checks
+                executor.fields("new")
                 continue
             st.subheader(group if group != "Data" else "Data handling")
             for name in shown:
                 field_widget(name, "new")
         st.form_submit_button("Start run", type="primary", disabled=version is None, key=START_RUN)
+        estimate.panel(form_values("new", sorted(SHOWN)))
     if run_error:
         st.error(run_error)
 
@@ -522,6 +543,7 @@ def run_view(run_id: str) -> None:
             f"Run {run_id} queued again; it continues from its last checkpoint.",
         )
     curves(run_id)
+    rewards.run_panel(store, run_id)  # GRPO: reward/<function> and the sampled answers
     with st.expander("Log (last 30 lines)", expanded=status.state == JobState.running):
         st.code(jobs.log_tail(ws, run_id, lines=30) or "no log yet", language=None)
 
@@ -569,6 +591,8 @@ def run_details(run_id: str) -> None:
             st.text(f"{name}: {path}")
     if not run["adapter_path"]:
         st.caption("The adapter is saved when training ends.")
+    rerun_panel(store, run)
+    run_exports(run_id)  # merged / GGUF / Ollama exports, verified, and the serve commands
 
 
 with tab_run:

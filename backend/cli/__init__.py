@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from backend.cli import chat as chat_cli
 from backend.cli import dataset, jobs, labelstudio, monitor, prefs, review, system, train, users
+from backend.cli import evals as evals_cli
+from backend.cli import export as export_cli
 
 # name -> a command group (typer.Typer) or a single command (a function), in --help order
 COMMANDS: dict[str, typer.Typer | object] = {
@@ -25,8 +28,11 @@ COMMANDS: dict[str, typer.Typer | object] = {
     "train": train.train_cmd,
     "sweep": train.sweep_cmd,
     "runs": train.app,
+    "export": export_cli.export_cmd,
+    "chat": chat_cli.chat_cmd,
     "prefs": prefs.app,
     "monitor": monitor.app,
+    "eval": evals_cli.app,
 }
 
 

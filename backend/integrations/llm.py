@@ -6,7 +6,10 @@
   Retries 429, 5xx, timeouts and connection errors with exponential backoff (Retry-After wins),
   and spaces request starts for an optional requests-per-minute limit. The SDK's own retries are
   off so the counts are ours.
-- `LocalProvider`: a transformers model folder, batched generation with left padding.
+- `LocalProvider`: a transformers model folder, batched generation with left padding. The model
+  is loaded once per job however many threads ask (a judge runs several), one batch runs on the
+  device at a time, and a batch that runs out of memory is halved and retried
+  (backend/integrations/oom.py), noted in the job's log.
 
 A completion that still fails after its retries comes back with `error` set (it becomes a reject
 row); an error that no retry can fix (bad key, unknown model) raises `ProviderFatal`.
@@ -16,7 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +41,8 @@ class Completion:
     error: str | None = None
     attempts: int = 1
     structured: bool = False
+    usage: dict | None = None  # prompt_tokens / completion_tokens, when the endpoint says
+    retryable: bool = False  # the endpoint failed (timeouts, 429/5xx...), not the request
 
 
 class Provider(Protocol):
@@ -185,7 +193,11 @@ class OpenAIProvider:
                 )
                 if attempt > self.max_retries:
                     return Completion(
-                        None, f"{reason} after {attempt} attempts", attempt, structured
+                        None,
+                        f"{reason} after {attempt} attempts",
+                        attempt,
+                        structured,
+                        retryable=True,
                     )
                 await self._backoff(attempt, exc)
                 continue
@@ -198,6 +210,7 @@ class OpenAIProvider:
                             f"HTTP {code} after {attempt} attempts: {_short(exc)}",
                             attempt,
                             structured,
+                            retryable=True,
                         )
                     await self._backoff(attempt, exc)
                     continue
@@ -210,6 +223,7 @@ class OpenAIProvider:
                         f"unreadable response after {attempt} attempts: {_short(exc)}",
                         attempt,
                         structured,
+                        retryable=True,
                     )
                 await self._backoff(attempt, exc)
                 continue
@@ -219,7 +233,13 @@ class OpenAIProvider:
                 refusal = getattr(choice.message, "refusal", None) if choice else None
                 why = f"no content in the reply{': ' + refusal if refusal else ''}"
                 return Completion(None, why, attempt, structured)
-            return Completion(text, None, attempt, structured)
+            usage = getattr(resp, "usage", None)
+            tokens = (
+                {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+                if usage is not None
+                else None
+            )
+            return Completion(text, None, attempt, structured, tokens)
 
 
 def _short(exc: Exception, n: int = 200) -> str:
@@ -233,7 +253,16 @@ class LocalProvider:
     name = "local"
     concurrency = 1
 
-    def __init__(self, model_dir: str | Path, *, batch_size: int = 8, device: str = "auto"):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        batch_size: int = 8,
+        device: str = "auto",
+        note: Callable[[str], object] | None = None,
+    ):
+        from backend.integrations.oom import BatchSize
+
         path = Path(model_dir)
         if not (path / "config.json").exists():
             raise ProviderFatal(f"{path} is not a transformers model folder (no config.json)")
@@ -242,10 +271,18 @@ class LocalProvider:
         self._device = device
         self._tok = None
         self._lm = None
+        self.loads = 0  # how many times the weights were read (once per job)
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one batch on the device at a time
+        self._batch = BatchSize(batch_size)
+        self.note = note or (lambda msg: sys.stderr.write(msg + "\n"))  # stderr is log.txt
 
     def _load(self) -> None:
-        if self._lm is not None:
-            return
+        with self._load_lock:  # threads that find no model wait for the one loading it
+            if self._lm is None:
+                self._load_now()
+
+    def _load_now(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -263,15 +300,35 @@ class LocalProvider:
             device
         )
         lm.eval()
-        self._tok, self._lm, self._torch_device = tok, lm, device
+        self._tok, self._torch_device = tok, device
+        self._lm = lm
+        self.loads += 1
 
     def generate_texts(
         self, prompts: list[list[dict]], *, temperature: float, max_tokens: int
     ) -> list[str]:
-        """Generate one reply per prompt in a single left-padded batch."""
-        import torch
+        """Generate one reply per prompt, in left-padded batches of at most `batch_size` (halved
+        on out-of-memory)."""
+        from backend.integrations.oom import in_batches
 
         self._load()
+        with self._run_lock:
+            return in_batches(
+                prompts,
+                lambda chunk: self._generate_batch(
+                    chunk, temperature=temperature, max_tokens=max_tokens
+                ),
+                self._batch,
+                note=self.note,
+                what="generation batch",
+            )
+
+    def _generate_batch(
+        self, prompts: list[list[dict]], *, temperature: float, max_tokens: int
+    ) -> list[str]:
+        """One left-padded batch through `generate`."""
+        import torch
+
         tok, lm = self._tok, self._lm
         texts = [
             tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts
@@ -383,7 +440,9 @@ def make_provider(
     cfg = Settings()
     if provider == "local":
         folder = model or (str(cfg.local_model_dir) if cfg.local_model_dir else "")
-        return LocalProvider(folder, batch_size=batch_size, device=cfg.device)
+        return LocalProvider(
+            folder, batch_size=batch_size, device=cfg.device, note=options.get("note")
+        )
     if provider != "openai":
         raise ProviderFatal(f"unknown provider {provider!r}: use 'local' or 'openai'")
     url = base_url or cfg.openai_base_url

@@ -2,6 +2,9 @@
 
 Specs and runners are imported lazily by dotted path, so listing jobs never imports torch.
 `resource` decides concurrency: `gpu` kinds run one at a time; `api` kinds may run side by side.
+A kind whose jobs may load a local model names `resource_of`, a function of the spec that says
+so per job: a local-provider generate, judge or answer job is `gpu` work when the device is
+CUDA (one model on the GPU at a time, never beside a training run) and `cpu` work otherwise.
 `outputs` maps a JSONL file in the job folder to the store function that ingests its rows.
 """
 
@@ -29,6 +32,7 @@ class Kind:
     run: str
     resource: str = "gpu"
     outputs: dict[str, str] = field(default_factory=dict)
+    resource_of: str | None = None  # "module:function(spec dict, resource) -> resource"
 
 
 KINDS: dict[str, Kind] = {
@@ -41,10 +45,13 @@ KINDS: dict[str, Kind] = {
         spec="backend.train.config:RunConfig",
         run="backend.train.sft:run_train",
         resource="gpu",
+        resource_of="backend.jobs.kinds:executor_resource",
         outputs={
             "run.jsonl": "backend.store.runs:ingest_run_rows",
             "run_eval.jsonl": "backend.store.runs:ingest_run_eval",
             "generations.jsonl": "backend.store.runs:ingest_generations",
+            "completions.jsonl": "backend.store.feedback:ingest_completions",
+            "resources.jsonl": "backend.store.run_resources:ingest_resources",
         },
     ),
     "score": Kind(
@@ -74,6 +81,7 @@ KINDS: dict[str, Kind] = {
         spec="backend.synth.generate:GenerateSpec",
         run="backend.synth.generate:run_generate",
         resource="api",
+        resource_of="backend.jobs.kinds:local_model_resource",
         outputs={
             "generated.jsonl": "backend.store.synth:ingest_generated",
             "rejects.jsonl": "backend.store.synth:ingest_rejects",
@@ -84,6 +92,7 @@ KINDS: dict[str, Kind] = {
         spec="backend.prefs.judge:JudgeSpec",
         run="backend.prefs.judge:run_judge",
         resource="api",
+        resource_of="backend.jobs.kinds:local_model_resource",
         outputs={"judgements.jsonl": "backend.store.prefs:ingest_judgements"},
     ),
     "quality-judge": Kind(
@@ -95,12 +104,58 @@ KINDS: dict[str, Kind] = {
     "answer": Kind(
         spec="backend.prefs.answers:AnswerSpec",
         run="backend.prefs.answers:run_answer",
-        resource="gpu",
+        resource="api",
+        resource_of="backend.jobs.kinds:local_model_resource",
         outputs={"generations.jsonl": "backend.store.runs:ingest_generations"},
+    ),
+    "export": Kind(
+        spec="backend.export.job:ExportSpec",
+        run="backend.export.job:run_export",
+        resource="gpu",
+        outputs={"export.jsonl": "backend.store.exports:ingest_exports"},
+    ),
+    "eval": Kind(
+        spec="backend.evaluate.suites:EvalSpec",
+        run="backend.evaluate.suite_job:run_eval",
+        resource="gpu",
+        outputs={"eval_results.jsonl": "backend.store.evals:ingest_results"},
+    ),
+    "harness": Kind(
+        spec="backend.evaluate.harness:HarnessSpec",
+        run="backend.evaluate.harness:run_harness",
+        resource="gpu",
+        outputs={
+            "harness_suites.jsonl": "backend.store.evals:ingest_harness_suites",
+            "harness_results.jsonl": "backend.store.evals:ingest_harness_results",
+        },
     ),
 }
 
-LIMITS = {"gpu": 1, "cpu": 2, "api": 4}
+LIMITS = {"gpu": 1, "cpu": 2, "api": 4, "cluster": 8}
+
+
+def executor_resource(spec: dict[str, Any], resource: str) -> str:
+    """A run on a Ray cluster takes a `cluster` slot, so the runs of a sweep fan out over the
+    cluster side by side; any other run keeps its kind's `resource`."""
+    return "cluster" if spec.get("executor") == "ray" else resource
+
+
+def local_model_resource(spec: dict[str, Any], resource: str) -> str:
+    """`gpu` for a job that loads a local model on CUDA, `cpu` for one that loads it on the
+    CPU; an endpoint job keeps its kind's `resource`."""
+    if spec.get("provider", "openai") != "local":
+        return resource
+    from backend.device import configured_uses_cuda
+
+    return "gpu" if configured_uses_cuda() else "cpu"
+
+
+def job_resource(kind: str, spec: dict[str, Any] | None) -> str:
+    """The resource one job of `kind` with this spec takes from the worker's slots."""
+    info = kind_info(kind)
+    if info.resource_of is None or spec is None:
+        return info.resource
+    return load(info.resource_of)(spec, info.resource)
 
 
 class SpecError(ValueError):

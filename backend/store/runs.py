@@ -33,6 +33,9 @@ RUN_COLUMNS = (
     "adapter_path",
     "merged_path",
     "attempt",
+    "base_model_hash",
+    "executor",
+    "world_size",
 )
 JSON_COLUMNS = {"config", "runtime", "packages"}
 
@@ -152,15 +155,19 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     run = _plain(rows[0])
     extra = store.rows(
         "SELECT r.config, r.packages, r.runtime, r.merged_path, r.run_dir,"
-        " r.dataset_version_id, j.spec, j.error FROM jobs j"
+        " r.dataset_version_id, r.base_model_hash, r.executor, r.world_size, j.spec, j.error"
+        " FROM jobs j"
         " LEFT JOIN runs r ON r.id = j.id WHERE j.id = ?",
         [run_id],
     )[0]
     run["config"] = json.loads(extra["config"] or extra["spec"])
     run["packages"] = json.loads(extra["packages"]) if extra["packages"] else None
     run["runtime"] = json.loads(extra["runtime"]) if extra["runtime"] else None
-    for key in ("merged_path", "run_dir", "dataset_version_id", "error"):
+    for key in ("merged_path", "run_dir", "dataset_version_id", "base_model_hash", "error"):
         run[key] = extra[key]
+    # runs from before executors (or not started yet): the config's choice, one process
+    run["executor"] = extra["executor"] or run["config"].get("executor") or "local"
+    run["world_size"] = extra["world_size"] or run["config"].get("processes") or 1
     return run
 
 

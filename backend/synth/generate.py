@@ -1,7 +1,8 @@
 """The `generate` job: a recipe in the spec becomes examples, rejects and a result.
 
 Files written in the job folder (ingested by backend/store/synth.py):
-    generated.jsonl  one valid example per plan item   {item, topic, example_id, messages, origin}
+    generated.jsonl  one valid example per plan item   {item, topic, example_id, messages, origin,
+                                                        tools (when the recipe has them)}
     rejects.jsonl    one invalid output per plan item  {item, topic, stage, reason, raw}
     result.jsonl     one line at the end: kept examples, quality removals, QC sample, report
 
@@ -25,6 +26,7 @@ from pydantic import Field, field_validator
 from backend.examples import canonical_json, example_id
 from backend.integrations import llm
 from backend.integrations.llm import Provider
+from backend.integrations.pool import Endpoint, make_pool
 from backend.jobs.context import JobCancelled, JobContext
 from backend.jobs.kinds import JobSpec
 from backend.synth import qc, quality
@@ -46,6 +48,11 @@ class GenerateSpec(JobSpec):
     )
     model: str = Field("", description="Endpoint model name or local model folder.")
     concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
+    endpoints: list[Endpoint] = Field(
+        default_factory=list,
+        description="Several OpenAI-compatible endpoints (e.g. vLLM replicas) to spread the "
+        "requests over, each with its own concurrency, instead of base_url.",
+    )
     rpm: float | None = Field(None, gt=0, description="Most requests per minute (empty: none).")
     max_retries: int = Field(4, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
     backoff_s: float = Field(0.5, ge=0, le=60, description="First retry delay; doubles.")
@@ -105,6 +112,8 @@ def read_rows(path: Path) -> list[dict]:
 def make_provider(spec: GenerateSpec) -> Provider:
     if spec.provider == "local":
         return llm.make_provider("local", spec.model, batch_size=spec.batch_size)
+    if spec.endpoints:
+        return make_pool(spec.endpoints, spec.model, timeout_s=spec.timeout_s)
     return llm.make_provider(
         "openai",
         spec.model,
@@ -153,7 +162,7 @@ async def _generate(
     total: int,
 ) -> None:
     recipe = spec.recipe
-    schema = output_schema(recipe.format)
+    schema = output_schema(recipe.format, recipe.tools)
     digest = recipe_digest(recipe)
     chunks = [todo[i : i + provider.batch_size] for i in range(0, len(todo), provider.batch_size)]
     queue: asyncio.Queue = asyncio.Queue()
@@ -180,6 +189,8 @@ async def _generate(
     retries = getattr(provider, "retries", 0)
     fallbacks = getattr(provider, "fallbacks", 0)
     ctx.metric(counts["done"], kept=counts["kept"], rejected=counts["rejected"], retries=retries)
+    if hasattr(provider, "summary"):  # a pool of endpoints: who served what
+        ctx.event(f"endpoints: {provider.summary()}")
     if fallbacks:
         ctx.event(
             "the endpoint refused response_format: asked for JSON in the prompt instead",
@@ -207,7 +218,7 @@ def _record(
         counts["rejected"] += 1
         return
     try:
-        messages = parse_output(res.text, recipe.format, recipe.system_prompt)
+        messages = parse_output(res.text, recipe.format, recipe.system_prompt, recipe.tools)
     except ParseError as exc:
         ctx.output(
             "rejects.jsonl",
@@ -240,10 +251,9 @@ def _record(
             if v
         },
     }
-    ctx.output(
-        "generated.jsonl",
-        [{**base, "example_id": example_id(messages), "messages": messages, "origin": origin}],
-    )
+    tools = {"tools": recipe.tools} if recipe.tools else {}  # the example's id covers them
+    row = {**base, "example_id": example_id(messages, recipe.tools), "messages": messages}
+    ctx.output("generated.jsonl", [{**row, "origin": origin, **tools}])
     counts["kept"] += 1
 
 
@@ -272,7 +282,9 @@ def _finish(ctx: JobContext, spec: GenerateSpec) -> None:
     result = {
         "dataset": spec.dataset,
         "examples": [
-            {"messages": r["messages"], "topic": r["topic"], "origin": r["origin"]} for r in kept
+            {"messages": r["messages"], "topic": r["topic"], "origin": r["origin"]}
+            | ({"tools": r["tools"]} if r.get("tools") else {})
+            for r in kept
         ],
         "removed": [
             {

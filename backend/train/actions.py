@@ -27,6 +27,8 @@ from backend.security import allowed_roots, confine_any
 from backend.store import Store
 from backend.store.datasets import DatasetNotFound, resolve_version, write_version_jsonl
 from backend.train.config import ConfigError, file_fields, make_config
+from backend.train.fit import check_fits
+from backend.train.reward_actions import vet_rewards
 from backend.train.sweep import OptunaSweepSpec, expand
 from backend.workspace import Workspace
 
@@ -100,6 +102,9 @@ def start_run(
     `start_worker` False leaves the job for a caller that runs it itself (tests, benches)."""
     require(ctx.actor, "launch_job")
     config = make_config(fields)
+    if config.method == "grpo":  # reward files exist and their functions fit, before queueing
+        vet_rewards(ctx, config.rewards, config.judge_base_url)
+    check_fits(config)  # a run that cannot fit is refused with the settings that would
     job_id, _ = action.launch(
         ctx,
         "train",
@@ -126,6 +131,11 @@ def start_sweep(
     (group_id, job ids)."""
     require(ctx.actor, "launch_job")
     configs = [make_config(f) for f in expand(base, space, mode, n, seed)]
+    for config in configs:
+        check_fits(config)
+    for config in configs[:1]:  # one sweep, one set of rewards
+        if config.method == "grpo":
+            vet_rewards(ctx, config.rewards, config.judge_base_url)
     if not configs:
         raise ConfigError("the sweep has no runs: give at least one value per field")
     group = f"sweep-{uuid.uuid4().hex[:8]}"
@@ -162,6 +172,7 @@ def start_optuna(
     config = make_config(base)
     if config.eval_split <= 0:
         raise ConfigError("eval_split: an optuna sweep prunes on eval loss; hold some out")
+    check_fits(config.model_copy(update={"lora_r": max(ranks or [8, 16, 32])}))
     spec = OptunaSweepSpec(
         base=config.model_dump(mode="json"),
         n_trials=n_trials,
@@ -209,3 +220,54 @@ def cancel_run(ctx: Ctx, run_id: str) -> JobStatus:
     if running and (ctx.ws.job_dir(run_id) / "cancel").exists():
         raise AlreadyDone(f"run {run_id} is already stopping at its next checkpoint", status)
     return job_actions.cancel(ctx, run_id, grace_s=CANCEL_GRACE_S, background=running)
+
+
+def rerun_run(ctx: Ctx, run_id: str, *, start_worker: bool = True) -> tuple[str, list[str]]:
+    """Train `run_id` again from its stored record alone: its exact config and seed, its
+    dataset version (checked by content hash) and its base model (checked by content hash).
+    A changed dataset or model is refused (ActionError names which); package versions that
+    differ from the record come back as warnings, and are kept with the re-run (audit row
+    `train.rerun`). Returns (new run id, warnings)."""
+    from backend.store import lineage
+    from backend.store.runs import RunNotFound, get_run
+    from backend.train.lineage import model_hash, package_drift
+    from backend.train.runtime import package_versions
+
+    require(ctx.actor, "launch_job")
+    store = action.need_store(ctx)
+    try:
+        run = get_run(store, run_id)
+    except RunNotFound as exc:
+        raise ActionError(str(exc)) from None
+    fields = dict(run["config"])
+    recorded = run.get("base_model_hash")
+    now = model_hash(fields["base_model"])
+    if recorded and now != recorded:
+        raise ActionError(
+            f"run {run_id}: base model {fields['base_model']} changed since the run "
+            f"(content hash {str(now)[:12]} is not the recorded {recorded[:12]})"
+        )
+    warnings = [] if recorded else ["the run recorded no base model hash; not checked"]
+    if fields.get("dataset_version_id"):
+        data = dataset_file(store, ctx.ws, fields["dataset"], fields["dataset_version_id"])
+    else:
+        data = file_fields(Path(fields["data_path"]))
+    if fields.get("dataset_hash") and data["dataset_hash"] != fields["dataset_hash"]:
+        raise ActionError(
+            f"run {run_id}: dataset {fields['dataset']!r} no longer has the content hash the "
+            f"run trained on ({fields['dataset_hash'][:12]})"
+        )
+    fields.update(data)
+    warnings += package_drift(run.get("packages"), package_versions())
+    config = make_config(fields)
+    job_id, _ = action.launch(
+        ctx,
+        "train",
+        config,
+        name="train.rerun",
+        target=run_id,
+        fn=lambda cur, new_id: lineage.record_rerun(cur, new_id, run_id, warnings),
+        detail={"rerun_of": run_id, "warnings": warnings},
+        start_worker=start_worker,
+    )
+    return job_id, warnings

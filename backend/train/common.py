@@ -21,7 +21,16 @@ from backend.config import Settings
 from backend.evaluate.heldout import generate
 from backend.jobs.context import JobCancelled, JobContext
 from backend.train.config import ALL_LINEAR, RunConfig, preflight
-from backend.train.runtime import Runtime, decide, model_kwargs, package_versions
+from backend.train.lineage import model_hash
+from backend.train.runtime import (
+    Runtime,
+    decide,
+    local_rank,
+    model_kwargs,
+    package_versions,
+    world_size,
+)
+from backend.train.trackers import mirror_run
 
 
 def split(rows: list[dict], eval_split: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -74,6 +83,9 @@ def trainer_kwargs(
         fp16=rt.fp16,
         dataloader_pin_memory=rt.pin_memory,
         activation_checkpointing=rt.device == "cuda",
+        # a LoRA model uses every trainable parameter; the default (True for a PEFT model)
+        # breaks activation checkpointing under DDP and costs a graph walk per step
+        ddp_find_unused_parameters=False,
         logging_steps=1,
         save_strategy="steps",
         save_steps=config.save_steps,
@@ -112,7 +124,7 @@ def load_model(config: RunConfig, rt: Runtime):
         config.base_model, use_safetensors=True, **model_kwargs(rt)
     )
     if rt.device == "cuda" and not rt.quantize_4bit:
-        model = model.to("cuda")
+        model = model.to(f"cuda:{local_rank()}")  # each rank on its own GPU
     return tok, model
 
 
@@ -124,6 +136,23 @@ def _replace_dir(src: Path, dst: Path) -> None:
         dst.rename(old)
     src.rename(dst)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def sharded(config: RunConfig) -> bool:
+    """Whether the run's weights are sharded over its processes (FSDP)."""
+    return getattr(config, "fsdp", False) and world_size() > 1
+
+
+def save_sharded_adapter(trainer, tokenizer, run_dir: Path, main: bool) -> None:
+    """FSDP: every rank takes part in gathering the full adapter; rank 0 alone writes it."""
+    trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    tmp = run_dir / ".adapter.tmp"
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))  # collective; writes on rank 0 only
+    if main:
+        tokenizer.save_pretrained(tmp)
+        _replace_dir(tmp, run_dir / "adapter")
 
 
 def save_adapter(model, tokenizer, run_dir: Path) -> Path:
@@ -162,12 +191,15 @@ def run_row(ctx: JobContext, config: RunConfig, rt: Runtime, state: str, **extra
         "dataset": config.dataset,
         "dataset_version_id": config.dataset_version_id,
         "dataset_hash": config.dataset_hash,
+        "base_model_hash": model_hash(config.base_model),
         "config": config.model_dump(mode="json"),
         "state": state,
         "device": rt.describe(),
         "runtime": rt.as_dict(),
         "packages": package_versions(),
         "attempt": ctx.status.attempt,
+        "executor": config.executor,
+        "world_size": world_size(),
         "t": time.time(),
         **extra,
     }
@@ -241,12 +273,24 @@ def fit(
     resume = last_checkpoint(ckpt_dir)
     if resume is not None:
         ctx.event(f"resuming from {resume.name}", checkpoint=str(resume))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except Exception as exc:
+        from backend.train.fit import out_of_memory
+
+        failed = out_of_memory(exc, spec, rt.device)
+        if failed is exc:
+            raise
+        raise failed from exc  # with the settings that would fit
     if callback.cancelled:
         ctx.output("run.jsonl", [run_row(ctx, spec, rt, "cancelled")])
         raise JobCancelled("cancelled by request after saving a checkpoint")
     step = trainer.state.global_step
-    adapter = save_adapter(trainer.model, tok, run_dir)
+    adapter = run_dir / "adapter"
+    if sharded(spec):
+        save_sharded_adapter(trainer, tok, run_dir, ctx.is_main)
+    elif ctx.is_main:  # the other ranks hold the same weights: one writer
+        save_adapter(trainer.model, tok, run_dir)
     ctx.event(f"adapter saved to {adapter}", path=str(adapter))
     ctx.progress(step, step, message="evaluating")
     return step, adapter
@@ -265,8 +309,10 @@ def finish_run(
 ) -> None:
     """Generations on the eval prompts, the run's evaluation row, the optional merged model
     and the final run.jsonl row."""
+    if not ctx.is_main and not sharded(spec):  # generations, merged model, rows: rank 0's
+        return
     step = result["step"]
-    gens = generate(
+    gens = generate(  # under FSDP every rank runs the same forward passes; rank 0 writes
         trainer.model,
         tok,
         prompts,
@@ -274,6 +320,8 @@ def finish_run(
         temperature=spec.temperature,
         seed=spec.seed,
     )
+    if not ctx.is_main:
+        return
     ctx.output("generations.jsonl", [{"run_id": ctx.id, "step": step, **g} for g in gens])
     train_loss = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     result.update(
@@ -328,3 +376,5 @@ def run_method(ctx: JobContext, spec: RunConfig, method: Method) -> None:
         ctx.metric(step, eval_loss=figures.get("eval_loss"))
     prompts = method.prompts(spec, eval_rows, train_rows)
     finish_run(ctx, spec, rt, trainer, tok, adapter, run_dir, result, prompts)
+    if getattr(ctx, "is_main", True):  # one copy per run, from rank 0
+        mirror_run(ctx, run_row(ctx, spec, rt, "succeeded", **result), run_dir)

@@ -24,7 +24,9 @@ from backend.jobs.kinds import JobSpec, SpecError, validate_spec
 
 ALL_LINEAR = "all-linear"
 METHOD_HELP = (
-    "Training method: sft (supervised fine-tuning) or dpo (preference pairs from a preference set)."
+    "Training method: sft (supervised fine-tuning), dpo (preference pairs from a preference "
+    "set), kto (answers marked good or bad: review verdicts, thumbs ratings, imports) or grpo "
+    "(answers sampled for a dataset's prompts, scored by reward functions)."
 )
 
 
@@ -53,6 +55,31 @@ class RunConfig(JobSpec):
         False,
         description="Also save the base model with the adapter merged "
         "in (runs/<id>/merged), for serving without PEFT.",
+    )
+    # Compute (backend/train/executors.py runs them)
+    executor: Literal["local", "accelerate", "ray"] = Field(
+        "local",
+        description="Where the run trains: local (one process here), accelerate (several "
+        "processes on this machine through accelerate launch: data parallel, FSDP where "
+        "chosen; 2 processes over gloo on CPU), ray (submitted to a Ray cluster through the "
+        "Jobs API).",
+    )
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes for the accelerate executor (one per GPU). The batch size is "
+        "per process: the global batch is batch size x accumulation x processes.",
+    )
+    fsdp: bool = Field(
+        False,
+        description="accelerate on CUDA only: shard weights, gradients and optimiser states "
+        "across the processes (FSDP) instead of plain data parallel.",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray Jobs API address for a ray run (default: the FTSTUDIO_RAY_ADDRESS "
+        "setting), e.g. http://127.0.0.1:8265.",
     )
     # Data
     dataset: str = Field(
@@ -179,6 +206,14 @@ class RunConfig(JobSpec):
             raise ValueError(f"use the config of a method ({', '.join(METHODS)})")
         return self
 
+    @model_validator(mode="after")
+    def _executor_fields(self) -> RunConfig:
+        if self.processes > 1 and self.executor != "accelerate":
+            raise ValueError(f"processes: {self.processes} processes need executor accelerate")
+        if self.fsdp and self.executor != "accelerate":
+            raise ValueError("fsdp: FSDP needs executor accelerate")
+        return self
+
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:
@@ -245,13 +280,127 @@ class DPORunConfig(RunConfig):
     )
 
 
+class KTORunConfig(RunConfig):
+    """Answers marked desirable or undesirable, no pairs needed (TRL KTOTrainer)."""
+
+    about: ClassVar[str] = (
+        "answers marked good or bad by reviewers, ratings or imports (TRL KTOTrainer)"
+    )
+
+    method: Literal["kto"] = Field("kto", description=METHOD_HELP)
+    beta: float = Field(
+        0.1,
+        gt=0.0,
+        le=10.0,
+        description="KTO: how far the policy may move from the reference (lower = further).",
+    )
+    desirable_weight: float | None = Field(
+        None,
+        gt=0.0,
+        le=100.0,
+        description="Weight of the desirable answers' loss (default: set from the class counts "
+        "so that desirable x weight : undesirable x weight lies in [1, 4/3], as TRL advises).",
+    )
+    undesirable_weight: float | None = Field(
+        None,
+        gt=0.0,
+        le=100.0,
+        description="Weight of the undesirable answers' loss (default 1, or from the class "
+        "counts when desirable answers are the fewer).",
+    )
+    batch_size: int = Field(
+        4, ge=2, le=4096, description="Examples per device per step (KTO needs at least 2)."
+    )
+    sources: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Where the rows came from (verdicts, ratings, imports), written by the "
+        "submitter for the run's lineage.",
+    )
+
+
+class GRPORunConfig(RunConfig):
+    """Answers sampled for a dataset's prompts, scored by reward functions (TRL GRPOTrainer)."""
+
+    about: ClassVar[str] = (
+        "answers sampled for a dataset's prompts and scored by reward functions (TRL GRPOTrainer)"
+    )
+
+    method: Literal["grpo"] = Field("grpo", description=METHOD_HELP)
+    rewards: list[str] = Field(
+        default_factory=list,
+        description="Reward functions, each SPEC[@WEIGHT]: regex:PATTERN, json-schema:FILE, "
+        "reference (or reference:numeric:TOL), length:MIN-MAX, judge:RUBRIC_FILE, "
+        "file:rewards/NAME.py:FUNCTION.",
+    )
+    num_generations: int = Field(
+        4,
+        ge=2,
+        le=64,
+        description="Answers sampled per prompt; each is scored against its group's mean. "
+        "Examples per step x steps per update must be a multiple of it.",
+    )
+    max_completion_length: int = Field(
+        64, ge=1, le=8192, description="Longest sampled answer in tokens."
+    )
+    gen_temperature: float = Field(
+        1.0, gt=0.0, le=5.0, description="Sampling temperature of the answers being scored."
+    )
+    kl_beta: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="KL penalty towards the base model (0 = none; then no reference pass).",
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group",
+        description="Divide advantages by the reward spread of the group, the batch, or not "
+        "at all (none avoids a bias towards easy prompts).",
+    )
+    completions_logged: int = Field(
+        8, ge=0, le=256, description="Sampled answers kept with their rewards per logged step."
+    )
+    judge_model: str = Field("", description="Model of the LLM judge reward at the endpoint.")
+    judge_base_url: str | None = Field(
+        None, description="Endpoint of the LLM judge reward (default: Settings)."
+    )
+
+    @field_validator("rewards")
+    @classmethod
+    def _reward_specs(cls, value: list[str]) -> list[str]:
+        from backend.train.rewards import parse_spec
+
+        return [parse_spec(v).text for v in value if v.strip()]
+
+    @model_validator(mode="after")
+    def _groups_fit(self) -> GRPORunConfig:
+        if not self.rewards:
+            raise ValueError("rewards: give at least one reward function")
+        if (self.batch_size * self.grad_accum) % self.num_generations:
+            raise ValueError(
+                f"num_generations: {self.num_generations} must divide examples per step x "
+                f"steps per update ({self.batch_size} x {self.grad_accum})"
+            )
+        return self
+
+
 # method name -> its config class (the runner of each is in backend.train.sft.RUNNERS)
-METHODS: dict[str, type[RunConfig]] = {"sft": SFTRunConfig, "dpo": DPORunConfig}
+METHODS: dict[str, type[RunConfig]] = {
+    "sft": SFTRunConfig,
+    "dpo": DPORunConfig,
+    "kto": KTORunConfig,
+    "grpo": GRPORunConfig,
+}
 
 # (group title, field names) in form order; every field of every method appears once.
 GROUPS: list[tuple[str, list[str]]] = [
     ("Model", "base_model init_adapter method beta quant merge".split()),
     ("Data", "dataset eval_split max_length packing assistant_only_loss".split()),
+    (
+        "Alignment",
+        "desirable_weight undesirable_weight sources rewards num_generations "
+        "max_completion_length gen_temperature kl_beta scale_rewards completions_logged "
+        "judge_model judge_base_url".split(),
+    ),
     ("LoRA", "lora_r lora_alpha lora_dropout target_modules".split()),
     (
         "Optimisation",
@@ -259,6 +408,7 @@ GROUPS: list[tuple[str, list[str]]] = [
         "save_total_limit".split(),
     ),
     ("Evaluation", "eval_steps eval_prompts n_eval_prompts max_new_tokens temperature".split()),
+    ("Compute", "executor processes fsdp ray_address".split()),
 ]
 
 
@@ -276,7 +426,22 @@ LABELS: dict[str, tuple[str, str]] = {
     "base_model": ("Base model", "model_name_or_path (transformers)"),
     "init_adapter": ("Start from an earlier adapter", "a PEFT adapter folder"),
     "method": ("Training method", "the TRL trainer: SFTTrainer or DPOTrainer"),
-    "beta": ("How far from the base model (DPO)", "beta (TRL DPOConfig)"),
+    "beta": ("How far from the base model (DPO, KTO)", "beta (TRL DPOConfig, KTOConfig)"),
+    "desirable_weight": ("Weight of good answers (KTO)", "desirable_weight (TRL KTOConfig)"),
+    "undesirable_weight": ("Weight of bad answers (KTO)", "undesirable_weight (TRL KTOConfig)"),
+    "sources": ("Where the rows came from", "lineage"),
+    "rewards": ("Reward functions (GRPO)", "reward_funcs, reward_weights (TRL GRPOTrainer)"),
+    "num_generations": ("Answers sampled per prompt", "num_generations (TRL GRPOConfig)"),
+    "max_completion_length": (
+        "Longest sampled answer (tokens)",
+        "max_completion_length (TRL GRPOConfig)",
+    ),
+    "gen_temperature": ("Sampling temperature", "temperature (TRL GRPOConfig)"),
+    "kl_beta": ("Pull towards the base model (GRPO)", "beta (TRL GRPOConfig)"),
+    "scale_rewards": ("Scale rewards by", "scale_rewards (TRL GRPOConfig)"),
+    "completions_logged": ("Answers kept per step", "log_completions (TRL GRPOConfig)"),
+    "judge_model": ("Judge model", "an OpenAI-compatible chat model"),
+    "judge_base_url": ("Judge endpoint", "base_url (OpenAI SDK)"),
     "quant": ("Quantization", "load_in_4bit, NF4 (bitsandbytes): QLoRA"),
     "merge": ("Also save a merged model", "merge_and_unload (PEFT)"),
     "dataset": ("Dataset", "train_dataset"),
@@ -302,6 +467,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "n_eval_prompts": ("Held-out prompts to answer", "number of eval prompts"),
     "max_new_tokens": ("Answer length (tokens)", "max_new_tokens (generate)"),
     "temperature": ("Answer temperature", "temperature (generate)"),
+    "executor": ("Where it trains", "executor: local | accelerate launch | Ray Jobs API"),
+    "processes": ("Processes", "num_processes (accelerate launch)"),
+    "fsdp": ("Shard the model across processes", "FSDP (accelerate)"),
+    "ray_address": ("Ray cluster address", "JobSubmissionClient address (Ray Jobs API)"),
 }
 
 
@@ -389,8 +558,44 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+# executor -> (the package it needs, how to install it)
+EXECUTOR_PACKAGES = {
+    "accelerate": ("accelerate", "pip install accelerate"),
+    "ray": ("ray", "pip install 'finetune-studio[ray]' (ray[default])"),
+}
+
+
+def missing_executor_package(executor: str) -> str | None:
+    """Why `executor` cannot run here (its package is not installed), or None."""
+    import importlib.util
+
+    if executor not in EXECUTOR_PACKAGES:
+        return None
+    module, install = EXECUTOR_PACKAGES[executor]
+    if importlib.util.find_spec(module) is None:
+        return f"executor {executor} needs the {module} package, which is not installed: {install}"
+    return None
+
+
+def check_executor(config: RunConfig) -> None:
+    """Refuse a run whose executor cannot start here (ConfigError names the field)."""
+    from backend.config import Settings
+
+    problem = missing_executor_package(config.executor)
+    if problem:
+        raise ConfigError(f"executor: {problem}")
+    if config.executor == "accelerate" and config.processes < 2:
+        raise ConfigError("processes: the accelerate executor needs at least 2 processes")
+    if config.executor == "ray" and not (config.ray_address or Settings().ray_address):
+        raise ConfigError(
+            "ray_address: the ray executor needs a cluster address: --ray-address URL or the "
+            "FTSTUDIO_RAY_ADDRESS setting (the Jobs API URL, e.g. http://127.0.0.1:8265)"
+        )
+
+
 def preflight(config: RunConfig) -> None:
     """Check the model, the data and the target modules; raise ConfigError naming the field."""
+    check_executor(config)
     model = Path(config.base_model).expanduser()
     if not model.exists():
         if (

@@ -1,15 +1,18 @@
 """The `train` job: LoRA / QLoRA fine-tuning with TRL + PEFT inside a studio worker.
 
 `run_train` is the job's runner: it picks the spec's method from `RUNNERS` (sft here, dpo in
-backend.train.dpo) and runs it through the shared skeleton (backend.train.common), which reads
-`spec.data_path`, trains with a cosine schedule and warm-up, checkpoints every `save_steps` into
-runs/<job_id>/checkpoints, and on a re-queued job (`ftstudio jobs resume ID`) continues from the
-last checkpoint with the same step and data order. Afterwards it saves the adapter
-(runs/<id>/adapter), optionally a merged model, evaluates, and writes run.jsonl /
-run_eval.jsonl / generations.jsonl for ingest.
+backend.train.dpo, kto and grpo in backend.train.kto and backend.train.grpo) and runs it
+through the shared skeleton (backend.train.common), which reads `spec.data_path`, trains with a
+cosine schedule and warm-up, checkpoints every `save_steps` into runs/<job_id>/checkpoints, and
+on a re-queued job (`ftstudio jobs resume ID`) continues from the last checkpoint with the same
+step and data order. Afterwards it saves the adapter (runs/<id>/adapter), optionally a merged
+model, evaluates, and writes run.jsonl / run_eval.jsonl / generations.jsonl for ingest.
 
-What is SFT's own: chat rows of {"messages": [...]}, TRL's SFTTrainer with packing and
-assistant-only loss, an optional start from a previous adapter, perplexity.
+What is SFT's own: chat rows of {"messages": [...], "tools"?: [...]}, TRL's SFTTrainer with
+packing and assistant-only loss, an optional start from a previous adapter, perplexity. Tool
+use reaches the chat template whole: `tools` is passed to it (TRL's `tools` column) and the
+assistant's `tool_calls` and the `tool` turns are kept, each turn as its own JSON value so that
+Arrow does not merge the keys of different turns and different tools' arguments.
 """
 
 from __future__ import annotations
@@ -24,27 +27,58 @@ from backend.train.common import (
     Method,
     load_model,
     lora_config,
-    run_method,
     split,
     trainer_kwargs,
 )
 from backend.train.config import ConfigError, RunConfig, SFTRunConfig
 from backend.train.dpo import DPO
+from backend.train.executors import run_with_executor
+from backend.train.grpo import GRPO
+from backend.train.kto import KTO
 from backend.train.runtime import Runtime
 
-__all__ = ["RUNNERS", "SFT", "build_trainer", "load_examples", "load_model", "run_train", "split"]
+__all__ = [
+    "RUNNERS",
+    "SFT",
+    "build_trainer",
+    "chat_dataset",
+    "load_examples",
+    "load_model",
+    "run_train",
+    "split",
+]
 
 
 def load_examples(path: Path) -> list[dict]:
-    """Rows of {"messages": [...]} from a JSONL file; a bad line is an error naming it."""
+    """Rows of {"messages": [...]} (and "tools" when a line has them) from a JSONL file; a
+    bad line is an error naming it."""
 
     def row(obj: dict) -> dict:
         messages = obj.get("messages")
         if not isinstance(messages, list) or not messages:
             raise ValueError('needs a non-empty "messages" list')
-        return {"messages": messages}
+        tools = obj.get("tools")
+        if tools is not None and not isinstance(tools, list):
+            raise ValueError('"tools" is not a list of tool definitions')
+        return {"messages": messages, "tools": tools} if tools else {"messages": messages}
 
     return list(read_jsonl(path, row, ConfigError))
+
+
+def chat_dataset(rows: list[dict]):
+    """A datasets.Dataset of chat rows for TRL. Each turn is stored as JSON (datasets' `Json`
+    feature): Arrow would otherwise give every turn the union of all turns' keys (a null
+    `tool_calls` on plain turns) and every call's arguments the union of all tools' arguments,
+    which the chat template would render. A `tools` column only when some row has tools."""
+    from datasets import Dataset, Features, Json, List
+
+    features = {"messages": List(Json())}
+    if any(r.get("tools") for r in rows):
+        features["tools"] = Json()
+        rows = [{"messages": r["messages"], "tools": r.get("tools")} for r in rows]
+    else:
+        rows = [{"messages": r["messages"]} for r in rows]
+    return Dataset.from_list(rows, features=Features(features))
 
 
 def training_args(
@@ -78,7 +112,6 @@ class SFT(Method):
         **overrides: Any,
     ) -> Any:
         """SFTTrainer with a fresh LoRA, or on `init_adapter` (trained further)."""
-        from datasets import Dataset
         from trl import SFTTrainer
 
         peft_config = lora_config(config)
@@ -90,8 +123,8 @@ class SFT(Method):
         return SFTTrainer(
             model=model,
             args=training_args(config, rt, output_dir, bool(eval_rows), **overrides),
-            train_dataset=Dataset.from_list(train_rows),
-            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+            train_dataset=chat_dataset(train_rows),
+            eval_dataset=chat_dataset(eval_rows) if eval_rows else None,
             processing_class=tokenizer,
             peft_config=peft_config,
             callbacks=callbacks,
@@ -106,7 +139,7 @@ class SFT(Method):
 
 
 # method name -> what trains it (its config class is backend.train.config.METHODS[name])
-RUNNERS: dict[str, Method] = {"sft": SFT(), "dpo": DPO()}
+RUNNERS: dict[str, Method] = {"sft": SFT(), "dpo": DPO(), "kto": KTO(), "grpo": GRPO()}
 
 
 def build_trainer(config: RunConfig, rt: Runtime, model, tokenizer, *args: Any, **kwargs: Any):
@@ -115,5 +148,5 @@ def build_trainer(config: RunConfig, rt: Runtime, model, tokenizer, *args: Any, 
 
 
 def run_train(ctx: JobContext, spec: RunConfig) -> None:
-    """The `train` job's runner."""
-    run_method(ctx, spec, RUNNERS[spec.method])
+    """The `train` job's runner: here, or through the run's executor (accelerate, ray)."""
+    run_with_executor(ctx, spec, RUNNERS[spec.method])

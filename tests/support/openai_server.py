@@ -79,6 +79,8 @@ def default_responder(body: dict) -> str | dict:
     )
     if "prompt" in last and '"completion"' in last:
         return {"prompt": question, "completion": answer}
+    if '"turns"' in last:
+        return {"turns": [{"user": question, "assistant": answer}]}
     return {
         "messages": [
             {"role": "user", "content": question},
@@ -129,6 +131,34 @@ class _Handler(BaseHTTPRequestHandler):
             },
             headers,
         )
+
+    def _stream(self, content: str, model: str, n: int) -> None:
+        """`"stream": true`: the answer as server-sent chunks, one per word, then [DONE]."""
+        words = [w + " " for w in content.split(" ")]
+        words[-1] = words[-1][:-1]
+        chunks = [{"role": "assistant", "content": ""}] + [{"content": w} for w in words]
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for i, delta in enumerate(chunks):
+                last = i == len(chunks) - 1
+                event = {
+                    "id": f"chatcmpl-{n}",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "delta": delta, "finish_reason": "stop" if last else None}
+                    ],
+                }
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path.rstrip("/").endswith("/models"):
@@ -207,6 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.served += 1
             n = owner.served
+        if body.get("stream"):
+            self._stream(content, body.get("model", owner.model), n)
+            return
         self._json(
             200,
             {
