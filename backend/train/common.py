@@ -33,6 +33,16 @@ from backend.train.runtime import (
 from backend.train.trackers import mirror_run
 
 
+def prompt_text(row: dict) -> str | None:
+    """The prompt of a preference or labelled row as text: the string itself, or the last
+    user turn of a conversational prompt (what the eval generations are asked)."""
+    prompt = row["prompt"]
+    if isinstance(prompt, str):
+        return prompt
+    users = [m.get("content") for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else None
+
+
 def split(rows: list[dict], eval_split: float, seed: int) -> tuple[list[dict], list[dict]]:
     """A deterministic hold-out: the same seed gives the same split on every attempt."""
     if eval_split <= 0 or len(rows) < 2:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.jsonl import read_jsonl
-from backend.train.common import Method, lora_config, trainer_kwargs
+from backend.train.common import Method, lora_config, prompt_text, trainer_kwargs
 from backend.train.config import ConfigError, DPORunConfig, RunConfig
 from backend.train.runtime import Runtime
 
@@ -44,14 +44,6 @@ def dpo_args(config: DPORunConfig, rt: Runtime, output_dir: Path, has_eval: bool
     kwargs.update(beta=config.beta)
     kwargs.update(overrides)
     return DPOConfig(**kwargs)
-
-
-def _prompt_text(row: dict) -> str | None:
-    prompt = row["prompt"]
-    if isinstance(prompt, str):
-        return prompt
-    users = [m.get("content") for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else None
 
 
 class DPO(Method):
@@ -96,5 +88,5 @@ class DPO(Method):
         """The eval prompts given, else the last user turn of each pair's prompt."""
         if config.eval_prompts:
             return list(config.eval_prompts)
-        texts = (p for p in map(_prompt_text, [*eval_rows, *train_rows]) if p)
+        texts = (p for p in map(prompt_text, [*eval_rows, *train_rows]) if p)
         return list(dict.fromkeys(texts))[: config.n_eval_prompts]

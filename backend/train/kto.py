@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.jsonl import read_jsonl
-from backend.train.common import Method, lora_config, trainer_kwargs
+from backend.train.common import Method, lora_config, prompt_text, trainer_kwargs
 from backend.train.config import ConfigError, KTORunConfig, RunConfig
 from backend.train.runtime import Runtime
 
@@ -83,14 +83,6 @@ def kto_args(config: KTORunConfig, rt: Runtime, output_dir: Path, has_eval: bool
     return KTOConfig(**kwargs)
 
 
-def _prompt_text(row: dict) -> str | None:
-    prompt = row["prompt"]
-    if isinstance(prompt, str):
-        return prompt
-    users = [m.get("content") for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else None
-
-
 class KTO(Method):
     """Kahneman-Tversky optimisation on answers marked desirable or undesirable."""
 
@@ -147,5 +139,5 @@ class KTO(Method):
         """The eval prompts given, else the last user turn of each row's prompt."""
         if config.eval_prompts:
             return list(config.eval_prompts)
-        texts = (p for p in map(_prompt_text, [*eval_rows, *train_rows]) if p)
+        texts = (p for p in map(prompt_text, [*eval_rows, *train_rows]) if p)
         return list(dict.fromkeys(texts))[: config.n_eval_prompts]
