@@ -31,15 +31,55 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
+STUDIO_PROCESSES = ("backend.jobs.worker", "backend.jobs.run", "backend.train.rank")
+
+
+def stop_studio_processes(under: Path) -> list[int]:
+    """Kill the workers, jobs and ranks whose workspace lies under `under` (a CLI command in a
+    test starts a worker that would otherwise wait out its idle time after the run)."""
+    import signal
+
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = [a.decode(errors="replace") for a in args]
+        inside = [a for a in text if a == str(under) or a.startswith(f"{under}/")]
+        if not inside or not any(m in text for m in STUDIO_PROCESSES):
+            continue
+        pid = int(proc.name)
+        try:  # a worker leads its own session: its jobs go with it
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
+            pass
+    return killed
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_studio_process_outlives_the_run(tmp_path_factory):
+    yield
+    stop_studio_processes(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Workspace:
-    """An empty workspace that Settings() also points at (FTSTUDIO_WORKSPACE)."""
+    """An empty workspace that Settings() also points at (FTSTUDIO_WORKSPACE); the workers
+    and jobs a test started over it are stopped when the test ends."""
     root = tmp_path / "workspace"
     monkeypatch.setenv("FTSTUDIO_WORKSPACE", str(root))
     monkeypatch.setenv("FTSTUDIO_HEARTBEAT_S", "0.5")
     for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
         monkeypatch.delenv(var, raising=False)
-    return Workspace(root).ensure()
+    yield Workspace(root).ensure()
+    stop_studio_processes(root)
 
 
 @pytest.fixture
