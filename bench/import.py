@@ -49,7 +49,7 @@ def child_studio(path: str, ws_dir: str) -> dict:
     from backend.action import Ctx
     from backend.config import Settings
     from backend.store import Store
-    from backend.synth.actions import import_file
+    from backend.synth.import_actions import import_file
     from backend.workspace import Workspace
 
     ws = Workspace(Path(ws_dir)).ensure()

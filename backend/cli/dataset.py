@@ -149,11 +149,11 @@ def import_(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Import a file as a new version; all or nothing, bad rows named (or --skip-invalid)."""
-    from backend.synth import actions
+    from backend.synth import import_actions
 
     with common.opened(ingest=False) as ctx:
         try:
-            v = actions.import_file(
+            v = import_actions.import_file(
                 ctx,
                 name,
                 file,
@@ -273,11 +273,11 @@ def export(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Export a version for training (TRL / HF datasets)."""
-    from backend.synth import actions
+    from backend.synth import import_actions
 
     with common.opened(ingest=False) as ctx:
         try:
-            info = actions.export_version(
+            info = import_actions.export_version(
                 ctx, name, format, out, version=version, overwrite=overwrite
             )
         except ValueError as exc:

@@ -7,7 +7,8 @@ an ordered list of example ids with a content hash over them; it never changes o
 nothing. A new version takes over the human-QC sample of the version it follows (the parent,
 else the dataset's newest): kept examples stay in the sample, an edited one passes its place to
 its edit, removed ones leave it. SQL and row mapping only: roles, audit rows and "already done"
-checks live in backend/synth/actions.py, which calls these functions inside its transaction.
+checks live in backend/synth/actions.py, import_actions.py and version_actions.py, which call
+these functions inside their transactions.
 
 Jobs never open DuckDB: a submitter calls `write_version_jsonl` to hand a version to a job.
 """

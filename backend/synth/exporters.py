@@ -21,8 +21,8 @@ folder (the workspace, a project folder) is refused, never moved aside and delet
 `target_problem` says why a path may not receive an export at all: inside a workspace exports
 go under its exports/ folder, never onto the workspace itself, the studio's own files and
 folders, or a folder holding the workspace.
-Pure writing: backend/synth/actions.py `export_version` checks the role, confines the path and
-records the export.
+Pure writing: backend/synth/import_actions.py `export_version` checks the role, confines the
+path and records the export.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ back in the Scan, for the caller to keep beside the version (`ftstudio dataset i
 --skip-invalid`, the import form's checkbox). A file that cannot be read at all (empty,
 binary, unknown type) is refused either way. `preview` reads only the first rows: the shape
 they have and the examples they make, for the import form to show before anything is stored.
-Pure reading: backend/synth/actions.py `import_file` checks the role and stores the version.
+Pure reading: backend/synth/import_actions.py `import_file` checks the role and stores the
+version.
 """
 
 from __future__ import annotations

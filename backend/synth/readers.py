@@ -6,7 +6,7 @@ it needs the network, and says so when there is none).
 Each reader yields lists of (line or row number, row); a row that cannot be read at all (not
 UTF-8, not JSON, too long) comes back as (number, ReadProblem) so the caller counts it where
 it stands. A file that cannot be read at all raises `ImportFileError`. Pure reading: shapes
-are backend/synth/shapes.py's, storing is backend/synth/actions.py's.
+are backend/synth/shapes.py's, storing is backend/synth/import_actions.py's.
 """
 
 from __future__ import annotations

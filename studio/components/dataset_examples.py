@@ -16,7 +16,7 @@ import streamlit as st
 from backend.action import AlreadyDone
 from backend.store import Store
 from backend.store import datasets as ds
-from backend.synth import actions
+from backend.synth import version_actions
 from studio import auth
 from studio.components.safe_text import md_escape
 
@@ -84,7 +84,7 @@ def examples_tab(
         st.caption(f"{len(items)} of {version['n_examples']} examples in v{version['number']}")
         if (text or topic) and items and st.button("Save the matches as a new version"):
             _act(
-                lambda: actions.save_filtered(
+                lambda: version_actions.save_filtered(
                     auth.ctx(), dataset, text=text, topic=topic, version=version["number"]
                 ),
                 lambda v: f"Saved v{v['number']} with {v['n_examples']} matching examples.",
@@ -125,7 +125,7 @@ def examples_tab(
                                 {"role": "assistant", "content": answer}
                             ]
                             _act(
-                                lambda: actions.edit_example(
+                                lambda: version_actions.edit_example(
                                     auth.ctx(), dataset, example["id"], msgs
                                 ),
                                 lambda v: f"Saved v{v['number']} with the edited example.",

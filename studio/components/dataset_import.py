@@ -10,7 +10,7 @@ import streamlit as st
 
 from backend.action import AlreadyDone
 from backend.security import MAX_UPLOAD_BYTES
-from backend.synth import actions
+from backend.synth import import_actions
 from studio import auth
 from studio.components.safe_text import md_escape
 
@@ -38,7 +38,7 @@ def _first_turns(example: dict | None) -> str:
 
 def _preview(upload, mapping: str) -> None:
     try:
-        seen = actions.preview_upload(auth.ctx(), upload.name, upload, mapping=mapping)
+        seen = import_actions.preview_upload(auth.ctx(), upload.name, upload, mapping=mapping)
     except ValueError as exc:
         st.error(md_escape(exc))
         return
@@ -89,7 +89,7 @@ def import_form(dataset: str, done: Callable[[str], None]) -> None:
     if not st.button("Import", type="primary"):
         return
     try:
-        v = actions.import_upload(
+        v = import_actions.import_upload(
             auth.ctx(), dataset, upload.name, upload, skip_invalid=skip, mapping=mapping
         )
     except AlreadyDone as exc:

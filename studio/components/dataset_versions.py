@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.security import relative_to_roots
-from backend.synth import actions
+from backend.synth import import_actions
 from backend.synth.exporters import FORMATS, SUFFIX
 from studio import auth, resources, state
 from studio.components.dataset_diff import diff_section
@@ -82,7 +82,7 @@ def _export(dataset: str, version: dict) -> None:
         ctx = auth.ctx()
         st.download_button(
             "Download",
-            data=lambda: actions.download_version(ctx, dataset, fmt, version=n),
+            data=lambda: import_actions.download_version(ctx, dataset, fmt, version=n),
             file_name=name,
             on_click="ignore",
             icon=":material/download:",
@@ -104,7 +104,7 @@ def _export(dataset: str, version: dict) -> None:
         )
         if st.form_submit_button("Export"):
             try:
-                res = actions.export_version(
+                res = import_actions.export_version(
                     auth.ctx(), dataset, fmt, out, version=n, overwrite=overwrite
                 )
             except (ValueError, OSError) as exc:

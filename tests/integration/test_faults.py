@@ -40,7 +40,7 @@ def _export_with_size_limit(ws, out, limit_bytes: int) -> subprocess.CompletedPr
         from backend.action import Ctx
         from backend.config import Settings
         from backend.store import Store
-        from backend.synth.actions import export_version
+        from backend.synth.import_actions import export_version
         from backend.synth.exporters import ExportError
         from backend.workspace import Workspace
         store = Store.open({str(ws.db_path)!r}, run_migrations=False)

@@ -12,8 +12,8 @@ import pytest
 from backend.action import Ctx
 from backend.config import Settings
 from backend.store import datasets as dstore
-from backend.synth.actions import export_version, import_file
 from backend.synth.exporters import SUFFIX
+from backend.synth.import_actions import export_version, import_file
 from tests.integration.test_train_tools import PLAIN, TOOLS, _task, _weather
 
 EXAMPLES = [_weather("Paris", "18 C and sunny"), PLAIN, _task("billing")]

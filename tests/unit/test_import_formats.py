@@ -16,7 +16,7 @@ from backend.config import Settings
 from backend.examples import canonical_json, content_ids, turns_json, version_hash
 from backend.store import datasets as dstore
 from backend.synth import readers
-from backend.synth.actions import export_version, import_file
+from backend.synth.import_actions import export_version, import_file
 from backend.synth.importers import ImportFileError, preview
 
 WEATHER_TOOL = {
@@ -125,7 +125,7 @@ def test_json_array_in_messages_format_keeps_tools_through_versions_and_exports(
         "tool_call_id": "call_1",
     }
     # an edit elsewhere makes a new version that keeps the tool example as it was
-    from backend.synth.actions import edit_example
+    from backend.synth.version_actions import edit_example
 
     edited = [PLAIN_CHAT["messages"][0], {"role": "assistant", "content": "Board menu > Archive."}]
     v2 = edit_example(ctx, "tools", second["id"], edited)

@@ -15,6 +15,7 @@ from backend.prefs.launch import launch_judge
 from backend.store import datasets as dstore
 from backend.store.users import audit_rows
 from backend.synth import actions as synth
+from backend.synth import import_actions
 from backend.train import actions as train_actions
 
 ANALYST = Actor("ann", "analyst")
@@ -47,10 +48,10 @@ def test_each_guarded_call_refuses_a_role_without_the_permission(ws, store, tmp_
         "drift check": lambda a: drift.run_check(as_(store, ws, a), "none"),
         "approve plan": lambda a: drift.approve_plan(as_(store, ws, a), "plan-x"),
         "reject plan": lambda a: drift.reject_plan(as_(store, ws, a), "plan-x"),
-        "export dataset": lambda a: synth.export_version(
+        "export dataset": lambda a: import_actions.export_version(
             as_(store, ws, a), "support", "messages-jsonl", "exports/out.jsonl"
         ),
-        "import dataset": lambda a: synth.import_file(as_(store, ws, a), "support", data),
+        "import dataset": lambda a: import_actions.import_file(as_(store, ws, a), "support", data),
         "import prefs": lambda a: prefs_actions.import_preferences(
             as_(store, ws, a), "p", prefs, "dpo-jsonl"
         ),
@@ -78,11 +79,13 @@ def test_import_and_export_record_who(ws, store, tmp_path):
         '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "%s"}]}\n'
     )
     (ws.root / "in.jsonl").write_text(line % "b")  # a dashboard user's path: in the workspace
-    synth.import_file(as_(store, ws, LEAD), "support", "in.jsonl", label="team.jsonl")
-    synth.export_version(as_(store, ws, LEAD), "support", "messages-jsonl", "exports/out.jsonl")
+    import_actions.import_file(as_(store, ws, LEAD), "support", "in.jsonl", label="team.jsonl")
+    import_actions.export_version(
+        as_(store, ws, LEAD), "support", "messages-jsonl", "exports/out.jsonl"
+    )
     data = tmp_path / "in.jsonl"
     data.write_text(line % "c")
-    synth.import_file(as_(store, ws, None), "support", data)  # the shell
+    import_actions.import_file(as_(store, ws, None), "support", data)  # the shell
     rows = [r for r in audit_rows(store).to_dict("records") if r["action"] != "dataset.create"]
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
         ("lee", "dataset.import"),

@@ -20,7 +20,7 @@ from backend.jobs import worker
 from backend.security import UnsafePathError
 from backend.store import audit
 from backend.store import datasets as dstore
-from backend.synth import actions
+from backend.synth import actions, import_actions, version_actions
 from backend.synth.demo import DEMO_DATASET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +75,20 @@ def calls(store, ws) -> dict:
         "create_dataset": lambda c: actions.create_dataset(c, "new-ds"),
         "save_recipe": lambda c: actions.save_recipe(c, "support", {"topics": ["exports"]}),
         "generate": lambda c: actions.generate(c, "support", changes={"per_topic": 2}),
-        "import_file": lambda c: actions.import_file(c, "support", "in.jsonl"),
-        "import_upload": lambda c: actions.import_upload(c, "support", "up.jsonl", upload),
-        "export_version": lambda c: actions.export_version(
+        "import_file": lambda c: import_actions.import_file(c, "support", "in.jsonl"),
+        "import_upload": lambda c: import_actions.import_upload(c, "support", "up.jsonl", upload),
+        "export_version": lambda c: import_actions.export_version(
             c, "support", "messages-jsonl", "exports/out.jsonl"
         ),
-        "download_version": lambda c: actions.download_version(c, "support", "parquet"),
-        "edit_example": lambda c: actions.edit_example(c, "support", *latest_first(store)),
-        "save_selection": lambda c: actions.save_selection(c, "support", [v1[0]["id"]], version=1),
-        "save_filtered": lambda c: actions.save_filtered(c, "support", topic="gantt", version=1),
-        "save_version": lambda c: actions.save_version(c, "support", [chat("New?")]),
+        "download_version": lambda c: import_actions.download_version(c, "support", "parquet"),
+        "edit_example": lambda c: version_actions.edit_example(c, "support", *latest_first(store)),
+        "save_selection": lambda c: version_actions.save_selection(
+            c, "support", [v1[0]["id"]], version=1
+        ),
+        "save_filtered": lambda c: version_actions.save_filtered(
+            c, "support", topic="gantt", version=1
+        ),
+        "save_version": lambda c: version_actions.save_version(c, "support", [chat("New?")]),
         "seed_demo_dataset": lambda c: actions.seed_demo_dataset(c),
     }
 
@@ -151,18 +155,18 @@ def test_each_allowed_action_writes_one_audit_row_naming_the_actor(ws, seeded):
 
 def test_the_same_content_twice_makes_one_version(ws, seeded):
     store, ctx = seeded, as_(seeded, ws, LEAD)
-    made = actions.save_version(ctx, "support", [chat("A?"), chat("B?")])
+    made = version_actions.save_version(ctx, "support", [chat("A?"), chat("B?")])
     with pytest.raises(AlreadyDone, match=r"support v2 already holds these 2 examples") as err:
-        actions.save_version(ctx, "support", [chat("A?"), chat("B?"), chat("A?")])
+        version_actions.save_version(ctx, "support", [chat("A?"), chat("B?"), chat("A?")])
     assert err.value.result["id"] == made["id"]
     # an import of the same rows, a selection of all of them, an unchanged edit: no version
     (ws.root / "same.jsonl").write_text("".join(json.dumps(chat(q)) + "\n" for q in ("A?", "B?")))
     items = dstore.version_examples(store, made["id"])
     for again in (
-        lambda: actions.import_file(ctx, "support", "same.jsonl"),
-        lambda: actions.save_selection(ctx, "support", [e["id"] for e in items]),
-        lambda: actions.edit_example(ctx, "support", items[0]["id"], items[0]["messages"]),
-        lambda: actions.save_filtered(ctx, "support", text="?"),
+        lambda: import_actions.import_file(ctx, "support", "same.jsonl"),
+        lambda: version_actions.save_selection(ctx, "support", [e["id"] for e in items]),
+        lambda: version_actions.edit_example(ctx, "support", items[0]["id"], items[0]["messages"]),
+        lambda: version_actions.save_filtered(ctx, "support", text="?"),
     ):
         with pytest.raises(AlreadyDone):
             again()
@@ -174,14 +178,14 @@ def test_an_edit_twice_answers_already(ws, seeded):
     store, ctx = seeded, as_(seeded, ws, LEAD)
     first = dstore.version_examples(store, dstore.resolve_version(store, "support")["id"])[0]
     better = first["messages"][:-1] + [{"role": "assistant", "content": "Billing > Invoices."}]
-    v2 = actions.edit_example(ctx, "support", first["id"], better)
+    v2 = version_actions.edit_example(ctx, "support", first["id"], better)
     items = dstore.version_examples(store, v2["id"])
     assert items[0]["parent_id"] == first["id"] and items[0]["origin"]["edited"] is True
     assert v2["parent_version_id"] == dstore.resolve_version(store, "support", 1)["id"]
     with pytest.raises(AlreadyDone, match="already edited"):
-        actions.edit_example(ctx, "support", first["id"], better)
+        version_actions.edit_example(ctx, "support", first["id"], better)
     with pytest.raises(dstore.DatasetNotFound, match="is not in support v2"):
-        actions.edit_example(ctx, "support", "f" * 64, better)
+        version_actions.edit_example(ctx, "support", "f" * 64, better)
     v1 = dstore.resolve_version(store, "support", 1)
     assert dstore.version_examples(store, v1["id"])[0]["id"] == first["id"]  # unchanged
 
@@ -220,7 +224,9 @@ def test_two_threads_saving_the_same_version_make_one(ws, seeded):
     store, ctx = seeded, as_(seeded, ws, LEAD)
     for i in range(3):
         examples = [chat(f"Race {i}?"), chat("Shared?")]
-        results, errors = _race(lambda ex=examples: actions.save_version(ctx, "support", ex))
+        results, errors = _race(
+            lambda ex=examples: version_actions.save_version(ctx, "support", ex)
+        )
         assert len(results) == 1 and len(errors) == 1, errors
         assert isinstance(errors[0], AlreadyDone), repr(errors[0])
         assert errors[0].result["id"] == results[0]["id"]
@@ -230,7 +236,7 @@ def test_two_threads_saving_the_same_version_make_one(ws, seeded):
 
 def test_two_threads_importing_or_creating_at_once(ws, seeded):
     store, ctx = seeded, as_(seeded, ws, LEAD)
-    results, errors = _race(lambda: actions.import_file(ctx, "support", "in.jsonl"))
+    results, errors = _race(lambda: import_actions.import_file(ctx, "support", "in.jsonl"))
     assert len(results) == 1 and [type(e) for e in errors] == [AlreadyDone]
     results, errors = _race(lambda: actions.create_dataset(ctx, "twice"))
     assert len(results) == 1 and [type(e) for e in errors] == [dstore.DatasetExists]
@@ -241,13 +247,13 @@ def test_paths_from_the_dashboard_stay_in_the_workspace(ws, seeded, tmp_path):
     store, ctx = seeded, as_(seeded, ws, LEAD)
     for typed in ("../x.jsonl", str(tmp_path / "x.jsonl")):
         with pytest.raises(UnsafePathError):
-            actions.export_version(ctx, "support", "messages-jsonl", typed)
+            import_actions.export_version(ctx, "support", "messages-jsonl", typed)
         with pytest.raises(UnsafePathError):
-            actions.import_file(ctx, "support", typed)
+            import_actions.import_file(ctx, "support", typed)
     assert audit_rows(store) == []
     # the shell writes where it is told
     out = tmp_path / "shell.jsonl"
-    info = actions.export_version(as_(store, ws, None), "support", "messages-jsonl", out)
+    info = import_actions.export_version(as_(store, ws, None), "support", "messages-jsonl", out)
     assert info["examples"] == 3 and out.exists()
     assert [(r["actor"], r["action"]) for r in audit_rows(store)] == [("shell", "dataset.export")]
 
@@ -255,17 +261,17 @@ def test_paths_from_the_dashboard_stay_in_the_workspace(ws, seeded, tmp_path):
 def test_selection_and_filter_make_versions_of_their_examples(ws, seeded):
     store, ctx = seeded, as_(seeded, ws, LEAD)
     items = dstore.version_examples(store, dstore.resolve_version(store, "support")["id"])
-    v2 = actions.save_selection(ctx, "support", [items[2]["id"], items[0]["id"]])
+    v2 = version_actions.save_selection(ctx, "support", [items[2]["id"], items[0]["id"]])
     assert [e["id"] for e in dstore.version_examples(store, v2["id"])] == [
         items[0]["id"],
         items[2]["id"],
     ]
-    v3 = actions.save_filtered(ctx, "support", topic="gantt", version=1)
+    v3 = version_actions.save_filtered(ctx, "support", topic="gantt", version=1)
     assert v3["n_examples"] == 1 and "topic 'gantt'" in v3["note"]
     with pytest.raises(dstore.DatasetNotFound, match="1 selected examples are not in"):
-        actions.save_selection(ctx, "support", ["nope"])
+        version_actions.save_selection(ctx, "support", ["nope"])
     with pytest.raises(ActionError, match="nothing to make a version of"):
-        actions.save_filtered(ctx, "support", text="no such words")
+        version_actions.save_filtered(ctx, "support", text="no such words")
 
 
 def test_generate_builds_the_spec_and_creates_the_dataset(ws, store):
@@ -288,7 +294,7 @@ def test_generate_builds_the_spec_and_creates_the_dataset(ws, store):
 
 def test_actions_need_the_database(ws):
     with pytest.raises(ActionError, match="needs the database|does not hold"):
-        actions.save_version(as_(None, ws, None), "support", [chat("q")])
+        version_actions.save_version(as_(None, ws, None), "support", [chat("q")])
 
 
 def _module_file(name: str) -> Path | None:

@@ -9,8 +9,9 @@ import pytest
 from backend.action import Ctx
 from backend.config import Settings
 from backend.store import datasets as dstore
-from backend.synth.actions import export_version, seed_demo_dataset
+from backend.synth.actions import seed_demo_dataset
 from backend.synth.exporters import FORMATS, ExportError
+from backend.synth.import_actions import export_version
 
 
 @pytest.fixture
@@ -183,7 +184,7 @@ def test_a_download_is_the_export_file_as_bytes_and_audited(ws, store):
 
     import pyarrow.parquet as pq
 
-    from backend.synth.actions import download_version
+    from backend.synth.import_actions import download_version
 
     ctx = Ctx(store=store, ws=ws, settings=Settings(), actor=None)
     seed_demo_dataset(ctx)

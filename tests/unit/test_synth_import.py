@@ -11,8 +11,9 @@ import pytest
 from backend.action import Ctx
 from backend.config import Settings
 from backend.store import datasets as dstore
-from backend.synth.actions import import_file, seed_demo_dataset
+from backend.synth.actions import seed_demo_dataset
 from backend.synth.demo import DEMO_DATASET
+from backend.synth.import_actions import import_file
 from backend.synth.importers import ImportFileError, read_examples
 
 GOOD = {
@@ -268,7 +269,7 @@ class Endless(io.RawIOBase):
 
 def test_an_upload_is_streamed_to_disk_and_stopped_at_the_cap(ctx, store):
     from backend.security import UploadError
-    from backend.synth.actions import import_upload
+    from backend.synth.import_actions import import_upload
 
     stream = Endless()
     with pytest.raises(UploadError) as err:
