@@ -43,6 +43,34 @@ def prompt_text(row: dict) -> str | None:
     return users[-1] if users else None
 
 
+def prompts_of_rows(config: RunConfig, eval_rows: list[dict], train_rows: list[dict]) -> list:
+    """The eval prompts given, else the distinct `prompt_text` of the rows (eval rows first),
+    at most `n_eval_prompts`: what a preference or labelled run's generations are asked."""
+    if config.eval_prompts:
+        return list(config.eval_prompts)
+    texts = (p for p in map(prompt_text, [*eval_rows, *train_rows]) if p)
+    return list(dict.fromkeys(texts))[: config.n_eval_prompts]
+
+
+def lora_trainer(
+    trainer_class, args, config: RunConfig, model, tokenizer, train_rows, eval_rows, callbacks: list
+):
+    """A TRL trainer on a LoRA adapter whose reference is the adapter-off base
+    (ref_model=None): DPO and KTO build theirs the same way."""
+    from datasets import Dataset
+
+    return trainer_class(
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+        callbacks=callbacks,
+    )
+
+
 def split(rows: list[dict], eval_split: float, seed: int) -> tuple[list[dict], list[dict]]:
     """A deterministic hold-out: the same seed gives the same split on every attempt."""
     if eval_split <= 0 or len(rows) < 2:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.jsonl import read_jsonl
-from backend.train.common import Method, lora_config, prompt_text, trainer_kwargs
+from backend.train.common import Method, lora_trainer, prompts_of_rows, trainer_kwargs
 from backend.train.config import ConfigError, DPORunConfig, RunConfig
 from backend.train.runtime import Runtime
 
@@ -70,23 +70,13 @@ class DPO(Method):
     ) -> Any:
         """DPOTrainer with a LoRA adapter; ref_model=None makes the adapter-off base the
         reference."""
-        from datasets import Dataset
         from trl import DPOTrainer
 
-        return DPOTrainer(
-            model=model,
-            ref_model=None,
-            args=dpo_args(config, rt, output_dir, bool(eval_rows), **overrides),
-            train_dataset=Dataset.from_list(train_rows),
-            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-            callbacks=callbacks,
+        args = dpo_args(config, rt, output_dir, bool(eval_rows), **overrides)
+        return lora_trainer(
+            DPOTrainer, args, config, model, tokenizer, train_rows, eval_rows, callbacks
         )
 
     def prompts(self, config: RunConfig, eval_rows: list[dict], train_rows: list[dict]) -> list:
         """The eval prompts given, else the last user turn of each pair's prompt."""
-        if config.eval_prompts:
-            return list(config.eval_prompts)
-        texts = (p for p in map(prompt_text, [*eval_rows, *train_rows]) if p)
-        return list(dict.fromkeys(texts))[: config.n_eval_prompts]
+        return prompts_of_rows(config, eval_rows, train_rows)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.jsonl import read_jsonl
-from backend.train.common import Method, lora_config, prompt_text, trainer_kwargs
+from backend.train.common import Method, lora_trainer, prompts_of_rows, trainer_kwargs
 from backend.train.config import ConfigError, KTORunConfig, RunConfig
 from backend.train.runtime import Runtime
 
@@ -106,7 +106,6 @@ class KTO(Method):
         **overrides: Any,
     ) -> Any:
         """KTOTrainer with a LoRA adapter; weights from the class counts unless given."""
-        from datasets import Dataset
         from trl import KTOTrainer
 
         n_good = sum(r["label"] for r in train_rows)
@@ -124,20 +123,11 @@ class KTO(Method):
                 n_desirable=n_good,
                 n_undesirable=len(train_rows) - n_good,
             )
-        return KTOTrainer(
-            model=model,
-            ref_model=None,
-            args=kto_args(config, rt, output_dir, bool(eval_rows), **overrides),
-            train_dataset=Dataset.from_list(train_rows),
-            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-            callbacks=callbacks,
+        args = kto_args(config, rt, output_dir, bool(eval_rows), **overrides)
+        return lora_trainer(
+            KTOTrainer, args, config, model, tokenizer, train_rows, eval_rows, callbacks
         )
 
     def prompts(self, config: RunConfig, eval_rows: list[dict], train_rows: list[dict]) -> list:
         """The eval prompts given, else the last user turn of each row's prompt."""
-        if config.eval_prompts:
-            return list(config.eval_prompts)
-        texts = (p for p in map(prompt_text, [*eval_rows, *train_rows]) if p)
-        return list(dict.fromkeys(texts))[: config.n_eval_prompts]
+        return prompts_of_rows(config, eval_rows, train_rows)
