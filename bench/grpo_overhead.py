@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import train_overhead  # noqa: E402
 from bench.train_overhead import rate  # noqa: E402
 
 REWARDS = [r"regex:\d@1", "length:4-12@0.5"]
@@ -115,26 +116,8 @@ def run_bare(fields: dict) -> float:
 
 
 def run_studio(fields: dict, ws_root: Path) -> float:
-    """The studio path: validated config, queued job, the job runner with its callbacks."""
-    from backend.jobs import queue
-    from backend.jobs.run import run_job
-    from backend.train.config import make_config
-    from backend.workspace import Workspace
-
-    ws = Workspace(ws_root).ensure()
-    job_id = queue.submit(ws, "train", make_config(fields))  # run here, not by a worker
-    assert queue.claim_next(ws) == job_id
-    state = run_job(ws, job_id)
-    queue.release(ws, job_id)
-    if state != "succeeded":
-        raise SystemExit(f"studio job {state}: {queue.get(ws, job_id).error}")
-    points: dict[int, list[float]] = {}
-    for line in (ws.job_dir(job_id) / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if row["name"] == "tokens_seen":
-            points[row["step"]] = [row["t"], row["value"]]
-    assert (ws.job_dir(job_id) / "completions.jsonl").exists()
-    return rate([tuple(points[s]) for s in sorted(points)])
+    """The studio path (bench/train_overhead.py's), which must also keep sampled answers."""
+    return train_overhead.run_studio(fields, ws_root, outputs=("completions.jsonl",))
 
 
 def main() -> None:

@@ -116,8 +116,9 @@ def run_bare(fields: dict) -> float:
     return rate(points)
 
 
-def run_studio(fields: dict, ws_root: Path) -> float:
-    """The studio path: validated config, queued job, the job runner with its callback."""
+def run_studio(fields: dict, ws_root: Path, outputs: tuple[str, ...] = ()) -> float:
+    """The studio path: validated config, queued job, the job runner with its callback.
+    `outputs`: files the job must have written beside its metrics."""
     from backend.jobs import queue
     from backend.jobs.run import run_job
     from backend.train.config import make_config
@@ -135,6 +136,8 @@ def run_studio(fields: dict, ws_root: Path) -> float:
         row = json.loads(line)
         if row["name"] == "tokens_seen":
             points[row["step"]] = [row["t"], row["value"]]
+    for name in outputs:
+        assert (ws.job_dir(job_id) / name).exists(), name
     return rate([tuple(points[s]) for s in sorted(points)])
 
 
