@@ -14,7 +14,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -80,7 +79,9 @@ def one(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    from backend.train.measure import peak_bytes
+
+    peak, _ = peak_bytes("cpu")  # what a run stores as its measured peak (VmHWM)
     print(json.dumps({"peak": peak, "wall_s": wall}))  # noqa: T201
 
 
